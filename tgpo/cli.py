@@ -1,0 +1,42 @@
+"""The command line: `python -m tgpo <verb> [--help]`.
+
+Each verb lives in its own module, which defines `add_arguments(parser)` and `run(args) -> int`.
+Modules are imported only when their verb runs, so `python -m tgpo methods` does not import
+transformers, math-verify or verl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# verb -> (module, one-line help). Add a verb by adding one line here.
+VERBS: dict[str, tuple[str, str]] = {
+    "methods": ("tgpo.methods_cli", "list every registered method, one name per line"),
+    "train": ("tgpo.engine.cli", "train one experiment with the local engine"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser_for(argv)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(args._module)
+    return int(module.run(args) or 0)
+
+
+def build_parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser, with argument definitions loaded only for the verb named in `argv`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tgpo",
+        description="TGPO reproduction suite: data, training, evaluation and figures.",
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="<verb>")
+    sub.required = True
+    for verb, (module_name, help_text) in VERBS.items():
+        verb_parser = sub.add_parser(verb, help=help_text, description=help_text)
+        verb_parser.set_defaults(_module=module_name)
+        if argv and argv[0] == verb:
+            importlib.import_module(module_name).add_arguments(verb_parser)
+    return parser
