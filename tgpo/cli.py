@@ -15,6 +15,10 @@ import sys
 VERBS: dict[str, tuple[str, str]] = {
     "methods": ("tgpo.methods_cli", "list every registered method, one name per line"),
     "train": ("tgpo.engine.cli", "train one experiment with the local engine"),
+    "world": ("tgpo.mini.world", "write the miniature world: tokenizers, prompts, corpora, benchmarks"),
+    "build-model": ("tgpo.mini.models", "build and pretrain one tiny model of the miniature world"),
+    "traces": ("tgpo.mini.traces", "re-sample training prompts with a teacher, keep verified-correct responses"),
+    "validate-config": ("tgpo.config", "validate config files (schema and cross-references)"),
 }
 
 

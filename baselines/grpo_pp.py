@@ -1,0 +1,18 @@
+"""GRPO++ (Table 1): GRPO (Eq. 4) without KL penalty, token-level (token-mean) aggregation.
+
+Interpretation per notes section 1.6: the authors' `train_grpo_7b.sh` - std-normalised group advantage,
+PPO clip 0.2, entropy 1e-3, no KL, DAPO-style token-level loss. No teacher.
+"""
+
+from tgpo.methods import method_spec, register_method
+
+GRPO_PP = register_method(
+    method_spec(
+        "grpo_pp",
+        "GRPO++",
+        "GRPO (Eq. 4) without KL, token-mean aggregation over the batch (notes 1.6 interpretation); no teacher",
+        defaults_source={
+            "entropy_coef": "authors' train_grpo_7b.sh (notes 1.6): entropy_coeff 0.001",
+        },
+    )
+)

@@ -1,0 +1,19 @@
+"""SimpleRL-Zero (hkust-nlp, SimpleRL-Zoo recipe): GRPO + k3 KL-to-reference loss (coef 1e-4) + entropy 1e-3."""
+
+from tgpo.methods import method_spec, register_method
+
+SIMPLERL_ZERO = register_method(
+    method_spec(
+        "simplerl_zero",
+        "SimpleRL-Zero",
+        "GRPO with a KL-to-reference loss (k3 / low_var_kl, coef 1e-4) and entropy bonus 1e-3 (SimpleRL-Zoo)",
+        needs_reference_model=True,
+        defaults={"kl_coef": 1e-4, "kl_estimator": "k3", "entropy_coef": 1e-3},
+        defaults_source={
+            "kl_coef": "SimpleRL-Zoo README (notes 1.3): --kl_loss_coef 1e-4",
+            "kl_estimator": "SimpleRL-Zoo verl recipe: kl_loss_type low_var_kl (= k3) (notes 7.2)",
+            "entropy_coef": "SimpleRL-Zoo README (notes 1.3): --entropy_coeffient 0.001",
+            "lr": "paper App. B.1 shared lr 1e-6 (their script uses 5e-7; notes 7.2 - chose the shared setup)",
+        },
+    )
+)

@@ -1,0 +1,31 @@
+"""Figure 6: training dynamics of TGPO, RKL, KDRL, GRPO++ and LUFFY (Qwen2.5-Math-1.5B student, Appendix B.3.2).
+
+Panels as in the paper: training reward `critic/score/mean` (left), response length
+`response_length/mean` (middle), gradient norm `actor/grad_norm` (right). Series: the config's
+`report.fig6.series`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from figures.cli import figure_main
+from figures.curves import GRAD_NORM, LENGTH, SCORE, panel_row_figure
+
+NAME = "fig6"
+PANELS = (SCORE, LENGTH, GRAD_NORM)
+
+
+def make(*, spec: Mapping, runs_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    """Write fig6.pdf and fig6.png to `out_dir`; returns the paths by format."""
+    return panel_row_figure(NAME, spec, runs_dir, out_dir, PANELS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return figure_main(NAME, make, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Table 2: TGPO-annealing with different teachers, and without a teacher (GRPO++).
+
+Columns and the marking rule come from paper_numbers.yaml (table2); rows from the config's
+`report.table2`. See figures.tables for the modes and figures.cli for the command line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from figures.cli import table_main
+from figures.tables import make_table
+
+NAME = "table2"
+
+
+def make(*, out_dir: str | Path, mode: str = "reproduced", summary: str | Path | None = None,
+         spec: Mapping | None = None, show_ci: bool = True) -> dict[str, Path]:
+    """Write table2.{md,tex,csv} to `out_dir`; returns the paths by format."""
+    return make_table(NAME, out_dir=out_dir, mode=mode, summary=summary, spec=spec, show_ci=show_ci)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return table_main(NAME, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Experiment configs: load, validate (JSON schema + cross-references), and resolve one run.
+
+A config (`config/*.yaml`) lists models, data, benchmarks, engine defaults and named experiments
+(method + student + teacher + overrides + seeds); see `docs/architecture.md`. Every error names the
+file and the key path, e.g. ``config/default.yaml: experiments.tgpo.hparms: unknown key``, and is
+raised before any job runs (the Snakefile validates on load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+# Methods whose teacher signal is not "none" need a teacher; SFT and LUFFY need teacher traces.
+TEACHER_FREE_SIGNAL = "none"
+
+
+class ConfigError(ValueError):
+    """A config is invalid; the message names the file and the key."""
+
+
+def _schema() -> dict:
+    return json.loads(resources.files("tgpo").joinpath("config_schema.json").read_text())
+
+
+def _key_path(parts) -> str:
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def _describe_schema_error(error, source: str) -> str:
+    import jsonschema  # noqa: F401  (imported for the error type only)
+
+    where = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        prefix = f"{where}." if error.absolute_path else ""
+        return (
+            f"{source}: unknown key {prefix}{', '.join(k for k in unknown)}: "
+            f"{'; '.join(hints)}; expected one of {allowed}"
+        )
+    return f"{source}: {where}: {error.message}"
+
+
+def validate(config: Mapping[str, Any], source: str = "<config>") -> None:
+    """Check `config` against the schema and its cross-references; raise ConfigError naming the key."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise ConfigError(_describe_schema_error(errors[0], source))
+    _check_references(config, source)
+
+
+def _check_references(config: Mapping[str, Any], source: str) -> None:
+    from tgpo.methods import get_method, list_methods
+
+    models = config["models"]
+    experiments = config["experiments"]
+    for name, experiment in experiments.items():
+        where = f"{source}: experiments.{name}"
+        if experiment.get("eval_only"):
+            model = experiment.get("model")
+            if not model:
+                raise ConfigError(f"{where}.model: an eval_only experiment needs `model` (a model key or hub id)")
+            if model not in models and "/" not in model:
+                raise ConfigError(
+                    f"{where}.model: {model!r} is neither a key of `models` ({sorted(models)}) nor a hub id"
+                )
+            continue
+        for key in ("method", "student"):
+            if key not in experiment:
+                raise ConfigError(f"{where}.{key}: missing (a training experiment needs method and student)")
+        try:
+            method = get_method(experiment["method"])
+        except KeyError:
+            raise ConfigError(
+                f"{where}.method: unknown method {experiment['method']!r}; known methods: {list_methods()}"
+            ) from None
+        if experiment["student"] not in models:
+            raise ConfigError(f"{where}.student: {experiment['student']!r} is not a key of `models` ({sorted(models)})")
+        teacher = experiment.get("teacher")
+        if method.teacher_signal != TEACHER_FREE_SIGNAL and not teacher:
+            raise ConfigError(
+                f"{where}.teacher: method {method.name!r} needs a teacher ({method.teacher_signal} signal) "
+                "but none is set"
+            )
+        if teacher and teacher not in models:
+            raise ConfigError(f"{where}.teacher: {teacher!r} is not a key of `models` ({sorted(models)})")
+        if method.uses_teacher_traces and "traces" not in config["data"]:
+            raise ConfigError(f"{where}.method: {method.name!r} trains on teacher traces but `data.traces` is missing")
+    traces = config["data"].get("traces")
+    if traces and traces["teacher"] not in models:
+        raise ConfigError(f"{source}: data.traces.teacher: {traces['teacher']!r} is not a key of `models`")
+    for output, spec in config["report"].items():
+        rows = spec.get("series") or spec.get("rows") or [r for g in spec.get("groups", []) for r in g["rows"]]
+        for index, row in enumerate(rows):
+            if row["experiment"] not in experiments:
+                raise ConfigError(
+                    f"{source}: report.{output}: row {index} names experiment {row['experiment']!r}, "
+                    f"which is not in `experiments`"
+                )
+        for bench in spec.get("benchmarks", []):
+            if bench not in config["benchmarks"]:
+                raise ConfigError(f"{source}: report.{output}.benchmarks: {bench!r} is not a key of `benchmarks`")
+
+
+def load_config(path: str | Path) -> dict:
+    """Read and validate a YAML config; raise ConfigError naming the file and key on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(config).__name__}")
+    validate(config, str(path))
+    return config
+
+
+def results_dir(config: Mapping[str, Any]) -> Path:
+    return Path("results") / config["name"]
+
+
+def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
+    """Where the checkpoint of a model key lives: a built model's folder, a local path, or a hub id."""
+    model = config["models"].get(key_or_id)
+    if model is None:
+        return key_or_id  # a hub id given directly (eval-only released checkpoints)
+    if "build" in model or "prepare" in model:
+        # built (miniature) or prepared (RoPE/context/vocabulary, cluster) by the pipeline itself
+        return str(results_dir(config) / "models" / key_or_id)
+    if "path" in model:
+        return model["path"]
+    return model["hub"]
+
+
+def pipeline_made_model(config: Mapping[str, Any], key: str) -> bool:
+    """True when the pipeline writes this model's checkpoint (so it is a Snakemake input)."""
+    model = config["models"].get(key, {})
+    return "build" in model or "prepare" in model
+
+
+def experiment_seeds(config: Mapping[str, Any], experiment: str) -> list[int]:
+    spec = config["experiments"][experiment]
+    if spec.get("eval_only"):
+        return [0]
+    return list(spec.get("seeds", [config.get("seed", 0)]))
+
+
+def training_experiments(config: Mapping[str, Any]) -> list[str]:
+    return [name for name, spec in config["experiments"].items() if not spec.get("eval_only")]
+
+
+def train_data_path(config: Mapping[str, Any]) -> str:
+    train = config["data"]["train"]
+    return train.get("path") or str(results_dir(config) / "data" / "train.parquet")
+
+
+def traces_path(config: Mapping[str, Any]) -> str:
+    traces = config["data"].get("traces", {})
+    return traces.get("path") or str(results_dir(config) / "data" / "traces.parquet")
+
+
+def resolved_hparams(config: Mapping[str, Any], experiment: str) -> dict:
+    """Method defaults, overridden by the experiment's `hparams`."""
+    from tgpo.methods import get_method
+
+    spec = config["experiments"][experiment]
+    method = get_method(spec["method"])
+    return {**dict(method.defaults), **spec.get("hparams", {})}
+
+
+def resolved_training(config: Mapping[str, Any], experiment: str) -> dict:
+    """Engine settings: config `training`, overridden by the experiment's `training`."""
+    return {**config.get("training", {}), **config["experiments"][experiment].get("training", {})}
+
+
+def config_hash(config: Mapping[str, Any], experiment: str) -> str:
+    """Hash of everything that determines one experiment's training (for run.json)."""
+    spec = config["experiments"][experiment]
+    relevant = {
+        "experiment": spec,
+        "training": resolved_training(config, experiment),
+        "models": {k: config["models"][k] for k in (spec.get("student"), spec.get("teacher")) if k},
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def resolve_run(config: Mapping[str, Any], experiment: str, seed: int):
+    """The RunSpec of one training run of `experiment` with `seed`."""
+    from tgpo.engine.run_spec import RunSpec
+    from tgpo.methods import get_method
+
+    if experiment not in config["experiments"]:
+        raise ConfigError(f"experiments.{experiment}: no such experiment; known: {sorted(config['experiments'])}")
+    spec = config["experiments"][experiment]
+    if spec.get("eval_only"):
+        raise ConfigError(f"experiments.{experiment}: eval_only experiments are not trained")
+    method = get_method(spec["method"])
+    training = resolved_training(config, experiment)
+    hparams = resolved_hparams(config, experiment)
+    # lr / sft_epochs: the experiment's own setting wins, then the config-wide engine default, then
+    # the method's paper-scale default.
+    for key in ("lr", "sft_epochs"):
+        own = spec.get("training", {}).get(key, spec.get("hparams", {}).get(key))
+        if own is not None:
+            training[key] = own
+        elif key not in training and key in method.defaults:
+            training[key] = method.defaults[key]
+    teacher = spec.get("teacher")
+    run_dir = results_dir(config) / "runs" / experiment / f"seed{seed}"
+    return RunSpec(
+        experiment=experiment,
+        method=method.name,
+        hparams=hparams,
+        seed=seed,
+        output_dir=run_dir,
+        student_path=Path(model_location(config, spec["student"])),
+        teacher_path=Path(model_location(config, teacher)) if teacher else None,
+        reference_path=Path(model_location(config, spec["student"])) if method.needs_reference_model or method.needs_reward_model else None,
+        train_data=Path(train_data_path(config)),
+        traces_data=Path(traces_path(config)) if method.uses_teacher_traces else None,
+        config_hash=config_hash(config, experiment),
+        **{k: v for k, v in training.items() if k not in {"n_gpus", "teacher_gpus", "max_prompt_length", "runtime_min"}},
+    )
+
+
+# ---------------------------------------------------------------- CLI: python -m tgpo validate-config
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("configs", nargs="+", help="config YAML files to validate")
+
+
+def run(args: argparse.Namespace) -> int:
+    for path in args.configs:
+        config = load_config(path)
+        n_train = len(training_experiments(config))
+        print(f"{path}: OK ({len(config['experiments'])} experiments, {n_train} trained)")
+    return 0

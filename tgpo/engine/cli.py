@@ -1,0 +1,58 @@
+"""`python -m tgpo train`: train one experiment with the local engine.
+
+Either from a config (`--config <yaml> --experiment <name> --seed <k>`, resolved by
+`tgpo.config.resolve_run`) or from a RunSpec JSON file (`--run-spec <json>`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="experiment config YAML (with --experiment and --seed)")
+    parser.add_argument("--experiment", help="experiment name in the config")
+    parser.add_argument("--seed", type=int, help="seed (one of the experiment's seeds)")
+    parser.add_argument("--run-spec", dest="run_spec", help="a RunSpec JSON file (instead of --config)")
+    parser.add_argument("--output-dir", dest="output_dir", help="override the run's output directory")
+    parser.add_argument("--stop-after-step", dest="stop_after_step", type=int, default=None,
+                        help="stop after this step without the final checkpoint (as if killed; for tests)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar / step lines")
+
+
+def resolve_spec(args: argparse.Namespace):
+    from tgpo.engine.run_spec import RunSpec
+
+    if args.run_spec:
+        if args.config or args.experiment:
+            raise SystemExit("train: give either --run-spec or --config/--experiment/--seed, not both")
+        spec = RunSpec.from_json(args.run_spec)
+    else:
+        missing = [flag for flag, value in (("--config", args.config), ("--experiment", args.experiment),
+                                            ("--seed", args.seed)) if value is None]
+        if missing:
+            raise SystemExit(f"train: missing {', '.join(missing)} (or give --run-spec <json>)")
+        from tgpo import config as config_module
+
+        config = config_module.load_config(args.config)
+        spec = config_module.resolve_run(config, args.experiment, args.seed)
+    if args.output_dir:
+        from pathlib import Path
+
+        spec.output_dir = Path(args.output_dir)
+    return spec
+
+
+def run(args: argparse.Namespace) -> int:
+    from tgpo.engine.trainer import TrainingDiverged, train
+
+    spec = resolve_spec(args)
+    try:
+        result = train(spec, stop_after_step=args.stop_after_step, progress=args.progress)
+    except TrainingDiverged as error:
+        print(f"train: {error}", file=sys.stderr)
+        return 1
+    where = result.final_checkpoint if result.final_checkpoint is not None else f"stopped after step {result.steps_done}"
+    print(f"train: {spec.experiment} seed {spec.seed}: {result.steps_done} steps; {where}")
+    return 0

@@ -1,0 +1,41 @@
+"""Teacher guidance on the student's own trajectory (Eq. 3) and its two integrations.
+
+Eq. 3: J_Guidance = -(1/|y|) sum_t log pi_theta(y_t^T | x, y_<t), with y_t^T the teacher's argmax on the
+student's prefix. TGPO (Eq. 6) adds w_t * J_Guidance to the GRPO loss as a differentiable regulariser;
+TGPO_R (Eq. 5) instead shapes the advantage, A_hat_{i,t} = A_i + lambda * sg[log pi_theta(y_{i,t}^T | .)],
+inside the clipped loss, so the teacher log-prob carries no gradient.
+Positions whose teacher id is not in the student's vocabulary (teacher_valid_mask = 0) contribute nothing.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def guidance_loss_per_token(teacher_token_log_probs: Tensor, teacher_valid_mask: Tensor | None = None) -> Tensor:
+    """-log pi_theta(y_t^T) per token [B, T], zero where the teacher id is invalid (Eq. 3 summand).
+
+    teacher_token_log_probs: [B, T] student log-prob of the teacher's argmax id (differentiable).
+    teacher_valid_mask: [B, T] 1 where the teacher id exists in the student's vocabulary (None = all).
+    Aggregate it with the response mask and the method's loss_agg_mode (token-mean for TGPO).
+    """
+    loss = -teacher_token_log_probs
+    if teacher_valid_mask is not None:
+        loss = loss * teacher_valid_mask.to(loss.dtype)
+    return loss
+
+
+def shaped_advantages(
+    advantages: Tensor,
+    teacher_token_log_probs: Tensor,
+    shaping_lambda: float,
+    teacher_valid_mask: Tensor | None = None,
+) -> Tensor:
+    """Eq. 5: A_hat_{i,t} = A_{i,t} + lambda * sg[log pi_theta(y_t^T)], [B, T], with no gradient path.
+
+    advantages: [B, T]; teacher_token_log_probs: [B, T] (detached here); teacher_valid_mask: [B, T].
+    """
+    bonus = teacher_token_log_probs.detach()
+    if teacher_valid_mask is not None:
+        bonus = bonus * teacher_valid_mask.to(bonus.dtype)
+    return advantages.detach() + shaping_lambda * bonus

@@ -1,0 +1,236 @@
+"""The method registry: what makes each of the twelve training methods different.
+
+A `MethodSpec` names the pieces of the objective library a method composes (advantage estimator, reward,
+aggregation, policy loss, teacher signal, guidance, reverse-KL use) plus its default hyper-parameters
+(each with its source) and its verl overrides. `tgpo.objective` turns a spec into a loss.
+
+TGPO and its variants are registered by `tgpo.tgpo_methods`; each baseline by one module of the
+`baselines` package, imported here with pkgutil on first use, so adding a module adds a method.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+ADVANTAGE_ESTIMATORS = ("grpo", "drgrpo", "rloo", "none")
+REWARD_SOURCES = ("verifier", "sequence_rkl", "verifier+implicit_prm", "none")
+LOSS_AGG_MODES = ("token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+POLICY_LOSSES = ("clipped", "off_policy_mix", "nll")
+TEACHER_SIGNALS = ("none", "argmax", "sampled_log_prob")
+GUIDANCE_KINDS = ("none", "regulariser", "reward_shaping")
+RKL_KINDS = ("none", "token_advantage", "regulariser")
+
+# Every hyper-parameter a method may default or a config `hparams:` may override.
+HPARAM_NAMES = (
+    "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "entropy_coef", "kl_coef", "kl_estimator",
+    "w_init", "delta", "shaping_lambda", "rkl_coef", "rkl_estimator", "reward_mask_correct",
+    "luffy_gamma", "off_policy_per_group", "prime_beta", "prime_coef", "prime_rm_lr",
+    "loss_scale_factor", "lr", "sft_epochs",
+)  # fmt: skip
+
+# The paper's shared setup (Section 4, Appendix B.1) and the authors' common recipe (notes section 0.1).
+SHARED_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "lr": 1e-6,
+        "clip_ratio_low": 0.2,
+        "clip_ratio_high": 0.2,
+        "clip_ratio_c": 3.0,
+        "entropy_coef": 1e-3,
+        "kl_coef": 0.0,
+        "kl_estimator": "k3",
+    }
+)
+SHARED_DEFAULTS_SOURCE: Mapping[str, str] = MappingProxyType(
+    {
+        "lr": "paper App. B.1: constant learning rate 1e-6 for all RL runs",
+        "clip_ratio_low": "authors' train.sh (notes 0.1): PPO clip 0.2 (verl default)",
+        "clip_ratio_high": "authors' train.sh (notes 0.1): PPO clip 0.2 (verl default)",
+        "clip_ratio_c": "verl ActorConfig default dual-clip bound 3.0 (compute_policy_loss_vanilla)",
+        "entropy_coef": "authors' train.sh (notes 0.1): entropy_coeff 0.001 in every training script",
+        "kl_coef": "paper Section 3.2: no explicit KL penalty to the reference (use_kl_loss False)",
+        "kl_estimator": "verl default kl_loss_type low_var_kl (= k3); unused while kl_coef is 0",
+    }
+)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What makes a training method different; see docs/architecture.md for the field meanings."""
+
+    name: str
+    display_name: str
+    summary: str
+    advantage_estimator: str
+    reward_source: str
+    loss_agg_mode: str
+    policy_loss: str
+    teacher_signal: str
+    guidance: str
+    rkl: str
+    needs_reference_model: bool
+    needs_reward_model: bool
+    uses_teacher_traces: bool
+    rollouts: bool
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    defaults_source: Mapping[str, str] = field(default_factory=dict)
+    verl_overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        choices = {
+            "advantage_estimator": ADVANTAGE_ESTIMATORS,
+            "reward_source": REWARD_SOURCES,
+            "loss_agg_mode": LOSS_AGG_MODES,
+            "policy_loss": POLICY_LOSSES,
+            "teacher_signal": TEACHER_SIGNALS,
+            "guidance": GUIDANCE_KINDS,
+            "rkl": RKL_KINDS,
+        }
+        for attribute, allowed in choices.items():
+            value = getattr(self, attribute)
+            if value not in allowed:
+                raise ValueError(f"MethodSpec {self.name!r}: {attribute}={value!r}, expected one of {allowed}")
+        unknown = sorted(set(self.defaults) - set(HPARAM_NAMES))
+        if unknown:
+            raise ValueError(f"MethodSpec {self.name!r}: unknown hyper-parameters {unknown}; known: {HPARAM_NAMES}")
+        unsourced = sorted(set(self.defaults) - set(self.defaults_source))
+        if unsourced:
+            raise ValueError(f"MethodSpec {self.name!r}: defaults without a source string: {unsourced}")
+        if self.guidance != "none" and self.teacher_signal != "argmax":
+            raise ValueError(f"MethodSpec {self.name!r}: guidance={self.guidance!r} needs teacher_signal='argmax'")
+        if self.rkl != "none" and self.teacher_signal != "sampled_log_prob":
+            raise ValueError(f"MethodSpec {self.name!r}: rkl={self.rkl!r} needs teacher_signal='sampled_log_prob'")
+        for attribute in ("defaults", "defaults_source", "verl_overrides"):
+            object.__setattr__(self, attribute, MappingProxyType(dict(getattr(self, attribute))))
+
+
+def verl_overrides_from_defaults(spec_fields: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The Hydra overrides every method shares, derived from its estimator, aggregation and defaults."""
+    overrides: dict[str, Any] = {"algorithm.use_kl_in_reward": False}
+    estimator = spec_fields["advantage_estimator"]
+    if estimator in ("grpo", "drgrpo"):
+        overrides["algorithm.adv_estimator"] = "grpo"
+        overrides["algorithm.norm_adv_by_std_in_grpo"] = estimator == "grpo"
+    elif estimator == "rloo":
+        overrides["algorithm.adv_estimator"] = "rloo"
+    actor = "actor_rollout_ref.actor."
+    overrides[actor + "loss_agg_mode"] = spec_fields["loss_agg_mode"]
+    if defaults.get("loss_scale_factor") is not None:
+        overrides[actor + "loss_scale_factor"] = defaults["loss_scale_factor"]
+    for ours, theirs in (("clip_ratio_low", "clip_ratio_low"), ("clip_ratio_high", "clip_ratio_high"),
+                         ("clip_ratio_c", "clip_ratio_c"), ("entropy_coef", "entropy_coeff"), ("lr", "optim.lr")):  # fmt: skip
+        if ours in defaults:
+            overrides[actor + theirs] = defaults[ours]
+    use_kl_loss = float(defaults.get("kl_coef", 0.0)) > 0
+    overrides[actor + "use_kl_loss"] = use_kl_loss
+    if use_kl_loss:
+        overrides[actor + "kl_loss_coef"] = defaults["kl_coef"]
+        overrides[actor + "kl_loss_type"] = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}.get(
+            defaults["kl_estimator"], defaults["kl_estimator"]
+        )
+    return overrides
+
+
+def method_spec(
+    name: str,
+    display_name: str,
+    summary: str,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    defaults_source: Mapping[str, str] | None = None,
+    verl_overrides: Mapping[str, Any] | None = None,
+    **differences: Any,
+) -> MethodSpec:
+    """A MethodSpec that is GRPO with a verifier reward except for `differences`.
+
+    `defaults` extend and override SHARED_DEFAULTS (same for sources); `verl_overrides` extend the
+    overrides derived by `verl_overrides_from_defaults`. A baseline module passes only what differs.
+    """
+    fields: dict[str, Any] = {
+        "advantage_estimator": "grpo",
+        "reward_source": "verifier",
+        "loss_agg_mode": "token-mean",
+        "policy_loss": "clipped",
+        "teacher_signal": "none",
+        "guidance": "none",
+        "rkl": "none",
+        "needs_reference_model": False,
+        "needs_reward_model": False,
+        "uses_teacher_traces": False,
+        "rollouts": True,
+    }
+    unknown = sorted(set(differences) - set(fields))
+    if unknown:
+        raise TypeError(f"method_spec({name!r}): unknown MethodSpec fields {unknown}; known: {sorted(fields)}")
+    fields.update(differences)
+    merged_defaults = {**SHARED_DEFAULTS, **(defaults or {})}
+    merged_sources = {**SHARED_DEFAULTS_SOURCE, **(defaults_source or {})}
+    merged_overrides = {**verl_overrides_from_defaults(fields, merged_defaults), **(verl_overrides or {})}
+    return MethodSpec(
+        name=name,
+        display_name=display_name,
+        summary=summary,
+        defaults=merged_defaults,
+        defaults_source=merged_sources,
+        verl_overrides=merged_overrides,
+        **fields,
+    )
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+_LOADED = False
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    """Add `spec` to the registry (idempotent for an equal spec; a different spec under a taken name fails)."""
+    existing = _REGISTRY.get(spec.name)
+    if existing is not None and existing != spec:
+        raise ValueError(f"register_method: a different method is already registered as {spec.name!r}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_registrations() -> None:
+    """Import tgpo.tgpo_methods and every module of the `baselines` package (once)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    importlib.import_module("tgpo.tgpo_methods")
+    baselines = importlib.import_module("baselines")
+    for module in pkgutil.iter_modules(baselines.__path__, prefix="baselines."):
+        importlib.import_module(module.name)
+
+
+def list_methods() -> list[str]:
+    """Names of every registered method, TGPO's first, then the baselines in registration order."""
+    _load_registrations()
+    return list(_REGISTRY)
+
+
+def get_method(name: str) -> MethodSpec:
+    """The spec registered as `name`; KeyError listing the known names otherwise."""
+    _load_registrations()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown method {name!r}; known methods: {', '.join(list_methods())}")
+    return _REGISTRY[name]
+
+
+def resolve_hparams(method: MethodSpec, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The method's defaults updated by `overrides` (a config's `hparams:`); unknown keys raise KeyError."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(HPARAM_NAMES))
+    if unknown:
+        raise KeyError(
+            f"hparams for method {method.name!r}: unknown keys {unknown}; known: {', '.join(HPARAM_NAMES)}"
+        )
+    return {**method.defaults, **overrides}
+
+
+def with_overrides(method: MethodSpec, **changes: Any) -> MethodSpec:
+    """A copy of `method` with some fields changed (tests, ablations); not registered."""
+    return replace(method, **changes)

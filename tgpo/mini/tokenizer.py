@@ -1,0 +1,65 @@
+"""Character-level HF tokenizers of the miniature world.
+
+The student tokenizer is a `PreTrainedTokenizerFast` over single characters (a `tokenizers` WordLevel
+model after a one-character split) with `<pad>` (id 0), `</s>` (EOS, id 1) and `<unk>` (id 2). There is
+no BOS: prompts are fed as they are (the local sampler encodes prompts with add_special_tokens=False).
+
+The cross-family teachers' tokenizer is the student's vocabulary plus TEACHER_EXTRA_TOKENS appended at
+the end (ids >= the student's vocabulary size). The teachers use them to wrap their rare chain of
+thought, so some teacher argmax ids fall outside the student's vocabulary, as with Qwen3-30B-A3B's
+thinking tokens against Qwen2.5-Math's vocabulary; the engine masks those ids (teacher_valid_mask).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tgpo.mini.task import CHOICE_LABELS, THINK_CLOSE, THINK_OPEN
+
+PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
+SPECIAL_TOKENS = [PAD, EOS, UNK]
+CHARACTERS = list("0123456789+=;#.:|") + list(CHOICE_LABELS)
+TEACHER_EXTRA_TOKENS = [THINK_OPEN, THINK_CLOSE]
+
+
+def build_tokenizer(extra_tokens: list[str] | None = None):
+    """The student tokenizer, or with `extra_tokens` appended (ids after every student id)."""
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + CHARACTERS)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    backend.add_special_tokens([AddedToken(token, special=True) for token in SPECIAL_TOKENS])
+    if extra_tokens:
+        backend.add_tokens([AddedToken(token, special=False, normalized=False) for token in extra_tokens])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token=PAD, eos_token=EOS, unk_token=UNK,
+        clean_up_tokenization_spaces=False, padding_side="left", model_max_length=512,
+    )
+    expected = len(vocab) + len(extra_tokens or [])
+    if len(tokenizer) != expected:
+        raise RuntimeError(f"tokenizer has {len(tokenizer)} tokens, expected {expected}")
+    return tokenizer
+
+
+def build_student_tokenizer():
+    return build_tokenizer()
+
+
+def build_teacher_tokenizer():
+    """Student vocabulary + TEACHER_EXTRA_TOKENS (the cross-family tokenizer)."""
+    return build_tokenizer(TEACHER_EXTRA_TOKENS)
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    """Token ids of `text` (no special tokens added); raises on characters outside the vocabulary."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if tokenizer.unk_token_id in ids:
+        raise ValueError(f"text {text!r} has characters outside the miniature vocabulary {''.join(CHARACTERS)!r}")
+    return ids
+
+
+def save_tokenizer(tokenizer, directory: str | Path) -> None:
+    tokenizer.save_pretrained(str(directory))

@@ -1,0 +1,166 @@
+"""Verb `world`: write the miniature world (task data, tokenizers, pretraining corpora, benchmarks).
+
+    python -m tgpo world --out results/mini/world --seed 0 [--size ci|small|default]
+
+Layout of --out:
+    tokenizer/                 student tokenizer (character level, save_pretrained)
+    teacher_tokenizer/         cross-family teachers' tokenizer: student vocabulary + <think>, </think>
+    train.parquet              RL training prompts: prompt_id, prompt, answer (natural difficulty mix)
+    corpora/<corpus>.parquet   pretraining text: prompt, response, style, hard, kind
+    benchmarks/<name>.jsonl    the nine benchmark stand-ins (see tgpo.mini.benchmarks)
+    world.json                 sizes, seed, answer regex, corpus and benchmark descriptions
+
+Every problem of a benchmark is held out of the training prompts, of the other benchmarks and of every
+pretraining corpus. The students' corpus has no hard problem (the knowledge only teachers have).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tgpo import io
+from tgpo.mini import benchmarks as bench
+from tgpo.mini.task import (
+    ANSWER_REGEX, CHOICE_LABELS, HARD_COLUMN_TOTAL, Problem, choice_solution, distractors, random_problem,
+    render_choice_prompt, solution,
+)
+from tgpo.mini.tokenizer import build_student_tokenizer, build_teacher_tokenizer
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """Who writes this text and how: the pretraining mixture of one model family."""
+
+    name: str
+    includes_hard: bool  # False: the students never see a hard problem
+    cot_share: float  # share of chain-of-thought responses; the rest are direct answers
+    think_markers: bool  # chain of thought wrapped in <think>...</think> (cross-family tokenizer only)
+    choice_share: float = 0.1  # share of multiple-choice prompts (4 or 10 options)
+
+
+CORPORA: dict[str, CorpusSpec] = {
+    spec.name: spec
+    for spec in [
+        CorpusSpec("student", includes_hard=False, cot_share=0.9, think_markers=False),
+        CorpusSpec("teacher_in_family", includes_hard=True, cot_share=0.9, think_markers=False),
+        CorpusSpec("teacher_cross", includes_hard=True, cot_share=0.1, think_markers=True),
+        CorpusSpec("teacher_cross_r1", includes_hard=True, cot_share=0.5, think_markers=True),
+    ]
+}
+
+WORLD_SIZES = {  # size -> (training prompts, rows per pretraining corpus)
+    "ci": (64, 4_000),
+    "small": (1_000, 30_000),
+    "default": (2_000, 60_000),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, help="world folder, e.g. results/mini/world")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", choices=sorted(WORLD_SIZES), default="default",
+                        help="ci: tiny (tests); small / default: the miniature pipeline")
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = build_world(args.out, seed=args.seed, size=args.size)
+    print(json.dumps(summary["counts"], indent=1))
+    return 0
+
+
+def build_world(out: str | Path, *, seed: int = 0, size: str = "default") -> dict:
+    if size not in WORLD_SIZES:
+        raise ValueError(f"unknown world size {size!r}; expected one of {sorted(WORLD_SIZES)}")
+    import pandas as pd
+
+    out = Path(out)
+    rng = random.Random(seed)
+    n_train, n_corpus = WORLD_SIZES[size]
+
+    held_out: set[tuple[int, int]] = set()
+    benchmark_rows = {}
+    for name, spec in bench.BENCHMARKS.items():
+        benchmark_rows[name] = bench.build_benchmark(spec, bench.rows_for(spec, size), rng, held_out)
+    train = training_prompts(n_train, rng, held_out)
+
+    with io.atomic_dir(out) as tmp:
+        save_tokenizer(build_student_tokenizer(), tmp / "tokenizer")
+        save_tokenizer(build_teacher_tokenizer(), tmp / "teacher_tokenizer")
+        pd.DataFrame(train).to_parquet(tmp / "train.parquet", index=False)
+        (tmp / "corpora").mkdir()
+        for name, spec in CORPORA.items():
+            rows = corpus_rows(spec, n_corpus, random.Random(f"{seed}-{name}"), held_out)
+            pd.DataFrame(rows).to_parquet(tmp / "corpora" / f"{name}.parquet", index=False)
+        (tmp / "benchmarks").mkdir()
+        for name, rows in benchmark_rows.items():
+            (tmp / "benchmarks" / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        summary = world_summary(seed, size, train, benchmark_rows, n_corpus)
+        (tmp / "world.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def save_tokenizer(tokenizer, directory: Path) -> None:
+    tokenizer.save_pretrained(str(directory))
+
+
+def training_prompts(count: int, rng: random.Random, held_out: set[tuple[int, int]]) -> list[dict]:
+    """Distinct problems of natural difficulty, none in a benchmark."""
+    seen: set[tuple[int, int]] = set()
+    rows = []
+    while len(rows) < count:
+        problem = random_problem(rng)
+        key = (problem.a, problem.b)
+        if key in held_out or key in seen:
+            continue
+        seen.add(key)
+        rows.append({"prompt_id": len(rows), "prompt": problem.prompt, "answer": str(problem.answer)})
+    return rows
+
+
+def corpus_rows(spec: CorpusSpec, count: int, rng: random.Random, held_out: set[tuple[int, int]]) -> list[dict]:
+    rows = []
+    while len(rows) < count:
+        problem = random_problem(rng, hard=None if spec.includes_hard else False)
+        if (problem.a, problem.b) in held_out:
+            continue
+        style = "cot" if rng.random() < spec.cot_share else "direct"
+        if rng.random() < spec.choice_share:
+            prompt, response = choice_example(problem, style, spec.think_markers, rng)
+            kind = "choice"
+        else:
+            prompt, response = problem.prompt, solution(problem, style, think_markers=spec.think_markers)
+            kind = "math"
+        rows.append({"prompt": prompt, "response": response, "style": style, "hard": problem.is_hard, "kind": kind})
+    return rows
+
+
+def choice_example(problem: Problem, style: str, think_markers: bool, rng: random.Random) -> tuple[str, str]:
+    options = rng.choice([4, 10])
+    labels = list(CHOICE_LABELS[:options])
+    choices = [problem.answer] + distractors(problem, options - 1, rng)
+    rng.shuffle(choices)
+    label = labels[choices.index(problem.answer)]
+    prompt = render_choice_prompt(problem.prompt, [str(choice) for choice in choices], labels)
+    return prompt, choice_solution(problem, label, style, think_markers=think_markers)
+
+
+def world_summary(seed: int, size: str, train: list[dict], benchmark_rows: dict, n_corpus: int) -> dict:
+    return {
+        "seed": seed,
+        "size": size,
+        "task": "3-digit addition; hard = some column total (carry included) >= %d" % HARD_COLUMN_TOTAL,
+        "answer_regex": ANSWER_REGEX,
+        "answer_format": {
+            "math": "...;#632.  (graded: the integer between the last '#' and the final '.')",
+            "choice": "...;632#B.  (graded: the option label between the last '#' and the final '.')",
+            "choice_prompt": "tgpo.mini.task.render_choice_prompt(question, choices, labels) = '347+285=|A:532|B:632|'",
+        },
+        "counts": {"train": len(train), "corpus_rows": n_corpus,
+                   **{name: len(rows) for name, rows in benchmark_rows.items()}},
+        "corpora": {name: asdict(spec) for name, spec in CORPORA.items()},
+        "benchmarks": {name: asdict(spec) for name, spec in bench.BENCHMARKS.items()},
+    }

@@ -1,0 +1,43 @@
+"""verl plugin entry point (`[project.entry-points."verl.plugins"] tgpo = "tgpo.verl.register"`).
+
+`import verl` imports this module in every process (driver, TaskRunner, every Ray worker), which
+registers TGPO's distillation loss modes, the compute_topk_loss patch and the tgpo_sync trainer.
+verl logs plugin import errors only at DEBUG, so the trainer entry calls `assert_registered()`.
+"""
+
+from __future__ import annotations
+
+from tgpo.verl import losses, trainer
+
+
+def register_all() -> None:
+    """Every registration of the plugin; idempotent."""
+    losses.register()
+    trainer.register()
+
+
+def assert_registered() -> None:
+    """Raise RuntimeError unless every registration of the plugin is active in this process."""
+    import verl.trainer.distillation.losses as verl_distillation_losses
+    from verl.trainer.ppo.v1.trainer_base import get_trainer_cls
+
+    problems = []
+    for name in losses.TGPO_LOSS_MODES:
+        try:
+            settings = verl_distillation_losses.get_distillation_loss_settings(name)
+            if not settings.use_topk:
+                problems.append(f"distillation loss '{name}' is not a top-k loss")
+        except ValueError:
+            problems.append(f"distillation loss '{name}' is not registered")
+    if not getattr(verl_distillation_losses.compute_topk_loss, "tgpo_patch", False):
+        problems.append("verl.trainer.distillation.losses.compute_topk_loss is not patched")
+    try:
+        if get_trainer_cls(trainer.TRAINER_NAME) is not trainer.TGPOTrainerSync:
+            problems.append(f"trainer '{trainer.TRAINER_NAME}' is registered to another class")
+    except ValueError:
+        problems.append(f"trainer '{trainer.TRAINER_NAME}' is not registered")
+    if problems:
+        raise RuntimeError("tgpo verl plugin not active: " + "; ".join(problems) + " (is tgpo-repro pip-installed?)")
+
+
+register_all()

@@ -1,0 +1,54 @@
+"""The TGPO trainer for verl 0.9.1: PPOTrainerSync plus the per-step guidance weight (Section 3.2).
+
+Before each actor update it puts into the batch's non-tensor data (which reaches every micro-batch):
+  tgpo_coef               = w_t = max(w_init - delta * t, 0)  (tgpo.annealing.guidance_weight; t 0-based,
+                            verl's global_steps counts from 1, so t = global_steps - 1)
+  tgpo_shaping_lambda     = lambda of TGPO_R (Eq. 5)
+  tgpo_student_vocab_size = len(student tokenizer) (teacher ids at or above it are masked), unless the
+                            config sets +tgpo.student_vocab_size
+and logs tgpo/guidance_weight. Selected with trainer.v1.trainer_mode=tgpo_sync; hyper-parameters come
+from the root config group `tgpo` (`+tgpo.w_init=...`), since verl's actor config rejects extra keys.
+"""
+
+from __future__ import annotations
+
+from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
+from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+
+from tgpo.annealing import guidance_weight
+from tgpo.verl.losses import COEF_KEY, SHAPING_LAMBDA_KEY, STUDENT_VOCAB_KEY
+
+TRAINER_NAME = "tgpo_sync"
+
+
+def tgpo_step_info(tgpo_config, global_steps: int, tokenizer_size: int) -> dict[str, float | int]:
+    """The per-step non-tensor entries for verl step `global_steps` (1-based) from the `tgpo` config group.
+
+    Without +tgpo.w_init the guidance weight is 0 (TGPO_R); without +tgpo.shaping_lambda lambda is 0 (TGPO).
+    """
+    tgpo_config = dict(tgpo_config or {})
+    if not tgpo_config:
+        raise KeyError("tgpo verl plugin: trainer_mode=tgpo_sync needs the config group 'tgpo' (+tgpo.w_init=...)")
+    return {
+        COEF_KEY: guidance_weight(
+            global_steps - 1, float(tgpo_config.get("w_init", 0.0)), float(tgpo_config.get("delta", 0.0))
+        ),
+        SHAPING_LAMBDA_KEY: float(tgpo_config.get("shaping_lambda", 0.0)),
+        STUDENT_VOCAB_KEY: int(tgpo_config.get("student_vocab_size") or tokenizer_size),
+    }
+
+
+class TGPOTrainerSync(PPOTrainerSync):
+    """PPOTrainerSync that injects the annealed guidance weight before every actor update."""
+
+    def _update_actor(self, batch, metrics: dict):
+        step_info = tgpo_step_info(self.config.get("tgpo"), self.global_steps, len(self.tokenizer))
+        batch.extra_info.update(step_info)
+        metrics["tgpo/guidance_weight"] = step_info[COEF_KEY]
+        return super()._update_actor(batch, metrics)
+
+
+def register() -> None:
+    """Register TGPOTrainerSync as 'tgpo_sync' (idempotent)."""
+    if TRAINER_REGISTRY.get(TRAINER_NAME) is not TGPOTrainerSync:
+        register_trainer(TRAINER_NAME)(TGPOTrainerSync)

@@ -1,0 +1,243 @@
+"""Translate one experiment of a paper config (config/paper-*.yaml) into verl 0.9.1 Hydra overrides.
+
+Shared paper settings (Section 4, App. B.1): lr 1e-6 constant, K = 8 rollouts per prompt, 300 steps,
+max response 8192 tokens, no KL to a reference unless the method needs one. Method specifics come from
+the method's `MethodSpec.verl_overrides` (tgpo.methods), its hyper-parameters (defaults updated by the
+experiment's `hparams:`) are mapped onto verl keys here, and the teacher pool is sized from
+`training.teacher_gpus`. Divisibility constraints verl checks only at run time are checked here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tgpo.methods import MethodSpec, get_method, resolve_hparams
+
+# Methods the verl engine does not train (each with what to do instead).
+NOT_TRAINED_ON_VERL = {
+    "sft": "SFT runs with verl's FSDP SFT trainer (python -m verl.trainer.fsdp_sft_trainer), not main_ppo; "
+    "see tgpo.verl.translate.sft_overrides",
+    "prime_zero": "PRIME-Zero is evaluated from its released checkpoint, as the paper did "
+    "(an eval_only experiment with the hub id)",
+}
+ACTOR = "actor_rollout_ref.actor."
+ROLLOUT = "actor_rollout_ref.rollout."
+TEACHER = "distillation.teacher_models.teacher_model."
+TEACHER_TP = 2  # tensor parallel size of one teacher vLLM replica (30B-A3B bf16 ~ 61 GB over 2 GPUs)
+
+
+def format_value(value: Any) -> str:
+    """A Hydra override value: null, true/false, numbers as repr, lists as [a,b], strings quoted if needed."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(format_value(item) for item in value) + "]"
+    text = str(value)
+    if any(char in text for char in " ,[]{}()=:'\"\\") or text == "":
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return text
+
+
+def model_location(config: Mapping, key: str) -> str:
+    """Where verl loads model `key`: the prepared checkpoint folder, else `path`, else the hub id."""
+    models = config.get("models", {})
+    if key not in models:
+        raise KeyError(f"config {config.get('name')!r}: unknown model key {key!r}; known: {sorted(models)}")
+    entry = models[key]
+    if entry.get("prepare") is not None:  # written by `python -m tgpo prepare-model`
+        return str(Path("results") / config["name"] / "models" / key)
+    return entry.get("path") or entry["hub"]
+
+
+def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: int) -> dict[str, Any]:
+    """Data, batch, rollout, trainer and checkpoint settings every RL experiment shares."""
+    prompts = int(training["prompts_per_step"])
+    updates = int(training.get("updates_per_step", 1))
+    if prompts % updates:
+        raise ValueError(f"experiment {experiment!r}: prompts_per_step {prompts} not divisible by updates_per_step {updates}")
+    max_response = int(training["max_new_tokens"])
+    max_prompt = int(training.get("max_prompt_length", 1024))
+    run_dir = Path("results") / config["name"] / "runs" / experiment / f"seed{seed}"
+    data_dir = Path("results") / config["name"] / "data" / "verl"
+    return {
+        "data.train_files": str(data_dir / "train.parquet"),
+        "data.val_files": str(data_dir / "val.parquet"),
+        "data.train_batch_size": prompts,
+        "data.max_prompt_length": max_prompt,
+        "data.max_response_length": max_response,
+        "data.filter_overlong_prompts": True,
+        "data.seed": seed,
+        ACTOR + "ppo_mini_batch_size": prompts // updates,
+        ACTOR + "ppo_epochs": 1,
+        ACTOR + "use_dynamic_bsz": True,
+        ACTOR + "ppo_max_token_len_per_gpu": max_prompt + max_response,
+        ACTOR + "grad_clip": float(training.get("grad_clip", 1.0)),
+        ACTOR + "optim.lr": float(training["lr"]),
+        ACTOR + "optim.lr_warmup_steps": int(training.get("warmup_steps", 0)),
+        ACTOR + "optim.weight_decay": float(training.get("weight_decay", 0.0)),
+        ACTOR + "calculate_entropy": True,  # also keeps verl's log-prob CE off the in-place backward
+        ACTOR + "data_loader_seed": seed,
+        "actor_rollout_ref.model.use_remove_padding": True,
+        "actor_rollout_ref.model.use_fused_kernels": False,
+        ROLLOUT + "name": "vllm",
+        ROLLOUT + "n": int(training["group_size"]),
+        ROLLOUT + "temperature": float(training.get("temperature", 1.0)),
+        ROLLOUT + "max_model_len": max_prompt + max_response,
+        ROLLOUT + "log_prob_max_token_len_per_gpu": max_prompt + max_response,
+        "trainer.total_training_steps": int(training["steps"]),
+        "trainer.n_gpus_per_node": int(training["n_gpus"]) - int(training.get("teacher_gpus", 0)),
+        "trainer.nnodes": 1,
+        "trainer.save_freq": int(training.get("save_every", 50)),
+        "trainer.test_freq": -1,
+        "trainer.val_before_train": False,
+        "trainer.logger": ["console", "file"],
+        "trainer.project_name": config["name"],
+        "trainer.experiment_name": f"{experiment}-seed{seed}",
+        "trainer.default_local_dir": str(run_dir / "checkpoints"),
+        "trainer.resume_mode": "auto",
+        "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH": str(run_dir / "verl_metrics.jsonl"),
+    }
+
+
+def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The experiment's hyper-parameters on verl keys (the spec's verl_overrides hold the defaults)."""
+    out: dict[str, Any] = {}
+    simple = {"lr": ACTOR + "optim.lr", "clip_ratio_low": ACTOR + "clip_ratio_low",
+              "clip_ratio_high": ACTOR + "clip_ratio_high", "clip_ratio_c": ACTOR + "clip_ratio_c",
+              "entropy_coef": ACTOR + "entropy_coeff", "loss_scale_factor": ACTOR + "loss_scale_factor"}  # fmt: skip
+    for ours, theirs in simple.items():
+        if hparams.get(ours) is not None:
+            out[theirs] = hparams[ours]
+    if float(hparams.get("kl_coef") or 0.0) > 0:
+        out[ACTOR + "use_kl_loss"] = True
+        out[ACTOR + "kl_loss_coef"] = hparams["kl_coef"]
+    if method.guidance == "regulariser":
+        out["+tgpo.w_init"] = float(hparams["w_init"])
+        out["+tgpo.delta"] = float(hparams["delta"])
+    if method.guidance == "reward_shaping":
+        out["+tgpo.shaping_lambda"] = float(hparams["shaping_lambda"])
+    if method.rkl == "regulariser" and hparams.get("rkl_coef") is not None:
+        out["distillation.distillation_loss.distillation_loss_coef"] = float(hparams["rkl_coef"])
+    if method.rkl == "regulariser" and hparams.get("rkl_estimator") is not None:
+        out["distillation.distillation_loss.loss_mode"] = hparams["rkl_estimator"]
+    if method.policy_loss == "off_policy_mix":
+        for key in ("luffy_gamma", "off_policy_per_group"):
+            if hparams.get(key) is not None:
+                out["+luffy." + key.removeprefix("luffy_")] = hparams[key]
+    return out
+
+
+def teacher_overrides(config: Mapping, experiment: str, teacher_key: str, training: Mapping) -> dict[str, Any]:
+    """verl's built-in vLLM teacher pool on its own GPUs (verl 0.9 has no colocated teacher)."""
+    teacher_gpus = int(training.get("teacher_gpus", 0))
+    if teacher_gpus < 1:
+        raise ValueError(f"experiment {experiment!r}: has a teacher but training.teacher_gpus is {teacher_gpus}")
+    tensor_parallel = min(TEACHER_TP, teacher_gpus)
+    if teacher_gpus % tensor_parallel:
+        raise ValueError(f"experiment {experiment!r}: teacher_gpus {teacher_gpus} not a multiple of TP {tensor_parallel}")
+    max_len = int(training.get("max_prompt_length", 1024)) + int(training["max_new_tokens"]) + 1
+    return {
+        "distillation.enabled": True,
+        "distillation.n_gpus_per_node": teacher_gpus,
+        "distillation.nnodes": 1,
+        TEACHER + "model_path": model_location(config, teacher_key),
+        TEACHER + "inference.name": "vllm",
+        TEACHER + "inference.tensor_model_parallel_size": tensor_parallel,
+        TEACHER + "inference.gpu_memory_utilization": 0.85,
+        TEACHER + "inference.max_model_len": max_len,
+    }
+
+
+def distillation_defaults(method: MethodSpec) -> dict[str, Any]:
+    """Keys whose YAML and dataclass defaults differ in verl 0.9.1 (notes 3.1): always set explicitly."""
+    loss = "distillation.distillation_loss."
+    out = {loss + "loss_max_clamp": None, loss + "log_prob_min_clamp": None, loss + "use_task_rewards": True,
+           loss + "distillation_loss_coef": 1.0, loss + "use_policy_gradient": False}  # fmt: skip
+    out[loss + "topk"] = 1  # argmax for TGPO; unused by the estimator modes (sampled-token log-prob)
+    return out
+
+
+def check_divisibility(overrides: Mapping[str, Any], experiment: str) -> None:
+    """Constraints verl 0.9.1 asserts only at run time (TrainingWorker.train_mini_batch) or in vLLM."""
+    dp_size = int(overrides["trainer.n_gpus_per_node"]) * int(overrides["trainer.nnodes"])
+    n = int(overrides[ROLLOUT + "n"])
+    mini = int(overrides[ACTOR + "ppo_mini_batch_size"])
+    batch = int(overrides["data.train_batch_size"])
+    errors = []
+    if dp_size < 1:
+        errors.append(f"student GPUs {dp_size} < 1 (n_gpus minus teacher_gpus)")
+    elif (mini * n) % dp_size:
+        errors.append(f"(ppo_mini_batch_size {mini} * n {n}) % dp_size {dp_size} != 0")
+    if dp_size >= 1 and (batch * n) % dp_size:
+        errors.append(f"(train_batch_size {batch} * n {n}) % dp_size {dp_size} != 0")
+    if batch % mini:
+        errors.append(f"train_batch_size {batch} not a multiple of ppo_mini_batch_size {mini}")
+    tp = int(overrides.get(ROLLOUT + "tensor_model_parallel_size", 1))
+    if dp_size >= 1 and dp_size % tp:
+        errors.append(f"student GPUs {dp_size} not a multiple of rollout TP {tp}")
+    if errors:
+        raise ValueError(f"experiment {experiment!r}: " + "; ".join(errors))
+
+
+def experiment_overrides(config: dict, experiment: str, seed: int) -> list[str]:
+    """Hydra overrides (`key=value` strings) for `python -m verl.trainer.main_ppo` of one experiment."""
+    experiments = config.get("experiments", {})
+    if experiment not in experiments:
+        raise KeyError(f"config {config.get('name')!r}: unknown experiment {experiment!r}; known: {sorted(experiments)}")
+    entry = experiments[experiment]
+    if entry.get("eval_only"):
+        raise ValueError(f"experiment {experiment!r} is eval_only: nothing to train")
+    method = get_method(entry["method"])
+    if method.name in NOT_TRAINED_ON_VERL:
+        raise ValueError(f"experiment {experiment!r} (method {method.name}): {NOT_TRAINED_ON_VERL[method.name]}")
+    training = {**config.get("training", {}), **entry.get("training", {})}
+    hparams = resolve_hparams(method, entry.get("hparams"))
+
+    overrides: dict[str, Any] = {"actor_rollout_ref.model.path": model_location(config, entry["student"])}
+    overrides.update(shared_overrides(config, experiment, training, seed))
+    if method.teacher_signal != "none":
+        if not entry.get("teacher"):
+            raise ValueError(f"experiment {experiment!r}: method {method.name} needs a teacher")
+        overrides.update(teacher_overrides(config, experiment, entry["teacher"], training))
+        overrides.update(distillation_defaults(method))
+    else:
+        overrides["trainer.n_gpus_per_node"] = int(training["n_gpus"])  # no teacher pool: all GPUs train
+    overrides.update(method.verl_overrides)
+    overrides.update(hparam_overrides(method, hparams))
+    if method.needs_reference_model and not overrides.get(ACTOR + "use_kl_loss"):
+        raise ValueError(f"experiment {experiment!r}: {method.name} needs a reference model but kl_coef is 0")
+    check_divisibility(overrides, experiment)
+    return [f"{key}={format_value(value)}" for key, value in overrides.items()]
+
+
+def sft_overrides(config: dict, experiment: str, seed: int) -> list[str]:
+    """Overrides for verl's FSDP SFT trainer (App. B.1: 3 epochs, global batch 64, lr 5e-5, warmup 0.1, 16k)."""
+    entry = config["experiments"][experiment]
+    training = {**config.get("training", {}), **entry.get("training", {})}
+    hparams = resolve_hparams(get_method(entry["method"]), entry.get("hparams"))
+    run_dir = Path("results") / config["name"] / "runs" / experiment / f"seed{seed}"
+    data_dir = Path("results") / config["name"] / "data" / "verl"
+    values = {
+        "data.train_files": str(data_dir / "traces_sft.parquet"),
+        "data.val_files": str(data_dir / "traces_sft.parquet"),
+        "data.messages_key": "messages",
+        "data.train_batch_size": 64,
+        "data.max_length": 16384,
+        "data.truncation": "right",
+        "model.partial_pretrain": model_location(config, entry["student"]),
+        "optim.lr": float(hparams["lr"]),
+        "optim.lr_warmup_steps_ratio": 0.1,
+        "trainer.total_epochs": int(hparams.get("sft_epochs", training.get("sft_epochs", 3))),
+        "trainer.n_gpus_per_node": int(training["n_gpus"]),
+        "trainer.project_name": config["name"],
+        "trainer.experiment_name": f"{experiment}-seed{seed}",
+        "trainer.default_local_dir": str(run_dir / "checkpoints"),
+        "trainer.seed": seed,
+    }
+    return [f"{key}={format_value(value)}" for key, value in values.items()]

@@ -1,0 +1,31 @@
+# Shared names for every rule file: the results folder, experiments, seeds, benchmarks.
+
+from tgpo import config as tgpo_config
+
+RESULTS = str(tgpo_config.results_dir(config))
+ENGINE = config["engine"]
+TRAINED = tgpo_config.training_experiments(config)
+EVAL_ONLY = [name for name in config["experiments"] if name not in TRAINED]
+BENCHMARKS = list(config["benchmarks"])
+BUILT_MODELS = [key for key, model in config["models"].items() if "build" in model]
+# Every job gets the config file as an argument; the path is relative to the working directory.
+CFG = CONFIG_SOURCE
+
+
+def seeds_of(experiment):
+    return tgpo_config.experiment_seeds(config, experiment)
+
+
+def model_dir(key_or_id):
+    """The checkpoint folder of a model key, as Snakemake input (built models are pipeline outputs)."""
+    return tgpo_config.model_location(config, key_or_id)
+
+
+def run_pairs(experiments):
+    return [(e, s) for e in experiments for s in seeds_of(e)]
+
+
+wildcard_constraints:
+    experiment="[A-Za-z0-9_.-]+",
+    seed=r"\d+",
+    model="[A-Za-z0-9_.-]+",

@@ -1,0 +1,56 @@
+# Evaluation: one job per experiment x seed generates and grades every benchmark of the config
+# (the model is loaded once); then one summary table of every experiment x benchmark x seed.
+
+
+def eval_inputs(wildcards):
+    spec = config["experiments"][wildcards.experiment]
+    inputs = {}
+    if spec.get("eval_only"):
+        inputs["models"] = _model_inputs([spec["model"]])
+    else:
+        inputs["run"] = f"{RESULTS}/runs/{wildcards.experiment}/seed{wildcards.seed}/run.json"
+    if "world" in config:
+        inputs["world"] = WORLD  # the miniature's benchmark files
+    return inputs
+
+
+rule evaluate:
+    """Generate and grade every benchmark for one experiment x seed."""
+    input:
+        unpack(eval_inputs),
+    output:
+        [f"{RESULTS}/eval/{{experiment}}/seed{{seed}}/{benchmark}.parquet" for benchmark in BENCHMARKS],
+    log:
+        f"{RESULTS}/logs/eval/{{experiment}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eval/{{experiment}}/seed{{seed}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards: 3000 if ENGINE == "local" else 200_000,
+        runtime=120,
+        gpus=lambda wildcards: 0 if config.get("evaluation", {}).get("backend", "local") == "local" else (
+            config.get("evaluation", {}).get("n_gpus", 1)
+        ),
+    shell:
+        "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
+        "--seed {wildcards.seed} > {log} 2>&1"
+
+
+rule summary:
+    """One row per experiment x benchmark x seed, with the metric and its 95 % bootstrap interval."""
+    input:
+        [
+            f"{RESULTS}/eval/{experiment}/seed{seed}/{benchmark}.parquet"
+            for experiment in config["experiments"]
+            for seed in seeds_of(experiment)
+            for benchmark in BENCHMARKS
+        ],
+    output:
+        f"{RESULTS}/summary.parquet",
+    log:
+        f"{RESULTS}/logs/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary.tsv"
+    localrule: True
+    shell:
+        "python -m tgpo summarize --config {CFG} --out {output} > {log} 2>&1"

@@ -1,0 +1,98 @@
+# Tables and figures of the paper: one rule per output (table1-3, fig2, fig4-6), defined for every
+# output the config's `report:` section names. The rules read only results/<name>/summary.parquet or
+# results/<name>/runs/<experiment>/seed<k>/metrics.jsonl (plus the figure code itself), so
+# regenerating one output never retrains or re-evaluates anything, provided the pipeline runs with
+# `--rerun-triggers mtime` (set in the profile; see README "Regenerate a single figure").
+#
+# Uses from the including Snakefile: `config` (name, experiments, report), `RESULTS` and `seeds_of`.
+# Exposes FIGURE_TARGETS (every output file) and the rule `all_figures`.
+
+import json
+from pathlib import Path
+
+FIGURES_CODE_DIR = Path(workflow.current_basedir).parent / "figures"
+FIGURES_CODE = sorted(str(path) for path in FIGURES_CODE_DIR.glob("*.py")) + [
+    str(FIGURES_CODE_DIR / "paper_numbers.yaml")
+]
+FIGURES_CAPTIONS = FIGURES_CODE_DIR / "captions"
+TABLE_OUTPUTS = [name for name in ("table1", "table2", "table3") if name in config.get("report", {})]
+FIGURE_OUTPUTS = [name for name in ("fig2", "fig4", "fig5", "fig6") if name in config.get("report", {})]
+
+
+def figures_experiments(output):
+    """Experiments named by report.<output>: table rows (groups or rows) or figure series."""
+    spec = config["report"][output]
+    if "series" in spec:
+        return [entry["experiment"] for entry in spec["series"]]
+    groups = spec.get("groups") or [{"rows": spec.get("rows", [])}]
+    return [row["experiment"] for group in groups for row in group["rows"]]
+
+
+def figures_spec_json(output):
+    """report.<output> as JSON, with the seeds of each experiment (passed to the script as --spec)."""
+    spec = dict(config["report"][output])
+    spec["seeds"] = {experiment: [int(seed) for seed in seeds_of(experiment)]
+                     for experiment in figures_experiments(output)}
+    return json.dumps(spec, sort_keys=True)
+
+
+def figures_metrics_files(output):
+    return [f"{RESULTS}/runs/{experiment}/seed{seed}/metrics.jsonl"
+            for experiment in dict.fromkeys(figures_experiments(output)) for seed in seeds_of(experiment)]
+
+
+FIGURE_TARGETS = [f"{RESULTS}/figures/{name}.{suffix}" for name in TABLE_OUTPUTS for suffix in ("md", "tex", "csv")]
+FIGURE_TARGETS += [f"{RESULTS}/figures/{name}.{suffix}" for name in FIGURE_OUTPUTS for suffix in ("pdf", "png")]
+
+
+for _table in TABLE_OUTPUTS:
+
+    rule:
+        name: _table
+        input:
+            summary=f"{RESULTS}/summary.parquet",
+            code=FIGURES_CODE,
+        output:
+            md=report(f"{RESULTS}/figures/{_table}.md", caption=str(FIGURES_CAPTIONS / f"{_table}.rst"),
+                      category="Tables", labels={"table": _table, "format": "Markdown"}),
+            tex=f"{RESULTS}/figures/{_table}.tex",
+            csv=report(f"{RESULTS}/figures/{_table}.csv", caption=str(FIGURES_CAPTIONS / f"{_table}.rst"),
+                       category="Tables", labels={"table": _table, "format": "CSV"}),
+        params:
+            module=f"figures.{_table}",
+            spec=figures_spec_json(_table),
+        log:
+            f"{RESULTS}/logs/figures/{_table}.log",
+        localrule: True
+        shell:
+            "python -m {params.module} --summary {input.summary} --spec {params.spec:q} "
+            "--out-dir $(dirname {output.md}) 2>&1 | tee {log}"
+
+
+for _figure in FIGURE_OUTPUTS:
+
+    rule:
+        name: _figure
+        input:
+            metrics=figures_metrics_files(_figure),
+            code=FIGURES_CODE,
+        output:
+            pdf=f"{RESULTS}/figures/{_figure}.pdf",
+            png=report(f"{RESULTS}/figures/{_figure}.png", caption=str(FIGURES_CAPTIONS / f"{_figure}.rst"),
+                       category="Figures", labels={"figure": _figure}),
+        params:
+            module=f"figures.{_figure}",
+            spec=figures_spec_json(_figure),
+            runs=f"{RESULTS}/runs",
+        log:
+            f"{RESULTS}/logs/figures/{_figure}.log",
+        localrule: True
+        shell:
+            "python -m {params.module} --runs {params.runs} --spec {params.spec:q} "
+            "--out-dir $(dirname {output.pdf}) 2>&1 | tee {log}"
+
+
+rule all_figures:
+    input:
+        FIGURE_TARGETS,
+    localrule: True
