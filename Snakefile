@@ -17,6 +17,8 @@ if not config:
 CONFIG_SOURCE = str(workflow.overwrite_configfiles[-1]) if workflow.overwrite_configfiles else "config/default.yaml"
 validate(config, CONFIG_SOURCE)
 
+report: "figures/captions/workflow.rst"
+
 include: "workflows/common.smk"
 include: "workflows/data.smk"
 include: "workflows/train.smk"

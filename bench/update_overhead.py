@@ -2,18 +2,21 @@
 
 Model: a Qwen2 body (hidden 64, 2 layers) with the real Qwen2.5 vocabulary (151,936), so the [B, T, V]
 logits dominate as they do at scale. Both methods run `tgpo.objective.compute_loss` on the same batch
-(same entropy bonus, token-mean); TGPO additionally gathers the teacher-token log-prob from the same
-logsumexp and adds w * guidance. The teacher ids are given (the teacher forward is not part of the update).
+with their registered defaults (clipped loss, token-mean, entropy bonus 1e-3); TGPO additionally gathers
+the teacher-token log-prob from the same logsumexp and adds w * guidance. The teacher ids are given (the
+teacher's forward pass is not part of the student update).
 
-Memory (CPU): each measurement runs in a fresh subprocess with MALLOC_MMAP_THRESHOLD_=65536, so every
-tensor buffer above 64 KiB is its own mmap, returned to the OS when freed, and resident memory tracks live
-tensor bytes. The peak is ru_maxrss (the kernel's high-water mark of resident memory) minus the resident
-memory measured just before the update (model, batch and imports already loaded). On CUDA it is
-torch.cuda.max_memory_allocated above the pre-update allocation.
-Time: wall-clock of one update (forward + compute_loss + backward), median over all timed updates.
-Subprocesses alternate TGPO / GRPO++ so that machine load drifts hit both alike.
+Time: one process builds the model and batch once and alternates TGPO / GRPO++ updates (so load drift
+hits both alike) after one warm-up update each. Each update's process CPU time (time.process_time) is
+recorded, and the ratio of the per-method medians is reported: on a shared machine CPU time does not
+count the time other processes hold the cores, unlike wall-clock (printed too, for reference).
+Memory (CPU): one fresh subprocess per method and repeat, started with MALLOC_MMAP_THRESHOLD_=65536 so
+that every buffer above 64 KiB is its own mmap, returned to the OS when freed: resident memory then
+tracks live tensor bytes. Peak = ru_maxrss (the kernel's resident high-water mark) after one update minus
+the resident memory just before it (imports, model and batch already loaded). On CUDA: the
+torch.cuda.max_memory_allocated increase over the pre-update allocation, after a warm-up update.
 
-Last line: `tgpo_vs_grpo time_ratio=<median TGPO / median GRPO++> mem_ratio=<median peak ratio>`.
+Last line: `tgpo_vs_grpo time_ratio=<median TGPO / median GRPO++> mem_ratio=<median peak TGPO / GRPO++>`.
 """
 
 from __future__ import annotations
@@ -29,21 +32,24 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 VOCAB_SIZE = 151_936
 PROMPT_LENGTH = 16
+METHODS = ("tgpo", "grpo_pp")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=1, help="sequences per update (default 1)")
-    parser.add_argument("--response-length", type=int, default=1024, help="response tokens per sequence (default 1024)")
+    parser.add_argument("--response-length", type=int, default=256, help="response tokens per sequence (default 256)")
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="subprocesses per method (default 3)")
-    parser.add_argument("--timed-updates", type=int, default=2, help="timed updates per subprocess after the memory one")
+    parser.add_argument("--timed-updates", type=int, default=3, help="timed updates per method (default 3)")
+    parser.add_argument("--memory-repeats", type=int, default=1, help="fresh subprocesses per method for memory")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--worker", choices=["tgpo", "grpo_pp"], help=argparse.SUPPRESS)
+    parser.add_argument("--memory-worker", choices=METHODS, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -52,98 +58,113 @@ def current_rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def worker(args: argparse.Namespace) -> dict:
-    """One fresh process: build model + batch, measure the first update's peak memory, then time updates."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+class UpdateBench:
+    """A tiny-body, full-vocabulary Qwen2 student and one fixed batch; `update(method)` runs one update."""
 
-    from tgpo.methods import get_method
-    from tgpo.objective import LossInputs, compute_loss
+    def __init__(self, args: argparse.Namespace):
+        import torch
+        from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    device = torch.device(args.device)
-    config = Qwen2Config(
-        vocab_size=VOCAB_SIZE, hidden_size=args.hidden_size, intermediate_size=4 * args.hidden_size,
-        num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=PROMPT_LENGTH + args.response_length + 1, tie_word_embeddings=False,
-    )  # fmt: skip
-    model = Qwen2ForCausalLM(config).to(device)
-    method = get_method(args.worker)
-    batch, length = args.batch_size, args.response_length
-    generator = torch.Generator().manual_seed(1)
-    sequence = torch.randint(0, VOCAB_SIZE, (batch, PROMPT_LENGTH + length), generator=generator).to(device)
-    response_ids = sequence[:, PROMPT_LENGTH:]
-    teacher_ids = torch.randint(0, VOCAB_SIZE, (batch, length), generator=generator).to(device)
-    mask = torch.ones(batch, length, device=device)
-    advantages = torch.randn(batch, 1, generator=generator).to(device).expand(batch, length).contiguous()
-    old_log_probs = torch.full((batch, length), -float(torch.log(torch.tensor(float(VOCAB_SIZE)))), device=device)
-
-    def update() -> None:
-        hidden = model.model(input_ids=sequence).last_hidden_state
-        logits = model.lm_head(hidden[:, PROMPT_LENGTH - 1 : -1])  # row t predicts response token t
-        inputs = LossInputs(
-            logits=logits, response_ids=response_ids, response_mask=mask, old_log_probs=old_log_probs,
-            advantages=advantages, teacher_token_ids=teacher_ids if method.teacher_signal == "argmax" else None,
+        torch.set_num_threads(args.threads)
+        torch.manual_seed(0)
+        self.torch = torch
+        self.device = torch.device(args.device)
+        config = Qwen2Config(
+            vocab_size=VOCAB_SIZE, hidden_size=args.hidden_size, intermediate_size=4 * args.hidden_size,
+            num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=PROMPT_LENGTH + args.response_length + 1, tie_word_embeddings=False,
         )  # fmt: skip
-        loss, _ = compute_loss(method, inputs, {}, 0, total_tokens=float(mask.sum()), total_sequences=batch)
+        self.model = Qwen2ForCausalLM(config).to(self.device)
+        batch, length = args.batch_size, args.response_length
+        generator = torch.Generator().manual_seed(1)
+        self.sequence = torch.randint(0, VOCAB_SIZE, (batch, PROMPT_LENGTH + length), generator=generator).to(self.device)
+        self.response_ids = self.sequence[:, PROMPT_LENGTH:]
+        self.teacher_ids = torch.randint(0, VOCAB_SIZE, (batch, length), generator=generator).to(self.device)
+        self.mask = torch.ones(batch, length, device=self.device)
+        advantages = torch.randn(batch, 1, generator=generator).expand(batch, length).contiguous()
+        self.advantages = advantages.to(self.device)
+        self.old_log_probs = torch.full((batch, length), -12.0, device=self.device)
+
+    def update(self, method_name: str) -> tuple[float, float]:
+        """One forward + compute_loss + backward; returns its (CPU, wall-clock) seconds."""
+        from tgpo.methods import get_method
+        from tgpo.objective import LossInputs, compute_loss
+
+        method = get_method(method_name)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        hidden = self.model.model(input_ids=self.sequence).last_hidden_state
+        logits = self.model.lm_head(hidden[:, PROMPT_LENGTH - 1 : -1])  # row t predicts response token t
+        inputs = LossInputs(
+            logits=logits, response_ids=self.response_ids, response_mask=self.mask,
+            old_log_probs=self.old_log_probs, advantages=self.advantages,
+            teacher_token_ids=self.teacher_ids if method.teacher_signal == "argmax" else None,
+        )  # fmt: skip
+        loss, _ = compute_loss(
+            method, inputs, {}, 0, total_tokens=float(self.mask.sum()), total_sequences=self.mask.shape[0]
+        )
         loss.backward()
-        model.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    if device.type == "cuda":
-        update()  # warm-up kernels, then measure from a clean allocator high-water mark
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        update()
-        peak = torch.cuda.max_memory_allocated() - before
-    else:
-        before = current_rss_bytes()
-        update()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-    times = []
-    for _ in range(args.timed_updates):
-        start = time.perf_counter()
-        update()
-        times.append(time.perf_counter() - start)
-    return {"method": args.worker, "peak_bytes": peak, "times_s": times}
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize()
+        elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        self.model.zero_grad(set_to_none=True)
+        return elapsed_cpu, elapsed
 
 
-def run_worker(args: argparse.Namespace, method: str) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", method,
+def memory_worker(args: argparse.Namespace) -> int:
+    """Peak bytes of one update above the pre-update level, in this fresh process."""
+    bench = UpdateBench(args)
+    if bench.device.type == "cuda":
+        bench.update(args.memory_worker)
+        bench.torch.cuda.reset_peak_memory_stats()
+        before = bench.torch.cuda.memory_allocated()
+        bench.update(args.memory_worker)
+        return bench.torch.cuda.max_memory_allocated() - before
+    before = current_rss_bytes()
+    bench.update(args.memory_worker)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+
+
+def measure_peak(args: argparse.Namespace, method: str) -> int:
+    command = [sys.executable, str(Path(__file__).resolve()), "--memory-worker", method,
                "--batch-size", str(args.batch_size), "--response-length", str(args.response_length),
                "--hidden-size", str(args.hidden_size), "--layers", str(args.layers),
-               "--timed-updates", str(args.timed_updates), "--threads", str(args.threads), "--device", args.device]  # fmt: skip
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+               "--threads", str(args.threads), "--device", args.device]  # fmt: skip
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"bench worker {method} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"bench memory worker for {method} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    return int(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args)))
+    if args.memory_worker:
+        print(json.dumps(memory_worker(args)))
         return 0
     logits_mib = args.batch_size * args.response_length * VOCAB_SIZE * 4 / 2**20
-    print(f"batch {args.batch_size} x response {args.response_length} x vocab {VOCAB_SIZE}: "
-          f"one fp32 logits tensor = {logits_mib:.0f} MiB; device {args.device}; {args.repeats} repeats", flush=True)  # fmt: skip
-    results: dict[str, list[dict]] = {"tgpo": [], "grpo_pp": []}
-    for repeat in range(args.repeats):
-        order = ("tgpo", "grpo_pp") if repeat % 2 == 0 else ("grpo_pp", "tgpo")
-        for method in order:
-            outcome = run_worker(args, method)
-            results[method].append(outcome)
-            print(f"repeat {repeat} {method:8s} peak {outcome['peak_bytes'] / 2**20:8.1f} MiB  "
-                  f"update times {', '.join(f'{t:.3f}' for t in outcome['times_s'])} s", flush=True)  # fmt: skip
-    median_time = {m: statistics.median(t for r in rs for t in r["times_s"]) for m, rs in results.items()}
-    median_peak = {m: statistics.median(r["peak_bytes"] for r in rs) for m, rs in results.items()}
-    for method in results:
-        print(f"{method:8s} median update {median_time[method]:.3f} s, median peak {median_peak[method] / 2**20:.1f} MiB")
-    time_ratio = median_time["tgpo"] / median_time["grpo_pp"]
-    mem_ratio = median_peak["tgpo"] / median_peak["grpo_pp"]
+    print(f"batch {args.batch_size} x response {args.response_length} x vocab {VOCAB_SIZE}: one fp32 logits "
+          f"tensor = {logits_mib:.0f} MiB; device {args.device}, {args.threads} thread(s)", flush=True)  # fmt: skip
+    peaks: dict[str, list[int]] = {method: [] for method in METHODS}
+    for repeat in range(args.memory_repeats):
+        for method in METHODS if repeat % 2 == 0 else METHODS[::-1]:
+            peaks[method].append(measure_peak(args, method))
+            print(f"memory {method:8s} peak above pre-update: {peaks[method][-1] / 2**20:8.1f} MiB", flush=True)
+    bench = UpdateBench(args)
+    for method in METHODS:
+        bench.update(method)  # warm-up
+    times: dict[str, list[float]] = {method: [] for method in METHODS}
+    wall: dict[str, list[float]] = {method: [] for method in METHODS}
+    for repeat in range(args.timed_updates):
+        for method in METHODS if repeat % 2 == 0 else METHODS[::-1]:
+            cpu_seconds, wall_seconds = bench.update(method)
+            times[method].append(cpu_seconds)
+            wall[method].append(wall_seconds)
+    for method in METHODS:
+        print(f"time   {method:8s} CPU {', '.join(f'{t:.3f}' for t in times[method])} s "
+              f"(median {statistics.median(times[method]):.3f}); wall median {statistics.median(wall[method]):.3f} s")  # fmt: skip
+    print(f"wall-clock ratio (load-sensitive): {statistics.median(wall['tgpo']) / statistics.median(wall['grpo_pp']):.3f}")
+    time_ratio = statistics.median(times["tgpo"]) / statistics.median(times["grpo_pp"])
+    mem_ratio = statistics.median(peaks["tgpo"]) / statistics.median(peaks["grpo_pp"])
     print(f"tgpo_vs_grpo time_ratio={time_ratio:.3f} mem_ratio={mem_ratio:.3f}")
     return 0
 

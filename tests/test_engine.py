@@ -75,6 +75,30 @@ def test_sample_is_seeded_prompt_major_and_leaves_global_rng(tiny_models):
     assert {r.finish_reason for r in first} == {"stop", "length"}  # the fixture model produces both
 
 
+def test_sampling_ignores_the_checkpoint_generation_config(tiny_models):
+    """Pure sampling at the given temperature: a checkpoint's top_k / repetition penalty must not leak in."""
+    model, tokenizer = load(tiny_models["student"])
+    plain = sample(model, tokenizer, PROMPTS, 4, temperature=1.0, max_new_tokens=10, seed=5)
+    model.generation_config.top_k = 2
+    model.generation_config.repetition_penalty = 3.0
+    model.generation_config.temperature = 0.1
+    model.generation_config.top_p = 0.5
+    model.generation_config.min_p = 0.2
+    constrained = sample(model, tokenizer, PROMPTS, 4, temperature=1.0, max_new_tokens=10, seed=5)
+    assert [r.response_ids for r in plain] == [r.response_ids for r in constrained]
+    assert model.generation_config.top_k == 2  # restored after the call
+
+
+def test_first_token_frequencies_follow_the_model_distribution(tiny_models):
+    model, tokenizer = load(tiny_models["student"])
+    rollouts = sample(model, tokenizer, ["12+3="], 3000, temperature=1.0, max_new_tokens=1, seed=0)
+    counts = torch.bincount(torch.tensor([r.response_ids[0] for r in rollouts]), minlength=model.config.vocab_size)
+    with torch.no_grad():
+        prompt = torch.tensor([tokenizer("12+3=", add_special_tokens=False)["input_ids"]])
+        probs = torch.softmax(model(prompt).logits[0, -1], -1)
+    assert float((counts / 3000 - probs).abs().max()) < 0.04
+
+
 def test_batched_greedy_sampling_equals_one_prompt_at_a_time(tiny_models):
     """Left padding and position ids are right: a prompt's greedy response does not depend on its batch."""
     model, tokenizer = load(tiny_models["student"])

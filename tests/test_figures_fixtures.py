@@ -114,6 +114,7 @@ def build_fixture_results(root: Path) -> dict:
             path = results / "runs" / experiment / f"seed{seed}" / "metrics.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("\n".join(_metrics_lines(rng, experiment, seed)) + "\n")
+            (path.parent / "run.json").write_text("{}\n")  # the train rule's finished-run marker
     config = fixture_config()
     (Path(root) / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return config

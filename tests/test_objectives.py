@@ -63,7 +63,11 @@ def test_gather_token_log_probs_rejects_out_of_vocabulary_ids():
         gather_token_log_probs(logits, {"teacher": torch.tensor([[1, 5]])})
 
 
-def test_entropy_from_logits_matches_definition_and_gradient():
+@pytest.mark.parametrize("elements_per_chunk", [1 << 24, 30])  # one chunk / many chunks of 2 rows
+def test_entropy_from_logits_matches_definition_and_gradient(monkeypatch, elements_per_chunk):
+    import tgpo.token_log_probs
+
+    monkeypatch.setattr(tgpo.token_log_probs, "_ELEMENTS_PER_CHUNK", elements_per_chunk)
     logits, *_ = random_batch(seed=1)
     ours_logits = logits.clone().requires_grad_(True)
     ref_logits = logits.clone().requires_grad_(True)

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from tgpo.config import load_config  # noqa: E402
-from tgpo.verl.translate import check_divisibility, experiment_overrides, format_value  # noqa: E402
+from tgpo.verl.translate import NOT_TRAINED_ON_VERL, check_divisibility, experiment_overrides, format_value  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,13 @@ def compose_and_validate(overrides: list[str]):
 
 
 def trained_experiments(config):
-    return [name for name, entry in config["experiments"].items() if not entry.get("eval_only") and entry["method"] != "sft"]
+    return [name for name, entry in config["experiments"].items()
+            if not entry.get("eval_only") and entry["method"] not in NOT_TRAINED_ON_VERL]  # fmt: skip
+
+
+def test_methods_without_a_verl_path_are_exactly_the_known_ones():
+    # shrinks as rkl_only / luffy get their verl trainer / agent loop
+    assert set(NOT_TRAINED_ON_VERL) == {"sft", "prime_zero", "rkl_only", "luffy"}
 
 
 @pytest.mark.parametrize("config_path", PAPER_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")

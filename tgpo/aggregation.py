@@ -9,7 +9,6 @@ the losses of its micro-batches add up to the loss of the mini-batch (gradient a
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 AGG_MODES = ("token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")

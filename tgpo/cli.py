@@ -13,11 +13,14 @@ import sys
 
 # verb -> (module, one-line help). Add a verb by adding one line here.
 VERBS: dict[str, tuple[str, str]] = {
+    "verl-overrides": ("tgpo.verl.overrides_cli", "print the verl Hydra overrides of one experiment (cluster engine)"),
+    "figures": ("figures.cli", "render tables/figures (table1-3, fig2, fig4-6, all) from results/<name>/"),
     "methods": ("tgpo.methods_cli", "list every registered method, one name per line"),
     "train": ("tgpo.engine.cli", "train one experiment with the local engine"),
     "world": ("tgpo.mini.world", "write the miniature world: tokenizers, prompts, corpora, benchmarks"),
     "build-model": ("tgpo.mini.models", "build and pretrain one tiny model of the miniature world"),
     "traces": ("tgpo.mini.traces", "re-sample training prompts with a teacher, keep verified-correct responses"),
+    "verl-train": ("tgpo.verl.run", "train one experiment on the cluster engine (verl 0.9.1)"),
     "validate-config": ("tgpo.config", "validate config files (schema and cross-references)"),
 }
 

@@ -113,6 +113,7 @@ def _check_references(config: Mapping[str, Any], source: str) -> None:
                     f"which is not in `experiments`"
                 )
         for bench in spec.get("benchmarks", []):
+            bench = bench["key"] if isinstance(bench, dict) else bench
             if bench not in config["benchmarks"]:
                 raise ConfigError(f"{source}: report.{output}.benchmarks: {bench!r} is not a key of `benchmarks`")
 

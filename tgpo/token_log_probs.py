@@ -14,9 +14,13 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-# Rows of the [N, V] view processed at once in the entropy pass: bounds its temporaries to about
-# _ROWS_PER_CHUNK * V floats instead of a second full [B, T, V] tensor.
-_ROWS_PER_CHUNK = 1024
+# Elements of the [N, V] view processed at once in the entropy pass (rows = this // V, at least 1): bounds
+# its temporaries to about 16M floats (64 MiB in fp32) instead of further full [B, T, V] tensors.
+_ELEMENTS_PER_CHUNK = 1 << 24
+
+
+def _rows_per_chunk(vocab_size: int) -> int:
+    return max(1, _ELEMENTS_PER_CHUNK // vocab_size)
 
 
 class _GatheredLogProbs(torch.autograd.Function):
@@ -82,12 +86,13 @@ class _Entropy(torch.autograd.Function):
         flat = logits.reshape(-1, logits.shape[-1])
         log_normaliser = torch.empty(flat.shape[0], dtype=logits.dtype, device=logits.device)
         expected_logit = torch.empty_like(log_normaliser)
-        for start in range(0, flat.shape[0], _ROWS_PER_CHUNK):
-            rows = flat[start : start + _ROWS_PER_CHUNK]
+        chunk = _rows_per_chunk(flat.shape[-1])
+        for start in range(0, flat.shape[0], chunk):
+            rows = flat[start : start + chunk]
             chunk_lse = torch.logsumexp(rows, dim=-1)
             probs = torch.sub(rows, chunk_lse.unsqueeze(-1)).exp_()
-            log_normaliser[start : start + _ROWS_PER_CHUNK] = chunk_lse
-            expected_logit[start : start + _ROWS_PER_CHUNK] = (probs * rows).sum(-1)
+            log_normaliser[start : start + chunk] = chunk_lse
+            expected_logit[start : start + chunk] = probs.mul_(rows).sum(-1)
         ctx.save_for_backward(logits, log_normaliser, expected_logit)
         return (log_normaliser - expected_logit).reshape(logits.shape[:-1])
 
@@ -97,12 +102,14 @@ class _Entropy(torch.autograd.Function):
         flat = logits.reshape(-1, logits.shape[-1])
         grad_flat = torch.empty_like(flat)
         grad_rows = grad_output.reshape(-1)
-        for start in range(0, flat.shape[0], _ROWS_PER_CHUNK):
-            stop = start + _ROWS_PER_CHUNK
+        chunk = _rows_per_chunk(flat.shape[-1])
+        for start in range(0, flat.shape[0], chunk):
+            stop = start + chunk
             rows = flat[start:stop]
             probs = torch.sub(rows, log_normaliser[start:stop].unsqueeze(-1)).exp_()
-            centred = rows - expected_logit[start:stop].unsqueeze(-1)
-            grad_flat[start:stop] = -(probs * centred) * grad_rows[start:stop].unsqueeze(-1)
+            centred = torch.sub(rows, expected_logit[start:stop].unsqueeze(-1))
+            # dH/dz = -p (z - E_p[z]), times the incoming gradient
+            torch.mul(probs.mul_(centred), grad_rows[start:stop].neg().unsqueeze(-1), out=grad_flat[start:stop])
         return grad_flat.reshape(logits.shape)
 
 

@@ -14,6 +14,14 @@ def eval_inputs(wildcards):
     return inputs
 
 
+if config.get("evaluation", {}).get("backend", "local") == "local":
+    EVAL_RESOURCES = dict(mem_mb=3000, runtime=60)
+else:
+    EVAL_RESOURCES = dict(
+        gres=f"gpu:{config['evaluation'].get('n_gpus', 1)}", tasks_per_gpu=0, cpus_per_task=8, mem_mb=64_000, runtime=240
+    )
+
+
 rule evaluate:
     """Generate and grade every benchmark for one experiment x seed."""
     input:
@@ -26,11 +34,7 @@ rule evaluate:
         f"{RESULTS}/benchmarks/eval/{{experiment}}/seed{{seed}}.tsv"
     threads: 1
     resources:
-        mem_mb=lambda wildcards: 3000 if ENGINE == "local" else 200_000,
-        runtime=120,
-        gpus=lambda wildcards: 0 if config.get("evaluation", {}).get("backend", "local") == "local" else (
-            config.get("evaluation", {}).get("n_gpus", 1)
-        ),
+        **EVAL_RESOURCES,
     shell:
         "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
         "--seed {wildcards.seed} > {log} 2>&1"

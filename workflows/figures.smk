@@ -5,7 +5,7 @@
 # `--rerun-triggers mtime` (set in the profile; see README "Regenerate a single figure").
 #
 # Uses from the including Snakefile: `config` (name, experiments, report), `RESULTS` and `seeds_of`.
-# Exposes FIGURE_TARGETS (every output file) and the rule `all_figures`.
+# Exposes FIGURE_TARGETS (alias ALL_REPORT_OUTPUTS: every output file) and the rule `all_figures`.
 
 import json
 from pathlib import Path
@@ -37,12 +37,16 @@ def figures_spec_json(output):
 
 
 def figures_metrics_files(output):
-    return [f"{RESULTS}/runs/{experiment}/seed{seed}/metrics.jsonl"
+    """The finished-run markers (run.json, written last by the train rule) of the output's runs; the
+    scripts read the metrics.jsonl beside each. metrics.jsonl itself is not a declared output of
+    training, so that a killed run resumes from its checkpoint instead of being deleted."""
+    return [f"{RESULTS}/runs/{experiment}/seed{seed}/run.json"
             for experiment in dict.fromkeys(figures_experiments(output)) for seed in seeds_of(experiment)]
 
 
 FIGURE_TARGETS = [f"{RESULTS}/figures/{name}.{suffix}" for name in TABLE_OUTPUTS for suffix in ("md", "tex", "csv")]
 FIGURE_TARGETS += [f"{RESULTS}/figures/{name}.{suffix}" for name in FIGURE_OUTPUTS for suffix in ("pdf", "png")]
+ALL_REPORT_OUTPUTS = FIGURE_TARGETS  # the name the main Snakefile's `rule all` uses
 
 
 for _table in TABLE_OUTPUTS:

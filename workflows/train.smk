@@ -20,8 +20,24 @@ def train_inputs(wildcards):
     return inputs
 
 
-def train_resources(name, default):
-    return lambda wildcards: tgpo_config.resolved_training(config, wildcards.experiment).get(name, default)
+def _training(wildcards):
+    return tgpo_config.resolved_training(config, wildcards.experiment)
+
+
+if ENGINE == "local":
+    # CPU: one thread per run by default, so `-c all` on 2 cores runs two experiments side by side.
+    TRAIN_RESOURCES = dict(mem_mb=4000, runtime=lambda wc: _training(wc).get("runtime_min", 60))
+    TRAIN_COMMAND = "python -m tgpo train --config {CFG} --experiment {wildcards.experiment} --seed {wildcards.seed}"
+else:
+    # verl: one 8-GPU node per run, the vLLM teacher pool included (tgpo verl-overrides sizes it).
+    TRAIN_RESOURCES = dict(
+        gres=lambda wc: f"gpu:{_training(wc).get('n_gpus', 8)}",
+        tasks_per_gpu=0,
+        cpus_per_task=64,
+        mem_mb=512_000,
+        runtime=lambda wc: _training(wc).get("runtime_min", 2880),
+    )
+    TRAIN_COMMAND = "python -m tgpo verl-train --config {CFG} --experiment {wildcards.experiment} --seed {wildcards.seed}"
 
 
 rule train:
@@ -34,14 +50,11 @@ rule train:
         f"{RESULTS}/logs/train/{{experiment}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/seed{{seed}}.tsv"
-    threads: lambda wildcards: tgpo_config.resolved_training(config, wildcards.experiment).get("threads", 1)
+    threads: lambda wildcards: _training(wildcards).get("threads", 1)
     resources:
-        mem_mb=lambda wildcards: 4000 if ENGINE == "local" else 900_000,
-        runtime=train_resources("runtime_min", 60),
-        gpus=lambda wildcards: 0 if ENGINE == "local" else (
-            tgpo_config.resolved_training(config, wildcards.experiment).get("n_gpus", 8)
-        ),
+        **TRAIN_RESOURCES,
     params:
-        command="python -m tgpo train" if ENGINE == "local" else "bash tgpo/verl/launch_ray_slurm.sh python -m tgpo.verl.train",
+        # re-train when what determines this run changes (method, hparams, training, models), not otherwise
+        run_hash=lambda wildcards: tgpo_config.config_hash(config, wildcards.experiment),
     shell:
-        "{params.command} --config {CFG} --experiment {wildcards.experiment} --seed {wildcards.seed} > {log} 2>&1"
+        TRAIN_COMMAND + " > {log} 2>&1"

@@ -81,7 +81,7 @@ def response_logits(model, batch: RolloutBatch, temperature: float = 1.0) -> tor
     output = model(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask,
-        position_ids=None,
+        position_ids=batch.position_ids,
         use_cache=False,
         **kwargs,
     )

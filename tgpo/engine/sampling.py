@@ -126,6 +126,10 @@ def sample(
     device = next(model.parameters()).device
 
     was_training = model.training
+    # generate() fills settings the call leaves at their defaults from model.generation_config (a
+    # checkpoint's top_k, repetition_penalty, ...): swap in ours for the call so they cannot leak in.
+    checkpoint_generation_config = model.generation_config
+    model.generation_config = generation_config
     model.eval()
     rollouts: list[Rollout] = []
     try:
@@ -155,5 +159,6 @@ def sample(
                             )
                         )
     finally:
+        model.generation_config = checkpoint_generation_config
         model.train(was_training)
     return rollouts

@@ -25,6 +25,11 @@ from pathlib import Path
 from tgpo import io
 
 
+# RoPE base: 100 rather than 10,000, so that the rotation frequencies resolve offsets within the ~100-token
+# sequences of this world (the paper rescaled rope_theta too, to 40,000, for 16k-token contexts).
+ROPE_THETA = 100.0
+
+
 @dataclass(frozen=True)
 class ModelKind:
     name: str
@@ -41,6 +46,7 @@ class ModelKind:
     lr: float
     warmup: int
     analogue: str
+    rope_theta: float = ROPE_THETA
 
 
 MODEL_KINDS: dict[str, ModelKind] = {
@@ -109,11 +115,11 @@ def model_config(kind: ModelKind, tokenizer):
         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
     if kind.architecture == "qwen2":
-        return Qwen2Config(tie_word_embeddings=True, rope_theta=10_000.0, use_sliding_window=False, **common)
+        return Qwen2Config(tie_word_embeddings=True, rope_theta=kind.rope_theta, use_sliding_window=False, **common)
     if kind.architecture == "llama":
-        return LlamaConfig(tie_word_embeddings=False, rope_theta=10_000.0, **common)
+        return LlamaConfig(tie_word_embeddings=False, rope_theta=kind.rope_theta, **common)
     if kind.architecture == "mistral":
-        return MistralConfig(tie_word_embeddings=False, rope_theta=10_000.0, sliding_window=MAX_POSITIONS, **common)
+        return MistralConfig(tie_word_embeddings=False, rope_theta=kind.rope_theta, sliding_window=MAX_POSITIONS, **common)
     raise ValueError(f"model kind {kind.name!r}: unknown architecture {kind.architecture!r}")
 
 
@@ -176,6 +182,7 @@ def build_model(world: str | Path, kind: ModelKind, out: str | Path, *, seed: in
         record["probe"] = probe_model(model, tokenizer, math_rows, choice_rows, seed=seed)
     record["total_seconds"] = time.perf_counter() - start
     with io.atomic_dir(out) as tmp:
+        tmp.chmod(0o755)  # mkdtemp makes it private
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / "build.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -88,6 +88,7 @@ def build_world(out: str | Path, *, seed: int = 0, size: str = "default") -> dic
     train = training_prompts(n_train, rng, held_out)
 
     with io.atomic_dir(out) as tmp:
+        tmp.chmod(0o755)  # mkdtemp makes it private
         save_tokenizer(build_student_tokenizer(), tmp / "tokenizer")
         save_tokenizer(build_teacher_tokenizer(), tmp / "teacher_tokenizer")
         pd.DataFrame(train).to_parquet(tmp / "train.parquet", index=False)

@@ -1,0 +1,111 @@
+"""The SLURM profile (slurm/config.yaml) and the Ray-on-SLURM launcher.
+
+The slow test runs `snakemake --profile slurm` on a 2-rule workflow against a real SLURM
+(.ci/slurm_setup.sh). It FAILS when SLURM is not up, unless TGPO_NO_SLURM=1 is set explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCHER = ROOT / "tgpo" / "verl" / "launch_ray_slurm.sh"
+SNAKEFILE = """
+rule all:
+    input: "b.txt"
+rule a:
+    output: "a.txt"
+    shell: "echo job=$SLURM_JOB_ID > {output}"
+rule b:
+    input: "a.txt"
+    output: "b.txt"
+    shell: "cat {input} > {output}; echo b >> {output}"
+"""
+
+
+def workflow_dir(tmp_path: Path) -> Path:
+    (tmp_path / "Snakefile").write_text(SNAKEFILE)
+    shutil.copytree(ROOT / "slurm", tmp_path / "slurm")  # `--profile slurm` resolves ./slurm
+    return tmp_path
+
+
+def slurm_is_up() -> tuple[bool, str]:
+    if shutil.which("sinfo") is None:
+        return False, "sinfo not found"
+    result = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    states = result.stdout.split()
+    up = result.returncode == 0 and any(s.rstrip("*") in ("idle", "mix", "alloc") for s in states)
+    return up, f"sinfo rc={result.returncode} states={states} {result.stderr.strip()}"
+
+
+def test_profile_parses_and_dry_runs(tmp_path):
+    workdir = workflow_dir(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n"], cwd=workdir,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "runtime=60" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_snakemake_profile_runs_on_real_slurm(tmp_path):
+    up, detail = slurm_is_up()
+    if not up:
+        if os.environ.get("TGPO_NO_SLURM") == "1":
+            pytest.skip("TGPO_NO_SLURM=1: SLURM test skipped on request")
+        pytest.fail(f"SLURM is not up ({detail}); start it with `sudo .ci/slurm_setup.sh` or set TGPO_NO_SLURM=1")
+    workdir = workflow_dir(tmp_path)
+    result = subprocess.run(["timeout", "-k", "30", "600", sys.executable, "-m", "snakemake", "--profile", "slurm"],
+                            cwd=workdir, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    text = (workdir / "b.txt").read_text().split()
+    assert text[0].startswith("job=") and text[0] != "job=", "rule a did not run inside a SLURM job"
+    assert text[-1] == "b"
+
+
+def fake_bin(tmp_path: Path, name: str, body: str) -> None:
+    path = tmp_path / "bin" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("#!/usr/bin/env bash\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def run_launcher(tmp_path, *args, env_extra=None):
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", **(env_extra or {})}
+    return subprocess.run(["bash", str(LAUNCHER), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_launcher_dry_run_plans_head_workers_and_driver(tmp_path):
+    # jobstep 0.6.1 strips SLURM_JOB_NODELIST: the launcher must ask squeue / scontrol
+    fake_bin(tmp_path, "squeue", 'echo "gpu[01-03]"')
+    fake_bin(tmp_path, "scontrol", 'printf "gpu01\\ngpu02\\ngpu03\\n"')
+    env = {"SLURM_JOB_ID": "42", "SLURM_JOB_NODELIST": ""}
+    result = run_launcher(tmp_path, "--nodes", "3", "--gpus-per-node", "8", "--cpus-per-node", "64", "--dry-run",
+                          "--", "python", "-m", "verl.trainer.main_ppo", "trainer.nnodes=3", env_extra=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("head: srun") and "-w gpu01" in lines[0] and "--head" in lines[0]
+    workers = [line for line in lines if line.startswith("worker:")]
+    assert [w.split("-w ")[1].split()[0] for w in workers] == ["gpu02", "gpu03"]
+    assert all("--address=gpu01:6379" in w and "--num-gpus=8" in w for w in workers)
+    assert lines[-1] == "driver: RAY_ADDRESS=gpu01:6379 python -m verl.trainer.main_ppo trainer.nnodes=3"
+
+
+def test_launcher_rejects_node_count_mismatch_and_missing_job(tmp_path):
+    fake_bin(tmp_path, "squeue", 'echo "gpu[01-02]"')
+    fake_bin(tmp_path, "scontrol", 'printf "gpu01\\ngpu02\\n"')
+    mismatch = run_launcher(tmp_path, "--nodes", "3", "--gpus-per-node", "8", "--cpus-per-node", "8", "--dry-run",
+                            "--", "true", env_extra={"SLURM_JOB_ID": "7"})  # fmt: skip
+    assert mismatch.returncode != 0 and "has 2 node(s)" in mismatch.stderr
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}
+    no_job = subprocess.run(["bash", str(LAUNCHER), "--nodes", "2", "--gpus-per-node", "8", "--cpus-per-node", "8",
+                             "--", "true"], capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert no_job.returncode != 0 and "SLURM_JOB_ID is not set" in no_job.stderr
+    single = run_launcher(tmp_path, "--nodes", "1", "--gpus-per-node", "8", "--cpus-per-node", "8", "--", "echo", "ran")
+    assert single.returncode == 0 and single.stdout.strip() == "ran"

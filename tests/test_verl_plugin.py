@@ -1,0 +1,172 @@
+"""The verl plugin's TGPO / TGPO_R loss, run through verl 0.9.1's own engine path on CPU, equals
+tgpo.objective.compute_loss (loss and gradient) on the same tensors; registrations are idempotent."""
+
+from __future__ import annotations
+
+import os
+import types
+from functools import partial
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytest.importorskip("verl")
+
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+import tgpo.verl.register as plugin  # noqa: E402
+from tgpo.methods import get_method  # noqa: E402
+from tgpo.objective import LossInputs, compute_loss  # noqa: E402
+
+torch.set_num_threads(1)
+PROMPT_LENS, RESPONSE_LENS, VOCAB, STUDENT_VOCAB = [2, 3, 2], [4, 2, 5], 11, 9
+
+
+def verl_configs(loss_mode: str, entropy_coeff: float):
+    from pathlib import Path
+
+    import verl
+    from verl.utils.config import omega_conf_to_dataclass
+
+    overrides = ["algorithm.adv_estimator=grpo", "critic.enable=false", "distillation.enabled=true",
+                 f"distillation.distillation_loss.loss_mode={loss_mode}", "distillation.distillation_loss.topk=1",
+                 "distillation.distillation_loss.use_task_rewards=true", "distillation.distillation_loss.use_policy_gradient=false",
+                 "distillation.distillation_loss.loss_max_clamp=null", "distillation.distillation_loss.log_prob_min_clamp=null",
+                 "distillation.distillation_loss.distillation_loss_coef=1.0", "actor_rollout_ref.actor.loss_agg_mode=token-mean",
+                 f"actor_rollout_ref.actor.entropy_coeff={entropy_coeff}", "actor_rollout_ref.actor.calculate_entropy=true",
+                 "actor_rollout_ref.actor.strategy=fsdp2", "actor_rollout_ref.actor.use_dynamic_bsz=true", "distillation.teacher_models.teacher_model.model_path=/nonexistent/teacher", "distillation.teacher_models.teacher_model.inference.max_model_len=20000", "distillation.teacher_models.teacher_model.inference.name=vllm"]  # fmt: skip
+    with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
+        cfg = compose(config_name="ppo_trainer", overrides=overrides)
+    actor = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
+    distillation = omega_conf_to_dataclass(cfg.distillation)
+    return actor, distillation
+
+
+def nested(rows):
+    return torch.nested.as_nested_tensor(rows, layout=torch.jagged)
+
+
+def make_batch(generator, coef, shaping_lambda):
+    """Packed logits [N, V] (leaf), the verl micro-batch and the padded response view of the same data."""
+    from verl.utils import tensordict_utils as tu
+
+    seq_lens = [p + r for p, r in zip(PROMPT_LENS, RESPONSE_LENS)]
+    input_ids = [torch.randint(0, STUDENT_VOCAB, (n,), generator=generator) for n in seq_lens]
+    teacher_ids = [torch.randint(0, VOCAB, (n, 1), generator=generator) for n in seq_lens]  # ids 9, 10 are OOV
+    teacher_ids[0][PROMPT_LENS[0] - 1, 0] = VOCAB - 1  # at least one OOV position inside a response
+    logits = torch.randn(sum(seq_lens), VOCAB, generator=generator, dtype=torch.float64).requires_grad_(True)
+    old = [torch.randn(r, generator=generator, dtype=torch.float64) * 0.3 - 2.0 for r in RESPONSE_LENS]
+    adv = [torch.full((r,), float(torch.randn(1, generator=generator))) for r in RESPONSE_LENS]
+    adv = [a.to(torch.float64) for a in adv]
+    total_tokens = sum(RESPONSE_LENS)
+    data = tu.get_tensordict(
+        {"input_ids": nested(input_ids), "prompts": nested([ids[:p] for ids, p in zip(input_ids, PROMPT_LENS)]),
+         "responses": nested([ids[p:] for ids, p in zip(input_ids, PROMPT_LENS)]),
+         "response_mask": nested([torch.ones(r, dtype=torch.int64) for r in RESPONSE_LENS]),
+         "old_log_probs": nested(old), "advantages": nested(adv), "teacher_ids": nested(teacher_ids),
+         "teacher_logprobs": nested([torch.zeros(n, 1, dtype=torch.float64) for n in seq_lens])},
+        {"dp_size": 1, "batch_num_tokens": total_tokens, "global_batch_size": len(seq_lens),
+         "distillation_use_topk": True, "distillation_only": False, "calculate_entropy": True,
+         "use_remove_padding": True, "tgpo_coef": coef, "tgpo_shaping_lambda": shaping_lambda,
+         "tgpo_student_vocab_size": STUDENT_VOCAB},
+    )  # fmt: skip
+    rolled = torch.cat([torch.roll(ids, -1) for ids in input_ids])
+    return logits, data, rolled, input_ids, teacher_ids, old, adv
+
+
+def padded_response(rows_fn, pad=0):
+    width = max(RESPONSE_LENS)
+    return torch.stack([torch.nn.functional.pad(r, (0, width - r.shape[0]), value=pad) for r in rows_fn])
+
+
+def run_through_verl(loss_mode, entropy_coeff, coef, shaping_lambda, seed=0):
+    from verl.trainer.distillation.losses import distillation_ppo_loss
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
+
+    actor, distillation = verl_configs(loss_mode, entropy_coeff)
+    logits, data, rolled, input_ids, teacher_ids, old, adv = make_batch(torch.Generator().manual_seed(seed), coef, shaping_lambda)
+    engine = types.SimpleNamespace(use_ulysses_sp=False, engine_config=types.SimpleNamespace(
+        entropy_checkpointing=False, entropy_from_logits_with_chunking=False))  # fmt: skip
+    engine._gather_and_unpad_packed = types.MethodType(FSDPEngineWithLMHead._gather_and_unpad_packed, engine)
+    from verl.utils import torch_functional as verl_F
+
+    engine.compute_entropy_from_logits = verl_F.entropy_from_logits  # as FSDPEngine.__init__ without torch.compile
+    output = types.SimpleNamespace(logits=logits.unsqueeze(0))
+    output_args = {"input_ids_rmpad_rolled": rolled, "temperature_rmpad": torch.ones(logits.shape[0], dtype=logits.dtype),
+                   "pad_size": 0, "temperature_is_one": True}  # fmt: skip
+    loss_fn = partial(distillation_ppo_loss, config=actor, distillation_config=distillation)
+    model_output = FSDPEngineWithLMHead.prepare_model_outputs(engine, output, output_args, data, loss_fn)
+    loss, metrics = loss_fn(model_output=model_output, data=data, dp_group=None)
+    (grad,) = torch.autograd.grad(loss, logits)
+    return loss, grad, metrics, (logits, input_ids, teacher_ids, old, adv)
+
+
+def response_rows(packed, seq_lens):
+    """Rows of a packed [N, ...] tensor that predict each response token, padded to [B, T, ...]."""
+    rows, start = [], 0
+    for p, r in zip(PROMPT_LENS, RESPONSE_LENS):
+        rows.append(packed[start + p - 1 : start + p - 1 + r])
+        start += p + r
+    return rows
+
+
+def run_through_objective(method_name, hparams, step, tensors):
+    logits, input_ids, teacher_ids, old, adv = tensors
+    logits = logits.detach().requires_grad_(True)
+    seq_lens = [p + r for p, r in zip(PROMPT_LENS, RESPONSE_LENS)]
+    width = max(RESPONSE_LENS)
+    pad = lambda rows, value=0: torch.stack([torch.nn.functional.pad(x, (0, 0) * (x.dim() - 1) + (0, width - x.shape[0]), value=value) for x in rows])  # noqa: E731
+    student_logits = pad(response_rows(logits, seq_lens))
+    teacher = pad(response_rows(torch.cat(teacher_ids)[:, 0], seq_lens))
+    inputs = LossInputs(
+        logits=student_logits,
+        response_ids=pad([ids[p:] for ids, p in zip(input_ids, PROMPT_LENS)]),
+        response_mask=pad([torch.ones(r, dtype=torch.float64) for r in RESPONSE_LENS]),
+        old_log_probs=pad(old), advantages=pad(adv), teacher_token_ids=teacher,
+        teacher_valid_mask=(teacher < STUDENT_VOCAB).to(torch.float64),
+    )  # fmt: skip
+    method = get_method(method_name)
+    loss, metrics = compute_loss(method, inputs, hparams, step, total_tokens=float(sum(RESPONSE_LENS)), total_sequences=3)
+    (grad,) = torch.autograd.grad(loss, logits)
+    return loss, grad, metrics
+
+
+def test_registrations_are_active_and_idempotent():
+    plugin.assert_registered()
+    plugin.register_all()  # a second import of the plugin (entry point + direct import) must not fail
+    plugin.assert_registered()
+
+
+@pytest.mark.parametrize("step", [0, 150])
+def test_tgpo_loss_and_gradient_equal_objective_library(step):
+    w_init, delta, entropy = 0.5, 2e-3, 1e-3  # large weight so a wrong guidance term cannot hide
+    hparams = {"w_init": w_init, "delta": delta, "entropy_coef": entropy}
+    from tgpo.annealing import guidance_weight
+
+    coef = guidance_weight(step, w_init, delta)
+    loss, grad, metrics, tensors = run_through_verl("tgpo_d", entropy, coef, 0.0)
+    ref_loss, ref_grad, ref_metrics = run_through_objective("tgpo_annealing", hparams, step, tensors)
+    assert torch.allclose(loss, ref_loss, atol=1e-10), (loss, ref_loss)
+    assert torch.allclose(grad, ref_grad, atol=1e-10), (grad - ref_grad).abs().max()
+    assert metrics["tgpo/teacher_oov_frac"] == pytest.approx(ref_metrics["tgpo/teacher_oov_frac"])
+    assert metrics["tgpo/teacher_oov_frac"] > 0
+
+
+def test_tgpo_r_loss_and_gradient_equal_objective_library_with_clipping_active():
+    hparams = {"shaping_lambda": 0.7, "entropy_coef": 0.0}
+    loss, grad, _, tensors = run_through_verl("tgpo_r", 0.0, 0.0, 0.7)
+    ref_loss, ref_grad, ref_metrics = run_through_objective("tgpo_r", hparams, 0, tensors)
+    assert ref_metrics["actor/pg_clipfrac"] > 0, "the fixture must exercise clipping"
+    assert torch.allclose(loss, ref_loss, atol=1e-10), (loss, ref_loss)
+    assert torch.allclose(grad, ref_grad, atol=1e-10), (grad - ref_grad).abs().max()
+
+
+def test_step_info_anneals_from_global_step_one():
+    from tgpo.verl.trainer import tgpo_step_info
+
+    info = tgpo_step_info({"w_init": 2e-3, "delta": 1e-5}, global_steps=1, tokenizer_size=151665)
+    assert info["tgpo_coef"] == pytest.approx(2e-3) and info["tgpo_student_vocab_size"] == 151665
+    assert tgpo_step_info({"w_init": 2e-3, "delta": 1e-5}, 201, 10)["tgpo_coef"] == 0.0
+    with pytest.raises(KeyError, match="tgpo"):
+        tgpo_step_info(None, 1, 10)

@@ -1,0 +1,99 @@
+"""`python -m tgpo verl-train`: run one experiment x seed on the cluster engine (verl 0.9.1).
+
+A thin wrapper: translate the experiment into verl Hydra overrides (`tgpo.verl.translate`), run
+verl's own trainer (`verl.trainer.main_ppo`, or `verl.trainer.fsdp_sft_trainer` for SFT) as a child
+process (through the Ray-on-SLURM launcher when the run spans several nodes), then convert verl's
+file-logger output into our `metrics.jsonl` and write `run.json` last, atomically, as the marker of a
+finished run. verl resumes from its own last checkpoint (`trainer.resume_mode=auto`), so a killed job
+re-submitted by Snakemake continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tgpo import io
+
+VERL_LOG_GLOB = "verl_metrics.*.jsonl"
+
+
+def merge_verl_logs(run_dir: Path) -> list[dict]:
+    """verl's FileLogger lines (`{"step": n, "data": {...}}`) of every attempt, later attempts winning,
+    flattened to our metrics lines (`{"step": n, <verl metric names>...}`), ordered by step."""
+    by_step: dict[int, dict] = {}
+    for path in sorted(run_dir.glob(VERL_LOG_GLOB)):
+        for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                step = int(record["step"])
+                data = record["data"]
+            except (ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"{path}:{line_number}: not a verl file-logger line ({error})") from None
+            by_step[step] = {"step": step, **by_step.get(step, {}), **data}
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def driver_command(config: dict, experiment: str, seed: int, nodes: int) -> list[str]:
+    from tgpo.methods import get_method
+    from tgpo.verl.translate import experiment_overrides, sft_overrides
+
+    method = get_method(config["experiments"][experiment]["method"])
+    if method.name == "sft":
+        command = [sys.executable, "-m", "verl.trainer.fsdp_sft_trainer", *sft_overrides(config, experiment, seed)]
+    else:
+        command = [sys.executable, "-m", "verl.trainer.main_ppo", *experiment_overrides(config, experiment, seed)]
+    if nodes > 1:
+        gpus = config.get("training", {}).get("n_gpus", 8)
+        launcher = Path(__file__).with_name("launch_ray_slurm.sh")
+        command = ["bash", str(launcher), "--nodes", str(nodes), "--gpus-per-node", str(gpus),
+                   "--cpus-per-node", str(os.cpu_count()), "--", *command, f"trainer.nnodes={nodes}"]
+    return command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="config YAML with engine: verl (e.g. config/paper-7b.yaml)")
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nodes", type=int, default=1, help="SLURM nodes of this job (multi-node: Ray over srun)")
+    parser.add_argument("--dry-run", action="store_true", help="print the verl command and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tgpo.config import config_hash, load_config, results_dir
+
+    config = load_config(args.config)
+    command = driver_command(config, args.experiment, args.seed, args.nodes)
+    if args.dry_run:
+        print(" ".join(command))
+        return 0
+    run_dir = results_dir(config) / "runs" / args.experiment / f"seed{args.seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(run_dir / f"verl_metrics.{int(time.time())}.jsonl")}
+    start = time.time()
+    print("running:", " ".join(command), flush=True)
+    completed = subprocess.run(command, env=env)
+    if completed.returncode != 0:
+        print(f"verl exited with status {completed.returncode}; run.json not written (the run resumes "
+              f"from its last checkpoint in {run_dir / 'checkpoints'} when re-run)", file=sys.stderr)
+        return completed.returncode
+    metrics = merge_verl_logs(run_dir)
+    if not metrics:
+        print(f"verl finished but wrote no metrics to {run_dir}/{VERL_LOG_GLOB}", file=sys.stderr)
+        return 1
+    io.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(line) + "\n" for line in metrics))
+    io.write_json(run_dir / "run.json", {
+        "experiment": args.experiment, "seed": args.seed, "engine": "verl",
+        "config_hash": config_hash(config, args.experiment), "command": command,
+        "wall_time_s": time.time() - start, "steps_logged": len(metrics),
+        "python": platform.python_version(), "checkpoints": str(run_dir / "checkpoints"), "completed": True,
+    })
+    return 0
