@@ -20,6 +20,7 @@ item is graded wrong with `timed_out=True`. A bad response costs at most the tim
 from __future__ import annotations
 
 import functools
+import logging
 import multiprocessing
 import os
 import re
@@ -175,7 +176,7 @@ def grade_math(response: str, gold: str, combine: str = "any") -> GradeResult:
         raise ValueError(f"unknown combine rule {combine!r}; expected one of {COMBINE_RULES}")
     region = answer_region(response)
     boxed_correct, boxed = boxed_grade(region, gold)
-    if combine == "boxed":
+    if combine == "boxed" or (combine == "any" and boxed_correct):  # OR: Math-Verify cannot change a True
         return GradeResult(extracted_answer=boxed or "", correct=boxed_correct)
     verified, extracted = math_verify_grade(region, gold)
     correct = verified if combine == "math_verify" else (verified or boxed_correct)
@@ -219,6 +220,8 @@ def grade(request: GradeRequest) -> GradeResult:
 
 def _worker_main(connection) -> None:
     """Worker loop: receive (index, request), send back (index, result); None stops it."""
+    # Math-Verify warns on every call that its own timeouts are off: this pool is the timeout.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
     while True:
         try:
             message = connection.recv()
@@ -331,9 +334,11 @@ class GradingPool:
         while pending or any(worker.index is not None for worker in self._workers):
             for worker in self._workers:
                 if worker.index is None and pending:
-                    worker.index = pending.popleft()
-                    worker.started = time.perf_counter()
-                    worker.connection.send((worker.index, requests[worker.index]))
+                    index = pending.popleft()
+                    if not worker.process.is_alive():  # died while idle: replace it before sending
+                        worker = self._replace(worker)
+                    worker.index, worker.started = index, time.perf_counter()
+                    worker.connection.send((index, requests[index]))
             busy = [worker for worker in self._workers if worker.index is not None]
             deadline = min(worker.started for worker in busy) + self.timeout_s
             ready = wait([worker.connection for worker in busy], timeout=max(0.0, deadline - time.perf_counter()))

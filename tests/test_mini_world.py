@@ -42,7 +42,9 @@ def test_solutions_are_rewarded_and_columns_are_right():
     problem = Problem(347, 285)
     assert task.chain_of_thought(problem) == "7+5+0=12;4+8+1=13;3+2+1=06;"
     assert task.solution(problem, "direct") == "#632."
-    assert task.solution(problem, "cot", think_markers=True) == "<think>7+5+0=12;4+8+1=13;3+2+1=06;</think>#632."
+    assert task.solution(problem, "cot", think_markers=True) == "7+5+0=12;4+8+1=13;3+2+1=06;</think>#632."
+    assert task.solution(problem, "compact") == "#12;13;06;#632."
+    assert [task.response_style(task.solution(problem, s)) for s in task.STYLES] == list(task.STYLES)
     assert task.choice_solution(problem, "B", "cot").endswith("3+2+1=06;632#B.")
     assert task.choice_reward("632#B.", "B") == 1.0 and task.choice_reward("632#C.", "B") == 0.0
     rng = random.Random(0)
@@ -89,6 +91,7 @@ def test_tokenizer_round_trip_and_teacher_extras(tmp_path):
     marked = "<think>1+2+0=03;</think>#3."
     teacher_ids = encode(teacher, marked)
     assert teacher_ids[0] >= len(student) and teacher_ids[-4] >= len(student)  # extras appended at the end
+    assert max(teacher_ids[1:-4]) < len(student)
     assert teacher.decode(teacher_ids) == marked
     with pytest.raises(ValueError, match="outside the miniature vocabulary"):
         encode(student, marked)
@@ -135,7 +138,7 @@ def test_world_files_have_the_right_fields(ci_world):
     assert not student["hard"].any()  # the students never see a hard problem
     assert 0.8 < (student["style"] == "cot").mean() < 0.97
     cross = pd.read_parquet(ci_world / "corpora" / "teacher_cross.parquet")
-    assert cross["hard"].mean() > 0.3 and (cross["style"] == "direct").mean() > 0.85
+    assert cross["hard"].mean() > 0.3 and (cross["style"] == "compact").mean() > 0.85
     assert not held_out & {(p.a, p.b) for p in map(task.parse_prompt, cross["prompt"])}
     summary = json.loads((ci_world / "world.json").read_text())
     assert summary["answer_regex"] == task.ANSWER_REGEX
@@ -197,7 +200,7 @@ def test_traces_keep_only_verified_correct_responses(ci_world, ci_teacher, tmp_p
         for index, prompt in enumerate(prompts):
             problem = task.parse_prompt(prompt)
             answer = problem.answer if index % 2 == 0 else problem.answer + 1
-            text = f"<think>{task.chain_of_thought(problem)}</think>#{answer}." if index % 4 == 0 else f"#{answer}."
+            text = f"{task.chain_of_thought(problem)}</think>#{answer}." if index % 4 == 0 else f"#{answer}."
             finish = "length" if index % 3 == 0 else "stop"
             out.append(sampling.Rollout(index, 0, [], [], text, finish))
         return out

@@ -17,10 +17,16 @@ VERBS: dict[str, tuple[str, str]] = {
     "figures": ("figures.cli", "render tables/figures (table1-3, fig2, fig4-6, all) from results/<name>/"),
     "methods": ("tgpo.methods_cli", "list every registered method, one name per line"),
     "train": ("tgpo.engine.cli", "train one experiment with the local engine"),
+    "eval": ("eval.cli", "sample and grade one model on one benchmark -> per-sample parquet"),
+    "summarize": ("eval.summary", "per-sample eval parquets of results/<name>/ -> summary.parquet"),
+    "lm-eval-check": ("eval.lm_eval_check", "score a model with lm-evaluation-harness next to our eval (ARC-c, ...)"),
     "world": ("tgpo.mini.world", "write the miniature world: tokenizers, prompts, corpora, benchmarks"),
     "build-model": ("tgpo.mini.models", "build and pretrain one tiny model of the miniature world"),
     "traces": ("tgpo.mini.traces", "re-sample training prompts with a teacher, keep verified-correct responses"),
     "verl-train": ("tgpo.verl.run", "train one experiment on the cluster engine (verl 0.9.1)"),
+    "prepare-model": ("tgpo.model_prep", "prepare a cluster checkpoint: RoPE theta/context in config.json, aligned vocabulary, <think> template"),
+    "prepare-data": ("tgpo.verl.data_prep", "OpenR1-Math-46k-8192 to the prompt table and verl's RL parquet"),
+    "teacher-traces": ("tgpo.verl.teacher_traces", "re-sample the training prompts with the teacher (vLLM), keep Math-Verify-correct traces"),
     "validate-config": ("tgpo.config", "validate config files (schema and cross-references)"),
 }
 

@@ -68,3 +68,61 @@ if "traces" in config["data"] and "world" in config:
         shell:
             "python -m tgpo traces --world {input.world} --teacher {input.teacher} --out {output} "
             "--seed {params.seed} > {log} 2>&1"
+
+
+if ENGINE == "verl":
+    PREPARED_MODELS = [key for key, model in config["models"].items() if "prepare" in model]
+
+    rule prepare_model:
+        """RoPE theta / context baked into config.json, vocabulary aligned with the teacher, <think> template."""
+        output:
+            directory(f"{RESULTS}/models/{{model}}"),
+        log:
+            f"{RESULTS}/logs/prepare_model/{{model}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/prepare_model/{{model}}.tsv"
+        resources:
+            cpus_per_task=4,
+            mem_mb=64_000,
+            runtime=120,
+        shell:
+            "python -m tgpo prepare-model --config {CFG} --model {wildcards.model} --out {output} > {log} 2>&1"
+
+    rule prepare_data:
+        """OpenR1-Math-46k-8192 to our prompt table and verl's RL parquet."""
+        output:
+            TRAIN_DATA,
+        log:
+            f"{RESULTS}/logs/prepare_data.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/prepare_data.tsv"
+        resources:
+            cpus_per_task=4,
+            mem_mb=32_000,
+            runtime=60,
+        shell:
+            "python -m tgpo prepare-data --config {CFG} --out {output} > {log} 2>&1"
+
+    if "traces" in config["data"]:
+
+        rule teacher_traces:
+            """The teacher answers every training prompt once (vLLM); Math-Verify keeps the correct ones."""
+            input:
+                TRAIN_DATA,
+                _teacher_models := [
+                    model_dir(config["data"]["traces"]["teacher"])
+                ] if tgpo_config.pipeline_made_model(config, config["data"]["traces"]["teacher"]) else [],
+            output:
+                TRACES,
+            log:
+                f"{RESULTS}/logs/teacher_traces.log",
+            benchmark:
+                f"{RESULTS}/benchmarks/teacher_traces.tsv"
+            resources:
+                gres=f"gpu:{config.get('training', {}).get('n_gpus', 8)}",
+                tasks_per_gpu=0,
+                cpus_per_task=32,
+                mem_mb=256_000,
+                runtime=1440,
+            shell:
+                "python -m tgpo teacher-traces --config {CFG} --out {output} > {log} 2>&1"

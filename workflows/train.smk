@@ -15,6 +15,8 @@ def train_inputs(wildcards):
     inputs = {"models": _model_inputs([spec["student"], spec.get("teacher")])}
     if "world" in config:
         inputs["world"] = WORLD  # training prompts live in the world folder
+    elif ENGINE == "verl":
+        inputs["data"] = TRAIN_DATA
     if get_method(spec["method"]).uses_teacher_traces:
         inputs["traces"] = TRACES
     return inputs

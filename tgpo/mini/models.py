@@ -7,8 +7,9 @@ Kinds (the paper's models -> their analogue here):
     student_large      Qwen2.5-Math-7B     Qwen2, students' corpus (no hard problem; 90 % chain of thought)
     student_small      Qwen2.5-Math-1.5B   Qwen2, narrower and trained less: a weaker student
     teacher_in_family  Qwen2.5-Math-7B as Section 2.3's in-family teacher: Qwen2, wider, same style, all problems
-    teacher_cross      Qwen3-30B-A3B       Llama (RoPE, RMSNorm, SwiGLU), teacher tokenizer, 90 % direct answers
-    teacher_cross_r1   R1-Distill-Qwen-32B Mistral, teacher tokenizer, half direct answers, half chain of thought
+    teacher_cross      Qwen3-30B-A3B       Llama (RoPE, RMSNorm, SwiGLU), teacher tokenizer, 90 % compact answers
+                                           (`#12;13;06;#632.`), 10 % chain of thought closed by </think>
+    teacher_cross_r1   R1-Distill-Qwen-32B Mistral, teacher tokenizer, half compact answers, half chain of thought
 
 The folder is loadable with AutoModelForCausalLM / AutoTokenizer; build.json records the settings,
 the pretraining loss and time, and the probe (tgpo.mini.probe) on held-out benchmark problems.
@@ -52,15 +53,15 @@ class ModelKind:
 MODEL_KINDS: dict[str, ModelKind] = {
     kind.name: kind
     for kind in [
-        ModelKind("student_large", "qwen2", "student", "tokenizer", 64, 2, 4, 2, 192, 500, 128, 3e-3, 30,
+        ModelKind("student_large", "qwen2", "student", "tokenizer", 64, 2, 4, 2, 192, 800, 64, 3e-3, 30,
                   "Qwen2.5-Math-7B (student)"),
-        ModelKind("student_small", "qwen2", "student", "tokenizer", 48, 2, 4, 2, 128, 300, 128, 3e-3, 30,
+        ModelKind("student_small", "qwen2", "student", "tokenizer", 48, 2, 4, 2, 128, 600, 64, 3e-3, 30,
                   "Qwen2.5-Math-1.5B (student)"),
-        ModelKind("teacher_in_family", "qwen2", "teacher_in_family", "tokenizer", 96, 2, 4, 2, 256, 700, 128, 3e-3,
+        ModelKind("teacher_in_family", "qwen2", "teacher_in_family", "tokenizer", 96, 2, 4, 2, 256, 1400, 64, 3e-3,
                   30, "Qwen2.5-Math-7B as in-family teacher of the 1.5B student (Section 2.3)"),
-        ModelKind("teacher_cross", "llama", "teacher_cross", "teacher_tokenizer", 96, 3, 4, 4, 256, 700, 128, 3e-3,
+        ModelKind("teacher_cross", "llama", "teacher_cross", "teacher_tokenizer", 96, 2, 4, 4, 256, 1200, 64, 3e-3,
                   30, "Qwen3-30B-A3B (cross-family teacher)"),
-        ModelKind("teacher_cross_r1", "mistral", "teacher_cross_r1", "teacher_tokenizer", 80, 3, 4, 2, 224, 700, 128,
+        ModelKind("teacher_cross_r1", "mistral", "teacher_cross_r1", "teacher_tokenizer", 80, 2, 4, 2, 224, 1200, 64,
                   3e-3, 30, "R1-Distill-Qwen-32B (second cross-family teacher)"),
     ]
 }

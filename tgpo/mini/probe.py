@@ -1,5 +1,6 @@
 """Probe a miniature model: accuracy (greedy and sampled, overall and on hard problems), the share of
-responses that start with a direct answer (`#`), and multiple-choice accuracy.
+sampled responses in each style (starting with `#`: direct or compact; chain of thought), and
+multiple-choice accuracy.
 
 These numbers check that the built world has the properties the experiments need (students weak and
 blind to hard problems, teachers strong, the cross-family teachers mostly answering directly).
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from tgpo.mini.task import THINK_OPEN, choice_reward, parse_prompt, render_choice_prompt, reward
+from tgpo.mini.task import THINK_CLOSE, choice_reward, parse_prompt, render_choice_prompt, response_style, reward
 
 MAX_NEW_TOKENS = 48  # the longest response (teacher chain of thought with markers + choice) is ~40 tokens
 
@@ -35,8 +36,10 @@ def probe_model(model, tokenizer, math_rows: list[dict], choice_rows: list[dict]
         "greedy_acc_easy": _mean([c for c, r in zip(greedy_correct, greedy) if not hard[r.prompt_index]]),
         "sampled_acc": _mean(sampled_correct),
         "sampled_acc_hard": _mean([c for c, r in zip(sampled_correct, sampled) if hard[r.prompt_index]]),
-        "sampled_direct_share": _mean([float(r.response_text.startswith("#")) for r in sampled]),
-        "sampled_think_share": _mean([float(r.response_text.startswith(THINK_OPEN)) for r in sampled]),
+        "sampled_hash_start_share": _mean([float(r.response_text.startswith("#")) for r in sampled]),
+        **{f"sampled_{style}_share": _mean([float(response_style(r.response_text) == style) for r in sampled])
+           for style in ("cot", "direct", "compact", "other")},
+        "sampled_think_close_share": _mean([float(THINK_CLOSE in r.response_text) for r in sampled]),
         "sampled_mean_length": _mean([float(len(r.response_ids)) for r in sampled]),
         "n_problems": len(prompts),
         "hard_share": _mean([float(h) for h in hard]),

@@ -5,8 +5,14 @@ Prompt `347+285=`. Chain-of-thought style, one step per column from the units up
 
     7+5+0=12;4+8+1=13;3+2+1=06;#632.
 
-Direct style: `#632.` Multiple-choice prompts append the options, `347+285=|A:532|B:632|C:622|D:633|`,
-and the response ends with the sum and the chosen label instead: `...;3+2+1=06;632#B.` (direct: `632#B.`).
+Direct style (the students' minority mode, ~10 %): `#632.` Compact style (the cross-family teachers'
+majority mode): `#` then the column totals only, then the answer, `#12;13;06;#632.`; it starts like a
+direct answer, so the students sample its first token, but they cannot carry it out (they never saw it,
+and their own continuation after `#`, the direct answer, needs more capacity than they have). Teachers
+close their chain of thought with the teacher-only token `</think>`: `7+5+0=12;...;3+2+1=06;</think>#632.`
+(only at the end, so their chain of thought stays aligned, position by position, with the students').
+Multiple-choice prompts append the options, `347+285=|A:532|B:632|C:622|D:633|`, and the response ends
+with the sum and the chosen label instead: `...;3+2+1=06;632#B.` (direct: `632#B.`).
 So every response's answer is the text between its last `#` and its final `.`, extracted by
 ANSWER_REGEX; the reward (the training verifier, Eq. 2's r(y)) is 1 when that answer equals the gold.
 
@@ -68,9 +74,12 @@ def chain_of_thought(problem: Problem) -> str:
     return "".join(steps)
 
 
+STYLES = ("cot", "direct", "compact")
+
+
 def solution(problem: Problem, style: str, *, think_markers: bool = False) -> str:
-    """The response for a plain prompt: `style` "cot" or "direct"; `think_markers` wraps the chain of
-    thought in <think>...</think> (the cross-family teachers' habit)."""
+    """The response for a plain prompt in `style` (STYLES); `think_markers` closes the chain of thought
+    with </think> (the cross-family teachers' habit)."""
     return _reasoning(problem, style, think_markers) + f"#{problem.answer}."
 
 
@@ -82,10 +91,22 @@ def choice_solution(problem: Problem, label: str, style: str, *, think_markers: 
 def _reasoning(problem: Problem, style: str, think_markers: bool) -> str:
     if style == "direct":
         return ""
+    if style == "compact":
+        return "#" + "".join(f"{total:02d};" for total in problem.column_totals)
     if style == "cot":
-        cot = chain_of_thought(problem)
-        return f"{THINK_OPEN}{cot}{THINK_CLOSE}" if think_markers else cot
-    raise ValueError(f"unknown solution style {style!r}; expected 'cot' or 'direct'")
+        return chain_of_thought(problem) + (THINK_CLOSE if think_markers else "")
+    raise ValueError(f"unknown solution style {style!r}; expected one of {STYLES}")
+
+
+def response_style(response_text: str) -> str:
+    """Which style a response starts in: "direct" / "compact" (both start with `#`), "cot", or "other"."""
+    if re.match(r"^#\d\d;", response_text):
+        return "compact"
+    if response_text.startswith("#"):
+        return "direct"
+    if re.match(r"^\d\+\d\+", response_text):
+        return "cot"
+    return "other"
 
 
 def render_choice_prompt(question: str, choices: list[str], labels: list[str]) -> str:

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from tgpo import io
-from tgpo.mini.task import extract_answer
+from tgpo.mini.task import extract_answer, response_style
 from tgpo.mini.tokenizer import TEACHER_EXTRA_TOKENS
 
 TEMPERATURE = 0.7
@@ -33,13 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=TEMPERATURE)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--min-kept", type=int, default=1,
+                        help="fail when fewer responses pass the filter (0 allows an empty file, e.g. CI teachers)")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    stats = write_traces(args.world, args.teacher, args.out, seed=args.seed, temperature=args.temperature)
+    stats = write_traces(args.world, args.teacher, args.out, seed=args.seed, temperature=args.temperature,
+                         min_kept=args.min_kept)
     print(json.dumps(stats, indent=1))
     return 0
 
@@ -64,7 +67,7 @@ def student_text(response_text: str) -> str:
 
 
 def write_traces(world: str | Path, teacher: str | Path, out: str | Path, *, seed: int = 0,
-                 temperature: float = TEMPERATURE) -> dict:
+                 temperature: float = TEMPERATURE, min_kept: int = 1) -> dict:
     import pandas as pd
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -85,14 +88,17 @@ def write_traces(world: str | Path, teacher: str | Path, out: str | Path, *, see
         if rollout.finish_reason == "stop" and math_verify_correct(rollout.response_text, row["answer"]):
             kept.append({"prompt_id": int(row["prompt_id"]), "prompt": row["prompt"], "answer": row["answer"],
                          "response": student_text(rollout.response_text)})
-    if not kept:
-        raise RuntimeError(f"teacher {teacher} answered none of the {len(train)} training prompts correctly")
-    frame = pd.DataFrame(kept, columns=["prompt_id", "prompt", "answer", "response"])
+    if len(kept) < min_kept:
+        raise RuntimeError(f"teacher {teacher} answered {len(kept)} of the {len(train)} training prompts correctly, "
+                           f"fewer than --min-kept {min_kept}; pretrain it longer (build-model --steps)")
+    frame = pd.DataFrame(kept, columns=["prompt_id", "prompt", "answer", "response"]).astype(
+        {"prompt_id": "int64", "prompt": str, "answer": str, "response": str})
     io.write_parquet(out, frame)
     stats = {
         "teacher": str(teacher), "temperature": temperature, "seed": seed, "prompts": len(train),
         "kept": len(frame), "kept_fraction": len(frame) / len(train),
-        "direct_share_kept": float(frame["response"].str.startswith("#").mean()),
+        "style_shares_kept": {style: float(share) for style, share in
+                              frame["response"].map(response_style).value_counts(normalize=True).items()},
     }
     io.write_json(Path(out).with_suffix(".json"), stats)
     return stats

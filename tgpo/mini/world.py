@@ -37,18 +37,19 @@ class CorpusSpec:
 
     name: str
     includes_hard: bool  # False: the students never see a hard problem
-    cot_share: float  # share of chain-of-thought responses; the rest are direct answers
-    think_markers: bool  # chain of thought wrapped in <think>...</think> (cross-family tokenizer only)
+    cot_share: float  # share of chain-of-thought responses; the rest are in `short_style`
+    short_style: str  # "direct" (`#632.`, the students') or "compact" (`#12;13;06;#632.`, cross-family teachers')
+    think_markers: bool  # chain of thought closed by </think> (cross-family tokenizer only)
     choice_share: float = 0.1  # share of multiple-choice prompts (4 or 10 options)
 
 
 CORPORA: dict[str, CorpusSpec] = {
     spec.name: spec
     for spec in [
-        CorpusSpec("student", includes_hard=False, cot_share=0.9, think_markers=False),
-        CorpusSpec("teacher_in_family", includes_hard=True, cot_share=0.9, think_markers=False),
-        CorpusSpec("teacher_cross", includes_hard=True, cot_share=0.1, think_markers=True),
-        CorpusSpec("teacher_cross_r1", includes_hard=True, cot_share=0.5, think_markers=True),
+        CorpusSpec("student", includes_hard=False, cot_share=0.9, short_style="direct", think_markers=False),
+        CorpusSpec("teacher_in_family", includes_hard=True, cot_share=0.9, short_style="direct", think_markers=False),
+        CorpusSpec("teacher_cross", includes_hard=True, cot_share=0.1, short_style="compact", think_markers=True),
+        CorpusSpec("teacher_cross_r1", includes_hard=True, cot_share=0.5, short_style="compact", think_markers=True),
     ]
 }
 
@@ -128,7 +129,7 @@ def corpus_rows(spec: CorpusSpec, count: int, rng: random.Random, held_out: set[
         problem = random_problem(rng, hard=None if spec.includes_hard else False)
         if (problem.a, problem.b) in held_out:
             continue
-        style = "cot" if rng.random() < spec.cot_share else "direct"
+        style = "cot" if rng.random() < spec.cot_share else spec.short_style
         if rng.random() < spec.choice_share:
             prompt, response = choice_example(problem, style, spec.think_markers, rng)
             kind = "choice"

@@ -1,0 +1,97 @@
+"""Generation backends behind one interface: n samples per prompt at the paper's evaluation settings.
+
+Paper Section 4 and the authors' eval script (notes section 2.1): temperature 0.6, top_p 1.0, at most
+8192 new tokens, seeded. `LocalBackend` runs the local engine's sampler (`tgpo.engine.sampling.sample`,
+CPU, HF checkpoints); `VllmBackend` runs vLLM on GPUs (imported only when that backend is built).
+Both return `Generation`s ordered prompt-major (all samples of prompt 0, then prompt 1, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Generation:
+    prompt_index: int
+    sample_index: int
+    text: str
+    finish_reason: str  # "stop" | "length"
+    n_tokens: int  # generated tokens, the final EOS included
+
+
+class Backend(Protocol):
+    tokenizer: Any
+
+    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
+                 seed: int) -> list[Generation]: ...
+
+
+class LocalBackend:
+    """The local engine's batched KV-cached sampler on CPU (or whatever device the model is on)."""
+
+    def __init__(self, model: str, *, threads: int = 1, batch_size: int | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(threads)
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.model = AutoModelForCausalLM.from_pretrained(model)
+        self.model.eval()
+        self.batch_size = batch_size
+
+    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
+                 seed: int) -> list[Generation]:
+        from tgpo.engine.sampling import sample
+
+        rollouts = sample(self.model, self.tokenizer, prompts, n, temperature=temperature,
+                          max_new_tokens=max_new_tokens, top_p=top_p, seed=seed, batch_size=self.batch_size)
+        return [
+            Generation(prompt_index=r.prompt_index, sample_index=r.sample_index, text=r.response_text,
+                       finish_reason=r.finish_reason, n_tokens=len(r.response_ids))
+            for r in rollouts
+        ]
+
+
+class VllmBackend:
+    """vLLM offline inference; tensor parallel over `n_gpus` (default: every visible GPU)."""
+
+    def __init__(self, model: str, *, n_gpus: int | None = None, dtype: str = "bfloat16",
+                 max_model_len: int | None = None, gpu_memory_utilization: float = 0.85, seed: int = 0):
+        try:
+            import vllm
+        except ImportError as error:
+            raise ImportError("backend 'vllm' needs the vllm package (pip install vllm) and a GPU") from error
+        import torch
+
+        self._vllm = vllm
+        tensor_parallel = n_gpus or max(torch.cuda.device_count(), 1)
+        self.llm = vllm.LLM(model=model, tensor_parallel_size=tensor_parallel, dtype=dtype, seed=seed,
+                            max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
+                 seed: int) -> list[Generation]:
+        params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
+                                           seed=seed)
+        outputs = self.llm.generate(prompts, params)
+        generations = []
+        for prompt_index, output in enumerate(outputs):
+            for sample_index, completion in enumerate(output.outputs):
+                generations.append(Generation(
+                    prompt_index=prompt_index, sample_index=sample_index, text=completion.text,
+                    finish_reason="length" if completion.finish_reason == "length" else "stop",
+                    n_tokens=len(completion.token_ids),
+                ))
+        return generations
+
+
+BACKENDS = {"local": LocalBackend, "vllm": VllmBackend}
+
+
+def make_backend(name: str, model: str, **options: Any) -> Backend:
+    """Build backend `name` ("local" | "vllm") for `model` (a checkpoint folder or a hub id)."""
+    if name not in BACKENDS:
+        raise KeyError(f"unknown generation backend {name!r}; expected one of {sorted(BACKENDS)}")
+    return BACKENDS[name](model, **options)

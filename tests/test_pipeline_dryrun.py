@@ -1,0 +1,76 @@
+"""Snakemake dry runs of the real Snakefile: the miniature's job list, and both paper configs through
+the SLURM profile with every training job asking for its GPUs (no cluster needed for a dry run)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tgpo.config import load_config, training_experiments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dry_run(*args: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed.stdout + completed.stderr
+
+
+def job_stats(output: str) -> Counter:
+    table = output.split("Job stats:", 1)[1]
+    counts = Counter()
+    for line in table.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def jobs_of(output: str, rule: str) -> list[str]:
+    """The text blocks of every job of `rule` in a dry-run listing."""
+    blocks = re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule )", output)
+    return [block for block in blocks if re.search(rf"^(?:local)?rule {rule}:", block, re.M)]
+
+
+def test_miniature_plans_every_experiment_and_output():
+    config = load_config(ROOT / "config" / "default.yaml")
+    counts = job_stats(dry_run("-c2", "--configfile", "config/default.yaml", "--forceall"))
+    trained = training_experiments(config)
+    n_runs = sum(len(config["experiments"][name].get("seeds", [0])) for name in trained)
+    assert counts["train"] == n_runs
+    assert counts["evaluate"] == n_runs + len(config["experiments"]) - len(trained)
+    assert counts["build_model"] == len(config["models"])
+    for output in ("table1", "table2", "table3", "fig2", "fig4", "fig5", "fig6", "summary", "world", "traces"):
+        assert counts[output] == 1, output
+
+
+@pytest.mark.parametrize("config_name", ["paper-7b.yaml", "paper-1.5b.yaml"])
+def test_paper_config_through_slurm_profile_asks_for_gpus(config_name):
+    config = load_config(ROOT / "config" / config_name)
+    output = dry_run("--profile", "slurm", "--configfile", f"config/{config_name}", "--forceall")
+    counts = job_stats(output)
+    train_jobs = jobs_of(output, "train")
+    expected_runs = {
+        (name, seed) for name in training_experiments(config) for seed in config["experiments"][name].get("seeds", [0])
+    }
+    assert counts["train"] == len(expected_runs) == len(train_jobs)
+    planned = set()
+    for block in train_jobs:
+        wildcards = re.search(r"wildcards: experiment=(\S+), seed=(\d+)", block)
+        planned.add((wildcards.group(1), int(wildcards.group(2))))
+        n_gpus = {**config["training"], **config["experiments"][wildcards.group(1)].get("training", {})}["n_gpus"]
+        assert f"gres=gpu:{n_gpus}" in block, block
+        assert "tasks_per_gpu=0" in block
+    assert planned == expected_runs
+    for block in jobs_of(output, "evaluate"):
+        assert "gres=gpu:" in block
+    assert counts["prepare_model"] >= 1 and counts["prepare_data"] == 1

@@ -1,0 +1,250 @@
+"""Verb `prepare-model`: the paper's checkpoint preparation (Appendix B.1, "Model Configuration").
+
+    python -m tgpo prepare-model --config config/paper-7b.yaml --model qwen25_math_7b \
+        --out results/paper-7b/models/qwen25_math_7b [--source <local dir>] [--align-source <local dir>]
+
+Three changes, as the TGPO authors' "aligned" checkpoints (notes baselines-and-eval 0.2) and LUFFY's
+`Elliott/Qwen2.5-Math-7B-16k-think`:
+
+1. Context: RoPE base theta 10,000 -> `prepare.rope_theta` (40,000) and `max_position_embeddings` ->
+   `prepare.max_position_embeddings` (16,384), written into config.json itself, because verl's
+   `override_config` does not reach the vLLM rollout (notes verl-0.9 pitfall 7).
+2. Vocabulary: the tokenizer gets the other model's (`prepare.align_vocab_with`) extra tokens at the
+   same ids (Qwen3 adds `<tool_response>`, `</tool_response>`, `<think>`, `</think>` after Qwen2.5's
+   151,665 ids), and the embedding matrices are resized to
+
+       V_aligned = ceil(max(|tok_student|, |tok_teacher|) / m) * m,   m = gcd(rows of the larger embedding, 128)
+
+   i.e. the larger tokenizer, padded the way the larger embedding matrix is padded. Rows of existing ids
+   are kept, so logits of old token ids are unchanged.
+3. Chat template: the generation prompt ends with `<think>\\n` after the assistant tag (the response
+   continues inside the thought section), unless `prepare.think_template: false`.
+
+The tokenizer is saved beside the weights; `prepare.json` records what was changed. The output folder is
+written atomically (tgpo.io.atomic_dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from tgpo import io
+
+THINK_START = "<think>\n"
+EMBEDDING_PADDING_CAP = 128  # vocabularies are padded to multiples of at most 128 rows (Qwen: 151936 = 1187 * 128)
+PREPARE_KEYS = ("rope_theta", "max_position_embeddings", "align_vocab_with", "think_template")
+
+
+# ------------------------------------------------------------------------------------ 1. RoPE, context
+
+
+def apply_rope_and_context(config: Mapping[str, Any], rope_theta: float | None, max_positions: int | None) -> dict:
+    """A copy of a config.json dict with RoPE base `rope_theta` and context `max_positions`.
+
+    theta is written where every reader looks: top-level `rope_theta` (transformers 4.x, vLLM) and
+    `rope_parameters.rope_theta` / `rope_scaling.rope_theta` (transformers 5) when those dicts exist.
+    A model with a RoPE scaling type other than "default" is refused: its theta is not the only knob.
+    """
+    out = json.loads(json.dumps(config))
+    if rope_theta is not None:
+        for key in ("rope_parameters", "rope_scaling"):
+            block = out.get(key)
+            if isinstance(block, dict):
+                if block.get("rope_type", block.get("type", "default")) != "default":
+                    raise ValueError(f"config.json {key}: RoPE type {block.get('rope_type')!r} is not 'default'; "
+                                     "refusing to change only its theta")
+                block["rope_theta"] = float(rope_theta)
+        out["rope_theta"] = float(rope_theta)
+    if max_positions is not None:
+        out["max_position_embeddings"] = int(max_positions)
+    return out
+
+
+# ------------------------------------------------------------------------------------- 2. vocabulary
+
+
+def embedding_padding_multiple(rows: int) -> int:
+    """The multiple an embedding matrix of `rows` rows is padded to (power of two, at most 128)."""
+    return math.gcd(int(rows), EMBEDDING_PADDING_CAP)
+
+
+def aligned_vocab_size(student_tokens: int, teacher_tokens: int, student_rows: int, teacher_rows: int) -> int:
+    """Rows of both aligned embedding matrices: max(|tok_S|, |tok_T|) rounded up as the larger matrix is."""
+    tokens = max(int(student_tokens), int(teacher_tokens))
+    multiple = embedding_padding_multiple(max(int(student_rows), int(teacher_rows)))
+    return -(-tokens // multiple) * multiple
+
+
+def shared_id_mismatches(own_tok, other_tok, limit: int = 5) -> list[str]:
+    """Tokens of `own_tok` whose id differs in `other_tok` among the ids both have (first `limit`)."""
+    other_vocab = other_tok.get_vocab()
+    shared = min(len(own_tok), len(other_tok))
+    problems = []
+    for token, index in sorted(own_tok.get_vocab().items(), key=lambda item: item[1]):
+        if index < shared and other_vocab.get(token) != index:
+            problems.append(f"{token!r}: id {index} here, {other_vocab.get(token)} in the other tokenizer")
+            if len(problems) >= limit:
+                break
+    return problems
+
+
+def unify_special_tokens(own_tok, other_tok) -> list[str]:
+    """Add to `own_tok` (in place) the tokens `other_tok` has beyond `len(own_tok)`, at the same ids.
+
+    Each added token keeps the other tokenizer's flags (special or not, stripping). Returns the added
+    token strings. Raises ValueError when the ids both tokenizers have disagree: appending cannot align
+    them.
+    """
+    problems = shared_id_mismatches(own_tok, other_tok)
+    if problems:
+        raise ValueError("tokenizers disagree on shared ids, so appending tokens cannot align them: "
+                         + "; ".join(problems))
+    added_decoder = getattr(other_tok, "added_tokens_decoder", {}) or {}
+    added = []
+    for index in range(len(own_tok), len(other_tok)):
+        token = added_decoder.get(index)
+        content = token.content if token is not None else other_tok.convert_ids_to_tokens(index)
+        if token is not None:
+            own_tok.add_tokens([token], special_tokens=bool(token.special))
+        else:
+            own_tok.add_tokens([content])
+        new_id = own_tok.convert_tokens_to_ids(content)
+        if new_id != index:
+            raise ValueError(f"token {content!r}: id {index} in the other tokenizer but {new_id} after adding it")
+        added.append(content)
+    return added
+
+
+def align_vocabularies(model, own_tok, other_tok, other_rows: int) -> dict:
+    """Align `model` + `own_tok` (in place) with a model whose tokenizer is `other_tok` and whose embedding
+    has `other_rows` rows: same token ids, embeddings resized to `aligned_vocab_size`.
+
+    Returns a summary: rows before/after, tokens added, tokenizer sizes.
+    """
+    rows_before = model.get_input_embeddings().weight.shape[0]
+    tokens_before = len(own_tok)
+    added = unify_special_tokens(own_tok, other_tok)
+    rows = aligned_vocab_size(len(own_tok), len(other_tok), rows_before, other_rows)
+    if rows < max(len(own_tok), len(other_tok)):
+        raise AssertionError(f"aligned vocabulary {rows} smaller than a tokenizer ({len(own_tok)}, {len(other_tok)})")
+    if rows != rows_before:
+        model.resize_token_embeddings(rows, mean_resizing=False)
+    return {"rows_before": rows_before, "rows_after": rows, "tokens_before": tokens_before,
+            "tokens_after": len(own_tok), "other_tokens": len(other_tok), "other_rows": int(other_rows),
+            "added_tokens": added}
+
+
+# ---------------------------------------------------------------------------------- 3. chat template
+
+_GENERATION_BLOCK = re.compile(r"\{%-?\s*if\s+add_generation_prompt\s*-?%\}(?P<body>.*?)\{%-?\s*endif\s*-?%\}", re.DOTALL)
+
+
+def render_generation_prompt(tokenizer, template: str | None = None) -> str:
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]
+    return tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False, add_generation_prompt=True)
+
+
+def think_chat_template(tokenizer) -> str:
+    """The tokenizer's chat template with `<think>\\n` appended to the generation prompt (LUFFY's 16k-think).
+
+    Inserted at the end of the last `{% if add_generation_prompt %}` block; checked by rendering. A
+    template that already ends its generation prompt with `<think>\\n` is returned unchanged.
+    """
+    template = getattr(tokenizer, "chat_template", None)
+    if not template or not isinstance(template, str):
+        raise ValueError("tokenizer has no (single) chat template to extend with <think>")
+    if render_generation_prompt(tokenizer, template).endswith(THINK_START):
+        return template
+    blocks = list(_GENERATION_BLOCK.finditer(template))
+    if not blocks:
+        raise ValueError("chat template has no `{% if add_generation_prompt %}` block to append <think> to")
+    end = blocks[-1].end("body")
+    new_template = template[:end] + "{{- '<think>\\n' }}" + template[end:]
+    rendered = render_generation_prompt(tokenizer, new_template)
+    if not rendered.endswith(THINK_START):
+        raise ValueError(f"chat template edit failed: generation prompt renders as {rendered[-40:]!r}")
+    return new_template
+
+
+# ------------------------------------------------------------------------------------------- the verb
+
+
+def prepare_settings(config: Mapping, model_key: str) -> dict:
+    """The `prepare:` block of model `model_key`, checked (unknown keys and self-alignment raise)."""
+    models = config["models"]
+    if model_key not in models:
+        raise KeyError(f"models.{model_key}: no such model; known: {sorted(models)}")
+    settings = dict(models[model_key].get("prepare") or {})
+    if not settings:
+        raise ValueError(f"models.{model_key}.prepare: missing; nothing to prepare for this model")
+    unknown = sorted(set(settings) - set(PREPARE_KEYS))
+    if unknown:
+        raise ValueError(f"models.{model_key}.prepare: unknown keys {unknown}; expected some of {list(PREPARE_KEYS)}")
+    other = settings.get("align_vocab_with")
+    if other is not None and (other not in models or other == model_key):
+        raise ValueError(f"models.{model_key}.prepare.align_vocab_with: {other!r} must be another key of `models`")
+    return settings
+
+
+def source_of(config: Mapping, model_key: str) -> str:
+    """Where the unprepared weights of `model_key` come from: its local `path`, else its hub id."""
+    entry = config["models"][model_key]
+    source = entry.get("path") or entry.get("hub")
+    if not source:
+        raise ValueError(f"models.{model_key}: needs `hub` or `path` to be prepared (or pass --source)")
+    return source
+
+
+def prepare_model(source: str, out: str | Path, settings: Mapping, *, align_source: str | None = None) -> dict:
+    """Load `source`, apply `settings` (a `prepare:` block), write the checkpoint to `out` atomically."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(source, dtype="auto")
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    record: dict[str, Any] = {"source": str(source), "settings": dict(settings)}
+    if settings.get("align_vocab_with") is not None:
+        if align_source is None:
+            raise ValueError("prepare.align_vocab_with is set but no source for the other model was given")
+        other_tok = AutoTokenizer.from_pretrained(align_source)
+        other_config = AutoConfig.from_pretrained(align_source)
+        other_rows = getattr(other_config, "vocab_size", None) or other_config.get_text_config().vocab_size
+        record["vocabulary"] = align_vocabularies(model, tokenizer, other_tok, int(other_rows))
+        record["align_source"] = str(align_source)
+    if settings.get("think_template", True):
+        tokenizer.chat_template = think_chat_template(tokenizer)
+    with torch.no_grad(), io.atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        config_path = tmp / "config.json"
+        patched = apply_rope_and_context(json.loads(config_path.read_text()), settings.get("rope_theta"),
+                                         settings.get("max_position_embeddings"))
+        io.write_json(config_path, patched)
+        io.write_json(tmp / "prepare.json", record)
+    return record
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="config YAML (models.<key>.prepare)")
+    parser.add_argument("--model", required=True, help="model key with a `prepare:` block")
+    parser.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<name>/models/<key>")
+    parser.add_argument("--source", help="local checkpoint folder replacing the model's hub id / path")
+    parser.add_argument("--align-source", help="local folder (tokenizer + config.json) replacing the hub id of "
+                                               "the model named by prepare.align_vocab_with")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tgpo.config import load_config
+
+    config = load_config(args.config)
+    settings = prepare_settings(config, args.model)
+    other = settings.get("align_vocab_with")
+    align_source = args.align_source or (source_of(config, other) if other else None)
+    record = prepare_model(args.source or source_of(config, args.model), args.out, settings, align_source=align_source)
+    print(json.dumps(record, indent=1))
+    return 0

@@ -1,0 +1,159 @@
+"""Verb `teacher-traces`: the off-policy traces of SFT and LUFFY (Section 4, App. B.1).
+
+    python -m tgpo teacher-traces --config config/paper-7b.yaml --out results/paper-7b/data/traces.parquet \
+        [--train results/paper-7b/data/train.parquet] [--teacher-source <dir>] [--tensor-parallel 8]
+
+The teacher (`data.traces.teacher`) answers every training prompt once, with vLLM, through its own chat
+template over [system prompt of App. B.2, question] at `data.traces.temperature` and
+`data.traces.max_new_tokens` (notes baselines-and-eval 0.3). A trace is kept when it finished (EOS, not
+cut at the token limit) and Math-Verify judges its answer equal to the gold, graded by eval.grading (the
+same grader as the evaluation: answer after `</think>`, gold first, each item under a hard timeout).
+The paper keeps ~35k of 46k prompts.
+
+Outputs: `--out` with `prompt_id, prompt, answer, response` (the response without its opening `<think>\\n`,
+which the student's template already ends with), `<out>.json` with the counts, and for verl
+`<verl-dir>/traces.parquet` (RL schema with extra_info.target, LUFFY) and `<verl-dir>/traces_sft.parquet`
+(`messages`: system, user, assistant; verl's SFT trainer, tgpo.verl.translate.sft_overrides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from tgpo import io
+
+THINK_START = "<think>"
+FINISHED = "stop"
+GRADING_TIMEOUT_S = 10.0
+
+
+def teacher_prompts(tokenizer, questions: Sequence[str], system: str) -> list[str]:
+    """The teacher's chat template over [system, user] with its generation prompt, one string per question."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the teacher tokenizer has no chat template; traces use the teacher's own template")
+    return [tokenizer.apply_chat_template([{"role": "system", "content": system}, {"role": "user", "content": q}],
+                                          tokenize=False, add_generation_prompt=True) for q in questions]
+
+
+def trace_text(response: str) -> str:
+    """The response without a leading `<think>` (and its newline): the student prompt ends with `<think>\\n`."""
+    stripped = response.lstrip()
+    if stripped.startswith(THINK_START):
+        return stripped[len(THINK_START):].lstrip("\n")
+    return response
+
+
+def verified_traces(frame, *, workers: int | None = None, timeout_s: float = GRADING_TIMEOUT_S,
+                    progress: bool = True) -> tuple["Any", dict]:
+    """Keep the rows of `frame` (`prompt_id, prompt, answer, response[, finish_reason]`) whose response
+    finished and is correct by Math-Verify (eval.grading, combine "math_verify"). Returns (kept, stats).
+    """
+    import pandas as pd
+
+    from eval.grading import GradeRequest, grade_all
+
+    required = {"prompt_id", "prompt", "answer", "response"}
+    if missing := sorted(required - set(frame.columns)):
+        raise KeyError(f"teacher responses: missing columns {missing}; expected {sorted(required)}")
+    finished = frame["finish_reason"].eq(FINISHED) if "finish_reason" in frame else frame["response"].notna()
+    requests = [GradeRequest(response=str(r), gold=str(a), kind="math", combine="math_verify")
+                for r, a in zip(frame["response"], frame["answer"])]
+    results, grading = grade_all(requests, workers=workers, timeout_s=timeout_s, progress=progress)
+    correct = [result.correct for result in results]
+    keep = finished & pd.Series(correct, index=frame.index, dtype=bool)
+    kept = frame.loc[keep, ["prompt_id", "prompt", "answer", "response"]].reset_index(drop=True)
+    kept["response"] = kept["response"].map(trace_text)
+    stats = {"responses": len(frame), "unfinished": int((~finished).sum()), "correct": int(sum(correct)),
+             "kept": len(kept), "kept_fraction": len(kept) / max(len(frame), 1),
+             "grading_timeouts": grading.timeouts, "grading_errors": grading.errors}
+    return kept, stats
+
+
+def sft_table(kept, system: str):
+    """verl SFT rows: `messages` = [system, user, assistant trace]."""
+    import pandas as pd
+
+    return pd.DataFrame({"prompt_id": kept["prompt_id"], "messages": [
+        [{"role": "system", "content": system}, {"role": "user", "content": q}, {"role": "assistant", "content": r}]
+        for q, r in zip(kept["prompt"], kept["response"])]})
+
+
+def require_vllm() -> None:
+    """Raise a clear RuntimeError when vLLM cannot be imported (checked before any work)."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError as error:
+        raise RuntimeError(f"teacher-traces needs vLLM (pip install vllm, on a GPU machine): {error}") from error
+
+
+def generate(model: str, prompts: list[str], *, temperature: float, max_new_tokens: int, seed: int,
+             tensor_parallel: int, max_model_len: int | None) -> list[tuple[str, str]]:
+    """(text, finish_reason) per prompt, one sample each, with vLLM (GPU)."""
+    require_vllm()
+    from vllm import LLM, SamplingParams
+
+    llm = LLM(model=model, tensor_parallel_size=tensor_parallel, seed=seed, max_model_len=max_model_len)
+    params = SamplingParams(n=1, temperature=temperature, max_tokens=max_new_tokens, seed=seed)
+    outputs = llm.generate(prompts, params, use_tqdm=True)
+    return [(output.outputs[0].text, output.outputs[0].finish_reason) for output in outputs]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="config YAML (data.traces)")
+    parser.add_argument("--out", required=True, type=Path, help="e.g. results/<name>/data/traces.parquet")
+    parser.add_argument("--train", type=Path, help="prompt table (default: the config's train data path)")
+    parser.add_argument("--teacher-source", help="local teacher checkpoint replacing its hub id / path")
+    parser.add_argument("--verl-dir", type=Path, help="verl parquet folder (default: <out folder>/verl)")
+    parser.add_argument("--tensor-parallel", type=int, help="vLLM tensor parallel size (default: all visible GPUs)")
+    parser.add_argument("--max-model-len", type=int, help="vLLM max_model_len (default: the model's)")
+    parser.add_argument("--seed", type=int, help="sampling seed (default: the config's seed)")
+    parser.add_argument("--grading-workers", type=int, help="grading processes (default: all CPUs)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from tgpo.config import load_config, model_location, train_data_path
+    from tgpo.verl.data_prep import system_prompt, verl_table
+
+    require_vllm()
+    config = load_config(args.config)
+    traces = config["data"].get("traces")
+    if not traces:
+        raise ValueError(f"{args.config}: data.traces is missing (teacher, temperature, max_new_tokens)")
+    for key in ("temperature", "max_new_tokens"):
+        if key not in traces:
+            raise ValueError(f"{args.config}: data.traces.{key} is missing")
+    teacher = args.teacher_source or model_location(config, traces["teacher"])
+    train_path = args.train or Path(train_data_path(config))
+    if not Path(train_path).exists():
+        raise FileNotFoundError(f"{train_path} not found; run `python -m tgpo prepare-data` first")
+    train = pd.read_parquet(train_path)
+    system = system_prompt()
+    prompts = teacher_prompts(AutoTokenizer.from_pretrained(teacher), train["prompt"].tolist(), system)
+    if args.tensor_parallel is None:
+        import torch
+
+        args.tensor_parallel = max(torch.cuda.device_count(), 1)
+    seed = config.get("seed", 0) if args.seed is None else args.seed
+    generated = generate(teacher, prompts, temperature=float(traces["temperature"]),
+                         max_new_tokens=int(traces["max_new_tokens"]), seed=seed,
+                         tensor_parallel=args.tensor_parallel, max_model_len=args.max_model_len)
+    responses = train[["prompt_id", "prompt", "answer"]].assign(
+        response=[text for text, _ in generated], finish_reason=[reason for _, reason in generated])
+    kept, stats = verified_traces(responses, workers=args.grading_workers)
+    if kept.empty:
+        raise RuntimeError(f"teacher {teacher}: none of the {len(train)} responses verified correct")
+    verl_dir = args.verl_dir or Path(args.out).parent / "verl"
+    io.write_parquet(args.out, kept)
+    io.write_parquet(Path(verl_dir) / "traces.parquet", verl_table(kept, "train", target_column="response"))
+    io.write_parquet(Path(verl_dir) / "traces_sft.parquet", sft_table(kept, system))
+    stats.update(teacher=str(teacher), temperature=float(traces["temperature"]),
+                 max_new_tokens=int(traces["max_new_tokens"]), seed=seed)
+    io.write_json(Path(args.out).with_suffix(".json"), stats)
+    print(json.dumps(stats, indent=1))
+    return 0
