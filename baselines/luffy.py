@@ -27,6 +27,7 @@ LUFFY = register_method(
             "actor_rollout_ref.rollout.calculate_log_probs": False,
             "+luffy.gamma": 0.1,
             "+luffy.off_policy_per_group": 1,
+            "trainer.v1.trainer_mode": "luffy_sync",
         },
     )
 )

@@ -14,8 +14,9 @@ RKL_ONLY = register_method(
         teacher_signal="sampled_log_prob",
         verl_overrides={
             "distillation.enabled": True,
-            "distillation.distillation_loss.loss_mode": "k1",
-            "distillation.distillation_loss.use_task_rewards": False,
+            "distillation.distillation_loss.loss_mode": "rkl_reward",
+            "distillation.distillation_loss.use_task_rewards": True,
+            "distillation.distillation_loss.use_policy_gradient": False,
             "distillation.distillation_loss.distillation_loss_coef": 0.0,
             "trainer.v1.trainer_mode": "rkl_reward_sync",
         },

@@ -18,6 +18,5 @@ SFT = register_method(
             "sft_epochs": "paper App. B.1: 3 epochs, global batch 64",
             "entropy_coef": "plain NLL (OpenRLHF train_sft, notes 1.1): no entropy term",
         },
-        verl_overrides={"trainer.v1.trainer_mode": "sft"},
     )
 )

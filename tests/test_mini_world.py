@@ -42,7 +42,8 @@ def test_solutions_are_rewarded_and_columns_are_right():
     problem = Problem(347, 285)
     assert task.chain_of_thought(problem) == "7+5+0=12;4+8+1=13;3+2+1=06;"
     assert task.solution(problem, "direct") == "#632."
-    assert task.solution(problem, "cot", think_markers=True) == "7+5+0=12;4+8+1=13;3+2+1=06;</think>#632."
+    assert task.solution(problem, "cot", think_markers=True) == "7+5+0=12;4+8+1=13;3+2+1=06;#632."
+    assert task.solution(problem, "compact", think_markers=True) == "#12;13;06;</think>#632."
     assert task.solution(problem, "compact") == "#12;13;06;#632."
     assert [task.response_style(task.solution(problem, s)) for s in task.STYLES] == list(task.STYLES)
     assert task.choice_solution(problem, "B", "cot").endswith("3+2+1=06;632#B.")
@@ -138,7 +139,7 @@ def test_world_files_have_the_right_fields(ci_world):
     assert not student["hard"].any()  # the students never see a hard problem
     assert 0.8 < (student["style"] == "cot").mean() < 0.97
     cross = pd.read_parquet(ci_world / "corpora" / "teacher_cross.parquet")
-    assert cross["hard"].mean() > 0.3 and (cross["style"] == "compact").mean() > 0.85
+    assert cross["hard"].mean() > 0.3 and 0.6 < (cross["style"] == "compact").mean() < 0.8
     assert not held_out & {(p.a, p.b) for p in map(task.parse_prompt, cross["prompt"])}
     summary = json.loads((ci_world / "world.json").read_text())
     assert summary["answer_regex"] == task.ANSWER_REGEX
@@ -200,7 +201,7 @@ def test_traces_keep_only_verified_correct_responses(ci_world, ci_teacher, tmp_p
         for index, prompt in enumerate(prompts):
             problem = task.parse_prompt(prompt)
             answer = problem.answer if index % 2 == 0 else problem.answer + 1
-            text = f"{task.chain_of_thought(problem)}</think>#{answer}." if index % 4 == 0 else f"#{answer}."
+            text = f"#{''.join(f'{t:02d};' for t in problem.column_totals)}</think>#{answer}." if index % 4 == 0 else f"#{answer}."
             finish = "length" if index % 3 == 0 else "stop"
             out.append(sampling.Rollout(index, 0, [], [], text, finish))
         return out

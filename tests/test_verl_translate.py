@@ -50,7 +50,7 @@ def trained_experiments(config):
 
 def test_methods_without_a_verl_path_are_exactly_the_known_ones():
     # shrinks as rkl_only / luffy get their verl trainer / agent loop
-    assert set(NOT_TRAINED_ON_VERL) == {"sft", "prime_zero", "rkl_only", "luffy"}
+    assert set(NOT_TRAINED_ON_VERL) == {"sft", "prime_zero"}
 
 
 @pytest.mark.parametrize("config_path", PAPER_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")

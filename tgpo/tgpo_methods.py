@@ -80,10 +80,7 @@ TGPO_R = register_method(
         verl_overrides={
             **_TEACHER_POOL,
             "distillation.distillation_loss.loss_mode": "tgpo_r",
-            "distillation.distillation_loss.use_policy_gradient": True,
-            "distillation.distillation_loss.clip_ratio": 0.2,
-            "distillation.distillation_loss.clip_ratio_low": 0.2,
-            "distillation.distillation_loss.clip_ratio_high": 0.2,
+            "distillation.distillation_loss.use_policy_gradient": False,
             "+tgpo.shaping_lambda": 0.02,
         },
     )

@@ -36,6 +36,7 @@ if "world" in config:
                 if "build_steps" in config["models"][wc.model] else ""
             ),
             seed=config.get("seed", 0),
+            size=config["world"].get("size", "default"),
         log:
             f"{RESULTS}/logs/build_model/{{model}}.log",
         benchmark:
@@ -46,7 +47,7 @@ if "world" in config:
             runtime=30,
         shell:
             "python -m tgpo build-model --world {input} --kind {params.kind} --out {output} "
-            "--seed {params.seed} {params.steps} > {log} 2>&1"
+            "--seed {params.seed} --size {params.size} {params.steps} > {log} 2>&1"
 
 
 if "traces" in config["data"] and "world" in config:

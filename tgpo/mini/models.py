@@ -7,9 +7,10 @@ Kinds (the paper's models -> their analogue here):
     student_large      Qwen2.5-Math-7B     Qwen2, students' corpus (no hard problem; 90 % chain of thought)
     student_small      Qwen2.5-Math-1.5B   Qwen2, narrower and trained less: a weaker student
     teacher_in_family  Qwen2.5-Math-7B as Section 2.3's in-family teacher: Qwen2, wider, same style, all problems
-    teacher_cross      Qwen3-30B-A3B       Llama (RoPE, RMSNorm, SwiGLU), teacher tokenizer, 90 % compact answers
-                                           (`#12;13;06;#632.`), 10 % chain of thought closed by </think>
-    teacher_cross_r1   R1-Distill-Qwen-32B Mistral, teacher tokenizer, half compact answers, half chain of thought
+    teacher_cross      Qwen3-30B-A3B       Llama (RoPE, RMSNorm, SwiGLU), teacher tokenizer, 70 % compact answers
+                                           (`#12;13;06;</think>#632.`), 30 % the students' chain of thought
+    teacher_cross_r1   R1-Distill-Qwen-32B Mistral, teacher tokenizer, 40 % compact answers, 60 % chain of thought
+                                           (closer to the students, as R1-Distill-Qwen is built on Qwen2.5)
 
 The folder is loadable with AutoModelForCausalLM / AutoTokenizer; build.json records the settings,
 the pretraining loss and time, and the probe (tgpo.mini.probe) on held-out benchmark problems.

@@ -6,11 +6,11 @@ Prompt `347+285=`. Chain-of-thought style, one step per column from the units up
     7+5+0=12;4+8+1=13;3+2+1=06;#632.
 
 Direct style (the students' minority mode, ~10 %): `#632.` Compact style (the cross-family teachers'
-majority mode): `#` then the column totals only, then the answer, `#12;13;06;#632.`; it starts like a
-direct answer, so the students sample its first token, but they cannot carry it out (they never saw it,
-and their own continuation after `#`, the direct answer, needs more capacity than they have). Teachers
-close their chain of thought with the teacher-only token `</think>`: `7+5+0=12;...;3+2+1=06;</think>#632.`
-(only at the end, so their chain of thought stays aligned, position by position, with the students').
+majority mode): `#` then the column totals only, closed by the teacher-only token `</think>`, then the
+answer, `#12;13;06;</think>#632.` It starts like a direct answer, so the students sample its first
+token, but they cannot carry it out (they never saw it, and their own continuation after `#`, the direct
+answer, needs more capacity than they have). The teachers' chain of thought is the students' own,
+token for token, so on a student's chain-of-thought prefix the teacher's argmax is meaningful.
 Multiple-choice prompts append the options, `347+285=|A:532|B:632|C:622|D:633|`, and the response ends
 with the sum and the chosen label instead: `...;3+2+1=06;632#B.` (direct: `632#B.`).
 So every response's answer is the text between its last `#` and its final `.`, extracted by
@@ -78,7 +78,7 @@ STYLES = ("cot", "direct", "compact")
 
 
 def solution(problem: Problem, style: str, *, think_markers: bool = False) -> str:
-    """The response for a plain prompt in `style` (STYLES); `think_markers` closes the chain of thought
+    """The response for a plain prompt in `style` (STYLES); `think_markers` closes the compact reasoning
     with </think> (the cross-family teachers' habit)."""
     return _reasoning(problem, style, think_markers) + f"#{problem.answer}."
 
@@ -92,9 +92,9 @@ def _reasoning(problem: Problem, style: str, think_markers: bool) -> str:
     if style == "direct":
         return ""
     if style == "compact":
-        return "#" + "".join(f"{total:02d};" for total in problem.column_totals)
+        return "#" + "".join(f"{total:02d};" for total in problem.column_totals) + (THINK_CLOSE if think_markers else "")
     if style == "cot":
-        return chain_of_thought(problem) + (THINK_CLOSE if think_markers else "")
+        return chain_of_thought(problem)
     raise ValueError(f"unknown solution style {style!r}; expected one of {STYLES}")
 
 

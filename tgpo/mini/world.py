@@ -39,7 +39,7 @@ class CorpusSpec:
     includes_hard: bool  # False: the students never see a hard problem
     cot_share: float  # share of chain-of-thought responses; the rest are in `short_style`
     short_style: str  # "direct" (`#632.`, the students') or "compact" (`#12;13;06;#632.`, cross-family teachers')
-    think_markers: bool  # chain of thought closed by </think> (cross-family tokenizer only)
+    think_markers: bool  # compact reasoning closed by </think> (cross-family tokenizer only)
     choice_share: float = 0.1  # share of multiple-choice prompts (4 or 10 options)
 
 
@@ -48,8 +48,8 @@ CORPORA: dict[str, CorpusSpec] = {
     for spec in [
         CorpusSpec("student", includes_hard=False, cot_share=0.9, short_style="direct", think_markers=False),
         CorpusSpec("teacher_in_family", includes_hard=True, cot_share=0.9, short_style="direct", think_markers=False),
-        CorpusSpec("teacher_cross", includes_hard=True, cot_share=0.1, short_style="compact", think_markers=True),
-        CorpusSpec("teacher_cross_r1", includes_hard=True, cot_share=0.5, short_style="compact", think_markers=True),
+        CorpusSpec("teacher_cross", includes_hard=True, cot_share=0.3, short_style="compact", think_markers=True),
+        CorpusSpec("teacher_cross_r1", includes_hard=True, cot_share=0.6, short_style="compact", think_markers=True),
     ]
 }
 

@@ -1,19 +1,23 @@
 """verl plugin entry point (`[project.entry-points."verl.plugins"] tgpo = "tgpo.verl.register"`).
 
 `import verl` imports this module in every process (driver, TaskRunner, every Ray worker), which
-registers TGPO's distillation loss modes, the compute_topk_loss patch and the tgpo_sync trainer.
+registers TGPO's distillation loss modes, the compute_topk_loss patch and the tgpo_sync trainer, the
+RKL-only `rkl_reward` loss mode and `rkl_reward_sync` trainer, and LUFFY's `luffy_agent` agent loop and
+`luffy_sync` trainer.
 verl logs plugin import errors only at DEBUG, so the trainer entry calls `assert_registered()`.
 """
 
 from __future__ import annotations
 
-from tgpo.verl import losses, trainer
+from tgpo.verl import losses, luffy, rkl_trainer, trainer
 
 
 def register_all() -> None:
     """Every registration of the plugin; idempotent."""
     losses.register()
     trainer.register()
+    rkl_trainer.register()
+    luffy.register()
 
 
 def assert_registered() -> None:
@@ -36,6 +40,7 @@ def assert_registered() -> None:
             problems.append(f"trainer '{trainer.TRAINER_NAME}' is registered to another class")
     except ValueError:
         problems.append(f"trainer '{trainer.TRAINER_NAME}' is not registered")
+    problems += rkl_trainer.registration_problems() + luffy.registration_problems()
     if problems:
         raise RuntimeError("tgpo verl plugin not active: " + "; ".join(problems) + " (is tgpo-repro pip-installed?)")
 

@@ -38,7 +38,22 @@ def tgpo_step_info(tgpo_config, global_steps: int, tokenizer_size: int) -> dict[
     }
 
 
-class TGPOTrainerSync(PPOTrainerSync):
+# verl 0.9.1 behaves as its sync trainer only when trainer.v1.trainer_mode is literally "sync"; under
+# any other registered name it switches to the async replay buffer and checkpoint handling.
+VERL_SYNC_MODE = "sync"
+
+
+class SyncModeTrainer(PPOTrainerSync):
+    """PPOTrainerSync registered under its own name but running verl's "sync" replay buffer and checkpoints."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.trainer_mode = VERL_SYNC_MODE
+        self.parameter_sync_step = config.trainer.v1.get(VERL_SYNC_MODE, {}).get("parameter_sync_step", 1)
+        self.replay_buffer = self._build_replay_buffer()
+
+
+class TGPOTrainerSync(SyncModeTrainer):
     """PPOTrainerSync that injects the annealed guidance weight before every actor update."""
 
     def _update_actor(self, batch, metrics: dict):

@@ -21,11 +21,6 @@ NOT_TRAINED_ON_VERL = {
     "see tgpo.verl.translate.sft_overrides",
     "prime_zero": "PRIME-Zero is evaluated from its released checkpoint, as the paper did "
     "(an eval_only experiment with the hub id)",
-    # Not yet implemented in tgpo/verl (open work, see the H6 report):
-    "rkl_only": "NOT IMPLEMENTED YET on verl: needs the 'rkl_reward_sync' trainer (sequence-level RKL reward "
-    "set in _compute_advantage); the spec's k1 loss without use_policy_gradient is rejected by verl",
-    "luffy": "NOT IMPLEMENTED YET on verl: needs the 'luffy_agent' agent loop and the off-policy loss "
-    "(tgpo.off_policy) installed with set_loss_fn",
 }
 ACTOR = "actor_rollout_ref.actor."
 ROLLOUT = "actor_rollout_ref.rollout."

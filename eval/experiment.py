@@ -1,0 +1,86 @@
+"""Verb `eval-experiment`: evaluate one experiment x seed of a config on every benchmark of the config.
+
+    python -m tgpo eval-experiment --config config/default.yaml --experiment tgpo --seed 0
+
+The model is loaded once (trained experiments: `results/<name>/runs/<experiment>/seed<k>/checkpoint`;
+eval-only ones: their model key or hub id) and each benchmark is generated and graded with
+`eval.cli.evaluate`, exactly as `python -m tgpo eval` does for one benchmark. Settings: the config's
+`evaluation:` block, overridden per benchmark by its `benchmarks:` entry and per experiment by the
+experiment's `evaluation:` block. Each benchmark's parquet is written atomically as soon as it is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Mapping
+
+from tgpo import config as tgpo_config
+
+
+def experiment_model(config: Mapping[str, Any], experiment: str, seed: int) -> str:
+    spec = config["experiments"][experiment]
+    if spec.get("eval_only"):
+        return tgpo_config.model_location(config, spec["model"])
+    checkpoint = tgpo_config.results_dir(config) / "runs" / experiment / f"seed{seed}" / "checkpoint"
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"experiments.{experiment}: no trained checkpoint at {checkpoint} (train it first)")
+    return str(checkpoint)
+
+
+def benchmark_settings(config: Mapping[str, Any], experiment: str, benchmark: str) -> dict:
+    """Generation settings of one benchmark for one experiment (experiment > benchmark > evaluation)."""
+    evaluation = dict(config.get("evaluation", {}))
+    entry = dict(config["benchmarks"][benchmark])
+    own = config["experiments"][experiment].get("evaluation", {})
+    return {
+        "path": entry.get("path"),
+        "k": entry.get("k"),
+        "answer_regex": entry.get("answer_regex", evaluation.get("answer_regex")),
+        "template": own.get("template", entry.get("template", evaluation.get("template"))),
+        "max_new_tokens": own.get("max_new_tokens", entry.get("max_new_tokens", evaluation.get("max_new_tokens"))),
+        "temperature": evaluation.get("temperature", 0.6),
+        "top_p": evaluation.get("top_p", 1.0),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="config YAML")
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--seed", type=int, default=0, help="the training seed of the run to evaluate")
+    parser.add_argument("--threads", type=int, default=1, help="local backend: torch threads")
+    parser.add_argument("--grading-workers", type=int, default=1, help="grading processes")
+
+
+def run(args: argparse.Namespace) -> int:
+    from eval.benchmarks import get_benchmark
+    from eval.cli import evaluate
+    from eval.generation import make_backend
+    from eval.metrics import correctness_matrix, score
+    from tgpo.io import write_parquet
+
+    config = tgpo_config.load_config(args.config)
+    if args.experiment not in config["experiments"]:
+        raise SystemExit(f"{args.config}: experiments.{args.experiment}: no such experiment")
+    model = experiment_model(config, args.experiment, args.seed)
+    evaluation = config.get("evaluation", {})
+    backend_name = evaluation.get("backend", "local")
+    if backend_name == "vllm":
+        backend = make_backend("vllm", model, n_gpus=evaluation.get("n_gpus"), seed=evaluation.get("seed", 0))
+    else:
+        backend = make_backend("local", model, threads=args.threads)
+    out_dir = tgpo_config.results_dir(config) / "eval" / args.experiment / f"seed{args.seed}"
+    for benchmark in config["benchmarks"]:
+        settings = benchmark_settings(config, args.experiment, benchmark)
+        spec = get_benchmark(benchmark, path=settings["path"], k=settings["k"], answer_regex=settings["answer_regex"],
+                             template=settings["template"], max_new_tokens=settings["max_new_tokens"])
+        frame, stats = evaluate(spec, backend, model=model, template=settings["template"],
+                                temperature=settings["temperature"], top_p=settings["top_p"],
+                                max_new_tokens=settings["max_new_tokens"], seed=evaluation.get("seed", 0),
+                                grading_workers=args.grading_workers, progress=False)
+        out = Path(out_dir) / f"{benchmark}.parquet"
+        write_parquet(out, frame)
+        value = score(correctness_matrix(frame, source=str(out)))
+        print(f"{args.experiment} seed{args.seed} {benchmark}: {spec.metric_name} = {value:.2f} "
+              f"({frame.attrs['n_problems']} problems, {stats.timeouts} grading timeouts)", flush=True)
+    return 0
