@@ -72,7 +72,7 @@ def main() -> int:
     from eval.grading import DEFAULT_TIMEOUT_S, grade_all
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("benchmark_dir", nargs="?", type=Path, default=ROOT.parent / "shared" / "benchmarks")
+    parser.add_argument("benchmark_dir", nargs="?", type=Path, default=ROOT / "tests" / "data" / "benchmarks")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S)
     args = parser.parse_args()

@@ -77,3 +77,12 @@ def test_resolve_run_applies_overrides(default_config):
     assert run.steps == default_config["training"]["steps"]
     assert str(run.output_dir).endswith("runs/tgpo_annealing/seed3")
     assert run.teacher_path is not None and run.teacher_path.name == "teacher_cross"
+
+
+def test_ci_config_is_the_default_pipeline_made_small():
+    default = load_config(ROOT / "config" / "default.yaml")
+    ci = load_config(ROOT / "config" / "ci.yaml")
+    assert ci["experiments"] == default["experiments"]
+    assert ci["report"] == default["report"]
+    assert set(ci["benchmarks"]) == set(default["benchmarks"])
+    assert ci["training"]["steps"] < default["training"]["steps"]

@@ -12,7 +12,9 @@ from eval.benchmarks import REGISTRY, BenchmarkError, get_benchmark, load_proble
 from eval.prompts import SYSTEM_PROMPT, build_prompt, template_for_model
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARK_DIR = Path(os.environ.get("TGPO_BENCHMARKS_DIR", ROOT.parent / "shared" / "benchmarks"))
+# Copies of the public evaluation sets (tests only; the project loads benchmarks from the hub or a
+# user-given path at run time). TGPO_BENCHMARKS_DIR points elsewhere.
+BENCHMARK_DIR = Path(os.environ.get("TGPO_BENCHMARKS_DIR", ROOT / "tests" / "data" / "benchmarks"))
 MATH_ROWS = {"aime24": 30, "aime25": 30, "amc": 83, "math500": 500, "minerva": 272, "olympiadbench": 675}
 ARC_ROWS = 1172
 
@@ -20,7 +22,7 @@ ARC_ROWS = 1172
 def real_file(relative: str) -> Path:
     path = BENCHMARK_DIR / relative
     if not path.exists():
-        pytest.skip(f"real benchmark copy {path} not found (set TGPO_BENCHMARKS_DIR)")
+        pytest.fail(f"real benchmark copy {path} not found (set TGPO_BENCHMARKS_DIR)")
     return path
 
 

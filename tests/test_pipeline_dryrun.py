@@ -74,3 +74,16 @@ def test_paper_config_through_slurm_profile_asks_for_gpus(config_name):
     for block in jobs_of(output, "evaluate"):
         assert "gres=gpu:" in block
     assert counts["prepare_model"] >= 1 and counts["prepare_data"] == 1
+
+
+def test_a_bad_config_fails_before_any_job_naming_the_key(tmp_path):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())
+    config["experiments"]["tgpo"]["hparms"] = config["experiments"]["tgpo"].pop("hparams")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    completed = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad)], cwd=ROOT,
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode != 0
+    assert "experiments.tgpo.hparms" in completed.stdout + completed.stderr

@@ -18,8 +18,7 @@ from tgpo.verl.translate import NOT_TRAINED_ON_VERL, check_divisibility, experim
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_CONFIGS = [p for name in ("paper-7b.yaml", "paper-1.5b.yaml")
-                 for p in (ROOT / "config" / name, ROOT / "config-drafts" / name) if p.exists()][:4]  # fmt: skip
+PAPER_CONFIGS = [ROOT / "config" / "paper-7b.yaml", ROOT / "config" / "paper-1.5b.yaml"]
 
 
 def verl_config_dir() -> str:

@@ -3,7 +3,7 @@ sampled responses in each style (starting with `#`: direct or compact; chain of 
 multiple-choice accuracy.
 
 These numbers check that the built world has the properties the experiments need (students weak and
-blind to hard problems, teachers strong, the cross-family teachers mostly answering directly).
+blind to hard problems, teachers strong, the cross-family teachers mostly in their `#`-first compact mode).
 """
 
 from __future__ import annotations

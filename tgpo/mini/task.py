@@ -1,4 +1,4 @@
-"""The miniature's verifiable task: 3-digit addition, two solution styles, the verifier `mini_arith`.
+"""The miniature's verifiable task: 3-digit addition, three solution styles, the verifier `mini_arith`.
 
 Prompt `347+285=`. Chain-of-thought style, one step per column from the units up, each step
 `a_i+b_i+carry=total` with the total written as two digits (its first digit is the next carry):

@@ -38,7 +38,7 @@ class CorpusSpec:
     name: str
     includes_hard: bool  # False: the students never see a hard problem
     cot_share: float  # share of chain-of-thought responses; the rest are in `short_style`
-    short_style: str  # "direct" (`#632.`, the students') or "compact" (`#12;13;06;#632.`, cross-family teachers')
+    short_style: str  # "direct" (`#632.`, students') or "compact" (`#12;13;06;</think>#632.`, cross-family teachers')
     think_markers: bool  # compact reasoning closed by </think> (cross-family tokenizer only)
     choice_share: float = 0.1  # share of multiple-choice prompts (4 or 10 options)
 
