@@ -18,7 +18,7 @@ from figures.cli import figure_main
 from figures.curves import GUIDANCE_WEIGHT, SCORE, draw, load_series_curves, save
 
 NAME = "fig5"
-INSET_BOUNDS = (0.6, 0.08, 0.38, 0.36)  # x, y, width, height in axes fractions (lower right)
+INSET_BOUNDS = (0.12, 0.6, 0.36, 0.3)  # axes fraction: upper left, above the early-training dip
 
 
 def make(*, spec: Mapping, runs_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
@@ -34,7 +34,7 @@ def make(*, spec: Mapping, runs_dir: str | Path, out_dir: str | Path) -> dict[st
         weight = curves[GUIDANCE_WEIGHT.metric]
         inset.plot(weight.steps, weight.mean, color=style.colour_of(weight.label), linewidth=1.0)
     inset.set_title("Guidance weight $w_t$", fontsize=6.5, pad=2)
-    inset.set_xlabel("step", fontsize=6, labelpad=0)
+    inset.set_xlabel("")
     inset.tick_params(labelsize=6, length=2, pad=1)
     inset.ticklabel_format(axis="y", style="plain")
     inset.set_facecolor("white")

@@ -156,11 +156,12 @@ def test_adding_a_baseline_is_one_module_and_one_config_entry(local_run):
                              env={**os.environ, "PYTHONPATH": str(workdir)}, check=True).stdout.split()
     assert "grpo_clip_higher" in methods
 
-    planned = snakemake(workdir, "-n", "--configfile", "config/ci.yaml", str(CI_RESULTS / "figures" / "table1.md"))
+    # targets before --configfile: it takes one or more values and would swallow them
+    planned = snakemake(workdir, "-n", str(CI_RESULTS / "figures" / "table1.md"), "--configfile", "config/ci.yaml")
     plan = planned.stdout + planned.stderr
     assert "rule train:" in plan and "experiment=grpo_clip_higher" in plan
     assert plan.count("rule train:") == 1, "only the new experiment may be trained"
-    snakemake(workdir, "-c2", "--configfile", "config/ci.yaml", str(CI_RESULTS / "figures" / "table1.md"))
+    snakemake(workdir, "-c2", str(CI_RESULTS / "figures" / "table1.md"), "--configfile", "config/ci.yaml")
     table = (workdir / CI_RESULTS / "figures" / "table1.md").read_text()
     row = next(line for line in table.splitlines() if "GRPO (clip-higher)" in line)
     cells = [cell.strip() for cell in row.strip("|").split("|")]
@@ -173,7 +174,7 @@ def test_regenerating_one_figure_runs_one_job(local_run):
     # code elsewhere changes (a comment in the engine and in a baseline): no retraining is planned
     for path in (workdir / "tgpo" / "engine" / "trainer.py", workdir / "baselines" / "kdrl.py"):
         path.write_text(path.read_text() + "\n# edited\n")
-    plan = snakemake(workdir, "-n", "--configfile", "config/ci.yaml", "-f", target)
+    plan = snakemake(workdir, "-n", "-f", target, "--configfile", "config/ci.yaml")
     text = plan.stdout + plan.stderr
     stats = text.split("Job stats:", 1)[1]
     assert "fig5" in stats and "train" not in stats and "evaluate" not in stats
