@@ -41,6 +41,8 @@ METHOD_STYLES: tuple[tuple[str, str], ...] = (
     ("Continuous Annealing", BLUISH_GREEN),
     ("In-Family", BLUE),
     ("Cross-Family", VERMILLION),
+    ("In-Family (sequence RKL)", BLUE),
+    ("Cross-Family (sequence RKL)", VERMILLION),
     ("In-Family (token RKL)", SKY_BLUE),
     ("Cross-Family (token RKL)", ORANGE),
     ("RKL", BLUE),
