@@ -24,16 +24,7 @@ from typing import Any, Callable
 from eval.benchmarks import Problem
 
 # Appendix B.2, verbatim (the PDF's typographic quotes kept).
-SYSTEM_PROMPT = (
-    "Your task is to follow a systematic, thorough reasoning process before providing the final solution. "
-    "This involves analyzing, summarizing, exploring, reassessing, and refining your thought process through "
-    "multiple iterations. Structure your response into two sections: Thought and Solution. In the Thought "
-    "section, present your reasoning using the format: \u201c<think>\\n thoughts </think>\\n\u201d. Each thought "
-    "should include detailed analysis, brainstorming, verification, and refinement of ideas. After "
-    "\u201c</think>\\n\u201d in the Solution section, provide the final, logical, and accurate answer, clearly "
-    "derived from the exploration in the Thought section. If applicable, include the answer in `\\boxed{}` for "
-    "closed-form results like multiple choices or mathematical solutions."
-)
+from tgpo.system_prompt import SYSTEM_PROMPT  # noqa: E402  (App. B.2, defined once for both engines)
 
 THINK_START = "<think>\n"
 QWEN_MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."

@@ -36,8 +36,8 @@ QUESTION_KEYS = ("problem", "question")
 
 
 def system_prompt() -> str:
-    """The paper's system prompt (Appendix B.2), defined once in eval/prompts.py."""
-    from eval.prompts import SYSTEM_PROMPT
+    """The paper's system prompt (Appendix B.2), defined once in tgpo/system_prompt.py."""
+    from tgpo.system_prompt import SYSTEM_PROMPT
 
     return SYSTEM_PROMPT
 
