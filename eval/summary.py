@@ -37,13 +37,16 @@ def summarize_file(path: Path, experiment: str, seed: int, *, n_resamples: int, 
     }
 
 
-def eval_files(results_dir: Path) -> list[tuple[str, int, Path]]:
-    """(experiment, seed, file) for every eval/<experiment>/seed<k>/<benchmark>.parquet, sorted."""
+def eval_files(results_dir: Path, only: list[Path] | None = None) -> list[tuple[str, int, Path]]:
+    """(experiment, seed, file) for every eval/<experiment>/seed<k>/<benchmark>.parquet, sorted; with
+    `only`, just those files (the pipeline passes its config's, so stale files of removed experiments
+    never enter the summary)."""
     eval_dir = results_dir / "eval"
     if not eval_dir.is_dir():
         raise FileNotFoundError(f"{eval_dir} does not exist: run `python -m tgpo eval` first")
     found = []
-    for path in sorted(eval_dir.glob("*/*/*.parquet")):
+    paths = sorted(eval_dir.glob("*/*/*.parquet")) if only is None else sorted(Path(p) for p in only)
+    for path in paths:
         match = SEED_DIR.match(path.parent.name)
         if match is None:
             raise ValueError(f"{path}: expected eval/<experiment>/seed<k>/<benchmark>.parquet")
@@ -53,11 +56,12 @@ def eval_files(results_dir: Path) -> list[tuple[str, int, Path]]:
     return found
 
 
-def build_summary(results_dir: Path, *, n_resamples: int = 1000, bootstrap_seed: int = 0) -> pd.DataFrame:
+def build_summary(results_dir: Path, *, n_resamples: int = 1000, bootstrap_seed: int = 0,
+                  only: list[Path] | None = None) -> pd.DataFrame:
     from tqdm import tqdm
 
     rows = [summarize_file(path, experiment, seed, n_resamples=n_resamples, bootstrap_seed=bootstrap_seed)
-            for experiment, seed, path in tqdm(eval_files(results_dir), desc="summarize", unit="file")]
+            for experiment, seed, path in tqdm(eval_files(results_dir, only), desc="summarize", unit="file")]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -66,12 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output parquet (default <results>/summary.parquet)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% interval")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
+    parser.add_argument("--files", nargs="+", type=Path, default=None,
+                        help="summarize only these eval parquets (default: every one under <results>/eval)")
 
 
 def run(args: argparse.Namespace) -> int:
     from tgpo.io import write_parquet
 
-    summary = build_summary(args.results, n_resamples=args.bootstrap, bootstrap_seed=args.bootstrap_seed)
+    summary = build_summary(args.results, n_resamples=args.bootstrap, bootstrap_seed=args.bootstrap_seed,
+                            only=args.files)
     out = args.out or args.results / "summary.parquet"
     write_parquet(out, summary)
     print(f"wrote {out}: {len(summary)} rows ({summary['experiment'].nunique()} experiments, "

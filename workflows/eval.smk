@@ -57,4 +57,4 @@ rule summary:
         f"{RESULTS}/benchmarks/summary.tsv"
     localrule: True
     shell:
-        "python -m tgpo summarize --results {RESULTS} --out {output} > {log} 2>&1"
+        "python -m tgpo summarize --results {RESULTS} --out {output} --files {input} > {log} 2>&1"
