@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from test_pipeline_dryrun import job_stats
 
 pytestmark = pytest.mark.slow
 
@@ -175,9 +176,5 @@ def test_regenerating_one_figure_runs_one_job(local_run):
     for path in (workdir / "tgpo" / "engine" / "trainer.py", workdir / "baselines" / "kdrl.py"):
         path.write_text(path.read_text() + "\n# edited\n")
     plan = snakemake(workdir, "-n", "-f", target, "--configfile", "config/ci.yaml")
-    text = plan.stdout + plan.stderr
-    stats = text.split("Job stats:", 1)[1]
-    assert "fig5" in stats and "train" not in stats and "evaluate" not in stats
-    counts = {parts[0]: int(parts[1]) for parts in (line.split() for line in stats.splitlines()[3:])
-              if len(parts) == 2 and parts[1].isdigit()}
+    counts = job_stats(plan.stdout + plan.stderr)
     assert counts == {"fig5": 1, "total": 1}, counts
