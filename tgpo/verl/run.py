@@ -42,7 +42,9 @@ def merge_verl_logs(run_dir: Path) -> list[dict]:
     return [by_step[step] for step in sorted(by_step)]
 
 
-def driver_command(config: dict, experiment: str, seed: int, nodes: int) -> list[str]:
+def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics_log: Path) -> list[str]:
+    """verl's command for one run; verl's file logger writes to `metrics_log` (one file per attempt,
+    since the logger truncates its file on open), in the driver and, for main_ppo, in every Ray worker."""
     from tgpo.methods import get_method
     from tgpo.verl.translate import experiment_overrides, sft_overrides
 
@@ -50,7 +52,8 @@ def driver_command(config: dict, experiment: str, seed: int, nodes: int) -> list
     if method.name == "sft":
         command = [sys.executable, "-m", "verl.trainer.fsdp_sft_trainer", *sft_overrides(config, experiment, seed)]
     else:
-        command = [sys.executable, "-m", "verl.trainer.main_ppo", *experiment_overrides(config, experiment, seed)]
+        command = [sys.executable, "-m", "verl.trainer.main_ppo", *experiment_overrides(config, experiment, seed),
+                   f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics_log}"]
     if nodes > 1:
         gpus = config.get("training", {}).get("n_gpus", 8)
         launcher = Path(__file__).with_name("launch_ray_slurm.sh")
@@ -71,13 +74,14 @@ def run(args: argparse.Namespace) -> int:
     from tgpo.config import config_hash, load_config, results_dir
 
     config = load_config(args.config)
-    command = driver_command(config, args.experiment, args.seed, args.nodes)
+    run_dir = results_dir(config) / "runs" / args.experiment / f"seed{args.seed}"
+    metrics_log = run_dir / VERL_LOG_GLOB.replace("*", str(int(time.time())))
+    command = driver_command(config, args.experiment, args.seed, args.nodes, metrics_log)
     if args.dry_run:
         print(" ".join(command))
         return 0
-    run_dir = results_dir(config) / "runs" / args.experiment / f"seed{args.seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(run_dir / f"verl_metrics.{int(time.time())}.jsonl")}
+    env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(metrics_log)}
     start = time.time()
     print("running:", " ".join(command), flush=True)
     completed = subprocess.run(command, env=env)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tgpo import config as tgpo_config
 from tgpo.methods import MethodSpec, get_method, resolve_hparams
 
 # Methods the verl engine does not train (each with what to do instead).
@@ -45,14 +46,11 @@ def format_value(value: Any) -> str:
 
 
 def model_location(config: Mapping, key: str) -> str:
-    """Where verl loads model `key`: the prepared checkpoint folder, else `path`, else the hub id."""
+    """Where verl loads model `key` (tgpo.config.model_location); an unknown key is an error here."""
     models = config.get("models", {})
     if key not in models:
         raise KeyError(f"config {config.get('name')!r}: unknown model key {key!r}; known: {sorted(models)}")
-    entry = models[key]
-    if entry.get("prepare") is not None:  # written by `python -m tgpo prepare-model`
-        return str(Path("results") / config["name"] / "models" / key)
-    return entry.get("path") or entry["hub"]
+    return tgpo_config.model_location(config, key)
 
 
 def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: int) -> dict[str, Any]:
@@ -104,7 +102,6 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
         "trainer.experiment_name": f"{experiment}-seed{seed}",
         "trainer.default_local_dir": str(run_dir / "checkpoints"),
         "trainer.resume_mode": "auto",
-        "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH": str(run_dir / "verl_metrics.jsonl"),
     }
 
 
@@ -199,7 +196,7 @@ def experiment_overrides(config: dict, experiment: str, seed: int) -> list[str]:
     method = get_method(entry["method"])
     if method.name in NOT_TRAINED_ON_VERL:
         raise ValueError(f"experiment {experiment!r} (method {method.name}): {NOT_TRAINED_ON_VERL[method.name]}")
-    training = {**config.get("training", {}), **entry.get("training", {})}
+    training = tgpo_config.resolved_training(config, experiment)
     hparams = resolve_hparams(method, entry.get("hparams"))
 
     overrides: dict[str, Any] = {"actor_rollout_ref.model.path": model_location(config, entry["student"])}
@@ -222,7 +219,7 @@ def experiment_overrides(config: dict, experiment: str, seed: int) -> list[str]:
 def sft_overrides(config: dict, experiment: str, seed: int) -> list[str]:
     """Overrides for verl's FSDP SFT trainer (App. B.1: 3 epochs, global batch 64, lr 5e-5, warmup 0.1, 16k)."""
     entry = config["experiments"][experiment]
-    training = {**config.get("training", {}), **entry.get("training", {})}
+    training = tgpo_config.resolved_training(config, experiment)
     hparams = resolve_hparams(get_method(entry["method"]), entry.get("hparams"))
     run_dir = Path("results") / config["name"] / "runs" / experiment / f"seed{seed}"
     data_dir = Path("results") / config["name"] / "data" / "verl"

@@ -1,0 +1,41 @@
+"""The cluster run wrapper: verl's file logger writes where the wrapper merges from, and the merge of
+several attempts (a resumed run) keeps one line per step, later attempts winning."""
+
+from __future__ import annotations
+
+import json
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+
+from tgpo.config import load_config
+from tgpo.verl.run import VERL_LOG_GLOB, driver_command, merge_verl_logs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_logger_path_given_to_verl_is_one_the_merge_reads(tmp_path):
+    config = load_config(ROOT / "config" / "paper-7b.yaml")
+    log = tmp_path / VERL_LOG_GLOB.replace("*", "123")
+    command = driver_command(config, "tgpo_annealing", 0, 1, log)
+    logger_overrides = [arg for arg in command if "VERL_FILE_LOGGER_PATH" in arg]
+    assert logger_overrides == [f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={log}"]
+    assert fnmatch(log.name, VERL_LOG_GLOB)
+
+
+def test_merge_of_a_resumed_run_keeps_one_line_per_step(tmp_path):
+    def write(name, lines):
+        (tmp_path / name).write_text("".join(json.dumps({"step": s, "data": d}) + "\n" for s, d in lines))
+
+    write("verl_metrics.100.jsonl", [(1, {"critic/score/mean": 0.1}), (2, {"critic/score/mean": 0.2})])
+    write("verl_metrics.200.jsonl", [(2, {"critic/score/mean": 0.25}), (3, {"critic/score/mean": 0.3})])
+    merged = merge_verl_logs(tmp_path)
+    assert [line["step"] for line in merged] == [1, 2, 3]
+    assert merged[1]["critic/score/mean"] == 0.25
+
+
+def test_merge_names_a_bad_line(tmp_path):
+    (tmp_path / "verl_metrics.1.jsonl").write_text('{"step": 1}\n')
+    with pytest.raises(ValueError, match=r"verl_metrics\.1\.jsonl:1: not a verl file-logger line"):
+        merge_verl_logs(tmp_path)
