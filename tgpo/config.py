@@ -168,7 +168,11 @@ def training_experiments(config: Mapping[str, Any]) -> list[str]:
 
 
 def train_data_path(config: Mapping[str, Any]) -> str:
+    """The prompt table training reads: the local engine reads `data.train.path` as it is; on the verl
+    engine that path (or hub id) is prepare-data's source and the table is prepare-data's output."""
     train = config["data"]["train"]
+    if config.get("engine") == "verl":
+        return str(results_dir(config) / "data" / "train.parquet")
     return train.get("path") or str(results_dir(config) / "data" / "train.parquet")
 
 

@@ -29,3 +29,10 @@ wildcard_constraints:
     experiment="[A-Za-z0-9_.-]+",
     seed=r"\d+",
     model="[A-Za-z0-9_.-]+",
+
+
+def rule_resources(rule_name, defaults):
+    """A rule's resources: the pipeline's `defaults`, updated by the config's `resources.<rule_name>`
+    (a null value removes a default, e.g. `gres` for a config that runs on CPU nodes)."""
+    merged = {**defaults, **config.get("resources", {}).get(rule_name, {})}
+    return {key: value for key, value in merged.items() if value is not None}

@@ -29,6 +29,8 @@ if "world" in config:
             WORLD,
         output:
             directory(f"{RESULTS}/models/{{model}}"),
+        wildcard_constraints:
+            model="|".join(BUILT_MODELS) or "^$",
         params:
             kind=lambda wc: config["models"][wc.model]["build"],
             steps=lambda wc: (
@@ -43,14 +45,13 @@ if "world" in config:
             f"{RESULTS}/benchmarks/build_model/{{model}}.tsv"
         threads: 1
         resources:
-            mem_mb=2000,
-            runtime=30,
+            **rule_resources("build_model", dict(mem_mb=2000, runtime=30)),
         shell:
             "python -m tgpo build-model --world {input} --kind {params.kind} --out {output} "
             "--seed {params.seed} --size {params.size} {params.steps} > {log} 2>&1"
 
 
-if "traces" in config["data"] and "world" in config:
+if "traces" in config["data"] and "world" in config and ENGINE == "local":
 
     rule traces:
         """Teacher re-sampling of the training prompts, filtered with math-verify (SFT and LUFFY data)."""
@@ -74,23 +75,33 @@ if "traces" in config["data"] and "world" in config:
 if ENGINE == "verl":
     PREPARED_MODELS = [key for key, model in config["models"].items() if "prepare" in model]
 
+    def prepare_model_inputs(wildcards):
+        """The source checkpoint when the pipeline builds it (a `path:` naming another model's folder)."""
+        source = config["models"][wildcards.model].get("path")
+        made = [model_dir(key) for key in BUILT_MODELS + PREPARED_MODELS if key != wildcards.model]
+        return [source] if source in made else []
+
     rule prepare_model:
         """RoPE theta / context baked into config.json, vocabulary aligned with the teacher, <think> template."""
+        input:
+            prepare_model_inputs,
         output:
             directory(f"{RESULTS}/models/{{model}}"),
+        wildcard_constraints:
+            model="|".join(PREPARED_MODELS) or "^$",
         log:
             f"{RESULTS}/logs/prepare_model/{{model}}.log",
         benchmark:
             f"{RESULTS}/benchmarks/prepare_model/{{model}}.tsv"
         resources:
-            cpus_per_task=4,
-            mem_mb=64_000,
-            runtime=120,
+            **rule_resources("prepare_model", dict(cpus_per_task=4, mem_mb=64_000, runtime=120)),
         shell:
             "python -m tgpo prepare-model --config {CFG} --model {wildcards.model} --out {output} > {log} 2>&1"
 
     rule prepare_data:
-        """OpenR1-Math-46k-8192 to our prompt table and verl's RL parquet."""
+        """OpenR1-Math-46k-8192 (or the miniature world's prompts) to our prompt table and verl's RL parquet."""
+        input:
+            [WORLD] if "world" in config else [],  # the miniature's prompts (data.train.path) live there
         output:
             TRAIN_DATA,
         log:
@@ -98,9 +109,7 @@ if ENGINE == "verl":
         benchmark:
             f"{RESULTS}/benchmarks/prepare_data.tsv"
         resources:
-            cpus_per_task=4,
-            mem_mb=32_000,
-            runtime=60,
+            **rule_resources("prepare_data", dict(cpus_per_task=4, mem_mb=32_000, runtime=60)),
         shell:
             "python -m tgpo prepare-data --config {CFG} --out {output} > {log} 2>&1"
 
@@ -120,10 +129,9 @@ if ENGINE == "verl":
             benchmark:
                 f"{RESULTS}/benchmarks/teacher_traces.tsv"
             resources:
-                gres=f"gpu:{config.get('training', {}).get('n_gpus', 8)}",
-                tasks_per_gpu=0,
-                cpus_per_task=32,
-                mem_mb=256_000,
-                runtime=1440,
+                **rule_resources("teacher_traces", dict(
+                    gres=f"gpu:{config.get('training', {}).get('n_gpus', 8)}",
+                    tasks_per_gpu=0, cpus_per_task=32, mem_mb=256_000, runtime=1440,
+                )),
             shell:
                 "python -m tgpo teacher-traces --config {CFG} --out {output} > {log} 2>&1"

@@ -15,11 +15,11 @@ def eval_inputs(wildcards):
 
 
 if config.get("evaluation", {}).get("backend", "local") == "local":
-    EVAL_RESOURCES = dict(mem_mb=3000, runtime=60)
+    EVAL_RESOURCES = rule_resources("evaluate", dict(mem_mb=3000, runtime=60))
 else:
-    EVAL_RESOURCES = dict(
+    EVAL_RESOURCES = rule_resources("evaluate", dict(
         gres=f"gpu:{config['evaluation'].get('n_gpus', 1)}", tasks_per_gpu=0, cpus_per_task=8, mem_mb=64_000, runtime=240
-    )
+    ))
 
 
 rule evaluate:

@@ -13,10 +13,10 @@ def _model_inputs(keys):
 def train_inputs(wildcards):
     spec = config["experiments"][wildcards.experiment]
     inputs = {"models": _model_inputs([spec["student"], spec.get("teacher")])}
-    if "world" in config:
+    if ENGINE == "verl":
+        inputs["data"] = TRAIN_DATA  # verl's RL parquet is written next to it by prepare-data
+    elif "world" in config:
         inputs["world"] = WORLD  # training prompts live in the world folder
-    elif ENGINE == "verl":
-        inputs["data"] = TRAIN_DATA
     if get_method(spec["method"]).uses_teacher_traces:
         inputs["traces"] = TRACES
     return inputs
@@ -28,17 +28,17 @@ def _training(wildcards):
 
 if ENGINE == "local":
     # CPU: one thread per run by default, so `-c all` on 2 cores runs two experiments side by side.
-    TRAIN_RESOURCES = dict(mem_mb=4000, runtime=lambda wc: _training(wc).get("runtime_min", 60))
+    TRAIN_RESOURCES = rule_resources("train", dict(mem_mb=4000, runtime=lambda wc: _training(wc).get("runtime_min", 60)))
     TRAIN_COMMAND = "python -m tgpo train --config {CFG} --experiment {wildcards.experiment} --seed {wildcards.seed}"
 else:
     # verl: one 8-GPU node per run, the vLLM teacher pool included (tgpo verl-overrides sizes it).
-    TRAIN_RESOURCES = dict(
+    TRAIN_RESOURCES = rule_resources("train", dict(
         gres=lambda wc: f"gpu:{_training(wc).get('n_gpus', 8)}",
         tasks_per_gpu=0,
         cpus_per_task=64,
         mem_mb=512_000,
         runtime=lambda wc: _training(wc).get("runtime_min", 2880),
-    )
+    ))
     TRAIN_COMMAND = "python -m tgpo verl-train --config {CFG} --experiment {wildcards.experiment} --seed {wildcards.seed}"
 
 

@@ -48,7 +48,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
     ]
 }
 
-SIZE_SCALE = {"ci": None, "small": 0.5, "default": 1.0}
+SIZE_SCALE = {"ci": None, "verl": None, "small": 0.5, "default": 1.0}
 CI_ROWS = 8
 
 

@@ -68,6 +68,11 @@ MODEL_KINDS: dict[str, ModelKind] = {
 }
 
 CI_SHAPE = dict(hidden_size=32, layers=2, heads=4, kv_heads=2, intermediate_size=64, steps=20, batch_size=32, warmup=5)
+# The verl engine on CPU: vLLM's CPU attention supports head sizes 32, 64, 80, ... only
+# (vllm/v1/attention/backends/cpu_attn.py, vLLM 0.29), so hidden 64 over 2 heads.
+VERL_SHAPE = dict(hidden_size=64, layers=2, heads=2, kv_heads=2, intermediate_size=128, steps=300, batch_size=32,
+                  warmup=10)
+MODEL_SHAPES = {"ci": CI_SHAPE, "verl": VERL_SHAPE}
 MAX_POSITIONS = 160
 PROBE_MATH_ROWS, PROBE_CHOICE_ROWS = 256, 64
 
@@ -78,8 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="checkpoint folder, e.g. results/mini/models/student")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="pretraining steps (default: the kind's)")
-    parser.add_argument("--size", choices=["ci", "default"], default="default",
-                        help="ci: hidden 32, 20 steps (tests and CI)")
+    parser.add_argument("--size", choices=["default", *MODEL_SHAPES], default="default",
+                        help="ci: hidden 32, 20 steps (tests and CI); verl: hidden 64 / 2 heads (vLLM on CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--no-probe", action="store_true", help="skip the accuracy probe written to build.json")
 
@@ -99,10 +104,10 @@ def resolve_kind(name: str, *, size: str = "default", steps: int | None = None) 
     if name not in MODEL_KINDS:
         raise KeyError(f"unknown model kind {name!r}; known: {sorted(MODEL_KINDS)}")
     kind = MODEL_KINDS[name]
-    if size == "ci":
-        kind = replace(kind, **CI_SHAPE)
+    if size in MODEL_SHAPES:
+        kind = replace(kind, **MODEL_SHAPES[size])
     elif size != "default":
-        raise ValueError(f"unknown model size {size!r}; expected 'ci' or 'default'")
+        raise ValueError(f"unknown model size {size!r}; expected 'default' or one of {sorted(MODEL_SHAPES)}")
     return replace(kind, steps=steps) if steps is not None else kind
 
 

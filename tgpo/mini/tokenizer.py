@@ -9,6 +9,14 @@ the end (ids >= the student's vocabulary size). The teachers close their compact
 `</think>`, so some teacher argmax ids fall outside the student's vocabulary (where a student's prefix
 follows the teacher's mode), as with Qwen3-30B-A3B's thinking tokens against Qwen2.5-Math's vocabulary;
 the engine masks those ids (teacher_valid_mask). `<think>` exists in the vocabulary but is unused.
+
+The verl world (`--size verl`, for the cluster engine on CPU) differs in three ways that verl 0.9.1 and
+vLLM need, none of which changes what the models learn: "\n" is a token (verl's Qwen continuous-token
+wiring looks it up), both tokenizers carry a chat template that renders the user turn as it is (verl and
+vLLM render chat messages; the miniature's prompt is the user turn), and the teacher tokenizer puts its
+extra tokens FIRST, so every shared string has a different id in the two vocabularies: the teacher must
+be aligned to the student's ids by token string (`prepare: {align_ids_to: ...}`), as R1-Distill-Qwen's
+`<think>` (Qwen2.5's `<|box_start|>` id) must be at paper scale.
 """
 
 from __future__ import annotations
@@ -21,37 +29,51 @@ PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, EOS, UNK]
 CHARACTERS = list("0123456789+=;#.:|") + list(CHOICE_LABELS)
 TEACHER_EXTRA_TOKENS = [THINK_OPEN, THINK_CLOSE]
+NEWLINE = "\n"
+# Renders the last user message as it is (system turns dropped; the miniature has no system prompt);
+# the generation prompt adds nothing, since the miniature's prompt ends where the response begins.
+USER_TURN_CHAT_TEMPLATE = (
+    "{%- for message in messages -%}{%- if message['role'] == 'user' -%}{{ message['content'] }}"
+    "{%- endif -%}{%- endfor -%}"
+)
 
 
-def build_tokenizer(extra_tokens: list[str] | None = None):
-    """The student tokenizer, or with `extra_tokens` appended (ids after every student id)."""
+def build_tokenizer(extra_tokens: list[str] | None = None, *, for_verl: bool = False):
+    """The student tokenizer, or with `extra_tokens` appended (ids after every student id).
+
+    for_verl: "\n" joins the characters, a chat template is set, and `extra_tokens` take the ids right
+    after the special tokens instead (module docstring)."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + CHARACTERS)}
+    characters = CHARACTERS + [NEWLINE] if for_verl else CHARACTERS
+    leading = list(extra_tokens or []) if for_verl else []
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + leading + characters)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     backend.decoder = decoders.Fuse()
     backend.add_special_tokens([AddedToken(token, special=True) for token in SPECIAL_TOKENS])
-    if extra_tokens:
+    if extra_tokens:  # matched whole; with for_verl they keep their leading vocabulary ids
         backend.add_tokens([AddedToken(token, special=False, normalized=False) for token in extra_tokens])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token=PAD, eos_token=EOS, unk_token=UNK,
         clean_up_tokenization_spaces=False, padding_side="left", model_max_length=512,
     )
-    expected = len(vocab) + len(extra_tokens or [])
+    if for_verl:
+        tokenizer.chat_template = USER_TURN_CHAT_TEMPLATE
+    expected = len(vocab) + (0 if for_verl else len(extra_tokens or []))
     if len(tokenizer) != expected:
         raise RuntimeError(f"tokenizer has {len(tokenizer)} tokens, expected {expected}")
     return tokenizer
 
 
-def build_student_tokenizer():
-    return build_tokenizer()
+def build_student_tokenizer(*, for_verl: bool = False):
+    return build_tokenizer(for_verl=for_verl)
 
 
-def build_teacher_tokenizer():
+def build_teacher_tokenizer(*, for_verl: bool = False):
     """Student vocabulary + TEACHER_EXTRA_TOKENS (the cross-family tokenizer)."""
-    return build_tokenizer(TEACHER_EXTRA_TOKENS)
+    return build_tokenizer(TEACHER_EXTRA_TOKENS, for_verl=for_verl)
 
 
 def encode(tokenizer, text: str) -> list[int]:

@@ -55,6 +55,7 @@ CORPORA: dict[str, CorpusSpec] = {
 
 WORLD_SIZES = {  # size -> (training prompts, rows per pretraining corpus)
     "ci": (64, 4_000),
+    "verl": (64, 4_000),  # the ci world for the verl engine (tokenizers: tgpo.mini.tokenizer, for_verl)
     "small": (1_000, 30_000),
     "default": (2_000, 60_000),
 }
@@ -64,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="world folder, e.g. results/mini/world")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", choices=sorted(WORLD_SIZES), default="default",
-                        help="ci: tiny (tests); small / default: the miniature pipeline")
+                        help="ci: tiny (tests); verl: ci for the verl engine (chat template, '\\n' token); "
+                             "small / default: the miniature pipeline")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,8 +92,9 @@ def build_world(out: str | Path, *, seed: int = 0, size: str = "default") -> dic
 
     with io.atomic_dir(out) as tmp:
         tmp.chmod(0o755)  # mkdtemp makes it private
-        save_tokenizer(build_student_tokenizer(), tmp / "tokenizer")
-        save_tokenizer(build_teacher_tokenizer(), tmp / "teacher_tokenizer")
+        for_verl = size == "verl"
+        save_tokenizer(build_student_tokenizer(for_verl=for_verl), tmp / "tokenizer")
+        save_tokenizer(build_teacher_tokenizer(for_verl=for_verl), tmp / "teacher_tokenizer")
         pd.DataFrame(train).to_parquet(tmp / "train.parquet", index=False)
         (tmp / "corpora").mkdir()
         for name, spec in CORPORA.items():
