@@ -322,6 +322,18 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source.resolve(), target)
 
 
+def checkpoint_vocabulary(checkpoint: Path) -> dict[str, int]:
+    """{token string: id} of the rows a checkpoint was trained with, read from its own tokenizer.json (model
+    vocabulary + added tokens). Not AutoTokenizer: transformers 5 may add tokens of the tokenizer class it
+    picks by model type (a Qwen2 model's tokenizer gains `<|endoftext|>` as unk), which have no trained row."""
+    from tokenizers import Tokenizer
+
+    path = checkpoint / "tokenizer.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: align_ids_to reads the teacher's vocabulary from its tokenizer.json")
+    return Tokenizer.from_file(str(path)).get_vocab(with_added_tokens=True)
+
+
 def align_teacher_ids(source: str, student_source: str, out: str | Path, settings: Mapping) -> dict:
     """Write a copy of teacher `source` whose token ids are the student's (`student_source`: a folder with the
     student's tokenizer and config.json), by token string (tgpo.vocab_alignment); RoPE/context settings of
@@ -334,13 +346,12 @@ def align_teacher_ids(source: str, student_source: str, out: str | Path, setting
     from tgpo.vocab_alignment import ids_by_string, permute_rows, string_alignment
 
     teacher_dir = local_checkpoint(source)
-    student_tokenizer = AutoTokenizer.from_pretrained(student_source)
-    teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    student_tokenizer = AutoTokenizer.from_pretrained(student_source)  # the ids verl and vLLM use
     config = json.loads((teacher_dir / "config.json").read_text())
     teacher_rows = int(_text_config(config)["vocab_size"])
     student_config = AutoConfig.from_pretrained(student_source)
     student_rows = int(getattr(student_config, "vocab_size", None) or student_config.get_text_config().vocab_size)
-    student_vocab, teacher_vocab = student_tokenizer.get_vocab(), teacher_tokenizer.get_vocab()
+    student_vocab, teacher_vocab = student_tokenizer.get_vocab(), checkpoint_vocabulary(teacher_dir)
     alignment = string_alignment(student_vocab, teacher_vocab, teacher_rows, min_rows=student_rows,
                                  row_multiple=embedding_padding_multiple(teacher_rows))
     vocab_map = alignment.summary(ids_by_string(student_vocab, "student"), ids_by_string(teacher_vocab, "teacher"))
