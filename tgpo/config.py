@@ -121,19 +121,25 @@ def _check_references(config: Mapping[str, Any], source: str) -> None:
 
 def _check_id_alignment(config: Mapping[str, Any], source: str) -> None:
     """`models.<t>.prepare.align_ids_to: <s>` makes a copy of teacher t whose token ids are student s's
-    (tgpo.model_prep, tgpo.vocab_alignment): it may only teach s, and is never a student or evaluated."""
+    (tgpo.model_prep, tgpo.vocab_alignment): it only scores s's token ids as s's teacher. Generating text
+    (evaluation, teacher traces) and training use the teacher with its own tokenizer."""
     models, experiments = config["models"], config["experiments"]
+    traces_teacher = (config["data"].get("traces") or {}).get("teacher")
     for key, model in models.items():
         target = (model.get("prepare") or {}).get("align_ids_to")
         if target is None:
             continue
         where = f"{source}: models.{key}.prepare.align_ids_to"
+        own = "; use the model key of the teacher with its own tokenizer"
         if target not in models or target == key:
             raise ConfigError(f"{where}: {target!r} must be another key of `models` ({sorted(models)})")
+        if traces_teacher == key:
+            raise ConfigError(f"{source}: data.traces.teacher: {key!r} is a teacher re-indexed to {target!r}'s "
+                              f"token ids ({where}), not a model to sample text from{own}")
         for name, experiment in experiments.items():
             if key in (experiment.get("student"), experiment.get("model")):
                 raise ConfigError(f"{source}: experiments.{name}: {key!r} is a teacher re-indexed to {target!r}'s "
-                                  f"token ids ({where}); it cannot be trained or evaluated itself")
+                                  f"token ids ({where}); it cannot be trained or evaluated itself{own}")
             if experiment.get("teacher") == key and experiment.get("student") != target:
                 raise ConfigError(f"{source}: experiments.{name}.teacher: {key!r} speaks {target!r}'s token ids "
                                   f"({where}) but the student is {experiment.get('student')!r}; add a copy of the "
