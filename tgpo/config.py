@@ -104,6 +104,7 @@ def _check_references(config: Mapping[str, Any], source: str) -> None:
     traces = config["data"].get("traces")
     if traces and traces["teacher"] not in models:
         raise ConfigError(f"{source}: data.traces.teacher: {traces['teacher']!r} is not a key of `models`")
+    _check_id_alignment(config, source)
     for output, spec in config["report"].items():
         rows = spec.get("series") or spec.get("rows") or [r for g in spec.get("groups", []) for r in g["rows"]]
         for index, row in enumerate(rows):
@@ -116,6 +117,33 @@ def _check_references(config: Mapping[str, Any], source: str) -> None:
             bench = bench["key"] if isinstance(bench, dict) else bench
             if bench not in config["benchmarks"]:
                 raise ConfigError(f"{source}: report.{output}.benchmarks: {bench!r} is not a key of `benchmarks`")
+
+
+def _check_id_alignment(config: Mapping[str, Any], source: str) -> None:
+    """`models.<t>.prepare.align_ids_to: <s>` makes a copy of teacher t whose token ids are student s's
+    (tgpo.model_prep, tgpo.vocab_alignment): it only scores s's token ids as s's teacher. Generating text
+    (evaluation, teacher traces) and training use the teacher with its own tokenizer."""
+    models, experiments = config["models"], config["experiments"]
+    traces_teacher = (config["data"].get("traces") or {}).get("teacher")
+    for key, model in models.items():
+        target = (model.get("prepare") or {}).get("align_ids_to")
+        if target is None:
+            continue
+        where = f"{source}: models.{key}.prepare.align_ids_to"
+        own = "; use the model key of the teacher with its own tokenizer"
+        if target not in models or target == key:
+            raise ConfigError(f"{where}: {target!r} must be another key of `models` ({sorted(models)})")
+        if traces_teacher == key:
+            raise ConfigError(f"{source}: data.traces.teacher: {key!r} is a teacher re-indexed to {target!r}'s "
+                              f"token ids ({where}), not a model to sample text from{own}")
+        for name, experiment in experiments.items():
+            if key in (experiment.get("student"), experiment.get("model")):
+                raise ConfigError(f"{source}: experiments.{name}: {key!r} is a teacher re-indexed to {target!r}'s "
+                                  f"token ids ({where}); it cannot be trained or evaluated itself{own}")
+            if experiment.get("teacher") == key and experiment.get("student") != target:
+                raise ConfigError(f"{source}: experiments.{name}.teacher: {key!r} speaks {target!r}'s token ids "
+                                  f"({where}) but the student is {experiment.get('student')!r}; add a copy of the "
+                                  f"teacher aligned to that student")
 
 
 def load_config(path: str | Path) -> dict:
@@ -179,6 +207,50 @@ def train_data_path(config: Mapping[str, Any]) -> str:
 def traces_path(config: Mapping[str, Any]) -> str:
     traces = config["data"].get("traces", {})
     return traces.get("path") or str(results_dir(config) / "data" / "traces.parquet")
+
+
+# verl parquet files (written by tgpo.verl.data_prep and tgpo.verl.teacher_traces, read by
+# tgpo.verl.translate): one folder, one name each. App. B.1: every experiment uses one curated set, the
+# prompts with a correct teacher trace.
+VERL_TRAIN_FILE = "train.parquet"  # all prompts (prepare-data), verl's RL schema
+VERL_VAL_FILE = "val.parquet"
+CURATED_RL_FILE = "curated.parquet"  # prompts with a correct teacher trace, the trace as LUFFY's target
+CURATED_SFT_FILE = "curated_sft.parquet"  # the same set as SFT conversations (system, user, assistant trace)
+
+
+def verl_data_dir(config: Mapping[str, Any]) -> Path:
+    return results_dir(config) / "data" / "verl"
+
+
+def verl_train_path(config: Mapping[str, Any]) -> Path:
+    return verl_data_dir(config) / VERL_TRAIN_FILE
+
+
+def verl_val_path(config: Mapping[str, Any]) -> Path:
+    return verl_data_dir(config) / VERL_VAL_FILE
+
+
+def curated_rl_path(config: Mapping[str, Any]) -> Path:
+    return verl_data_dir(config) / CURATED_RL_FILE
+
+
+def curated_sft_path(config: Mapping[str, Any]) -> Path:
+    return verl_data_dir(config) / CURATED_SFT_FILE
+
+
+def rl_train_path(config: Mapping[str, Any]) -> Path:
+    """What every RL experiment trains on: the curated set when the config re-samples teacher traces
+    (`data.traces`, the paper's setting), else all prompts."""
+    return curated_rl_path(config) if config["data"].get("traces") else verl_train_path(config)
+
+
+def verl_train_files(config: Mapping[str, Any], experiment: str) -> Path:
+    """The parquet one experiment trains on under verl: SFT (no rollouts) the curated conversations,
+    every RL method `rl_train_path`."""
+    from tgpo.methods import get_method
+
+    method = get_method(config["experiments"][experiment]["method"])
+    return rl_train_path(config) if method.rollouts else curated_sft_path(config)
 
 
 def resolved_hparams(config: Mapping[str, Any], experiment: str) -> dict:

@@ -4,6 +4,11 @@
 WORLD = f"{RESULTS}/world"
 TRAIN_DATA = tgpo_config.train_data_path(config)
 TRACES = tgpo_config.traces_path(config)
+# verl: all prompts (prepare-data), and the curated set of App. B.1 (teacher-traces) that RL and SFT read
+VERL_TRAIN = str(tgpo_config.verl_train_path(config))
+VERL_VAL = str(tgpo_config.verl_val_path(config))
+CURATED_RL = str(tgpo_config.curated_rl_path(config))
+CURATED_SFT = str(tgpo_config.curated_sft_path(config))
 
 
 if "world" in config:
@@ -84,10 +89,17 @@ if ENGINE == "verl":
         made = [model_dir(key) for key in BUILT_MODELS + PREPARED_MODELS if key != wildcards.model]
         return [source] if source in made else []
 
+    def _id_alignment_inputs(wildcards):
+        """A teacher re-indexed to a student's token ids (prepare.align_ids_to) reads the prepared student."""
+        student = (config["models"][wildcards.model].get("prepare") or {}).get("align_ids_to")
+        return [model_dir(student)] if student and tgpo_config.pipeline_made_model(config, student) else []
+
     rule prepare_model:
-        """RoPE theta / context baked into config.json, vocabulary aligned with the teacher, <think> template."""
+        """RoPE theta / context baked into config.json, vocabulary aligned with the teacher, <think> template;
+        or a teacher re-indexed to the student's token ids by token string (prepare.align_ids_to)."""
         input:
             prepare_model_inputs,
+            _id_alignment_inputs,
         output:
             directory(f"{RESULTS}/models/{{model}}"),
         wildcard_constraints:
@@ -107,6 +119,8 @@ if ENGINE == "verl":
             [WORLD] if "world" in config else [],  # the miniature's prompts (data.train.path) live there
         output:
             TRAIN_DATA,
+            VERL_TRAIN,
+            VERL_VAL,
         log:
             f"{RESULTS}/logs/prepare_data.log",
         benchmark:
@@ -114,12 +128,13 @@ if ENGINE == "verl":
         resources:
             **rule_resources("prepare_data", dict(cpus_per_task=4, mem_mb=32_000, runtime=60)),
         shell:
-            "python -m tgpo prepare-data --config {CFG} --out {output} > {log} 2>&1"
+            "python -m tgpo prepare-data --config {CFG} --out {output[0]} > {log} 2>&1"
 
     if "traces" in config["data"]:
 
         rule teacher_traces:
-            """The teacher answers every training prompt once (vLLM); Math-Verify keeps the correct ones."""
+            """The teacher answers every training prompt once (vLLM); Math-Verify keeps the correct ones: the
+            curated set (App. B.1) that every RL experiment and SFT train on."""
             input:
                 TRAIN_DATA,
                 # the teacher, and the student whose vocabulary the traces are written in, where the
@@ -130,6 +145,8 @@ if ENGINE == "verl":
                 ],
             output:
                 TRACES,
+                CURATED_RL,
+                CURATED_SFT,
             log:
                 f"{RESULTS}/logs/teacher_traces.log",
             benchmark:
@@ -140,4 +157,4 @@ if ENGINE == "verl":
                     tasks_per_gpu=0, cpus_per_task=32, mem_mb=256_000, runtime=1440,
                 )),
             shell:
-                "python -m tgpo teacher-traces --config {CFG} --out {output} > {log} 2>&1"
+                "python -m tgpo teacher-traces --config {CFG} --out {output[0]} > {log} 2>&1"

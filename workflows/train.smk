@@ -14,7 +14,8 @@ def train_inputs(wildcards):
     spec = config["experiments"][wildcards.experiment]
     inputs = {"models": _model_inputs([spec["student"], spec.get("teacher")])}
     if ENGINE == "verl":
-        inputs["data"] = TRAIN_DATA  # verl's RL parquet is written next to it by prepare-data
+        # the curated set (App. B.1) when the config has data.traces, else all prompts; val for verl's loader
+        inputs["data"] = [str(tgpo_config.verl_train_files(config, wildcards.experiment)), VERL_VAL]
     elif "world" in config:
         inputs["world"] = WORLD  # training prompts live in the world folder
     if get_method(spec["method"]).uses_teacher_traces:

@@ -8,7 +8,7 @@ optional `target` = the released trace) or a flat table (`problem`/`question` + 
 
 - `--out` (the suite's contract, docs/architecture.md): `prompt_id, prompt, answer` (+ `target` when the
   source has a trace); `prompt` is the question text, each engine applies its own template.
-- `<verl-dir>/train.parquet` (read by tgpo.verl.translate): verl's RL schema, one row per prompt,
+- `<verl-dir>/train.parquet` (tgpo.config.verl_train_path): verl's RL schema, one row per prompt,
 
       prompt        = [{"role": "system", "content": App. B.2 system prompt}, {"role": "user", "content": question}]
       data_source   = "openr1_math", ability = "math"
@@ -18,6 +18,9 @@ optional `target` = the released trace) or a flat table (`problem`/`question` + 
   plus `prompt_id`, `answer` columns. The two tables cannot be one file: verl's `prompt` is a message list,
   ours a string. `<verl-dir>/val.parquet` is the first VAL_ROWS rows (verl builds a validation set even
   though the paper configs never validate during training: trainer.test_freq=-1).
+
+RL experiments train on `train.parquet` only when the config has no `data.traces`; with it (the paper's
+setting, App. B.1) they train on the curated set that `teacher-traces` writes (tgpo.config.rl_train_path).
 """
 
 from __future__ import annotations
@@ -153,31 +156,33 @@ def read_rows(source: str | Path, split: str = "train") -> list[dict]:
 
 
 def prepare_data(source: str, out: str | Path, verl_dir: str | Path, *, split: str = "train") -> dict:
+    from tgpo.config import VERL_TRAIN_FILE, VERL_VAL_FILE
+
     rows = read_rows(source, split)
     frame = prompt_table(rows, str(source))
     io.write_parquet(out, frame)
     verl_frame = verl_table(frame, "train")
-    io.write_parquet(Path(verl_dir) / "train.parquet", verl_frame)
-    io.write_parquet(Path(verl_dir) / "val.parquet", verl_table(frame.head(VAL_ROWS), "val"))
+    io.write_parquet(Path(verl_dir) / VERL_TRAIN_FILE, verl_frame)
+    io.write_parquet(Path(verl_dir) / VERL_VAL_FILE, verl_table(frame.head(VAL_ROWS), "val"))
     return {"source": str(source), "rows": len(frame), "with_target": "target" in frame, "out": str(out),
-            "verl_train": str(Path(verl_dir) / "train.parquet")}
+            "verl_train": str(Path(verl_dir) / VERL_TRAIN_FILE)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, type=Path, help="config YAML (data.train: {hub, split} or {path})")
     parser.add_argument("--out", required=True, type=Path, help="e.g. results/<name>/data/train.parquet")
     parser.add_argument("--source", help="local .parquet/.jsonl replacing data.train (LUFFY or flat format)")
-    parser.add_argument("--verl-dir", type=Path, help="verl parquet folder (default: <out folder>/verl)")
+    parser.add_argument("--verl-dir", type=Path, help="verl parquet folder (default: tgpo.config.verl_data_dir)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tgpo.config import load_config
+    from tgpo.config import load_config, verl_data_dir
 
     config = load_config(args.config)
     train = config["data"]["train"]
     source = args.source or train.get("path") or train.get("hub")
     if not source:
         raise ValueError(f"{args.config}: data.train needs `hub` or `path` (or pass --source)")
-    verl_dir = args.verl_dir or Path(args.out).parent / "verl"
+    verl_dir = args.verl_dir or verl_data_dir(config)
     print(json.dumps(prepare_data(source, args.out, verl_dir, split=train.get("split", "train")), indent=1))
     return 0

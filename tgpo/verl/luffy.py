@@ -12,7 +12,9 @@ loss_remove_token_mean), minus entropy_coeff * entropy; advantages come from
 tgpo.objective.compute_advantages over the whole mixed group (Dr.GRPO, mean-only). Three pieces:
 
 1. `LuffyAgentLoop` ("luffy_agent"): for sessions `session_id < off_policy_per_group` it returns the
-   tokenized trace instead of generating; every sample carries a per-token `off_policy_mask`.
+   tokenized trace instead of generating; every sample carries a per-token `off_policy_mask`. The trace is
+   the configured teacher's verified trace of the curated set (`python -m tgpo teacher-traces`), and a
+   leading `<think>` is dropped when the student's prompt already ends with one.
 2. `luffy_policy_loss`: the actor loss above, reading `off_policy_mask` from the micro-batch; installed on
    the actor workers with `set_loss_fn` by the trainer.
 3. `LuffyTrainerSync` ("luffy_sync"): installs the loss after the workers exist, and computes the
@@ -72,8 +74,19 @@ def trace_text(extra_info: Mapping[str, Any] | None) -> str:
         target = contents[-1] if contents else None
     if not isinstance(target, str) or not target:
         raise ValueError("tgpo verl plugin (LUFFY): the row's extra_info has no 'target' trace (expected "
-                         "[{'role': 'assistant', 'content': ...}] as written by `python -m tgpo prepare-data`)")
+                         "[{'role': 'assistant', 'content': ...}] as in the curated set `python -m tgpo teacher-traces` "
+                         "writes)")
     return target
+
+
+def continuation_of(prompt_text: str, trace: str) -> str:
+    """The trace as the continuation of the prompt: without its opening `<think>` when the prompt (the
+    student's template, tgpo.model_prep.think_chat_template) already ends with one, so the sequence holds
+    exactly one; unchanged otherwise."""
+    from tgpo.model_prep import THINK_OPEN
+    from tgpo.verl.teacher_traces import trace_text
+
+    return trace_text(trace) if prompt_text.rstrip().endswith(THINK_OPEN) else trace
 
 
 def trace_token_ids(tokenizer, text: str, max_response_length: int) -> list[int]:
@@ -150,7 +163,9 @@ class LuffyAgentLoop(SingleTurnAgentLoop):
             return with_off_policy_mask(await super().run(sampling_params, **kwargs), off_policy=False)
         messages = list(kwargs["raw_prompt"])
         prompt_ids = await self.ct_build_initial_tokens(messages)
-        response_ids = trace_token_ids(self.tokenizer, trace_text(kwargs.get("extra_info")), self.response_length)
+        prompt_text = self.tokenizer.decode(prompt_ids, skip_special_tokens=False)
+        trace = continuation_of(prompt_text, trace_text(kwargs.get("extra_info")))
+        response_ids = trace_token_ids(self.tokenizer, trace, self.response_length)
         weights_version = int(kwargs["global_steps"]) - 1  # sync trainer: rollouts of step s use version s-1
         return trace_output(prompt_ids, response_ids, weights_version, self._get_mm_processor_kwargs(None))
 

@@ -11,9 +11,15 @@ same grader as the evaluation: answer after `</think>`, gold first, each item un
 The paper keeps ~35k of 46k prompts.
 
 Outputs: `--out` with `prompt_id, prompt, answer, response` (the response without its opening `<think>\\n`,
-which the student's template already ends with), `<out>.json` with the counts, and for verl
-`<verl-dir>/traces.parquet` (RL schema with extra_info.target, LUFFY) and `<verl-dir>/traces_sft.parquet`
-(`messages`: system, user, assistant; verl's SFT trainer, tgpo.verl.translate.sft_overrides).
+which the student's template already ends with), `<out>.json` with the counts, and for verl the curated set
+of App. B.1 ("about 35,000 prompts, paired with valid teacher-generated traces"), which every RL experiment
+and SFT train on (tgpo.config.rl_train_path, curated_sft_path):
+
+- `curated.parquet`: verl's RL schema (tgpo.verl.data_prep.verl_row), one row per kept prompt, the
+  teacher's trace as `extra_info.target` (LUFFY's off-policy sample);
+- `curated_sft.parquet`: `messages` = system, user, assistant trace (verl's SFT trainer).
+
+Pipeline order: prepare-data -> teacher-traces (curates) -> training.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ from typing import Any, Sequence
 
 from tgpo import io
 
-THINK_START = "<think>"
 FINISHED = "stop"
 GRADING_TIMEOUT_S = 10.0
 
@@ -40,9 +45,11 @@ def teacher_prompts(tokenizer, questions: Sequence[str], system: str) -> list[st
 
 def trace_text(response: str) -> str:
     """The response without a leading `<think>` (and its newline): the student prompt ends with `<think>\\n`."""
+    from tgpo.model_prep import THINK_OPEN
+
     stripped = response.lstrip()
-    if stripped.startswith(THINK_START):
-        return stripped[len(THINK_START):].lstrip("\n")
+    if stripped.startswith(THINK_OPEN):
+        return stripped[len(THINK_OPEN):].lstrip("\n")
     return response
 
 
@@ -106,6 +113,14 @@ def verified_traces(frame, *, workers: int | None = None, timeout_s: float = GRA
     return kept, stats
 
 
+def curated_tables(kept, system: str) -> tuple["Any", "Any"]:
+    """(RL rows, SFT rows) of the curated set from the kept traces (`prompt_id, prompt, answer, response`):
+    exactly the kept prompts, each with its own trace as LUFFY's target / the assistant turn."""
+    from tgpo.verl.data_prep import verl_table
+
+    return verl_table(kept, "train", target_column="response"), sft_table(kept, system)
+
+
 def sft_table(kept, system: str):
     """verl SFT rows: `messages` = [system, user, assistant trace]."""
     import pandas as pd
@@ -157,7 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher-source", help="local teacher checkpoint replacing its hub id / path")
     parser.add_argument("--student-tokenizer", help="tokenizer of the students trained on the traces (default: "
                         "the student of the config's trace-using experiments)")
-    parser.add_argument("--verl-dir", type=Path, help="verl parquet folder (default: <out folder>/verl)")
+    parser.add_argument("--verl-dir", type=Path, help="verl parquet folder (default: tgpo.config.verl_data_dir)")
     parser.add_argument("--tensor-parallel", type=int, help="vLLM tensor parallel size (default: all visible GPUs)")
     parser.add_argument("--max-model-len", type=int, help="vLLM max_model_len (default: the model's)")
     parser.add_argument("--seed", type=int, help="sampling seed (default: the config's seed)")
@@ -168,8 +183,8 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     from transformers import AutoTokenizer
 
-    from tgpo.config import load_config, model_location, train_data_path
-    from tgpo.verl.data_prep import system_prompt, verl_table
+    from tgpo.config import CURATED_RL_FILE, CURATED_SFT_FILE, load_config, model_location, train_data_path, verl_data_dir
+    from tgpo.verl.data_prep import system_prompt
 
     require_vllm()
     config = load_config(args.config)
@@ -204,10 +219,11 @@ def run(args: argparse.Namespace) -> int:
     stats["teacher_only_tokens"] = unrepresentable
     if kept.empty:
         raise RuntimeError(f"teacher {teacher}: none of the {len(train)} responses verified correct")
-    verl_dir = args.verl_dir or Path(args.out).parent / "verl"
+    verl_dir = Path(args.verl_dir or verl_data_dir(config))
+    rl_rows, sft_rows = curated_tables(kept, system)
     io.write_parquet(args.out, kept)
-    io.write_parquet(Path(verl_dir) / "traces.parquet", verl_table(kept, "train", target_column="response"))
-    io.write_parquet(Path(verl_dir) / "traces_sft.parquet", sft_table(kept, system))
+    io.write_parquet(verl_dir / CURATED_RL_FILE, rl_rows)
+    io.write_parquet(verl_dir / CURATED_SFT_FILE, sft_rows)
     stats.update(teacher=str(teacher), temperature=float(traces["temperature"]),
                  max_new_tokens=int(traces["max_new_tokens"]), seed=seed)
     io.write_json(Path(args.out).with_suffix(".json"), stats)

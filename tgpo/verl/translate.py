@@ -62,13 +62,13 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
     max_response = int(training["max_new_tokens"])
     max_prompt = int(training.get("max_prompt_length", 1024))
     run_dir = Path("results") / config["name"] / "runs" / experiment / f"seed{seed}"
-    data_dir = Path("results") / config["name"] / "data" / "verl"
     return {
         # verl's default estimator is GAE (a critic); no method here has a critic. A spec may replace it.
         "algorithm.adv_estimator": "grpo",
         "critic.enable": False,
-        "data.train_files": str(data_dir / "train.parquet"),
-        "data.val_files": str(data_dir / "val.parquet"),
+        # App. B.1: every RL experiment trains on the curated set (its trace is LUFFY's target)
+        "data.train_files": str(tgpo_config.verl_train_files(config, experiment)),
+        "data.val_files": str(tgpo_config.verl_val_path(config)),
         "data.train_batch_size": prompts,
         "data.max_prompt_length": max_prompt,
         "data.max_response_length": max_response,
@@ -222,10 +222,9 @@ def sft_overrides(config: dict, experiment: str, seed: int) -> list[str]:
     training = tgpo_config.resolved_training(config, experiment)
     hparams = resolve_hparams(get_method(entry["method"]), entry.get("hparams"))
     run_dir = Path("results") / config["name"] / "runs" / experiment / f"seed{seed}"
-    data_dir = Path("results") / config["name"] / "data" / "verl"
     values = {
-        "data.train_files": str(data_dir / "traces_sft.parquet"),
-        "data.val_files": str(data_dir / "traces_sft.parquet"),
+        "data.train_files": str(tgpo_config.verl_train_files(config, experiment)),
+        "data.val_files": str(tgpo_config.verl_train_files(config, experiment)),
         "data.messages_key": "messages",
         "data.train_batch_size": 64,
         "data.max_length": 16384,
