@@ -51,7 +51,8 @@ def run_teacher_traces(tmp_path, monkeypatch) -> dict:
     monkeypatch.setattr(teacher_traces, "require_vllm", lambda: None)
     monkeypatch.setattr(teacher_traces, "generate", fixed_generate)
     args = argparse.Namespace(config=PAPER_7B, out=tmp_path / "traces.parquet", train=train_path,
-                              teacher_source=str(tmp_path / "teacher"), verl_dir=None, tensor_parallel=1,
+                              teacher_source=str(tmp_path / "teacher"), student_tokenizer=str(tmp_path / "teacher"),
+                              verl_dir=None, tensor_parallel=1,
                               max_model_len=None, seed=None, grading_workers=1)
     assert teacher_traces.run(args) == 0
     return config
