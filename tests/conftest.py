@@ -105,3 +105,35 @@ def digit_verifier(monkeypatch) -> str:
 
     monkeypatch.setitem(tgpo.verifiers.VERIFIERS, "test_digits", f"{__name__}:digit_fraction")
     return "test_digits"
+
+
+# ------------------------------------------------------------------ configs over the tiny models
+def tiny_config(tiny_models, tiny_data, verifier: str, *, method: str = "tgpo", training: dict | None = None,
+                experiment: dict | None = None) -> dict:
+    """A valid config over the tiny fixture models: one experiment `run` of `method`."""
+    from tgpo.methods import get_method
+
+    spec = get_method(method)
+    entry = {"method": method, "student": "student", "seeds": [0], **(experiment or {})}
+    if spec.teacher_signal != "none":
+        entry["teacher"] = "teacher"
+    data = {"train": {"path": str(tiny_data["train"])}}
+    if spec.uses_teacher_traces:
+        data["traces"] = {"teacher": "teacher", "path": str(tiny_data["traces"])}
+    base_training = dict(steps=3, prompts_per_step=2, group_size=2, max_new_tokens=8, updates_per_step=1,
+                         micro_batch_size=4, save_every=2, verifier=verifier, n_gpus=2, teacher_gpus=1)  # fmt: skip
+    return {
+        "name": "tiny", "engine": "local",
+        "models": {"student": {"path": str(tiny_models["student"])}, "teacher": {"path": str(tiny_models["teacher"])}},
+        "data": data, "benchmarks": {"mini_arith": {"path": str(tiny_data["train"])}},
+        "training": {**base_training, **(training or {})}, "evaluation": {},
+        "experiments": {"run": entry}, "report": {},
+    }  # fmt: skip
+
+
+def write_config(config: dict, directory: Path) -> Path:
+    import yaml
+
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
