@@ -16,8 +16,48 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-# ------------------------------------------------------------------ tiny HF models for the engine tests
 import pytest  # noqa: E402
+
+
+# ------------------------------------------------------------------ what a test needs but this machine lacks
+def in_ci() -> bool:
+    """True under CI (`CI=true`, as .ci/run and hosted CI set it): there nothing is skipped."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def unavailable(reason: str) -> None:
+    """Skip the calling test, saying why, on a machine without what it needs; fail it loudly under CI."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: nothing is skipped)")
+    pytest.skip(reason)
+
+
+def slurm_status() -> tuple[bool, str]:
+    """(up, detail): a SLURM controller answers and has a usable node."""
+    import shutil
+    import subprocess
+
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return False, "sinfo/sbatch not found"
+    try:
+        result = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        return False, f"sinfo failed: {error}"
+    states = result.stdout.split()
+    up = result.returncode == 0 and any(s.rstrip("*") in ("idle", "mix", "alloc") for s in states)
+    return up, f"sinfo rc={result.returncode} states={states} {result.stderr.strip()}"
+
+
+@pytest.fixture(scope="session")
+def slurm() -> None:
+    """For tests that submit to a real SLURM: skipped with the reason when none is up (failed under CI).
+    Session-scoped, so it is checked before any expensive module-scoped fixture of the test."""
+    up, detail = slurm_status()
+    if not up:
+        unavailable(f"needs a running SLURM ({detail}); start one with `sudo .ci/slurm_setup.sh` (Debian 12)")
+
+
+# ------------------------------------------------------------------ tiny HF models for the engine tests
 
 TINY_CHARS = list("0123456789+-*=#.;: ")
 TINY_SPECIAL = ["<pad>", "<eos>"]
