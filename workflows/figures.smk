@@ -4,12 +4,16 @@
 # regenerating one output never retrains or re-evaluates anything, provided the pipeline runs with
 # `--rerun-triggers mtime` (set in the profile; see README "Regenerate a single figure").
 #
-# Uses from the including Snakefile: `config` (name, experiments, report), `LAYOUT`, `run_file`,
-# `log_file` and `seeds_of` (workflows/common.smk).
+# Uses from the including Snakefile: `config` (name, experiments, report) and `seeds_of`; paths come
+# from tgpo.layout.
 # Exposes FIGURE_TARGETS (alias ALL_REPORT_OUTPUTS: every output file) and the rule `all_figures`.
 
 import json
 from pathlib import Path
+
+from tgpo.layout import ResultsLayout
+
+FIGURES_LAYOUT = ResultsLayout.of(config)
 
 FIGURES_CODE_DIR = Path(workflow.current_basedir).parent / "figures"
 FIGURES_CODE = sorted(str(path) for path in FIGURES_CODE_DIR.glob("*.py")) + [
@@ -41,12 +45,12 @@ def figures_metrics_files(output):
     """The finished-run markers (run.json, written last by the train rule) of the output's runs; the
     scripts read the metrics.jsonl beside each. metrics.jsonl itself is not a declared output of
     training, so that a killed run resumes from its checkpoint instead of being deleted."""
-    return [run_file(experiment, seed, "run_json")
+    return [str(FIGURES_LAYOUT.run(experiment, seed).run_json)
             for experiment in dict.fromkeys(figures_experiments(output)) for seed in seeds_of(experiment)]
 
 
 def figure_file(name, suffix):
-    return str(LAYOUT.figures / f"{name}.{suffix}")
+    return str(FIGURES_LAYOUT.figures / f"{name}.{suffix}")
 
 
 FIGURE_TARGETS = [figure_file(name, suffix) for name in TABLE_OUTPUTS for suffix in ("md", "tex", "csv")]
@@ -59,7 +63,7 @@ for _table in TABLE_OUTPUTS:
     rule:
         name: _table
         input:
-            summary=str(LAYOUT.summary),
+            summary=str(FIGURES_LAYOUT.summary),
             code=FIGURES_CODE,
         output:
             md=report(figure_file(_table, "md"), caption=str(FIGURES_CAPTIONS / f"{_table}.rst"),
@@ -71,7 +75,7 @@ for _table in TABLE_OUTPUTS:
             module=f"figures.{_table}",
             spec=figures_spec_json(_table),
         log:
-            log_file("figures", _table),
+            str(FIGURES_LAYOUT.log("figures", _table)),
         localrule: True
         shell:
             "python -m {params.module} --summary {input.summary} --spec {params.spec:q} "
@@ -92,9 +96,9 @@ for _figure in FIGURE_OUTPUTS:
         params:
             module=f"figures.{_figure}",
             spec=figures_spec_json(_figure),
-            runs=str(LAYOUT.runs),
+            runs=str(FIGURES_LAYOUT.runs),
         log:
-            log_file("figures", _figure),
+            str(FIGURES_LAYOUT.log("figures", _figure)),
         localrule: True
         shell:
             "python -m {params.module} --runs {params.runs} --spec {params.spec:q} "
