@@ -70,7 +70,7 @@ def test_report_row_naming_a_missing_experiment_fails(default_config):
         validate(bad, "default.yaml")
 
 
-def test_resolve_run_applies_overrides(default_config):
+def test_resolved_run_spec_applies_overrides(default_config):
     validate(default_config)
     run = RunSpec.from_resolved(resolve_experiment(default_config, "tgpo_annealing", seed=3))
     assert run.method == "tgpo_annealing"
