@@ -28,6 +28,6 @@ include: "workflows/figures.smk"
 
 rule all:
     input:
-        f"{RESULTS}/summary.parquet",
+        str(LAYOUT.summary),
         ALL_REPORT_OUTPUTS,
     default_target: True

@@ -12,17 +12,17 @@ experiment's `evaluation:` block. Each benchmark's parquet is written atomically
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, Mapping
 
 from tgpo import config as tgpo_config
+from tgpo.layout import ResultsLayout
 
 
 def experiment_model(config: Mapping[str, Any], experiment: str, seed: int) -> str:
     spec = config["experiments"][experiment]
     if spec.get("eval_only"):
         return tgpo_config.model_location(config, spec["model"])
-    checkpoint = tgpo_config.results_dir(config) / "runs" / experiment / f"seed{seed}" / "checkpoint"
+    checkpoint = ResultsLayout.of(config).run(experiment, seed).final_checkpoint
     if not checkpoint.exists():
         raise FileNotFoundError(f"experiments.{experiment}: no trained checkpoint at {checkpoint} (train it first)")
     return str(checkpoint)
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         backend = make_backend("vllm", model, n_gpus=evaluation.get("n_gpus"), seed=evaluation.get("seed", 0))
     else:
         backend = make_backend("local", model, threads=args.threads)
-    out_dir = tgpo_config.results_dir(config) / "eval" / args.experiment / f"seed{args.seed}"
+    layout = ResultsLayout.of(config)
     for benchmark in config["benchmarks"]:
         settings = benchmark_settings(config, args.experiment, benchmark)
         spec = get_benchmark(benchmark, path=settings["path"], k=settings["k"], answer_regex=settings["answer_regex"],
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                                 temperature=settings["temperature"], top_p=settings["top_p"],
                                 max_new_tokens=settings["max_new_tokens"], seed=evaluation.get("seed", 0),
                                 grading_workers=args.grading_workers, progress=False)
-        out = Path(out_dir) / f"{benchmark}.parquet"
+        out = layout.eval_file(args.experiment, args.seed, benchmark)
         write_parquet(out, frame)
         value = score(correctness_matrix(frame, source=str(out)))
         print(f"{args.experiment} seed{args.seed} {benchmark}: {spec.metric_name} = {value:.2f} "

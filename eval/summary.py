@@ -9,16 +9,15 @@ ci_high, n_problems, n_samples (eval.metrics has the formulas).
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from eval.metrics import bootstrap_interval, correctness_matrix, score
+from tgpo.layout import ResultsLayout, seed_of_dir
 
 SUMMARY_COLUMNS = ["experiment", "benchmark", "domain", "metric", "seed", "score", "ci_low", "ci_high",
                    "n_problems", "n_samples"]
-SEED_DIR = re.compile(r"^seed(\d+)$")
 REQUIRED_METADATA = ("domain", "metric")
 
 
@@ -41,16 +40,16 @@ def eval_files(results_dir: Path, only: list[Path] | None = None) -> list[tuple[
     """(experiment, seed, file) for every eval/<experiment>/seed<k>/<benchmark>.parquet, sorted; with
     `only`, just those files (the pipeline passes its config's, so stale files of removed experiments
     never enter the summary)."""
-    eval_dir = results_dir / "eval"
+    eval_dir = ResultsLayout(results_dir).evals
     if not eval_dir.is_dir():
         raise FileNotFoundError(f"{eval_dir} does not exist: run `python -m tgpo eval` first")
     found = []
     paths = sorted(eval_dir.glob("*/*/*.parquet")) if only is None else sorted(Path(p) for p in only)
     for path in paths:
-        match = SEED_DIR.match(path.parent.name)
-        if match is None:
+        seed = seed_of_dir(path.parent.name)
+        if seed is None:
             raise ValueError(f"{path}: expected eval/<experiment>/seed<k>/<benchmark>.parquet")
-        found.append((path.parent.parent.name, int(match.group(1)), path))
+        found.append((path.parent.parent.name, seed, path))
     if not found:
         raise FileNotFoundError(f"{eval_dir}: no <experiment>/seed<k>/<benchmark>.parquet files")
     return found
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = build_summary(args.results, n_resamples=args.bootstrap, bootstrap_seed=args.bootstrap_seed,
                             only=args.files)
-    out = args.out or args.results / "summary.parquet"
+    out = args.out or ResultsLayout(args.results).summary
     write_parquet(out, summary)
     print(f"wrote {out}: {len(summary)} rows ({summary['experiment'].nunique()} experiments, "
           f"{summary['benchmark'].nunique()} benchmarks)")

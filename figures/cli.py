@@ -23,6 +23,7 @@ from figures import FIGURES, OUTPUTS, TABLES
 from figures.results import MissingResultsError
 from figures.spec import load_spec
 from figures.tables import MODES, make_table
+from tgpo.layout import ResultsLayout
 
 
 def _spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,15 +93,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = yaml.safe_load(Path(args.config).read_text())
-    results = Path(args.results or f"results/{config['name']}")
+    layout = ResultsLayout(Path(args.results)) if args.results else ResultsLayout.of(config)
     outputs = OUTPUTS if "all" in args.outputs else args.outputs
     status = 0
     for output in outputs:
         module = importlib.import_module(f"figures.{output}")
-        argv = ["--config", args.config, "--out-dir", str(results / "figures")]
+        argv = ["--config", args.config, "--out-dir", str(layout.figures)]
         if output in TABLES:
-            argv += ["--summary", str(results / "summary.parquet")] + (["--mode", args.mode] if args.mode else [])
+            argv += ["--summary", str(layout.summary)] + (["--mode", args.mode] if args.mode else [])
         elif output in FIGURES:
-            argv += ["--runs", str(results / "runs")]
+            argv += ["--runs", str(layout.runs)]
         status = max(status, module.main(argv))
     return status

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
 
 from figures.stats import Estimate, average_of_independent, over_seeds
+from tgpo.layout import run_layout, seed_of_dir
 
 SUMMARY_COLUMNS = ("experiment", "benchmark", "domain", "metric", "seed", "score", "ci_low", "ci_high",
                    "n_problems", "n_samples")
@@ -105,7 +105,7 @@ def benchmark_domains(summary: pd.DataFrame) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------------------- metrics.jsonl
 def metrics_path(runs_dir: str | Path, experiment: str, seed: int) -> Path:
-    return Path(runs_dir) / experiment / f"seed{seed}" / "metrics.jsonl"
+    return run_layout(runs_dir, experiment, seed).metrics
 
 
 def discover_seeds(runs_dir: str | Path, experiment: str) -> tuple[int, ...]:
@@ -113,9 +113,9 @@ def discover_seeds(runs_dir: str | Path, experiment: str) -> tuple[int, ...]:
     directory = Path(runs_dir) / experiment
     found = []
     for child in directory.glob("seed*"):
-        match = re.fullmatch(r"seed(\d+)", child.name)
-        if match and (child / "metrics.jsonl").exists():
-            found.append(int(match.group(1)))
+        seed = seed_of_dir(child.name)  # runs moved aside (seed<k>.stale-...) are not seeds
+        if seed is not None and metrics_path(runs_dir, experiment, seed).exists():
+            found.append(seed)
     return tuple(sorted(found))
 
 

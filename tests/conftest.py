@@ -16,8 +16,48 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-# ------------------------------------------------------------------ tiny HF models for the engine tests
 import pytest  # noqa: E402
+
+
+# ------------------------------------------------------------------ what a test needs but this machine lacks
+def in_ci() -> bool:
+    """True under CI (`CI=true`, as .ci/run and hosted CI set it): there nothing is skipped."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def unavailable(reason: str) -> None:
+    """Skip the calling test, saying why, on a machine without what it needs; fail it loudly under CI."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: nothing is skipped)")
+    pytest.skip(reason)
+
+
+def slurm_status() -> tuple[bool, str]:
+    """(up, detail): a SLURM controller answers and has a usable node."""
+    import shutil
+    import subprocess
+
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return False, "sinfo/sbatch not found"
+    try:
+        result = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        return False, f"sinfo failed: {error}"
+    states = result.stdout.split()
+    up = result.returncode == 0 and any(s.rstrip("*") in ("idle", "mix", "alloc") for s in states)
+    return up, f"sinfo rc={result.returncode} states={states} {result.stderr.strip()}"
+
+
+@pytest.fixture(scope="session")
+def slurm() -> None:
+    """For tests that submit to a real SLURM: skipped with the reason when none is up (failed under CI).
+    Session-scoped, so it is checked before any expensive module-scoped fixture of the test."""
+    up, detail = slurm_status()
+    if not up:
+        unavailable(f"needs a running SLURM ({detail}); start one with `sudo .ci/slurm_setup.sh` (Debian 12)")
+
+
+# ------------------------------------------------------------------ tiny HF models for the engine tests
 
 TINY_CHARS = list("0123456789+-*=#.;: ")
 TINY_SPECIAL = ["<pad>", "<eos>"]
@@ -105,3 +145,35 @@ def digit_verifier(monkeypatch) -> str:
 
     monkeypatch.setitem(tgpo.verifiers.VERIFIERS, "test_digits", f"{__name__}:digit_fraction")
     return "test_digits"
+
+
+# ------------------------------------------------------------------ configs over the tiny models
+def tiny_config(tiny_models, tiny_data, verifier: str, *, method: str = "tgpo", training: dict | None = None,
+                experiment: dict | None = None) -> dict:
+    """A valid config over the tiny fixture models: one experiment `run` of `method`."""
+    from tgpo.methods import get_method
+
+    spec = get_method(method)
+    entry = {"method": method, "student": "student", "seeds": [0], **(experiment or {})}
+    if spec.teacher_signal != "none":
+        entry["teacher"] = "teacher"
+    data = {"train": {"path": str(tiny_data["train"])}}
+    if spec.uses_teacher_traces:
+        data["traces"] = {"teacher": "teacher", "path": str(tiny_data["traces"])}
+    base_training = dict(steps=3, prompts_per_step=2, group_size=2, max_new_tokens=8, updates_per_step=1,
+                         micro_batch_size=4, save_every=2, verifier=verifier, n_gpus=2, teacher_gpus=1)  # fmt: skip
+    return {
+        "name": "tiny", "engine": "local",
+        "models": {"student": {"path": str(tiny_models["student"])}, "teacher": {"path": str(tiny_models["teacher"])}},
+        "data": data, "benchmarks": {"mini_arith": {"path": str(tiny_data["train"])}},
+        "training": {**base_training, **(training or {})}, "evaluation": {},
+        "experiments": {"run": entry}, "report": {},
+    }  # fmt: skip
+
+
+def write_config(config: dict, directory: Path) -> Path:
+    import yaml
+
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tgpo.config import ConfigError, load_config, resolve_run, validate
+from tgpo.config import ConfigError, load_config, validate
+from tgpo.engine.run_spec import RunSpec
+from tgpo.resolve import resolve_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "config").glob("*.yaml"))
@@ -68,9 +70,9 @@ def test_report_row_naming_a_missing_experiment_fails(default_config):
         validate(bad, "default.yaml")
 
 
-def test_resolve_run_applies_overrides(default_config):
+def test_resolved_run_spec_applies_overrides(default_config):
     validate(default_config)
-    run = resolve_run(default_config, "tgpo_annealing", seed=3)
+    run = RunSpec.from_resolved(resolve_experiment(default_config, "tgpo_annealing", seed=3))
     assert run.method == "tgpo_annealing"
     assert run.seed == 3
     assert run.hparams["w_init"] == default_config["experiments"]["tgpo_annealing"]["hparams"]["w_init"]

@@ -269,7 +269,7 @@ def test_only_the_last_two_intermediate_checkpoints_are_kept(make_spec):
     spec = make_spec("grpo_pp", steps=7)
     train(spec, progress=False)
     assert [step for step, _ in ckpt.intermediate_checkpoints(spec.output_dir)] == [4, 6]
-    state = ckpt.load_trainer_state(spec.output_dir / "checkpoints" / "step_6")
+    state = ckpt.load_trainer_state(spec.output_dir / "checkpoints" / "step_6", spec.run_hash)
     assert state.step == 6 and state.metrics_lines == 6
 
 

@@ -1,22 +1,24 @@
-"""Experiment configs: load, validate (JSON schema + cross-references), and resolve one run.
+"""Experiment configs: load, validate (JSON schema + cross-references), and answer questions about them.
 
 A config (`config/*.yaml`) lists models, data, benchmarks, engine defaults and named experiments
 (method + student + teacher + overrides + seeds); see `docs/architecture.md`. Every error names the
 file and the key path, e.g. ``config/default.yaml: experiments.tgpo.hparms: unknown key``, and is
-raised before any job runs (the Snakefile validates on load).
+raised before any job runs (the Snakefile validates on load). Settings of one run are merged by
+`tgpo.resolve`, paths under results/<name>/ are named by `tgpo.layout`.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import hashlib
 import json
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from tgpo.layout import ResultsLayout
 
 # Methods whose teacher signal is not "none" need a teacher; SFT and LUFFY need teacher traces.
 TEACHER_FREE_SIGNAL = "none"
@@ -66,6 +68,7 @@ def validate(config: Mapping[str, Any], source: str = "<config>") -> None:
 
 def _check_references(config: Mapping[str, Any], source: str) -> None:
     from tgpo.methods import get_method, list_methods
+    from tgpo.resolve import resolve_settings
 
     models = config["models"]
     experiments = config["experiments"]
@@ -101,6 +104,9 @@ def _check_references(config: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"{where}.teacher: {teacher!r} is not a key of `models` ({sorted(models)})")
         if method.uses_teacher_traces and "traces" not in config["data"]:
             raise ConfigError(f"{where}.method: {method.name!r} trains on teacher traces but `data.traces` is missing")
+        resolve_settings(method, experiment_hparams=experiment.get("hparams"),  # conflicting settings
+                         experiment_training=experiment.get("training"), config_training=config.get("training"),
+                         engine=config.get("engine", "local"), where=where)
     traces = config["data"].get("traces")
     if traces and traces["teacher"] not in models:
         raise ConfigError(f"{source}: data.traces.teacher: {traces['teacher']!r} is not a key of `models`")
@@ -161,10 +167,6 @@ def load_config(path: str | Path) -> dict:
     return config
 
 
-def results_dir(config: Mapping[str, Any]) -> Path:
-    return Path("results") / config["name"]
-
-
 def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
     """Where the checkpoint of a model key lives: a built model's folder, a local path, or a hub id."""
     model = config["models"].get(key_or_id)
@@ -172,7 +174,7 @@ def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
         return key_or_id  # a hub id given directly (eval-only released checkpoints)
     if "build" in model or "prepare" in model:
         # built (miniature) or prepared (RoPE/context/vocabulary, cluster) by the pipeline itself
-        return str(results_dir(config) / "models" / key_or_id)
+        return str(ResultsLayout.of(config).model(key_or_id))
     if "path" in model:
         return model["path"]
     return model["hub"]
@@ -200,42 +202,36 @@ def train_data_path(config: Mapping[str, Any]) -> str:
     engine that path (or hub id) is prepare-data's source and the table is prepare-data's output."""
     train = config["data"]["train"]
     if config.get("engine") == "verl":
-        return str(results_dir(config) / "data" / "train.parquet")
-    return train.get("path") or str(results_dir(config) / "data" / "train.parquet")
+        return str(ResultsLayout.of(config).train_data)
+    return train.get("path") or str(ResultsLayout.of(config).train_data)
 
 
 def traces_path(config: Mapping[str, Any]) -> str:
     traces = config["data"].get("traces", {})
-    return traces.get("path") or str(results_dir(config) / "data" / "traces.parquet")
+    return traces.get("path") or str(ResultsLayout.of(config).traces_data)
 
 
 # verl parquet files (written by tgpo.verl.data_prep and tgpo.verl.teacher_traces, read by
-# tgpo.verl.translate): one folder, one name each. App. B.1: every experiment uses one curated set, the
-# prompts with a correct teacher trace.
-VERL_TRAIN_FILE = "train.parquet"  # all prompts (prepare-data), verl's RL schema
-VERL_VAL_FILE = "val.parquet"
-CURATED_RL_FILE = "curated.parquet"  # prompts with a correct teacher trace, the trace as LUFFY's target
-CURATED_SFT_FILE = "curated_sft.parquet"  # the same set as SFT conversations (system, user, assistant trace)
-
-
+# tgpo.verl.translate); their names live in tgpo.layout. App. B.1: every experiment uses one curated set,
+# the prompts with a correct teacher trace.
 def verl_data_dir(config: Mapping[str, Any]) -> Path:
-    return results_dir(config) / "data" / "verl"
+    return ResultsLayout.of(config).verl_data
 
 
 def verl_train_path(config: Mapping[str, Any]) -> Path:
-    return verl_data_dir(config) / VERL_TRAIN_FILE
+    return ResultsLayout.of(config).verl_train
 
 
 def verl_val_path(config: Mapping[str, Any]) -> Path:
-    return verl_data_dir(config) / VERL_VAL_FILE
+    return ResultsLayout.of(config).verl_val
 
 
 def curated_rl_path(config: Mapping[str, Any]) -> Path:
-    return verl_data_dir(config) / CURATED_RL_FILE
+    return ResultsLayout.of(config).curated_rl
 
 
 def curated_sft_path(config: Mapping[str, Any]) -> Path:
-    return verl_data_dir(config) / CURATED_SFT_FILE
+    return ResultsLayout.of(config).curated_sft
 
 
 def rl_train_path(config: Mapping[str, Any]) -> Path:
@@ -251,70 +247,6 @@ def verl_train_files(config: Mapping[str, Any], experiment: str) -> Path:
 
     method = get_method(config["experiments"][experiment]["method"])
     return rl_train_path(config) if method.rollouts else curated_sft_path(config)
-
-
-def resolved_hparams(config: Mapping[str, Any], experiment: str) -> dict:
-    """Method defaults, overridden by the experiment's `hparams`."""
-    from tgpo.methods import get_method
-
-    spec = config["experiments"][experiment]
-    method = get_method(spec["method"])
-    return {**dict(method.defaults), **spec.get("hparams", {})}
-
-
-def resolved_training(config: Mapping[str, Any], experiment: str) -> dict:
-    """Engine settings: config `training`, overridden by the experiment's `training`."""
-    return {**config.get("training", {}), **config["experiments"][experiment].get("training", {})}
-
-
-def config_hash(config: Mapping[str, Any], experiment: str) -> str:
-    """Hash of everything that determines one experiment's training (for run.json)."""
-    spec = config["experiments"][experiment]
-    relevant = {
-        "experiment": spec,
-        "training": resolved_training(config, experiment),
-        "models": {k: config["models"][k] for k in (spec.get("student"), spec.get("teacher")) if k},
-    }
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def resolve_run(config: Mapping[str, Any], experiment: str, seed: int):
-    """The RunSpec of one training run of `experiment` with `seed`."""
-    from tgpo.engine.run_spec import RunSpec
-    from tgpo.methods import get_method
-
-    if experiment not in config["experiments"]:
-        raise ConfigError(f"experiments.{experiment}: no such experiment; known: {sorted(config['experiments'])}")
-    spec = config["experiments"][experiment]
-    if spec.get("eval_only"):
-        raise ConfigError(f"experiments.{experiment}: eval_only experiments are not trained")
-    method = get_method(spec["method"])
-    training = resolved_training(config, experiment)
-    hparams = resolved_hparams(config, experiment)
-    # lr / sft_epochs: the experiment's own setting wins, then the config-wide engine default, then
-    # the method's paper-scale default.
-    for key in ("lr", "sft_epochs"):
-        own = spec.get("training", {}).get(key, spec.get("hparams", {}).get(key))
-        if own is not None:
-            training[key] = own
-        elif key not in training and key in method.defaults:
-            training[key] = method.defaults[key]
-    teacher = spec.get("teacher")
-    run_dir = results_dir(config) / "runs" / experiment / f"seed{seed}"
-    return RunSpec(
-        experiment=experiment,
-        method=method.name,
-        hparams=hparams,
-        seed=seed,
-        output_dir=run_dir,
-        student_path=Path(model_location(config, spec["student"])),
-        teacher_path=Path(model_location(config, teacher)) if teacher else None,
-        reference_path=Path(model_location(config, spec["student"])) if method.needs_reference_model or method.needs_reward_model else None,
-        train_data=Path(train_data_path(config)),
-        traces_data=Path(traces_path(config)) if method.uses_teacher_traces else None,
-        config_hash=config_hash(config, experiment),
-        **{k: v for k, v in training.items() if k not in {"n_gpus", "teacher_gpus", "max_prompt_length", "runtime_min"}},
-    )
 
 
 # ---------------------------------------------------------------- CLI: python -m tgpo validate-config

@@ -108,8 +108,12 @@ class MethodSpec:
             object.__setattr__(self, attribute, MappingProxyType(dict(getattr(self, attribute))))
 
 
-def verl_overrides_from_defaults(spec_fields: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """The Hydra overrides every method shares, derived from its estimator, aggregation and defaults."""
+def verl_overrides_from_fields(spec_fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The Hydra overrides every method shares, derived from its estimator and aggregation mode.
+
+    Hyper-parameter values (lr, clip ratios, KL, ...) are not here: tgpo.verl.translate maps the
+    resolved experiment's values (tgpo.resolve) onto verl keys, so a method default has one home.
+    """
     overrides: dict[str, Any] = {"algorithm.use_kl_in_reward": False}
     estimator = spec_fields["advantage_estimator"]
     if estimator in ("grpo", "drgrpo"):
@@ -117,21 +121,7 @@ def verl_overrides_from_defaults(spec_fields: Mapping[str, Any], defaults: Mappi
         overrides["algorithm.norm_adv_by_std_in_grpo"] = estimator == "grpo"
     elif estimator == "rloo":
         overrides["algorithm.adv_estimator"] = "rloo"
-    actor = "actor_rollout_ref.actor."
-    overrides[actor + "loss_agg_mode"] = spec_fields["loss_agg_mode"]
-    if defaults.get("loss_scale_factor") is not None:
-        overrides[actor + "loss_scale_factor"] = defaults["loss_scale_factor"]
-    for ours, theirs in (("clip_ratio_low", "clip_ratio_low"), ("clip_ratio_high", "clip_ratio_high"),
-                         ("clip_ratio_c", "clip_ratio_c"), ("entropy_coef", "entropy_coeff"), ("lr", "optim.lr")):  # fmt: skip
-        if ours in defaults:
-            overrides[actor + theirs] = defaults[ours]
-    use_kl_loss = float(defaults.get("kl_coef", 0.0)) > 0
-    overrides[actor + "use_kl_loss"] = use_kl_loss
-    if use_kl_loss:
-        overrides[actor + "kl_loss_coef"] = defaults["kl_coef"]
-        overrides[actor + "kl_loss_type"] = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}.get(
-            defaults["kl_estimator"], defaults["kl_estimator"]
-        )
+    overrides["actor_rollout_ref.actor.loss_agg_mode"] = spec_fields["loss_agg_mode"]
     return overrides
 
 
@@ -148,7 +138,7 @@ def method_spec(
     """A MethodSpec that is GRPO with a verifier reward except for `differences`.
 
     `defaults` extend and override SHARED_DEFAULTS (same for sources); `verl_overrides` extend the
-    overrides derived by `verl_overrides_from_defaults`. A baseline module passes only what differs.
+    overrides derived by `verl_overrides_from_fields`. A baseline module passes only what differs.
     """
     fields: dict[str, Any] = {
         "advantage_estimator": "grpo",
@@ -169,7 +159,7 @@ def method_spec(
     fields.update(differences)
     merged_defaults = {**SHARED_DEFAULTS, **(defaults or {})}
     merged_sources = {**SHARED_DEFAULTS_SOURCE, **(defaults_source or {})}
-    merged_overrides = {**verl_overrides_from_defaults(fields, merged_defaults), **(verl_overrides or {})}
+    merged_overrides = {**verl_overrides_from_fields(fields), **(verl_overrides or {})}
     return MethodSpec(
         name=name,
         display_name=display_name,

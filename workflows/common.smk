@@ -1,8 +1,10 @@
-# Shared names for every rule file: the results folder, experiments, seeds, benchmarks.
+# Shared names for every rule file: the results folder and its layout, experiments, seeds, benchmarks.
 
 from tgpo import config as tgpo_config
+from tgpo.layout import ResultsLayout
 
-RESULTS = str(tgpo_config.results_dir(config))
+LAYOUT = ResultsLayout.of(config)  # every path under results/<name>/ (tgpo/layout.py)
+RESULTS = str(LAYOUT.root)
 ENGINE = config["engine"]
 TRAINED = tgpo_config.training_experiments(config)
 EVAL_ONLY = [name for name in config["experiments"] if name not in TRAINED]
@@ -19,6 +21,19 @@ def seeds_of(experiment):
 def model_dir(key_or_id):
     """The checkpoint folder of a model key, as Snakemake input (built models are pipeline outputs)."""
     return tgpo_config.model_location(config, key_or_id)
+
+
+def run_file(experiment, seed, name):
+    """A file of one training run (run_json, metrics, ...); wildcards "{experiment}", "{seed}" give patterns."""
+    return str(getattr(LAYOUT.run(experiment, seed), name))
+
+
+def log_file(*parts):
+    return str(LAYOUT.log(*parts))
+
+
+def timing_file(*parts):
+    return str(LAYOUT.timing(*parts))
 
 
 def run_pairs(experiments):

@@ -1,7 +1,9 @@
 # Data and models: the miniature world and its tiny HF checkpoints (local engine), or the paper's
 # prepared checkpoints and parquet data (verl engine); then teacher re-sampling + math-verify filter.
 
-WORLD = f"{RESULTS}/world"
+from tgpo.resolve import ENGINE_DEFAULTS
+
+WORLD = str(LAYOUT.world)
 TRAIN_DATA = tgpo_config.train_data_path(config)
 TRACES = tgpo_config.traces_path(config)
 # verl: all prompts (prepare-data), and the curated set of App. B.1 (teacher-traces) that RL and SFT read
@@ -21,9 +23,9 @@ if "world" in config:
             size=config["world"].get("size", "default"),
             seed=config["world"].get("seed", config.get("seed", 0)),
         log:
-            f"{RESULTS}/logs/world.log",
+            log_file("world"),
         benchmark:
-            f"{RESULTS}/benchmarks/world.tsv"
+            timing_file("world")
         threads: 1
         shell:
             "python -m tgpo world --out {output} --seed {params.seed} --size {params.size} > {log} 2>&1"
@@ -33,7 +35,7 @@ if "world" in config:
         input:
             WORLD,
         output:
-            directory(f"{RESULTS}/models/{{model}}"),
+            directory(str(LAYOUT.model("{model}"))),
         wildcard_constraints:
             model="|".join(BUILT_MODELS) or "^$",
         params:
@@ -45,9 +47,9 @@ if "world" in config:
             seed=config.get("seed", 0),
             size=config["world"].get("size", "default"),
         log:
-            f"{RESULTS}/logs/build_model/{{model}}.log",
+            log_file("build_model", "{model}"),
         benchmark:
-            f"{RESULTS}/benchmarks/build_model/{{model}}.tsv"
+            timing_file("build_model", "{model}")
         threads: 1
         resources:
             **rule_resources("build_model", dict(mem_mb=2000, runtime=30)),
@@ -68,9 +70,9 @@ if "traces" in config["data"] and "world" in config and ENGINE == "local":
         params:
             seed=config.get("seed", 0),
         log:
-            f"{RESULTS}/logs/traces.log",
+            log_file("traces"),
         benchmark:
-            f"{RESULTS}/benchmarks/traces.tsv"
+            timing_file("traces")
         threads: 1
         shell:
             "python -m tgpo traces --world {input.world} --teacher {input.teacher} --out {output} "
@@ -101,13 +103,13 @@ if ENGINE == "verl":
             prepare_model_inputs,
             _id_alignment_inputs,
         output:
-            directory(f"{RESULTS}/models/{{model}}"),
+            directory(str(LAYOUT.model("{model}"))),
         wildcard_constraints:
             model="|".join(PREPARED_MODELS) or "^$",
         log:
-            f"{RESULTS}/logs/prepare_model/{{model}}.log",
+            log_file("prepare_model", "{model}"),
         benchmark:
-            f"{RESULTS}/benchmarks/prepare_model/{{model}}.tsv"
+            timing_file("prepare_model", "{model}")
         resources:
             **rule_resources("prepare_model", dict(cpus_per_task=4, mem_mb=64_000, runtime=120)),
         shell:
@@ -122,9 +124,9 @@ if ENGINE == "verl":
             VERL_TRAIN,
             VERL_VAL,
         log:
-            f"{RESULTS}/logs/prepare_data.log",
+            log_file("prepare_data"),
         benchmark:
-            f"{RESULTS}/benchmarks/prepare_data.tsv"
+            timing_file("prepare_data")
         resources:
             **rule_resources("prepare_data", dict(cpus_per_task=4, mem_mb=32_000, runtime=60)),
         shell:
@@ -148,12 +150,12 @@ if ENGINE == "verl":
                 CURATED_RL,
                 CURATED_SFT,
             log:
-                f"{RESULTS}/logs/teacher_traces.log",
+                log_file("teacher_traces"),
             benchmark:
-                f"{RESULTS}/benchmarks/teacher_traces.tsv"
+                timing_file("teacher_traces")
             resources:
                 **rule_resources("teacher_traces", dict(
-                    gres=f"gpu:{config.get('training', {}).get('n_gpus', 8)}",
+                    gres=f"gpu:{config.get('training', {}).get('n_gpus', ENGINE_DEFAULTS['verl']['n_gpus'])}",
                     tasks_per_gpu=0, cpus_per_task=32, mem_mb=256_000, runtime=1440,
                 )),
             shell:

@@ -8,7 +8,7 @@ def eval_inputs(wildcards):
     if spec.get("eval_only"):
         inputs["models"] = _model_inputs([spec["model"]])
     else:
-        inputs["run"] = f"{RESULTS}/runs/{wildcards.experiment}/seed{wildcards.seed}/run.json"
+        inputs["run"] = run_file(wildcards.experiment, wildcards.seed, "run_json")
     if "world" in config:
         inputs["world"] = WORLD  # the miniature's benchmark files
     return inputs
@@ -27,11 +27,11 @@ rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        [f"{RESULTS}/eval/{{experiment}}/seed{{seed}}/{benchmark}.parquet" for benchmark in BENCHMARKS],
+        [str(LAYOUT.eval_file("{experiment}", "{seed}", benchmark)) for benchmark in BENCHMARKS],
     log:
-        f"{RESULTS}/logs/eval/{{experiment}}/seed{{seed}}.log",
+        log_file("eval", "{experiment}", "seed{seed}"),
     benchmark:
-        f"{RESULTS}/benchmarks/eval/{{experiment}}/seed{{seed}}.tsv"
+        timing_file("eval", "{experiment}", "seed{seed}")
     threads: 1
     resources:
         **EVAL_RESOURCES,
@@ -44,17 +44,17 @@ rule summary:
     """One row per experiment x benchmark x seed, with the metric and its 95 % bootstrap interval."""
     input:
         [
-            f"{RESULTS}/eval/{experiment}/seed{seed}/{benchmark}.parquet"
+            str(LAYOUT.eval_file(experiment, seed, benchmark))
             for experiment in config["experiments"]
             for seed in seeds_of(experiment)
             for benchmark in BENCHMARKS
         ],
     output:
-        f"{RESULTS}/summary.parquet",
+        str(LAYOUT.summary),
     log:
-        f"{RESULTS}/logs/summary.log",
+        log_file("summary"),
     benchmark:
-        f"{RESULTS}/benchmarks/summary.tsv"
+        timing_file("summary")
     localrule: True
     shell:
         "python -m tgpo summarize --results {RESULTS} --out {output} --files {input} > {log} 2>&1"

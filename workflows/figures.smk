@@ -4,11 +4,16 @@
 # regenerating one output never retrains or re-evaluates anything, provided the pipeline runs with
 # `--rerun-triggers mtime` (set in the profile; see README "Regenerate a single figure").
 #
-# Uses from the including Snakefile: `config` (name, experiments, report), `RESULTS` and `seeds_of`.
+# Uses from the including Snakefile: `config` (name, experiments, report) and `seeds_of`; paths come
+# from tgpo.layout.
 # Exposes FIGURE_TARGETS (alias ALL_REPORT_OUTPUTS: every output file) and the rule `all_figures`.
 
 import json
 from pathlib import Path
+
+from tgpo.layout import ResultsLayout
+
+FIGURES_LAYOUT = ResultsLayout.of(config)
 
 FIGURES_CODE_DIR = Path(workflow.current_basedir).parent / "figures"
 FIGURES_CODE = sorted(str(path) for path in FIGURES_CODE_DIR.glob("*.py")) + [
@@ -40,12 +45,16 @@ def figures_metrics_files(output):
     """The finished-run markers (run.json, written last by the train rule) of the output's runs; the
     scripts read the metrics.jsonl beside each. metrics.jsonl itself is not a declared output of
     training, so that a killed run resumes from its checkpoint instead of being deleted."""
-    return [f"{RESULTS}/runs/{experiment}/seed{seed}/run.json"
+    return [str(FIGURES_LAYOUT.run(experiment, seed).run_json)
             for experiment in dict.fromkeys(figures_experiments(output)) for seed in seeds_of(experiment)]
 
 
-FIGURE_TARGETS = [f"{RESULTS}/figures/{name}.{suffix}" for name in TABLE_OUTPUTS for suffix in ("md", "tex", "csv")]
-FIGURE_TARGETS += [f"{RESULTS}/figures/{name}.{suffix}" for name in FIGURE_OUTPUTS for suffix in ("pdf", "png")]
+def figure_file(name, suffix):
+    return str(FIGURES_LAYOUT.figures / f"{name}.{suffix}")
+
+
+FIGURE_TARGETS = [figure_file(name, suffix) for name in TABLE_OUTPUTS for suffix in ("md", "tex", "csv")]
+FIGURE_TARGETS += [figure_file(name, suffix) for name in FIGURE_OUTPUTS for suffix in ("pdf", "png")]
 ALL_REPORT_OUTPUTS = FIGURE_TARGETS  # the name the main Snakefile's `rule all` uses
 
 
@@ -54,19 +63,19 @@ for _table in TABLE_OUTPUTS:
     rule:
         name: _table
         input:
-            summary=f"{RESULTS}/summary.parquet",
+            summary=str(FIGURES_LAYOUT.summary),
             code=FIGURES_CODE,
         output:
-            md=report(f"{RESULTS}/figures/{_table}.md", caption=str(FIGURES_CAPTIONS / f"{_table}.rst"),
+            md=report(figure_file(_table, "md"), caption=str(FIGURES_CAPTIONS / f"{_table}.rst"),
                       category="Tables", labels={"table": _table, "format": "Markdown"}),
-            tex=f"{RESULTS}/figures/{_table}.tex",
-            csv=report(f"{RESULTS}/figures/{_table}.csv", caption=str(FIGURES_CAPTIONS / f"{_table}.rst"),
+            tex=figure_file(_table, "tex"),
+            csv=report(figure_file(_table, "csv"), caption=str(FIGURES_CAPTIONS / f"{_table}.rst"),
                        category="Tables", labels={"table": _table, "format": "CSV"}),
         params:
             module=f"figures.{_table}",
             spec=figures_spec_json(_table),
         log:
-            f"{RESULTS}/logs/figures/{_table}.log",
+            str(FIGURES_LAYOUT.log("figures", _table)),
         localrule: True
         shell:
             "python -m {params.module} --summary {input.summary} --spec {params.spec:q} "
@@ -81,15 +90,15 @@ for _figure in FIGURE_OUTPUTS:
             metrics=figures_metrics_files(_figure),
             code=FIGURES_CODE,
         output:
-            pdf=f"{RESULTS}/figures/{_figure}.pdf",
-            png=report(f"{RESULTS}/figures/{_figure}.png", caption=str(FIGURES_CAPTIONS / f"{_figure}.rst"),
+            pdf=figure_file(_figure, "pdf"),
+            png=report(figure_file(_figure, "png"), caption=str(FIGURES_CAPTIONS / f"{_figure}.rst"),
                        category="Figures", labels={"figure": _figure}),
         params:
             module=f"figures.{_figure}",
             spec=figures_spec_json(_figure),
-            runs=f"{RESULTS}/runs",
+            runs=str(FIGURES_LAYOUT.runs),
         log:
-            f"{RESULTS}/logs/figures/{_figure}.log",
+            str(FIGURES_LAYOUT.log("figures", _figure)),
         localrule: True
         shell:
             "python -m {params.module} --runs {params.runs} --spec {params.spec:q} "

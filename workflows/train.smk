@@ -3,6 +3,7 @@
 # lets a killed run resume from its last checkpoint instead of being deleted and restarted.
 
 from tgpo.methods import get_method
+from tgpo.resolve import resolve_experiment
 
 
 def _model_inputs(keys):
@@ -23,22 +24,27 @@ def train_inputs(wildcards):
     return inputs
 
 
+def _resolved(wildcards):
+    """The resolved experiment (tgpo.resolve): every setting, the run's paths, its hash."""
+    return resolve_experiment(config, wildcards.experiment, int(wildcards.seed))
+
+
 def _training(wildcards):
-    return tgpo_config.resolved_training(config, wildcards.experiment)
+    return _resolved(wildcards).training
 
 
 if ENGINE == "local":
     # CPU: one thread per run by default, so `-c all` on 2 cores runs two experiments side by side.
-    TRAIN_RESOURCES = rule_resources("train", dict(mem_mb=4000, runtime=lambda wc: _training(wc).get("runtime_min", 60)))
+    TRAIN_RESOURCES = rule_resources("train", dict(mem_mb=4000, runtime=lambda wc: _training(wc)["runtime_min"]))
     TRAIN_COMMAND = "python -m tgpo train --config {CFG} --experiment {wildcards.experiment} --seed {wildcards.seed}"
 else:
     # verl: one 8-GPU node per run, the vLLM teacher pool included (tgpo verl-overrides sizes it).
     TRAIN_RESOURCES = rule_resources("train", dict(
-        gres=lambda wc: f"gpu:{_training(wc).get('n_gpus', 8)}",
+        gres=lambda wc: f"gpu:{_training(wc)['n_gpus']}",
         tasks_per_gpu=0,
         cpus_per_task=64,
         mem_mb=512_000,
-        runtime=lambda wc: _training(wc).get("runtime_min", 2880),
+        runtime=lambda wc: _training(wc)["runtime_min"],
     ))
     TRAIN_COMMAND = "python -m tgpo verl-train --config {CFG} --experiment {wildcards.experiment} --seed {wildcards.seed}"
 
@@ -48,16 +54,17 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        f"{RESULTS}/runs/{{experiment}}/seed{{seed}}/run.json",
+        run_file("{experiment}", "{seed}", "run_json"),
     log:
-        f"{RESULTS}/logs/train/{{experiment}}/seed{{seed}}.log",
+        log_file("train", "{experiment}", "seed{seed}"),
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{experiment}}/seed{{seed}}.tsv"
-    threads: lambda wildcards: _training(wildcards).get("threads", 1)
+        timing_file("train", "{experiment}", "seed{seed}")
+    threads: lambda wildcards: _training(wildcards)["threads"]
     resources:
         **TRAIN_RESOURCES,
     params:
-        # re-train when what determines this run changes (method, hparams, training, models), not otherwise
-        run_hash=lambda wildcards: tgpo_config.config_hash(config, wildcards.experiment),
+        # re-train when what determines this run changes (method, settings, models, data), not otherwise;
+        # the engine then moves the old run folder aside instead of resuming it (tgpo.run_guard)
+        run_hash=lambda wildcards: _resolved(wildcards).run_hash,
     shell:
         TRAIN_COMMAND + " > {log} 2>&1"

@@ -5,7 +5,7 @@ Layout under the run's output_dir:
       config.json, model.safetensors, tokenizer files   the student (save_pretrained)
       reward_model/                                     PRIME's online reward model, when there is one
       trainer_state.pt                                  step, optimizer, scheduler, RNG states,
-                                                        metrics line count (written last)
+                                                        metrics line count, run_hash (written last)
   checkpoint/                      the final student (save_pretrained, tokenizer included)
 
 Every directory is built under a temporary name and renamed into place (`tgpo.io.atomic_dir`), so a
@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from tgpo.io import atomic_dir
+from tgpo.layout import RunLayout
 
 KEEP_INTERMEDIATE = 2
 TRAINER_STATE = "trainer_state.pt"
@@ -40,6 +41,7 @@ class TrainerState:
     rng: dict
     reward_model_optimizer: dict | None = None
     wall_s: float = 0.0  # training wall time up to this checkpoint
+    run_hash: str = ""  # the resolved experiment this checkpoint trains (tgpo.run_guard); "" = not recorded
 
 
 def rng_state() -> dict[str, Any]:
@@ -63,11 +65,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def checkpoints_dir(output_dir: Path) -> Path:
-    return Path(output_dir) / "checkpoints"
+    return RunLayout(Path(output_dir)).checkpoints
 
 
 def final_checkpoint_dir(output_dir: Path) -> Path:
-    return Path(output_dir) / "checkpoint"
+    return RunLayout(Path(output_dir)).final_checkpoint
 
 
 def intermediate_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
@@ -107,13 +109,20 @@ def save_checkpoint(output_dir: Path, state: TrainerState, model, tokenizer, rew
     return target
 
 
-def load_trainer_state(checkpoint_dir: Path) -> TrainerState:
+def load_trainer_state(checkpoint_dir: Path, run_hash: str) -> TrainerState:
+    """The state of a checkpoint of the run `run_hash`; RuntimeError when it belongs to another run."""
     path = Path(checkpoint_dir) / TRAINER_STATE
     try:
         data = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # noqa: BLE001 - name the file in the error
         raise RuntimeError(f"{path}: cannot load the trainer state: {error}") from error
-    return TrainerState(**data)
+    state = TrainerState(**data)
+    if state.run_hash != run_hash:
+        raise RuntimeError(
+            f"{path}: checkpoint of run hash {state.run_hash or 'none'}, not of this run ({run_hash}); "
+            "refusing to resume it (tgpo.run_guard moves such runs aside before training)"
+        )
+    return state
 
 
 def save_final(output_dir: Path, model, tokenizer) -> Path:

@@ -1,7 +1,7 @@
 """`python -m tgpo train`: train one experiment with the local engine.
 
 Either from a config (`--config <yaml> --experiment <name> --seed <k>`, resolved by
-`tgpo.config.resolve_run`) or from a RunSpec JSON file (`--run-spec <json>`).
+`tgpo.resolve.resolve_experiment`) or from a RunSpec JSON file (`--run-spec <json>`).
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ def resolve_spec(args: argparse.Namespace):
                                             ("--seed", args.seed)) if value is None]
         if missing:
             raise SystemExit(f"train: missing {', '.join(missing)} (or give --run-spec <json>)")
-        from tgpo import config as config_module
+        from tgpo.config import load_config
+        from tgpo.resolve import resolve_experiment
 
-        config = config_module.load_config(args.config)
-        spec = config_module.resolve_run(config, args.experiment, args.seed)
+        config = load_config(args.config)
+        spec = RunSpec.from_resolved(resolve_experiment(config, args.experiment, args.seed))
     if args.output_dir:
         from pathlib import Path
 

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from tgpo.io import write_text
-
-METRICS_FILE = "metrics.jsonl"
+from tgpo.layout import RunLayout
 
 # The names every step logs (docs/architecture.md); methods without a term log 0 for it.
 STEP_METRICS = (
@@ -34,7 +33,7 @@ class MetricsLog:
     """The lines of one run's metrics.jsonl, kept in memory and written atomically on each append."""
 
     def __init__(self, output_dir: Path, keep_lines: int = 0):
-        self.path = Path(output_dir) / METRICS_FILE
+        self.path = RunLayout(Path(output_dir)).metrics
         lines: list[str] = []
         if keep_lines and self.path.exists():
             lines = [line for line in self.path.read_text().splitlines() if line.strip()]
@@ -62,7 +61,7 @@ class MetricsLog:
     @staticmethod
     def read(output_dir: Path) -> list[dict]:
         """The records of an existing metrics.jsonl (without rewriting it)."""
-        path = Path(output_dir) / METRICS_FILE
+        path = RunLayout(Path(output_dir)).metrics
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 

@@ -1,8 +1,12 @@
 """RunSpec: everything one local-engine training run needs, validated on construction.
 
-Built by `tgpo.config.resolve_run(config, experiment, seed)` from a config, or read from a JSON file
-(`RunSpec.from_json`, used by tests and by `python -m tgpo train --run-spec`). Method-dependent checks
-(a teacher for teacher-signal methods, traces for SFT/LUFFY) are in `check_against_method`.
+Built from the resolved experiment (`RunSpec.from_resolved(tgpo.resolve.resolve_experiment(config,
+experiment, seed))`), or read from a JSON file (`RunSpec.from_json`, used by tests and by
+`python -m tgpo train --run-spec`). A spec written by hand may give only some hyper-parameters: the
+rest come from the method's defaults through `tgpo.resolve.layered_settings` (its `lr` and
+`sft_epochs` fields rank above them), so `hparams` always holds every value the run uses. Method-
+dependent checks (a teacher for teacher-signal methods, traces for SFT/LUFFY) are in
+`check_against_method`. `run_hash` identifies what the run trains (tgpo.run_guard).
 """
 
 from __future__ import annotations
@@ -13,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tgpo.resolve import TRAINING_DEFAULTS, layered_settings, settings_hash
+
+# Fields that do not change what is trained (where it is written, notes, provenance): not in run_hash.
+NOT_DETERMINING = frozenset({"output_dir", "run_hash", "extra", "sources", "experiment"})
 PATH_FIELDS = ("output_dir", "student_path", "teacher_path", "reference_path", "train_data", "traces_data")
 POSITIVE_INT_FIELDS = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "updates_per_step",
                        "micro_batch_size", "save_every", "threads", "sft_epochs")
@@ -34,23 +42,24 @@ class RunSpec:
     reference_path: Path | None = None  # PRIME's reference / reward-model init, KL reference; None: the student
     train_data: Path  # parquet: prompt_id, prompt, answer
     traces_data: Path | None = None  # parquet: prompt_id, prompt, answer, response (SFT, LUFFY)
-    verifier: str = "math_verify"
+    verifier: str = TRAINING_DEFAULTS["verifier"]
     steps: int
     prompts_per_step: int
     group_size: int
-    temperature: float = 1.0
+    temperature: float = TRAINING_DEFAULTS["temperature"]
     max_new_tokens: int
-    updates_per_step: int = 1  # mini-batches per rollout batch
+    updates_per_step: int = TRAINING_DEFAULTS["updates_per_step"]  # mini-batches per rollout batch
     micro_batch_size: int  # sequences per forward/backward
     lr: float
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    save_every: int
-    threads: int = 1
-    sft_epochs: int = 3
-    config_hash: str = ""
+    warmup_steps: int = TRAINING_DEFAULTS["warmup_steps"]
+    weight_decay: float = TRAINING_DEFAULTS["weight_decay"]
+    grad_clip: float = TRAINING_DEFAULTS["grad_clip"]
+    save_every: int = TRAINING_DEFAULTS["save_every"]
+    threads: int = TRAINING_DEFAULTS["threads"]
+    sft_epochs: int = TRAINING_DEFAULTS["sft_epochs"]
+    run_hash: str = ""  # tgpo.resolve's hash of what the run trains; "" -> the hash of this spec's settings
     top_p: float = 1.0
+    sources: dict = field(default_factory=dict)  # setting name -> where its value came from (tgpo.resolve)
     extra: dict = field(default_factory=dict)  # free-form notes carried into run.json
 
     def __post_init__(self) -> None:
@@ -63,7 +72,8 @@ class RunSpec:
                 raise RunSpecError(f"RunSpec.{name}: expected a non-empty string, got {getattr(self, name)!r}")
         if not isinstance(self.hparams, dict):
             raise RunSpecError(f"RunSpec.hparams: expected a mapping, got {type(self.hparams).__name__}")
-        self.hparams = dict(self.hparams)
+        self.sources = dict(self.sources)
+        self.hparams = self.complete_hparams()
         for name in POSITIVE_INT_FIELDS + ("seed", "warmup_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -88,6 +98,30 @@ class RunSpec:
                 f"RunSpec.updates_per_step: {self.updates_per_step} does not divide the rollout batch "
                 f"prompts_per_step * group_size = {self.prompts_per_step} * {self.group_size} = {rollout_batch}"
             )
+        if not self.run_hash:
+            self.run_hash = settings_hash({k: v for k, v in self.to_dict().items() if k not in NOT_DETERMINING})
+
+    def complete_hparams(self) -> dict:
+        """Every hyper-parameter the run uses: the given ones, then the spec's lr / sft_epochs, then the
+        method's defaults; a given `lr` or `sft_epochs` that disagrees with the field is an error."""
+        from tgpo.methods import get_method
+
+        try:
+            method = get_method(self.method)
+        except KeyError as error:
+            raise RunSpecError(f"RunSpec.method: {error.args[0]}") from None
+        for name in ("lr", "sft_epochs"):
+            given = self.hparams.get(name)
+            if given is not None and given != getattr(self, name):
+                raise RunSpecError(
+                    f"RunSpec: hparams.{name} = {given!r} disagrees with RunSpec.{name} = {getattr(self, name)!r}"
+                )
+        settings = layered_settings([("run spec hparams", self.hparams),
+                                     ("run spec", {"lr": self.lr, "sft_epochs": self.sft_epochs}),
+                                     ("method default", method.defaults)])  # fmt: skip
+        for name, setting in settings.items():
+            self.sources.setdefault(name, setting.source)
+        return {name: setting.value for name, setting in settings.items()}
 
     # ------------------------------------------------------------------ method-dependent checks
     def check_against_method(self, method) -> None:
@@ -98,7 +132,7 @@ class RunSpec:
         if method.uses_teacher_traces and self.traces_data is None:
             raise RunSpecError(f"{where}: the method trains on teacher traces; RunSpec.traces_data is missing")
         if method.policy_loss == "off_policy_mix":
-            off_policy = int(self.hparams.get("off_policy_per_group", method.defaults.get("off_policy_per_group", 1)))
+            off_policy = int(self.hparams["off_policy_per_group"])
             if not 0 <= off_policy < self.group_size:
                 raise RunSpecError(
                     f"{where}: hparams.off_policy_per_group={off_policy} must be in [0, group_size={self.group_size})"
@@ -114,6 +148,25 @@ class RunSpec:
         for name in PATH_FIELDS:
             out[name] = None if out[name] is None else str(out[name])
         return out
+
+    @classmethod
+    def from_resolved(cls, resolved) -> "RunSpec":
+        """The local engine's spec of a `tgpo.resolve.ResolvedExperiment` (every value and source kept)."""
+        settings = {f.name for f in dataclasses.fields(cls)} & (set(TRAINING_DEFAULTS) | {"lr"})
+        required = {f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        # a required setting nothing sets: ConfigError naming `training.<name>`
+        engine_fields = (settings & set(resolved.settings)) | (settings & required)
+        return cls(
+            experiment=resolved.experiment, method=resolved.method, hparams=resolved.hparams, seed=resolved.seed,
+            output_dir=resolved.run.root, student_path=Path(resolved.student),
+            teacher_path=Path(resolved.teacher) if resolved.teacher else None,
+            reference_path=Path(resolved.reference) if resolved.reference else None,
+            train_data=Path(resolved.train_data),
+            traces_data=Path(resolved.traces_data) if resolved.traces_data else None,
+            run_hash=resolved.run_hash, sources=resolved.sources,
+            **{name: resolved.value(name) for name in sorted(engine_fields)},
+        )  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "RunSpec":

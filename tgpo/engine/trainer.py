@@ -12,7 +12,8 @@ One step of an on-policy method:
      mini-batch loss; the gradient norm before clipping is logged as actor/grad_norm.
 SFT (rollouts=False) runs the same update on batches of teacher traces for `sft_epochs` epochs.
 
-Checkpoints every `save_every` steps, resume from the last complete one, metrics.jsonl, run.json.
+Checkpoints every `save_every` steps, resume from the last complete one of the same settings (a run
+folder of other settings is moved aside first, tgpo.run_guard), metrics.jsonl, run.json (what ran).
 A non-finite loss, gradient norm or advantage stops the run (TrainingDiverged) and keeps the last good
 checkpoint.
 """
@@ -24,7 +25,7 @@ import math
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,12 @@ from tgpo.engine.metrics import MetricsLog, combine_micro_batch_metrics, log_lin
 from tgpo.engine.run_spec import RunSpec
 from tgpo.engine.sampling import Rollout, eos_token_ids, pad_token_id, sample
 from tgpo.engine.teacher import TeacherSignals, student_vocab_limit, teacher_signals
+from tgpo.layout import RunLayout
+from tgpo.resolve import TRAINING_DEFAULTS
+from tgpo.run_guard import claim_run_dir
 
-RUN_JSON = "run.json"
+# RunSpec fields that are settings (tgpo.resolve), recorded in run.json with their sources
+RUN_SPEC_SETTINGS = tuple(sorted((set(TRAINING_DEFAULTS) | {"lr", "top_p"}) & {f.name for f in fields(RunSpec)}))
 
 
 class TrainingDiverged(RuntimeError):
@@ -167,12 +172,13 @@ class Trainer:
         self.spec = spec
         self.method = get_method(spec.method)
         spec.check_against_method(self.method)
-        self.hparams = {**self.method.defaults, **spec.hparams}
+        self.hparams = spec.hparams  # complete: every value the run uses (RunSpec.complete_hparams)
         self.progress = progress
         torch.set_num_threads(spec.threads)
         quiet_transformers()
         self.output_dir = Path(spec.output_dir)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        # a folder of other settings is moved aside (and said so): never resumed, never mixed into metrics
+        claim_run_dir(RunLayout(self.output_dir), spec.run_hash, {"experiment": spec.experiment, "seed": spec.seed})
 
         self.prompt_table = (
             read_table(spec.traces_data, ("prompt_id", "prompt", "answer", "response"), "teacher traces")
@@ -183,7 +189,7 @@ class Trainer:
         self.steps = total_steps(spec, self.method, len(self.prompt_table))
 
         resume_dir = ckpt.latest_checkpoint(self.output_dir)
-        self.state = ckpt.load_trainer_state(resume_dir) if resume_dir is not None else None
+        self.state = ckpt.load_trainer_state(resume_dir, spec.run_hash) if resume_dir is not None else None
         self.models = load_models(spec, self.method, resume_dir)
         student, tokenizer = self.models.student, self.models.tokenizer
         self.eos_ids = eos_token_ids(student, tokenizer)
@@ -201,7 +207,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_warmup(spec.warmup_steps))
         self.rm_optimizer = None
         if self.models.reward_model is not None:
-            rm_lr = float(self.hparams.get("prime_rm_lr", spec.lr))
+            rm_lr = float(self.hparams["prime_rm_lr"])
             self.rm_optimizer = torch.optim.AdamW(
                 self.models.reward_model.parameters(), lr=rm_lr, weight_decay=spec.weight_decay
             )
@@ -259,7 +265,7 @@ class Trainer:
         )
         off_policy_mask = torch.zeros(len(rollouts))
         if self.method.policy_loss == "off_policy_mix":
-            per_group = int(self.hparams.get("off_policy_per_group", 1))
+            per_group = int(self.hparams["off_policy_per_group"])
             for index, rollout in enumerate(rollouts):
                 if rollout.sample_index >= spec.group_size - per_group:
                     trace = self.trace_ids[rows[rollout.prompt_index]]
@@ -455,23 +461,35 @@ class Trainer:
             step=step, metrics_lines=len(self.metrics), optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(), rng=ckpt.rng_state(), wall_s=wall_s,
             reward_model_optimizer=None if self.rm_optimizer is None else self.rm_optimizer.state_dict(),
+            run_hash=self.spec.run_hash,
         )
         self.last_checkpoint = ckpt.save_checkpoint(
             self.output_dir, state, self.models.student, self.models.tokenizer, self.models.reward_model
         )
 
+    def settings_used(self) -> dict[str, dict]:
+        """name -> {value, source} of every setting this run trained with (the optimizer's base lr)."""
+        spec = self.spec
+        values = {name: getattr(spec, name) for name in RUN_SPEC_SETTINGS}
+        values.update(self.hparams)
+        values["lr"] = self.optimizer.param_groups[0]["initial_lr"]  # LambdaLR's base lr: the one trained at
+        return {name: {"value": value, "source": spec.sources.get(name, "run spec")}
+                for name, value in sorted(values.items())}
+
     def write_run_json(self, wall_s: float) -> None:
         from tgpo.io import write_json
 
-        write_json(self.output_dir / RUN_JSON, {
+        write_json(RunLayout(self.output_dir).run_json, {
             "experiment": self.spec.experiment,
             "method": self.method.name,
             "seed": self.spec.seed,
-            "config_hash": self.spec.config_hash,
+            "engine": "local",
+            "run_hash": self.spec.run_hash,
             "git_commit": git_commit(),
             "versions": library_versions(),
             "wall_time_s": wall_s,
             "steps": self.steps,
+            "settings": self.settings_used(),
             "hparams": self.hparams,
             "run_spec": self.spec.to_dict(),
             "completed": True,
@@ -497,19 +515,20 @@ def library_versions() -> dict[str, str]:
 
 
 def completed_run(spec: RunSpec) -> dict | None:
-    """run.json of a finished run with the same config hash and final checkpoint in place, else None."""
-    path = Path(spec.output_dir) / RUN_JSON
-    if not path.is_file() or not ckpt.final_checkpoint_dir(spec.output_dir).is_dir():
+    """run.json of a finished run with the same run hash and final checkpoint in place, else None."""
+    run = RunLayout(Path(spec.output_dir))
+    if not run.run_json.is_file() or not run.final_checkpoint.is_dir():
         return None
-    info = json.loads(path.read_text())
-    same = info.get("completed") and info.get("config_hash") == spec.config_hash and info.get("seed") == spec.seed
+    info = json.loads(run.run_json.read_text())
+    same = info.get("completed") and info.get("run_hash") == spec.run_hash and info.get("seed") == spec.seed
     return info if same else None
 
 
 def train(spec: RunSpec, *, stop_after_step: int | None = None, progress: bool = True) -> TrainResult:
     """Train one run (resuming from its last checkpoint if there is one); see the module docstring.
 
-    A run whose run.json says it completed (same config hash and seed) is not trained again.
+    A run whose run.json says it completed (same run hash and seed) is not trained again; a run folder
+    of other settings is moved aside first (tgpo.run_guard).
     """
     info = completed_run(spec)
     if info is not None:

@@ -156,7 +156,7 @@ def read_rows(source: str | Path, split: str = "train") -> list[dict]:
 
 
 def prepare_data(source: str, out: str | Path, verl_dir: str | Path, *, split: str = "train") -> dict:
-    from tgpo.config import VERL_TRAIN_FILE, VERL_VAL_FILE
+    from tgpo.layout import VERL_TRAIN_FILE, VERL_VAL_FILE
 
     rows = read_rows(source, split)
     frame = prompt_table(rows, str(source))

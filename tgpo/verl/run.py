@@ -55,7 +55,9 @@ def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics
         command = [sys.executable, "-m", "verl.trainer.main_ppo", *experiment_overrides(config, experiment, seed),
                    f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics_log}"]
     if nodes > 1:
-        gpus = config.get("training", {}).get("n_gpus", 8)
+        from tgpo.resolve import resolve_experiment
+
+        gpus = resolve_experiment(config, experiment, seed).value("n_gpus")
         launcher = Path(__file__).with_name("launch_ray_slurm.sh")
         command = ["bash", str(launcher), "--nodes", str(nodes), "--gpus-per-node", str(gpus),
                    "--cpus-per-node", str(os.cpu_count()), "--", *command, f"trainer.nnodes={nodes}"]
@@ -71,33 +73,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tgpo.config import config_hash, load_config, results_dir
+    from tgpo.config import load_config
+    from tgpo.resolve import resolve_experiment
+    from tgpo.run_guard import claim_run_dir
 
     config = load_config(args.config)
-    run_dir = results_dir(config) / "runs" / args.experiment / f"seed{args.seed}"
+    resolved = resolve_experiment(config, args.experiment, args.seed)
+    run = resolved.run
+    run_dir = run.root
     metrics_log = run_dir / VERL_LOG_GLOB.replace("*", str(int(time.time())))
     command = driver_command(config, args.experiment, args.seed, args.nodes, metrics_log)
     if args.dry_run:
         print(" ".join(command))
         return 0
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # verl resumes whatever checkpoint is in run_dir/checkpoints (resume_mode=auto): a run folder of
+    # other settings is moved aside first, and the marker beside the checkpoints records this run's hash
+    claim_run_dir(run, resolved.run_hash, {"experiment": args.experiment, "seed": args.seed, "engine": "verl"})
     env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(metrics_log)}
     start = time.time()
     print("running:", " ".join(command), flush=True)
     completed = subprocess.run(command, env=env)
     if completed.returncode != 0:
         print(f"verl exited with status {completed.returncode}; run.json not written (the run resumes "
-              f"from its last checkpoint in {run_dir / 'checkpoints'} when re-run)", file=sys.stderr)
+              f"from its last checkpoint in {run.checkpoints} when re-run)", file=sys.stderr)
         return completed.returncode
     metrics = merge_verl_logs(run_dir)
     if not metrics:
         print(f"verl finished but wrote no metrics to {run_dir}/{VERL_LOG_GLOB}", file=sys.stderr)
         return 1
-    io.write_text(run_dir / "metrics.jsonl", "".join(json.dumps(line) + "\n" for line in metrics))
-    io.write_json(run_dir / "run.json", {
-        "experiment": args.experiment, "seed": args.seed, "engine": "verl",
-        "config_hash": config_hash(config, args.experiment), "command": command,
+    io.write_text(run.metrics, "".join(json.dumps(line) + "\n" for line in metrics))
+    io.write_json(run.run_json, {
+        "experiment": args.experiment, "seed": args.seed, "engine": "verl", "run_hash": resolved.run_hash,
+        "settings": resolved.to_dict()["settings"], "command": command,
         "wall_time_s": time.time() - start, "steps_logged": len(metrics),
-        "python": platform.python_version(), "checkpoints": str(run_dir / "checkpoints"), "completed": True,
+        "python": platform.python_version(), "checkpoints": str(run.checkpoints), "completed": True,
     })
     return 0

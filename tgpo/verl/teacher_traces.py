@@ -183,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     from transformers import AutoTokenizer
 
-    from tgpo.config import CURATED_RL_FILE, CURATED_SFT_FILE, load_config, model_location, train_data_path, verl_data_dir
+    from tgpo.config import load_config, model_location, train_data_path, verl_data_dir
+    from tgpo.layout import CURATED_RL_FILE, CURATED_SFT_FILE
     from tgpo.verl.data_prep import system_prompt
 
     require_vllm()

@@ -2,19 +2,20 @@
 
 Shared paper settings (Section 4, App. B.1): lr 1e-6 constant, K = 8 rollouts per prompt, 300 steps,
 max response 8192 tokens, no KL to a reference unless the method needs one. Method specifics come from
-the method's `MethodSpec.verl_overrides` (tgpo.methods), its hyper-parameters (defaults updated by the
-experiment's `hparams:`) are mapped onto verl keys here, and the teacher pool is sized from
+the method's `MethodSpec.verl_overrides` (tgpo.methods), its hyper-parameters and engine settings
+(resolved by `tgpo.resolve`, the same values the local engine uses) are mapped onto verl keys here, and the teacher pool is sized from
 `training.teacher_gpus`. Divisibility constraints verl checks only at run time are checked here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from tgpo import config as tgpo_config
-from tgpo.methods import MethodSpec, get_method, resolve_hparams
+from tgpo.layout import ResultsLayout
+from tgpo.methods import MethodSpec, get_method
+from tgpo.resolve import resolve_experiment
 
 # Methods the verl engine does not train (each with what to do instead).
 NOT_TRAINED_ON_VERL = {
@@ -26,6 +27,7 @@ NOT_TRAINED_ON_VERL = {
 ACTOR = "actor_rollout_ref.actor."
 ROLLOUT = "actor_rollout_ref.rollout."
 TEACHER = "distillation.teacher_models.teacher_model."
+KL_LOSS_TYPES = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}  # our estimator names -> verl's kl_loss_type
 TEACHER_TP = 2  # tensor parallel size of one teacher vLLM replica (30B-A3B bf16 ~ 61 GB over 2 GPUs)
 
 
@@ -56,12 +58,12 @@ def model_location(config: Mapping, key: str) -> str:
 def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: int) -> dict[str, Any]:
     """Data, batch, rollout, trainer and checkpoint settings every RL experiment shares."""
     prompts = int(training["prompts_per_step"])
-    updates = int(training.get("updates_per_step", 1))
+    updates = int(training["updates_per_step"])
     if prompts % updates:
         raise ValueError(f"experiment {experiment!r}: prompts_per_step {prompts} not divisible by updates_per_step {updates}")
     max_response = int(training["max_new_tokens"])
-    max_prompt = int(training.get("max_prompt_length", 1024))
-    run_dir = Path("results") / config["name"] / "runs" / experiment / f"seed{seed}"
+    max_prompt = int(training["max_prompt_length"])
+    run = ResultsLayout.of(config).run(experiment, seed)
     return {
         # verl's default estimator is GAE (a critic); no method here has a critic. A spec may replace it.
         "algorithm.adv_estimator": "grpo",
@@ -78,35 +80,35 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
         ACTOR + "ppo_epochs": 1,
         ACTOR + "use_dynamic_bsz": True,
         ACTOR + "ppo_max_token_len_per_gpu": max_prompt + max_response,
-        ACTOR + "grad_clip": float(training.get("grad_clip", 1.0)),
+        ACTOR + "grad_clip": float(training["grad_clip"]),
         ACTOR + "optim.lr": float(training["lr"]),
-        ACTOR + "optim.lr_warmup_steps": int(training.get("warmup_steps", 0)),
-        ACTOR + "optim.weight_decay": float(training.get("weight_decay", 0.0)),
+        ACTOR + "optim.lr_warmup_steps": int(training["warmup_steps"]),
+        ACTOR + "optim.weight_decay": float(training["weight_decay"]),
         ACTOR + "calculate_entropy": True,  # also keeps verl's log-prob CE off the in-place backward
         ACTOR + "data_loader_seed": seed,
         "actor_rollout_ref.model.use_remove_padding": True,
         "actor_rollout_ref.model.use_fused_kernels": False,
         ROLLOUT + "name": "vllm",
         ROLLOUT + "n": int(training["group_size"]),
-        ROLLOUT + "temperature": float(training.get("temperature", 1.0)),
+        ROLLOUT + "temperature": float(training["temperature"]),
         ROLLOUT + "max_model_len": max_prompt + max_response,
         ROLLOUT + "log_prob_max_token_len_per_gpu": max_prompt + max_response,
         "trainer.total_training_steps": int(training["steps"]),
-        "trainer.n_gpus_per_node": int(training["n_gpus"]) - int(training.get("teacher_gpus", 0)),
+        "trainer.n_gpus_per_node": int(training["n_gpus"]) - int(training["teacher_gpus"]),
         "trainer.nnodes": 1,
-        "trainer.save_freq": int(training.get("save_every", 50)),
+        "trainer.save_freq": int(training["save_every"]),
         "trainer.test_freq": -1,
         "trainer.val_before_train": False,
         "trainer.logger": ["console", "file"],
         "trainer.project_name": config["name"],
         "trainer.experiment_name": f"{experiment}-seed{seed}",
-        "trainer.default_local_dir": str(run_dir / "checkpoints"),
+        "trainer.default_local_dir": str(run.checkpoints),  # the run folder is claimed first (tgpo.run_guard)
         "trainer.resume_mode": "auto",
     }
 
 
 def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """The experiment's hyper-parameters on verl keys (the spec's verl_overrides hold the defaults)."""
+    """The experiment's resolved hyper-parameters (tgpo.resolve) on verl keys."""
     out: dict[str, Any] = {}
     simple = {"lr": ACTOR + "optim.lr", "clip_ratio_low": ACTOR + "clip_ratio_low",
               "clip_ratio_high": ACTOR + "clip_ratio_high", "clip_ratio_c": ACTOR + "clip_ratio_c",
@@ -114,9 +116,10 @@ def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str
     for ours, theirs in simple.items():
         if hparams.get(ours) is not None:
             out[theirs] = hparams[ours]
-    if float(hparams.get("kl_coef") or 0.0) > 0:
-        out[ACTOR + "use_kl_loss"] = True
+    out[ACTOR + "use_kl_loss"] = float(hparams.get("kl_coef") or 0.0) > 0
+    if out[ACTOR + "use_kl_loss"]:
         out[ACTOR + "kl_loss_coef"] = hparams["kl_coef"]
+        out[ACTOR + "kl_loss_type"] = KL_LOSS_TYPES.get(hparams["kl_estimator"], hparams["kl_estimator"])
     if method.guidance == "regulariser":
         out["+tgpo.w_init"] = float(hparams["w_init"])
         out["+tgpo.delta"] = float(hparams["delta"])
@@ -135,13 +138,13 @@ def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str
 
 def teacher_overrides(config: Mapping, experiment: str, teacher_key: str, training: Mapping) -> dict[str, Any]:
     """verl's built-in vLLM teacher pool on its own GPUs (verl 0.9 has no colocated teacher)."""
-    teacher_gpus = int(training.get("teacher_gpus", 0))
+    teacher_gpus = int(training["teacher_gpus"])
     if teacher_gpus < 1:
         raise ValueError(f"experiment {experiment!r}: has a teacher but training.teacher_gpus is {teacher_gpus}")
     tensor_parallel = min(TEACHER_TP, teacher_gpus)
     if teacher_gpus % tensor_parallel:
         raise ValueError(f"experiment {experiment!r}: teacher_gpus {teacher_gpus} not a multiple of TP {tensor_parallel}")
-    max_len = int(training.get("max_prompt_length", 1024)) + int(training["max_new_tokens"]) + 1
+    max_len = int(training["max_prompt_length"]) + int(training["max_new_tokens"]) + 1
     return {
         "distillation.enabled": True,
         "distillation.n_gpus_per_node": teacher_gpus,
@@ -196,8 +199,8 @@ def experiment_overrides(config: dict, experiment: str, seed: int) -> list[str]:
     method = get_method(entry["method"])
     if method.name in NOT_TRAINED_ON_VERL:
         raise ValueError(f"experiment {experiment!r} (method {method.name}): {NOT_TRAINED_ON_VERL[method.name]}")
-    training = tgpo_config.resolved_training(config, experiment)
-    hparams = resolve_hparams(method, entry.get("hparams"))
+    resolved = resolve_experiment(config, experiment, seed)
+    training, hparams = resolved.training, resolved.hparams
 
     overrides: dict[str, Any] = {"actor_rollout_ref.model.path": model_location(config, entry["student"])}
     overrides.update(shared_overrides(config, experiment, training, seed))
@@ -219,9 +222,7 @@ def experiment_overrides(config: dict, experiment: str, seed: int) -> list[str]:
 def sft_overrides(config: dict, experiment: str, seed: int) -> list[str]:
     """Overrides for verl's FSDP SFT trainer (App. B.1: 3 epochs, global batch 64, lr 5e-5, warmup 0.1, 16k)."""
     entry = config["experiments"][experiment]
-    training = tgpo_config.resolved_training(config, experiment)
-    hparams = resolve_hparams(get_method(entry["method"]), entry.get("hparams"))
-    run_dir = Path("results") / config["name"] / "runs" / experiment / f"seed{seed}"
+    resolved = resolve_experiment(config, experiment, seed)
     values = {
         "data.train_files": str(tgpo_config.verl_train_files(config, experiment)),
         "data.val_files": str(tgpo_config.verl_train_files(config, experiment)),
@@ -230,13 +231,13 @@ def sft_overrides(config: dict, experiment: str, seed: int) -> list[str]:
         "data.max_length": 16384,
         "data.truncation": "right",
         "model.partial_pretrain": model_location(config, entry["student"]),
-        "optim.lr": float(hparams["lr"]),
+        "optim.lr": float(resolved.value("lr")),
         "optim.lr_warmup_steps_ratio": 0.1,
-        "trainer.total_epochs": int(hparams.get("sft_epochs", training.get("sft_epochs", 3))),
-        "trainer.n_gpus_per_node": int(training["n_gpus"]),
+        "trainer.total_epochs": int(resolved.value("sft_epochs")),
+        "trainer.n_gpus_per_node": int(resolved.value("n_gpus")),
         "trainer.project_name": config["name"],
         "trainer.experiment_name": f"{experiment}-seed{seed}",
-        "trainer.default_local_dir": str(run_dir / "checkpoints"),
+        "trainer.default_local_dir": str(resolved.run.checkpoints),
         "trainer.seed": seed,
     }
     return [f"{key}={format_value(value)}" for key, value in values.items()]
