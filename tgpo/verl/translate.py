@@ -105,6 +105,20 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
     }
 
 
+def reward_overrides(training: Mapping) -> dict[str, Any]:
+    """The training reward: our verifier (`training.verifier`) through verl's custom_reward_function, loaded
+    by verl from this checkout's tgpo/verl/reward.py (an absolute path, resolved here)."""
+    from tgpo.verl import reward
+
+    verifier = training.get("verifier", "math_verify")
+    reward.grading_rule(verifier)  # an unknown verifier fails here, not at verl's first step
+    return {
+        "reward.custom_reward_function.path": reward.module_path(),
+        "reward.custom_reward_function.name": reward.FUNCTION_NAME,
+        "+reward.custom_reward_function.reward_kwargs.verifier": verifier,
+    }
+
+
 def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str, Any]:
     """The experiment's hyper-parameters on verl keys (the spec's verl_overrides hold the defaults)."""
     out: dict[str, Any] = {}
@@ -201,6 +215,7 @@ def experiment_overrides(config: dict, experiment: str, seed: int) -> list[str]:
 
     overrides: dict[str, Any] = {"actor_rollout_ref.model.path": model_location(config, entry["student"])}
     overrides.update(shared_overrides(config, experiment, training, seed))
+    overrides.update(reward_overrides(training))
     if method.teacher_signal != "none":
         if not entry.get("teacher"):
             raise ValueError(f"experiment {experiment!r}: method {method.name} needs a teacher")
