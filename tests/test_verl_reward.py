@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from eval.grading import GradeRequest, grade  # noqa: E402
+from verl_fixtures import byte_level_tokenizer  # noqa: E402
 from tgpo.config import load_config  # noqa: E402
 from tgpo.verl import reward  # noqa: E402
 from tgpo.verl.translate import experiment_overrides  # noqa: E402
@@ -59,19 +60,6 @@ def verl_config(overrides: list[str]):
 
     with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
         return compose(config_name="ppo_trainer", overrides=overrides)
-
-
-def byte_level_tokenizer():
-    """A real HF fast tokenizer over the 256 byte-level symbols: decodes any text (no network, no files)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    backend = Tokenizer(models.BPE(vocab={symbol: index for index, symbol in enumerate(sorted(alphabet))}, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(["<pad>"])
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>")
 
 
 def in_a_thread(function, *args):

@@ -18,7 +18,7 @@ from tgpo.methods import MethodSpec, get_method, resolve_hparams
 
 # Methods the verl engine does not train (each with what to do instead).
 NOT_TRAINED_ON_VERL = {
-    "sft": "SFT runs with verl's FSDP SFT trainer (python -m verl.trainer.fsdp_sft_trainer), not main_ppo; "
+    "sft": "SFT runs with verl's SFT trainer (torchrun -m verl.trainer.sft_trainer), not main_ppo; "
     "see tgpo.verl.translate.sft_overrides",
     "prime_zero": "PRIME-Zero is evaluated from its released checkpoint, as the paper did "
     "(an eval_only experiment with the hub id)",
@@ -231,8 +231,16 @@ def experiment_overrides(config: dict, experiment: str, seed: int) -> list[str]:
     return [f"{key}={format_value(value)}" for key, value in overrides.items()]
 
 
+# App. B.1, SFT ("the training protocols established by OpenR1"): 3 epochs, global batch 64, lr 5e-5,
+# warmup ratio 0.1, maximum sequence length 16,384. Epochs and lr resolve like every hyper-parameter
+# (experiment > config training > method default); the global batch is the experiment's
+# prompts_per_step (traces per optimizer step, as on the local engine).
+SFT_WARMUP_RATIO = 0.1
+SFT_MAX_LENGTH = 16384
+
+
 def sft_overrides(config: dict, experiment: str, seed: int) -> list[str]:
-    """Overrides for verl's FSDP SFT trainer (App. B.1: 3 epochs, global batch 64, lr 5e-5, warmup 0.1, 16k)."""
+    """Hydra overrides for verl 0.9.1's SFT trainer (`verl.trainer.sft_trainer`, config sft_trainer_engine)."""
     entry = config["experiments"][experiment]
     training = tgpo_config.resolved_training(config, experiment)
     hparams = resolve_hparams(get_method(entry["method"]), entry.get("hparams"))
@@ -240,19 +248,24 @@ def sft_overrides(config: dict, experiment: str, seed: int) -> list[str]:
     data_dir = Path("results") / config["name"] / "data" / "verl"
     values = {
         "data.train_files": str(data_dir / "traces_sft.parquet"),
-        "data.val_files": str(data_dir / "traces_sft.parquet"),
+        "data.val_files": None,  # App. B.1 reports no SFT validation; verl's would re-read every trace
         "data.messages_key": "messages",
-        "data.train_batch_size": 64,
-        "data.max_length": 16384,
+        "data.train_batch_size": int(training["prompts_per_step"]),
+        "data.max_length": SFT_MAX_LENGTH,
+        "data.max_token_len_per_gpu": SFT_MAX_LENGTH,  # dynamic batching: one 16k trace fits a micro-batch
         "data.truncation": "right",
-        "model.partial_pretrain": model_location(config, entry["student"]),
+        "model.path": model_location(config, entry["student"]),
         "optim.lr": float(hparams["lr"]),
-        "optim.lr_warmup_steps_ratio": 0.1,
+        "optim.lr_warmup_steps_ratio": SFT_WARMUP_RATIO,
         "trainer.total_epochs": int(hparams.get("sft_epochs", training.get("sft_epochs", 3))),
         "trainer.n_gpus_per_node": int(training["n_gpus"]),
+        "trainer.nnodes": 1,
+        "trainer.save_freq": int(training.get("save_every", 50)),
+        "trainer.logger": ["console", "file"],  # file: VERL_FILE_LOGGER_PATH, set by tgpo.verl.run
         "trainer.project_name": config["name"],
         "trainer.experiment_name": f"{experiment}-seed{seed}",
         "trainer.default_local_dir": str(run_dir / "checkpoints"),
+        "trainer.resume_mode": "auto",
         "trainer.seed": seed,
     }
     return [f"{key}={format_value(value)}" for key, value in values.items()]
