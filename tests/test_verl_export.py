@@ -89,7 +89,8 @@ def test_export_merges_the_last_checkpoint_with_its_tokenizer(verl_run, tmp_path
         assert merged[name].dtype == torch.bfloat16 and torch.equal(merged[name], weight.bfloat16()), name
     assert any(not torch.equal(initial[name], trained[name]) for name in trained), "step 2 must differ from step 1"
     text = "<|im_start|>user\n1+1=\\boxed{2}<|im_end|>"
-    assert AutoTokenizer.from_pretrained(target)(text)["input_ids"] == AutoTokenizer.from_pretrained(source)(text)["input_ids"]
+    exported_ids = AutoTokenizer.from_pretrained(target)(text)["input_ids"]
+    assert exported_ids == AutoTokenizer.from_pretrained(source)(text)["input_ids"]
     assert not list(target.parent.glob(".checkpoint.*")), "temporary folders left behind"
 
 

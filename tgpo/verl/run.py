@@ -52,7 +52,8 @@ def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics
     method = get_method(config["experiments"][experiment]["method"])
     if method.name == "sft":
         if nodes > 1:
-            raise ValueError(f"experiment {experiment!r}: SFT runs on one node (torchrun --standalone); got --nodes {nodes}")
+            raise ValueError(f"experiment {experiment!r}: SFT runs on one node (torchrun --standalone); "
+                             f"got --nodes {nodes}")
         from tgpo.config import resolved_training
 
         processes = int(resolved_training(config, experiment)["n_gpus"])
