@@ -1,11 +1,12 @@
 """`python -m tgpo verl-train`: run one experiment x seed on the cluster engine (verl 0.9.1).
 
 A thin wrapper: translate the experiment into verl Hydra overrides (`tgpo.verl.translate`), run
-verl's own trainer (`verl.trainer.main_ppo`, or `verl.trainer.fsdp_sft_trainer` for SFT) as a child
-process (through the Ray-on-SLURM launcher when the run spans several nodes), then convert verl's
-file-logger output into our `metrics.jsonl` and write `run.json` last, atomically, as the marker of a
-finished run. verl resumes from its own last checkpoint (`trainer.resume_mode=auto`), so a killed job
-re-submitted by Snakemake continues where it stopped.
+verl's own trainer (`verl.trainer.main_ppo`, or `verl.trainer.sft_trainer` under torchrun for SFT) as a
+child process (through the Ray-on-SLURM launcher when an RL run spans several nodes), convert verl's
+file-logger output into our `metrics.jsonl`, merge verl's last FSDP checkpoint into the Hugging Face
+checkpoint `checkpoint/` that eval-experiment loads (tgpo.verl.export), and write `run.json` last,
+atomically, as the marker of a finished run. verl resumes from its own last checkpoint
+(`trainer.resume_mode=auto`), so a killed job re-submitted by Snakemake continues where it stopped.
 """
 
 from __future__ import annotations
@@ -50,10 +51,15 @@ def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics
 
     method = get_method(config["experiments"][experiment]["method"])
     if method.name == "sft":
-        command = [sys.executable, "-m", "verl.trainer.fsdp_sft_trainer", *sft_overrides(config, experiment, seed)]
-    else:
-        command = [sys.executable, "-m", "verl.trainer.main_ppo", *experiment_overrides(config, experiment, seed),
-                   f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics_log}"]
+        if nodes > 1:
+            raise ValueError(f"experiment {experiment!r}: SFT runs on one node (torchrun --standalone); "
+                             f"got --nodes {nodes}")
+        from tgpo.resolve import resolve_experiment
+
+        processes = int(resolve_experiment(config, experiment, seed).value("n_gpus"))
+        return sft_command(sft_overrides(config, experiment, seed), processes)
+    command = [sys.executable, "-m", "verl.trainer.main_ppo", *experiment_overrides(config, experiment, seed),
+               f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics_log}"]
     if nodes > 1:
         from tgpo.resolve import resolve_experiment
 
@@ -62,6 +68,22 @@ def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics
         command = ["bash", str(launcher), "--nodes", str(nodes), "--gpus-per-node", str(gpus),
                    "--cpus-per-node", str(os.cpu_count()), "--", *command, f"trainer.nnodes={nodes}"]
     return command
+
+
+def sft_command(overrides: list[str], processes: int) -> list[str]:
+    """verl 0.9.1's SFT trainer is SPMD: one process per GPU under torchrun (it reads RANK / WORLD_SIZE /
+    LOCAL_RANK; verl-project/verl v0.9.1 `verl/trainer/sft_trainer.py`, `examples/sft/`). Its file logger
+    reads VERL_FILE_LOGGER_PATH from the environment, which torchrun passes on."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
+            f"--nproc_per_node={processes}", "-m", "verl.trainer.sft_trainer", *overrides]
+
+
+def checkpoint_model_subdir(config: dict, experiment: str) -> str:
+    """Where verl keeps the model shards inside global_step_<n>: `actor/` for main_ppo, the step folder
+    itself for the SFT trainer (tgpo.verl.export)."""
+    from tgpo.methods import get_method
+
+    return "" if get_method(config["experiments"][experiment]["method"]).name == "sft" else "actor"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,11 +123,19 @@ def run(args: argparse.Namespace) -> int:
     if not metrics:
         print(f"verl finished but wrote no metrics to {run_dir}/{VERL_LOG_GLOB}", file=sys.stderr)
         return 1
+    from tgpo.verl.export import export_last_checkpoint
+
+    try:
+        export_last_checkpoint(run.checkpoints, run.final_checkpoint, checkpoint_model_subdir(config, args.experiment))
+    except (FileNotFoundError, RuntimeError) as error:
+        print(f"verl finished but its checkpoint could not be exported for evaluation: {error}", file=sys.stderr)
+        return 1
     io.write_text(run.metrics, "".join(json.dumps(line) + "\n" for line in metrics))
     io.write_json(run.run_json, {
         "experiment": args.experiment, "seed": args.seed, "engine": "verl", "run_hash": resolved.run_hash,
         "settings": resolved.to_dict()["settings"], "command": command,
         "wall_time_s": time.time() - start, "steps_logged": len(metrics),
-        "python": platform.python_version(), "checkpoints": str(run.checkpoints), "completed": True,
+        "python": platform.python_version(), "checkpoints": str(run.checkpoints),
+        "checkpoint": str(run.final_checkpoint), "completed": True,
     })
     return 0

@@ -19,7 +19,7 @@ from tgpo.resolve import resolve_experiment
 
 # Methods the verl engine does not train (each with what to do instead).
 NOT_TRAINED_ON_VERL = {
-    "sft": "SFT runs with verl's FSDP SFT trainer (python -m verl.trainer.fsdp_sft_trainer), not main_ppo; "
+    "sft": "SFT runs with verl's SFT trainer (torchrun -m verl.trainer.sft_trainer), not main_ppo; "
     "see tgpo.verl.translate.sft_overrides",
     "prime_zero": "PRIME-Zero is evaluated from its released checkpoint, as the paper did "
     "(an eval_only experiment with the hub id)",
@@ -104,6 +104,20 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
         "trainer.experiment_name": f"{experiment}-seed{seed}",
         "trainer.default_local_dir": str(run.checkpoints),  # the run folder is claimed first (tgpo.run_guard)
         "trainer.resume_mode": "auto",
+    }
+
+
+def reward_overrides(training: Mapping) -> dict[str, Any]:
+    """The training reward: our verifier (`training.verifier`) through verl's custom_reward_function, loaded
+    by verl from this checkout's tgpo/verl/reward.py (an absolute path, resolved here)."""
+    from tgpo.verl import reward
+
+    verifier = training.get("verifier", "math_verify")
+    reward.grading_rule(verifier)  # an unknown verifier fails here, not at verl's first step
+    return {
+        "reward.custom_reward_function.path": reward.module_path(),
+        "reward.custom_reward_function.name": reward.FUNCTION_NAME,
+        "+reward.custom_reward_function.reward_kwargs.verifier": verifier,
     }
 
 
@@ -204,6 +218,7 @@ def experiment_overrides(config: dict, experiment: str, seed: int) -> list[str]:
 
     overrides: dict[str, Any] = {"actor_rollout_ref.model.path": model_location(config, entry["student"])}
     overrides.update(shared_overrides(config, experiment, training, seed))
+    overrides.update(reward_overrides(training))
     if method.teacher_signal != "none":
         if not entry.get("teacher"):
             raise ValueError(f"experiment {experiment!r}: method {method.name} needs a teacher")
@@ -219,25 +234,38 @@ def experiment_overrides(config: dict, experiment: str, seed: int) -> list[str]:
     return [f"{key}={format_value(value)}" for key, value in overrides.items()]
 
 
+# App. B.1, SFT ("the training protocols established by OpenR1"): 3 epochs, global batch 64, lr 5e-5,
+# warmup ratio 0.1, maximum sequence length 16,384. Epochs and lr resolve like every hyper-parameter
+# (experiment > config training > method default); the global batch is the experiment's
+# prompts_per_step (traces per optimizer step, as on the local engine).
+SFT_WARMUP_RATIO = 0.1
+SFT_MAX_LENGTH = 16384
+
+
 def sft_overrides(config: dict, experiment: str, seed: int) -> list[str]:
-    """Overrides for verl's FSDP SFT trainer (App. B.1: 3 epochs, global batch 64, lr 5e-5, warmup 0.1, 16k)."""
+    """Hydra overrides for verl 0.9.1's SFT trainer (`verl.trainer.sft_trainer`, config sft_trainer_engine)."""
     entry = config["experiments"][experiment]
     resolved = resolve_experiment(config, experiment, seed)
     values = {
         "data.train_files": str(tgpo_config.verl_train_files(config, experiment)),
-        "data.val_files": str(tgpo_config.verl_train_files(config, experiment)),
+        "data.val_files": None,  # App. B.1 reports no SFT validation; verl's would re-read every trace
         "data.messages_key": "messages",
-        "data.train_batch_size": 64,
-        "data.max_length": 16384,
+        "data.train_batch_size": int(resolved.value("prompts_per_step")),
+        "data.max_length": SFT_MAX_LENGTH,
+        "data.max_token_len_per_gpu": SFT_MAX_LENGTH,  # dynamic batching: one 16k trace fits a micro-batch
         "data.truncation": "right",
-        "model.partial_pretrain": model_location(config, entry["student"]),
+        "model.path": model_location(config, entry["student"]),
         "optim.lr": float(resolved.value("lr")),
-        "optim.lr_warmup_steps_ratio": 0.1,
+        "optim.lr_warmup_steps_ratio": SFT_WARMUP_RATIO,
         "trainer.total_epochs": int(resolved.value("sft_epochs")),
         "trainer.n_gpus_per_node": int(resolved.value("n_gpus")),
+        "trainer.nnodes": 1,
+        "trainer.save_freq": int(resolved.value("save_every")),
+        "trainer.logger": ["console", "file"],  # file: VERL_FILE_LOGGER_PATH, set by tgpo.verl.run
         "trainer.project_name": config["name"],
         "trainer.experiment_name": f"{experiment}-seed{seed}",
         "trainer.default_local_dir": str(resolved.run.checkpoints),
+        "trainer.resume_mode": "auto",
         "trainer.seed": seed,
     }
     return [f"{key}={format_value(value)}" for key, value in values.items()]

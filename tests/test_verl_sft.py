@@ -1,0 +1,66 @@
+"""SFT on verl 0.9.1: `verl.trainer.sft_trainer` (config sft_trainer_engine) under torchrun.
+
+Every override tgpo.verl.translate.sft_overrides emits is composed with Hydra against verl's own
+sft_trainer_engine.yaml (struct mode: an unknown key such as the pre-0.9 `model.partial_pretrain` fails)
+and converted to verl's dataclasses as its trainer does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytest.importorskip("verl")
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from tgpo.config import load_config  # noqa: E402
+from verl_fixtures import tiny_qwen2  # noqa: E402
+from tgpo.verl.run import driver_command  # noqa: E402
+from tgpo.verl.translate import sft_overrides  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_7B = ROOT / "config" / "paper-7b.yaml"
+
+
+def compose_sft(overrides: list[str]):
+    import verl
+
+    with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
+        return compose(config_name="sft_trainer_engine", overrides=overrides)
+
+
+def test_sft_overrides_compose_strictly_with_verls_sft_config(tmp_path):
+    from verl.utils.config import omega_conf_to_dataclass
+
+    overrides = sft_overrides(load_config(PAPER_7B), "sft", 0)
+    cfg = compose_sft(overrides)
+    # verl's model dataclass loads the checkpoint's config: convert with a real (tiny) model in its place
+    converted = compose_sft([*overrides, f"model.path={tiny_qwen2(tmp_path / 'student')}"])
+    for section in ("model", "engine", "optim", "checkpoint"):  # as SFTTrainer._build_config converts them
+        omega_conf_to_dataclass(converted[section])
+    # App. B.1: 3 epochs, global batch 64, lr 5e-5, warmup ratio 0.1, maximum sequence length 16,384
+    assert cfg.trainer.total_epochs == 3 and cfg.data.train_batch_size == 64
+    assert cfg.optim.lr == 5e-5 and cfg.optim.lr_warmup_steps_ratio == 0.1 and cfg.data.max_length == 16384
+    assert cfg.model.path.endswith("qwen25_math_7b") and cfg.data.messages_key == "messages"
+    assert "file" in cfg.trainer.logger and cfg.trainer.resume_mode == "auto"
+    assert cfg.trainer.default_local_dir == "results/paper-7b/runs/sft/seed0/checkpoints"
+
+
+def test_a_key_verl_does_not_know_fails_composition():
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException):
+        compose_sft(["model.partial_pretrain=/some/model"])
+
+
+def test_sft_command_is_torchrun_of_verls_sft_trainer(tmp_path):
+    command = driver_command(load_config(PAPER_7B), "sft", 0, 1, tmp_path / "verl_metrics.1.jsonl")
+    assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert "--nproc_per_node=8" in command
+    assert command[command.index("verl.trainer.sft_trainer") - 1] == "-m"
+    with pytest.raises(ValueError, match="one node"):
+        driver_command(load_config(PAPER_7B), "sft", 0, 2, tmp_path / "verl_metrics.1.jsonl")
