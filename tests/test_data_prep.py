@@ -134,3 +134,18 @@ def test_teacher_traces_fails_clearly_without_vllm(monkeypatch):
     with pytest.raises(RuntimeError, match="needs vLLM"):
         teacher_traces.generate("m", ["p"], temperature=0.7, max_new_tokens=8, seed=0, tensor_parallel=1,
                                 max_model_len=None)
+
+
+def test_traces_drop_only_the_teacher_tokens_the_student_cannot_represent():
+    """The miniature's verl world: the teacher closes compact answers with `</think>`, a token its
+    tokenizer has and the student's has not; the trace keeps everything else, and the count is reported."""
+    from tgpo.mini.tokenizer import build_student_tokenizer, build_teacher_tokenizer, encode
+    from tgpo.verl.teacher_traces import strip_tokens, student_unrepresentable_tokens
+
+    student, teacher = build_student_tokenizer(for_verl=True), build_teacher_tokenizer(for_verl=True)
+    tokens = student_unrepresentable_tokens(teacher, student)
+    assert tokens == ["</think>", "<think>"]
+    texts, removed = strip_tokens(["#06;13;17;</think>#1736.", "2+2+0=04;#1244."], tokens)
+    assert texts == ["#06;13;17;#1736.", "2+2+0=04;#1244."] and removed == 1
+    encode(student, texts[0])  # raises on characters outside the student's vocabulary
+    assert student_unrepresentable_tokens(student, student) == []
