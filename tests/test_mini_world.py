@@ -224,3 +224,23 @@ def test_math_verify_filter_on_hand_cases():
     assert math_verify_correct("#632.", "632.0")
     assert not math_verify_correct("#633.", "632")
     assert not math_verify_correct("#632", "632")
+
+
+def test_verl_world_tokenizers_keep_newline_as_one_token_in_a_qwen2_checkpoint(tmp_path):
+    """verl 0.9.1's Qwen continuous-token wiring needs "\\n" as one token; transformers 5 loads a Qwen2
+    checkpoint's tokenizer as Qwen2Tokenizer (byte-level pre-tokenizer), which must agree with ours."""
+    from transformers import AutoTokenizer, Qwen2Config
+
+    from tgpo.mini.tokenizer import build_student_tokenizer, build_teacher_tokenizer
+
+    text = "863+607=\n3+7+0=10;#1470.</s>"
+    for tokenizer in (build_student_tokenizer(for_verl=True), build_teacher_tokenizer(for_verl=True)):
+        tokenizer.save_pretrained(tmp_path / "checkpoint")
+        Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, num_attention_heads=2).save_pretrained(tmp_path / "checkpoint")
+        loaded = AutoTokenizer.from_pretrained(tmp_path / "checkpoint")
+        assert len(loaded.encode("\n", add_special_tokens=False)) == 1
+        assert loaded.encode(text, add_special_tokens=False) == tokenizer.encode(text, add_special_tokens=False)
+        assert loaded.decode(loaded.encode(text, add_special_tokens=False)) == text
+        rendered = loaded.apply_chat_template([{"role": "system", "content": "x"}, {"role": "user", "content": "1+2="}],
+                                              tokenize=False, add_generation_prompt=True)
+        assert rendered == "1+2="

@@ -30,6 +30,10 @@ SPECIAL_TOKENS = [PAD, EOS, UNK]
 CHARACTERS = list("0123456789+=;#.:|") + list(CHOICE_LABELS)
 TEACHER_EXTRA_TOKENS = [THINK_OPEN, THINK_CLOSE]
 NEWLINE = "\n"
+# transformers 5 loads the tokenizer of a Qwen2 checkpoint as Qwen2Tokenizer, whose byte-level
+# pre-tokenizer turns "\n" into "Ċ" (GPT-2's printable stand-in for byte 0x0A) before the vocabulary is
+# looked up; the verl world's tokenizers byte-map the same way, so "\n" is one token in both.
+BYTE_LEVEL_NEWLINE = "\u010a"
 # Renders the last user message as it is (system turns dropped; the miniature has no system prompt);
 # the generation prompt adds nothing, since the miniature's prompt ends where the response begins.
 USER_TURN_CHAT_TEMPLATE = (
@@ -46,12 +50,18 @@ def build_tokenizer(extra_tokens: list[str] | None = None, *, for_verl: bool = F
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    characters = CHARACTERS + [NEWLINE] if for_verl else CHARACTERS
+    characters = CHARACTERS + [BYTE_LEVEL_NEWLINE] if for_verl else CHARACTERS
     leading = list(extra_tokens or []) if for_verl else []
     vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + leading + characters)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    backend.decoder = decoders.Fuse()
+    split = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    if for_verl:  # byte-level, as Qwen2Tokenizer (BYTE_LEVEL_NEWLINE); printable ASCII maps to itself
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [split, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        backend.decoder = decoders.ByteLevel()
+    else:
+        backend.pre_tokenizer = split
+        backend.decoder = decoders.Fuse()
     backend.add_special_tokens([AddedToken(token, special=True) for token in SPECIAL_TOKENS])
     if extra_tokens:  # matched whole; with for_verl they keep their leading vocabulary ids
         backend.add_tokens([AddedToken(token, special=False, normalized=False) for token in extra_tokens])
