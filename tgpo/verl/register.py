@@ -5,11 +5,22 @@ registers TGPO's distillation loss modes, the compute_topk_loss patch and the tg
 RKL-only `rkl_reward` loss mode and `rkl_reward_sync` trainer, and LUFFY's `luffy_agent` agent loop and
 `luffy_sync` trainer.
 verl logs plugin import errors only at DEBUG, so the trainer entry calls `assert_registered()`.
+On a machine without an accelerator `tgpo verl-train` sets CPU_FLAG=1 for verl and every Ray worker;
+only then is `tgpo.verl.cpu_support` imported and applied (a GPU cluster never loads it).
 """
 
 from __future__ import annotations
 
-from tgpo.verl import losses, luffy, rkl_trainer, trainer
+import os
+
+CPU_FLAG = "TGPO_VERL_CPU"  # == tgpo.verl.cpu_support.CPU_FLAG (tested); not imported from there on purpose
+
+if os.environ.get(CPU_FLAG) == "1":
+    from tgpo.verl import cpu_support
+
+    cpu_support.apply()
+
+from tgpo.verl import losses, luffy, rkl_trainer, trainer  # noqa: E402
 
 
 def register_all() -> None:

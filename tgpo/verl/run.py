@@ -43,9 +43,11 @@ def merge_verl_logs(run_dir: Path) -> list[dict]:
     return [by_step[step] for step in sorted(by_step)]
 
 
-def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics_log: Path) -> list[str]:
+def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics_log: Path,
+                   cpu: bool = False) -> list[str]:
     """verl's command for one run; verl's file logger writes to `metrics_log` (one file per attempt,
-    since the logger truncates its file on open), in the driver and, for main_ppo, in every Ray worker."""
+    since the logger truncates its file on open), in the driver and, for main_ppo, in every Ray worker.
+    `cpu`: no accelerator on this machine; verl runs on the CPU (tgpo.verl.cpu_support)."""
     from tgpo.methods import get_method
     from tgpo.verl.translate import experiment_overrides, sft_overrides
 
@@ -58,7 +60,12 @@ def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics
 
         processes = int(resolve_experiment(config, experiment, seed).value("n_gpus"))
         return sft_command(sft_overrides(config, experiment, seed), processes)
-    command = [sys.executable, "-m", "verl.trainer.main_ppo", *experiment_overrides(config, experiment, seed),
+    overrides = experiment_overrides(config, experiment, seed)
+    if cpu:
+        from tgpo.verl import cpu_support
+
+        overrides = cpu_support.with_cpu_overrides(overrides)
+    command = [sys.executable, "-m", "verl.trainer.main_ppo", *overrides,
                f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics_log}"]
     if nodes > 1:
         from tgpo.resolve import resolve_experiment
@@ -104,14 +111,17 @@ def run(args: argparse.Namespace) -> int:
     run = resolved.run
     run_dir = run.root
     metrics_log = run_dir / VERL_LOG_GLOB.replace("*", str(int(time.time())))
-    command = driver_command(config, args.experiment, args.seed, args.nodes, metrics_log)
+    from tgpo.verl import cpu_support
+
+    cpu = not cpu_support.accelerator_present()  # decided here, once, for every process of the run
+    command = driver_command(config, args.experiment, args.seed, args.nodes, metrics_log, cpu=cpu)
     if args.dry_run:
         print(" ".join(command))
         return 0
     # verl resumes whatever checkpoint is in run_dir/checkpoints (resume_mode=auto): a run folder of
     # other settings is moved aside first, and the marker beside the checkpoints records this run's hash
     claim_run_dir(run, resolved.run_hash, {"experiment": args.experiment, "seed": args.seed, "engine": "verl"})
-    env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(metrics_log)}
+    env = {**os.environ, **(cpu_support.cpu_environment() if cpu else {}), "VERL_FILE_LOGGER_PATH": str(metrics_log)}
     start = time.time()
     print("running:", " ".join(command), flush=True)
     completed = subprocess.run(command, env=env)

