@@ -110,7 +110,7 @@ def write_config(path: Path, models: Path, steps: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(1200)
 def test_grpo_pp_runs_real_verl_steps_on_cpu(tmp_path):
     pytest.importorskip("verl")
     pytest.importorskip("vllm")
@@ -126,7 +126,7 @@ def test_grpo_pp_runs_real_verl_steps_on_cpu(tmp_path):
     started = time.time()
     result = subprocess.run([sys.executable, "-m", "tgpo", "verl-train", "--config", "verl-cpu.yaml",
                              "--experiment", "grpo_pp"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=2100)
+                            timeout=900)  # ~3 min measured; a broken weight sync hangs verl
     wall_time = time.time() - started
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     run_dir = tmp_path / "results" / "verl-cpu" / "runs" / "grpo_pp" / "seed0"

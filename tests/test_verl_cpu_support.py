@@ -214,21 +214,49 @@ def test_verl_process_group_fails_on_cpu_unpatched(single_rank, monkeypatch):
         original(timeout_second=30)
 
 
+def test_verl_torchrun_process_group_fails_on_cpu_unpatched(single_rank, monkeypatch):
+    from verl.utils import distributed as verl_distributed
+
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    original = getattr(verl_distributed.initialize_global_process_group, "__wrapped__",
+                       verl_distributed.initialize_global_process_group)
+    with pytest.raises(ValueError, match="Duplicate device type cpu"):
+        original(timeout_second=30)
+
+
+def test_verl_torchrun_process_group_starts_on_cpu_patched(single_rank, monkeypatch):
+    import torch
+    import torch.distributed
+
+    from verl.utils import distributed as verl_distributed
+
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    for name in ("initialize_global_process_group", "initialize_global_process_group_ray"):
+        monkeypatch.setattr(verl_distributed, name, getattr(verl_distributed, name))
+    cpu_support.patch_process_group_backend()
+    assert verl_distributed.initialize_global_process_group(timeout_second=30) == (0, 0, 1)
+    tensor = torch.ones(2)
+    torch.distributed.all_reduce(tensor)
+    assert tensor.tolist() == [1.0, 1.0]
+
+
 def test_verl_process_group_starts_on_cpu_patched(single_rank, monkeypatch):
     import torch
     import torch.distributed
 
     from verl.utils import distributed as verl_distributed
 
-    monkeypatch.setattr(verl_distributed, "initialize_global_process_group_ray",
-                        verl_distributed.initialize_global_process_group_ray)
+    import verl.workers.engine_workers as engine_workers
+
+    for name in ("initialize_global_process_group", "initialize_global_process_group_ray"):
+        monkeypatch.setattr(verl_distributed, name, getattr(verl_distributed, name))
+    monkeypatch.setattr(engine_workers, "initialize_global_process_group_ray",
+                        engine_workers.initialize_global_process_group_ray)
     cpu_support.patch_process_group_backend()
     verl_distributed.initialize_global_process_group_ray(timeout_second=30)
     tensor = torch.ones(2)
     torch.distributed.all_reduce(tensor)
     assert tensor.tolist() == [1.0, 1.0]
-    import verl.workers.engine_workers as engine_workers
-
     assert engine_workers.initialize_global_process_group_ray is verl_distributed.initialize_global_process_group_ray
 
 

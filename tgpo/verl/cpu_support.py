@@ -327,12 +327,26 @@ def register_platform() -> None:
 CPU_PROCESS_GROUP_BACKEND = "cpu:gloo"
 
 
+def initialize_cpu_process_group(timeout_second: int = 36000) -> tuple[int, int, int]:
+    """The process group of a torchrun process (verl's SFT trainer) on the CPU: gloo for every tensor.
+    Returns (local_rank, rank, world_size) from torchrun's environment, as verl's function does."""
+    from datetime import timedelta
+
+    import torch.distributed
+
+    torch.distributed.init_process_group(backend=CPU_PROCESS_GROUP_BACKEND, timeout=timedelta(seconds=timeout_second),
+                                         init_method=os.environ.get("DIST_INIT_METHOD"))
+    return int(os.environ["LOCAL_RANK"]), int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+
+
 def patch_process_group_backend() -> None:
-    """verl 0.9.1 verl/utils/distributed.py initialize_global_process_group_ray builds the backend string
-    `cpu:gloo,{device}:{backend}`, i.e. `cpu:gloo,cpu:gloo` on the CPU platform, which
-    torch.distributed.init_process_group rejects ("Duplicate device type cpu"). The function takes an
-    explicit `backend`: pass `cpu:gloo` when the caller gives none. verl.workers.engine_workers imports
-    the function by name, so its binding is replaced too when that module is already loaded."""
+    """verl 0.9.1 verl/utils/distributed.py builds the backend string `cpu:gloo,{device}:{backend}`, i.e.
+    `cpu:gloo,cpu:gloo` on the CPU platform, which torch.distributed.init_process_group rejects
+    ("Duplicate device type cpu"). initialize_global_process_group_ray (Ray workers) takes an explicit
+    `backend`: pass `cpu:gloo` when the caller gives none; initialize_global_process_group (torchrun,
+    the SFT trainer) takes none: replaced by initialize_cpu_process_group (its device selection is a
+    no-op on the CPU). verl.workers.engine_workers imports the _ray function by name, so its binding
+    is replaced too when that module is already loaded."""
     import sys
 
     from verl.utils import distributed as verl_distributed
@@ -347,6 +361,8 @@ def patch_process_group_backend() -> None:
     initialize_global_process_group_ray.tgpo_cpu_patch = True
     initialize_global_process_group_ray.__wrapped__ = original
     verl_distributed.initialize_global_process_group_ray = initialize_global_process_group_ray
+    initialize_cpu_process_group.__wrapped__ = verl_distributed.initialize_global_process_group
+    verl_distributed.initialize_global_process_group = initialize_cpu_process_group
     engine_workers = sys.modules.get("verl.workers.engine_workers")
     if engine_workers is not None:
         engine_workers.initialize_global_process_group_ray = initialize_global_process_group_ray
