@@ -39,3 +39,17 @@ def test_merge_names_a_bad_line(tmp_path):
     (tmp_path / "verl_metrics.1.jsonl").write_text('{"step": 1}\n')
     with pytest.raises(ValueError, match=r"verl_metrics\.1\.jsonl:1: not a verl file-logger line"):
         merge_verl_logs(tmp_path)
+
+
+def test_merge_adds_our_metric_names_beside_verls(tmp_path):
+    """The plugin's loss metrics arrive as actor/tgpo/...; metrics.jsonl also holds the local engine's names."""
+    from tgpo.engine.metrics import STEP_METRICS
+    from tgpo.verl.run import OUR_NAMES
+
+    data = {"actor/tgpo/teacher_oov_frac": 0.25, "actor/tgpo/guidance_loss": 3.0, "timing_s/update_actor": 0.5,
+            "tgpo/guidance_weight": 0.1, "actor/tgpo/guidance_weight": 0.1}
+    (tmp_path / "verl_metrics.1.jsonl").write_text(json.dumps({"step": 1, "data": data}) + "\n")
+    [line] = merge_verl_logs(tmp_path)
+    assert line["tgpo/teacher_oov_frac"] == 0.25 and line["tgpo/guidance_loss"] == 3.0
+    assert line["timing_s/update"] == 0.5 and line["actor/tgpo/teacher_oov_frac"] == 0.25
+    assert set(OUR_NAMES.values()) - {"tgpo/teacher_oov_tokens"} <= set(STEP_METRICS)

@@ -23,6 +23,20 @@ from pathlib import Path
 from tgpo import io
 
 VERL_LOG_GLOB = "verl_metrics.*.jsonl"
+# verl's names for metrics the local engine logs under other names (tgpo.engine.metrics.STEP_METRICS):
+# our plugin's loss-side metrics reach verl's log with the actor's prefix, the actor update is
+# `update_actor`. metrics.jsonl keeps verl's names and adds ours, so one figure script reads both engines.
+OUR_NAMES = {
+    "actor/tgpo/guidance_loss": "tgpo/guidance_loss",
+    "actor/tgpo/teacher_oov_frac": "tgpo/teacher_oov_frac",
+    "actor/tgpo/teacher_oov_tokens": "tgpo/teacher_oov_tokens",
+    "timing_s/update_actor": "timing_s/update",
+}
+
+
+def with_our_names(record: dict) -> dict:
+    """`record` plus our name for each verl metric of OUR_NAMES it holds (a name already set is kept)."""
+    return {**{ours: record[theirs] for theirs, ours in OUR_NAMES.items() if theirs in record}, **record}
 
 
 def merge_verl_logs(run_dir: Path) -> list[dict]:
@@ -40,7 +54,7 @@ def merge_verl_logs(run_dir: Path) -> list[dict]:
             except (ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"{path}:{line_number}: not a verl file-logger line ({error})") from None
             by_step[step] = {"step": step, **by_step.get(step, {}), **data}
-    return [by_step[step] for step in sorted(by_step)]
+    return [with_our_names(by_step[step]) for step in sorted(by_step)]
 
 
 def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics_log: Path,
