@@ -1,6 +1,7 @@
 """figures/paper_numbers.yaml against the paper's text, and the paper's marks reproduced by our rule.
 
-The tests read ../shared/paper/tgpo-paper.txt (or $TGPO_PAPER_TEXT); the project itself never does.
+The tests read the paper's Tables 1-3, quoted in tests/data/paper_tables.txt (or the full text at
+$TGPO_PAPER_TEXT); the project itself never does.
 The text extraction keeps underline as <u>..</u> but loses bold, so bold is checked against what the
 paper's prose states (best averages), underline against the visible <u> marks.
 """
@@ -17,7 +18,7 @@ from figures.paper_numbers import load_paper_numbers, paper_table
 from figures.tables import column_marks, render_markdown, table_from_paper
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_TEXT = Path(os.environ.get("TGPO_PAPER_TEXT", ROOT.parent / "shared" / "paper" / "tgpo-paper.txt"))
+PAPER_TEXT = Path(os.environ.get("TGPO_PAPER_TEXT", ROOT / "tests" / "data" / "paper_tables.txt"))
 
 # Where the paper's visible underlines differ from its stated rule (best bold, second underlined,
 # teachers excluded), applied to its own numbers. (row, column): (what the paper shows, what the rule gives).
@@ -35,7 +36,7 @@ PAPER_MARK_DEVIATIONS = {
 
 def paper_lines() -> list[str]:
     if not PAPER_TEXT.exists():
-        pytest.skip(f"paper text not found at {PAPER_TEXT} (set TGPO_PAPER_TEXT)")
+        raise FileNotFoundError(f"paper text not found at {PAPER_TEXT} (TGPO_PAPER_TEXT)")
     return PAPER_TEXT.read_text().splitlines()
 
 
