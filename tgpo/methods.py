@@ -29,9 +29,14 @@ RKL_KINDS = ("none", "token_advantage", "regulariser")
 HPARAM_NAMES = (
     "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "entropy_coef", "kl_coef", "kl_estimator",
     "w_init", "delta", "shaping_lambda", "rkl_coef", "rkl_estimator", "reward_mask_correct",
-    "luffy_gamma", "off_policy_per_group", "prime_beta", "prime_coef", "prime_rm_lr",
-    "loss_scale_factor", "lr", "sft_epochs",
+    "luffy_gamma", "off_policy_per_group", "prime_beta", "prime_coef", "prime_outcome_coef", "prime_rm_lr",
+    "prime_accuracy_low", "prime_accuracy_high", "prime_oversample", "loss_scale_factor", "lr", "sft_epochs",
 )  # fmt: skip
+
+# verl's compute_policy_loss_vanilla always applies the dual clip and asserts clip_ratio_c > 1. A recipe
+# without one (clip_ratio_c None) is given this bound instead: verl clamps the log-ratio to [-20, 20], so
+# the ratio never exceeds e^20 < 1e9 and the bound never binds (the same loss as no dual clip).
+VERL_NO_DUAL_CLIP = 1e9
 
 # The paper's shared setup (Section 4, Appendix B.1) and the authors' common recipe (notes section 0.1).
 SHARED_DEFAULTS: Mapping[str, Any] = MappingProxyType(
@@ -104,6 +109,10 @@ class MethodSpec:
             raise ValueError(f"MethodSpec {self.name!r}: guidance={self.guidance!r} needs teacher_signal='argmax'")
         if self.rkl != "none" and self.teacher_signal != "sampled_log_prob":
             raise ValueError(f"MethodSpec {self.name!r}: rkl={self.rkl!r} needs teacher_signal='sampled_log_prob'")
+        unclipped = [key for key in ("clip_ratio_low", "clip_ratio_high") if key in self.defaults and self.defaults[key] is None]
+        if unclipped and self.policy_loss != "off_policy_mix":
+            raise ValueError(f"MethodSpec {self.name!r}: {unclipped} None (no PPO clip) is only implemented by the "
+                             "off_policy_mix loss on verl (verl's own loss falls back to clip_ratio)")  # fmt: skip
         for attribute in ("defaults", "defaults_source", "verl_overrides"):
             object.__setattr__(self, attribute, MappingProxyType(dict(getattr(self, attribute))))
 
@@ -121,6 +130,11 @@ def verl_overrides_from_fields(spec_fields: Mapping[str, Any]) -> dict[str, Any]
         overrides["algorithm.norm_adv_by_std_in_grpo"] = estimator == "grpo"
     elif estimator == "rloo":
         overrides["algorithm.adv_estimator"] = "rloo"
+    elif spec_fields["rollouts"]:
+        # the advantage comes from elsewhere (verl's distillation loss or the plugin's advantage hook);
+        # GRPO only keeps verl critic-free, without a std normalisation the method does not have
+        overrides["algorithm.adv_estimator"] = "grpo"
+        overrides["algorithm.norm_adv_by_std_in_grpo"] = False
     overrides["actor_rollout_ref.actor.loss_agg_mode"] = spec_fields["loss_agg_mode"]
     return overrides
 
