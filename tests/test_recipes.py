@@ -184,5 +184,10 @@ def test_tgpo_r_masked_positions_are_not_favoured():
     assert valid_shaped.min() < shaped[0, 1] < valid_shaped.max() and shaped[0, 1] < 1.0
     assert shaped[0, 1].item() == pytest.approx(1 + 0.5 * float(teacher_log_probs[0, [0, 2, 3]].mean()))
     torch.testing.assert_close(shaped[1], advantages[1])  # a row without a valid position is not shaped
+    # padding never enters the mean: a valid mask that is 1 on padding gives the same with the response mask
+    response = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    padded_valid = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+    with_mask = shaped_advantages(advantages, teacher_log_probs, 0.5, padded_valid, response_mask=response)
+    torch.testing.assert_close(with_mask, shaped_advantages(advantages, teacher_log_probs, 0.5, padded_valid * response))
     # unmasked behaviour unchanged
     torch.testing.assert_close(shaped_advantages(advantages, teacher_log_probs, 0.5), advantages + 0.5 * teacher_log_probs)

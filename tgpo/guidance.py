@@ -34,16 +34,21 @@ def shaped_advantages(
     teacher_token_log_probs: Tensor,
     shaping_lambda: float,
     teacher_valid_mask: Tensor | None = None,
+    *,
+    response_mask: Tensor | None = None,
 ) -> Tensor:
     """Eq. 5: A_hat_{i,t} = A_{i,t} + lambda * sg[log pi_theta(y_t^T)], [B, T], with no gradient path.
 
-    advantages: [B, T]; teacher_token_log_probs: [B, T] (detached here); teacher_valid_mask: [B, T], 1 on
-    response positions whose teacher id the student can represent (0 on OOV and padding positions).
-    A masked position gets the mean bonus of its row's valid positions (0 in a row without any).
+    advantages: [B, T]; teacher_token_log_probs: [B, T] (detached here); teacher_valid_mask: [B, T], 1 where
+    the student can represent the teacher's id; response_mask: [B, T] (None: teacher_valid_mask is already
+    0 outside the response). A masked position gets the mean bonus of its row's valid response positions
+    (0 in a row without any).
     """
     bonus = teacher_token_log_probs.detach()
     if teacher_valid_mask is not None:
         valid = teacher_valid_mask.to(bonus.dtype)
+        if response_mask is not None:
+            valid = valid * response_mask.to(bonus.dtype)
         bonus = bonus * valid  # masked positions may hold anything (gathered id 0); never read them
         row_mean = bonus.sum(-1, keepdim=True) / valid.sum(-1, keepdim=True).clamp(min=1)
         bonus = torch.where(valid > 0, bonus, row_mean.expand_as(bonus))

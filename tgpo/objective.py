@@ -132,7 +132,8 @@ def _policy_term(
         return loss
     advantages = inputs.advantages
     if method.guidance == "reward_shaping":
-        advantages = shaped_advantages(advantages, log_probs["teacher"], float(hp["shaping_lambda"]), teacher_valid)
+        advantages = shaped_advantages(advantages, log_probs["teacher"], float(hp["shaping_lambda"]), teacher_valid,
+                                       response_mask=mask)  # fmt: skip
     on_policy_mask = mask
     if method.policy_loss == "off_policy_mix":
         off_rows = _require(inputs.off_policy_mask, "off_policy_mask", method).to(mask.dtype)
