@@ -129,6 +129,8 @@ def test_rkl_hook_advantages_equal_compute_advantages(monkeypatch):
     expected_rewards = -((padded(old, width) - padded(teacher, width)) * mask).sum(-1)
     assert torch.allclose(rewards, expected_rewards, atol=1e-5)
     assert metrics["tgpo/rkl_reward/mean"] == pytest.approx(float(expected_rewards.mean()), abs=1e-5)
+    # the unnormalised reward is the advantage of every token (App. A, Eq. 9): no group z-score on verl either
+    assert torch.allclose(advantages, expected_rewards.unsqueeze(-1) * mask, atol=1e-5)
     assert "rm_scores" not in written  # the verifier score stays as stored: verl logs it as critic/score/mean
 
 
