@@ -38,7 +38,8 @@ HPARAM_NAMES = (
 # the ratio never exceeds e^20 < 1e9 and the bound never binds (the same loss as no dual clip).
 VERL_NO_DUAL_CLIP = 1e9
 
-# The paper's shared setup (Section 4, Appendix B.1) and the authors' common recipe (notes section 0.1).
+# The paper's shared setup (Section 4, Appendix B.1) and the authors' common recipe (helldog-star/TGPO
+# exp_scripts_qwen2d5_math_7b/train_*_7b.sh, config/tasks.sh).
 SHARED_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "lr": 1e-6,
@@ -53,12 +54,14 @@ SHARED_DEFAULTS: Mapping[str, Any] = MappingProxyType(
 SHARED_DEFAULTS_SOURCE: Mapping[str, str] = MappingProxyType(
     {
         "lr": "paper App. B.1: constant learning rate 1e-6 for all RL runs",
-        "clip_ratio_low": "authors' train.sh (notes 0.1): PPO clip 0.2 (verl default)",
-        "clip_ratio_high": "authors' train.sh (notes 0.1): PPO clip 0.2 (verl default)",
-        "clip_ratio_c": "verl ActorConfig default dual-clip bound 3.0 (compute_policy_loss_vanilla)",
-        "entropy_coef": "authors' train.sh (notes 0.1): entropy_coeff 0.001 in every training script",
+        "clip_ratio_low": "helldog-star/TGPO train scripts: PPO clip_ratio 0.2 (the default of their verl fork)",
+        "clip_ratio_high": "helldog-star/TGPO train scripts: PPO clip_ratio 0.2 (the default of their verl fork)",
+        "clip_ratio_c": "volcengine/verl verl/workers/config/actor.py: ActorConfig clip_ratio_c 3.0, the dual clip of "
+        "verl/trainer/ppo/core_algos.py compute_policy_loss_vanilla",
+        "entropy_coef": "helldog-star/TGPO exp_scripts_qwen2d5_math_7b/train_*_7b.sh: entropy_coeff 0.001 in every script",
         "kl_coef": "paper Section 3.2: no explicit KL penalty to the reference (use_kl_loss False)",
-        "kl_estimator": "verl default kl_loss_type low_var_kl (= k3); unused while kl_coef is 0",
+        "kl_estimator": "volcengine/verl verl/trainer/config/actor/actor.yaml: kl_loss_type low_var_kl (= k3); unused while "
+        "kl_coef is 0",
     }
 )
 

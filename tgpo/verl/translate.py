@@ -176,7 +176,7 @@ def teacher_overrides(config: Mapping, experiment: str, teacher_key: str, traini
 
 
 def distillation_defaults(method: MethodSpec) -> dict[str, Any]:
-    """Keys whose YAML and dataclass defaults differ in verl 0.9.1 (notes 3.1): always set explicitly."""
+    """Keys whose YAML and dataclass defaults differ in verl 0.9.1 (docs/verl-0.9.md section 3): set explicitly."""
     loss = "distillation.distillation_loss."
     out = {loss + "loss_max_clamp": None, loss + "log_prob_min_clamp": None, loss + "use_task_rewards": True,
            loss + "distillation_loss_coef": 1.0, loss + "use_policy_gradient": False}  # fmt: skip
