@@ -14,9 +14,9 @@ KDRL = register_method(
         rkl="regulariser",
         defaults={"rkl_coef": 2e-3, "rkl_estimator": "k2", "reward_mask_correct": False},
         defaults_source={
-            "rkl_coef": "authors' KDRL re-implementation teacher_coef 0.002, constant (notes 1.7)",
-            "rkl_estimator": "KDRL: k2 as loss beats k3 (notes 1.7); authors' compute_token_on_kdrl_loss uses k2",
-            "reward_mask_correct": "off, as the authors' script (notes 1.7); KDRL's reward-guided masking is optional",
+            "rkl_coef": "helldog-star/TGPO exp_scripts_qwen2d5_math_7b/train_kdrl_7b.sh: teacher_coef 0.002, constant",
+            "rkl_estimator": "KDRL (Xu et al. 2025, arXiv 2506.02208): k2 estimator; helldog-star/TGPO mix_core_alg.py compute_token_on_kdrl_loss uses k2",
+            "reward_mask_correct": "off, as helldog-star/TGPO train_kdrl_7b.sh; KDRL's reward-guided masking (arXiv 2506.02208) is optional",
         },
         verl_overrides={
             "distillation.enabled": True,

@@ -1,7 +1,8 @@
 """Oat-Zero / Dr.GRPO (Liu et al. 2025): mean-only advantages, per-sequence token sums over a constant.
 
-Loss = (1 / (G * L_max)) sum_i sum_t clipped_i,t: `seq-mean-token-sum-norm` with
-loss_scale_factor = max response length (8192 at paper scale; set it to the run's max_new_tokens).
+Loss = (1 / (G * L_max)) sum_i sum_t max(-A_i rho_i,t, -A_i clip(rho_i,t, 1 +- eps)): `seq-mean-token-sum-norm`
+with loss_scale_factor = max response length (8192 at paper scale; set it to the run's max_new_tokens), and
+no dual clip (sail-sg/oat oat/algorithms/ppo.py: the plain PPO clip).
 """
 
 from tgpo.methods import method_spec, register_method
@@ -13,11 +14,13 @@ OAT_ZERO = register_method(
         "Dr.GRPO: advantage r - mean (no std), sequence token-sums divided by a constant max length, no KL",
         advantage_estimator="drgrpo",
         loss_agg_mode="seq-mean-token-sum-norm",
-        defaults={"loss_scale_factor": 8192, "entropy_coef": 0.0},
+        defaults={"loss_scale_factor": 8192, "entropy_coef": 0.0, "clip_ratio_c": None},
         defaults_source={
-            "loss_scale_factor": "Dr.GRPO constant_normalizer = generate_max_length (notes 1.5, verl docs "
-            "notes 1.3); 8192 = the paper's max_response_length (notes 0.1); use the run's max_new_tokens",
-            "entropy_coef": "understand-r1-zero recipe (notes 1.5): no entropy term, beta 0",
+            "loss_scale_factor": "Dr.GRPO (Liu et al. 2025, arXiv 2503.20783) Modification 1: masked_sum with "
+            "constant_normalizer=generate_max_length (sail-sg/understand-r1-zero train_zero_math.py); 8192 = the "
+            "paper's max response length (App. B.1); use the run's max_new_tokens",
+            "entropy_coef": "sail-sg/oat oat/algorithms/ppo.py: entropy is only logged, no entropy bonus in the loss",
+            "clip_ratio_c": "sail-sg/oat oat/algorithms/ppo.py: PPO clip max(-A rho, -A clip(rho)) without a dual clip",
         },
     )
 )

@@ -1,10 +1,13 @@
 """OP Distill (Lu & Thinking Machines 2025): the per-token RKL log-ratio is the advantage, no task reward.
 
 A_t = -(log pi_student(y_t) - log pi_teacher(y_t)), detached (kl_penalty_coef 1, discount 0), used with the
-clipped loss of Eq. 4.
+clipped loss of Eq. 4 and nothing else: no entropy bonus (tinker-cookbook's importance-sampling loss has
+none, and verl's distillation path with use_task_rewards=False drops the whole ppo_loss, entropy included).
 """
 
 from tgpo.methods import method_spec, register_method
+
+_COOKBOOK = "thinking-machines-lab/tinker-cookbook tinker_cookbook/distillation/train_on_policy.py"
 
 OP_DISTILL = register_method(
     method_spec(
@@ -15,9 +18,11 @@ OP_DISTILL = register_method(
         reward_source="none",
         teacher_signal="sampled_log_prob",
         rkl="token_advantage",
-        defaults={"rkl_coef": 1.0},
+        defaults={"rkl_coef": 1.0, "entropy_coef": 0.0},
         defaults_source={
-            "rkl_coef": "tinker-cookbook train_on_policy.py (notes 1.8): kl_penalty_coef 1.0, kl_discount 0",
+            "rkl_coef": f"{_COOKBOOK}: kl_penalty_coef 1.0, kl_discount_factor 0",
+            "entropy_coef": f"{_COOKBOOK}: no entropy bonus; verl 0.9.1 trainer/distillation/losses.py "
+            "(distillation_ppo_loss) zeroes ppo_loss, entropy included, when use_task_rewards=False",
         },
         verl_overrides={
             "distillation.enabled": True,

@@ -1,6 +1,12 @@
-"""RKL-only (Section 2.3, Figure 2 / 4): the sequence reward r(y) = -sum_t (log pi_s - log pi_T) is the sole reward.
+"""RKL-only (Section 2.3, Figure 2): the sequence reward r(y) = -sum_t (log pi_s - log pi_T) is the sole reward.
 
-The reward replaces the verifier's; group advantages (GRPO) and the clipped loss are unchanged.
+The reward is the advantage itself, unnormalised and without a baseline: the REINFORCE weight of App. A,
+Eq. 9 (g(y) ~ -grad log pi(y) * log rho(y)). A z-scored (GRPO) reward would bound a penalty of any size
+to a few standard deviations and remove the unbounded-penalty mechanism of Eq. 10-12 that Figure 2 is
+about; the authors' RKL script (helldog-star/TGPO exp_scripts_qwen2d5_math_1d5b/train_rkl_1d5b.sh,
+adv_estimator=rkl: luffy/verl/verl/mix_src/mix_core_alg.py compute_rkl_advantage) normalises nothing
+either. Its per-token form (advantage log pi_T - log pi_old per token) is OP Distill's (baselines/op_distill.py),
+Figure 2's token-level series. The clipped loss of Eq. 4 is unchanged.
 """
 
 from tgpo.methods import method_spec, register_method
@@ -9,7 +15,8 @@ RKL_ONLY = register_method(
     method_spec(
         "rkl_only",
         "RKL",
-        "GRPO whose only reward is the sequence reverse-KL reward -sum_t log(pi_s / pi_T) (Section 2.3)",
+        "Policy gradient whose only reward, unnormalised, is the sequence reverse-KL -sum_t log(pi_s / pi_T) (Section 2.3)",
+        advantage_estimator="none",
         reward_source="sequence_rkl",
         teacher_signal="sampled_log_prob",
         verl_overrides={

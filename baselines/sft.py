@@ -16,7 +16,7 @@ SFT = register_method(
         defaults_source={
             "lr": "paper App. B.1: SFT lr 5e-5 (OpenR1 protocol, warmup ratio 0.1)",
             "sft_epochs": "paper App. B.1: 3 epochs, global batch 64",
-            "entropy_coef": "plain NLL (OpenRLHF train_sft, notes 1.1): no entropy term",
+            "entropy_coef": "plain NLL (OpenRLHF openrlhf/cli/train_sft.py, the command in ElliottYan/LUFFY README.md): no entropy term",
         },
     )
 )

@@ -10,10 +10,10 @@ SIMPLERL_ZERO = register_method(
         needs_reference_model=True,
         defaults={"kl_coef": 1e-4, "kl_estimator": "k3", "entropy_coef": 1e-3},
         defaults_source={
-            "kl_coef": "SimpleRL-Zoo README (notes 1.3): --kl_loss_coef 1e-4",
-            "kl_estimator": "SimpleRL-Zoo verl recipe: kl_loss_type low_var_kl (= k3) (notes 7.2)",
-            "entropy_coef": "SimpleRL-Zoo README (notes 1.3): --entropy_coeffient 0.001",
-            "lr": "paper App. B.1 shared lr 1e-6 (their script uses 5e-7; notes 7.2 - chose the shared setup)",
+            "kl_coef": "hkust-nlp/simpleRL-reason README.md: --kl_loss_coef 1e-4",
+            "kl_estimator": "hkust-nlp/simpleRL-reason train_grpo_math_tune_ray.sh: kl_loss_type low_var_kl (= k3)",
+            "entropy_coef": "hkust-nlp/simpleRL-reason README.md: --entropy_coeffient 0.001",
+            "lr": "paper App. B.1 shared lr 1e-6 (hkust-nlp/simpleRL-reason train_grpo_math_tune_ray.sh uses 5e-7; the shared setup is chosen)",
         },
     )
 )

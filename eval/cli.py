@@ -25,7 +25,7 @@ from eval.grading import COMBINE_RULES, DEFAULT_TIMEOUT_S, GradeRequest, Grading
 from eval.metrics import correctness_matrix, score
 from eval.prompts import build_prompt, template_for_model
 
-DEFAULT_MAX_NEW_TOKENS = 8192  # the authors' eval script (notes section 2.1)
+DEFAULT_MAX_NEW_TOKENS = 8192  # helldog-star/TGPO eval_scripts/generate_vllm.py (max_tokens)
 SAMPLE_COLUMNS = ["prompt_id", "sample_index", "response", "finish_reason", "n_tokens", "extracted_answer",
                   "correct", "timed_out"]
 

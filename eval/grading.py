@@ -1,6 +1,6 @@
 """Grading a response against a benchmark's gold answer, with a hard per-item timeout.
 
-Maths (the TGPO authors' evaluation, notes section 2.1, `any_true=True`): the answer region is the text
+Maths (the TGPO authors' evaluation, helldog-star/TGPO eval_scripts/my_eval_sh.sh, `any_true=True`): the answer region is the text
 after the last `</think>` (the whole response when there is none). It is correct when
 
     Math-Verify: verify(parse("$" + gold + "$"), parse(answer_region))      (gold first)
@@ -11,7 +11,8 @@ last `\\boxed{...}` of the answer region equals the gold letter (LUFFY's OOD met
 accuracy). A benchmark with an `answer_regex` (the miniature world: `...#632.`) extracts the regex's
 first group and compares it with the gold string (numerically when both are numbers).
 
-Math-Verify's own timeouts use SIGALRM, which fails in threads (notes section 6.3), and some inputs
+Math-Verify's own timeouts use SIGALRM, which only works in a process's main thread (huggingface/Math-Verify
+src/math_verify/utils.py, timeout()), and some inputs
 (huge exponents, deeply nested fractions) make sympy run for minutes. So `GradingPool` grades in worker
 processes, one item at a time each; a worker still busy after `timeout_s` is killed and replaced, and its
 item is graded wrong with `timed_out=True`. A bad response costs at most the timeout.

@@ -8,9 +8,9 @@ The paper evaluates every trained model with the system prompt of Appendix B.2 f
 
 so a response continues inside the thought section and its answer follows `</think>` (template "tgpo").
 "tgpo_chat" puts the same system prompt and question through the tokenizer's chat template and appends
-`<think>\n` (the TGPO authors' "aligned" checkpoints, notes section 0.2). The released checkpoints the
-paper evaluates as-is keep the templates their authors evaluated them with (LUFFY's eval script, notes
-sections 1.3-1.5): SimpleRL-Zero "qwen", PRIME-Zero "prime", Oat-Zero "qwen_math". "raw" passes the
+`<think>\n` (the TGPO authors' "aligned" checkpoints, helldog-star/TGPO data/download.sh). The released checkpoints the
+paper evaluates as-is keep the templates their authors evaluated them with (ElliottYan/LUFFY
+eval_scripts/generate_vllm.py): SimpleRL-Zero "qwen", PRIME-Zero "prime", Oat-Zero "qwen_math". "raw" passes the
 question as is (the miniature world, whose multiple-choice prompts are `q|A:x|B:y|`).
 
 Multiple-choice questions list their (shuffled) options as `A) text` lines after the question, as in

@@ -231,6 +231,8 @@ def test_every_method_trains_five_steps(make_spec, method):
             assert key in record, (method, key)
         if method != "sft":
             assert "critic/score/mean" in record and "actor/pg_loss" in record
+        if method == "prime_zero":  # trained on the groups of accuracy in [0.2, 0.8] only, at most a step's worth
+            assert 0 < record["prime/kept_groups"] <= spec.prompts_per_step
     final = spec.output_dir / "checkpoint"
     assert (final / "config.json").is_file() and (final / "tokenizer_config.json").is_file()
     run_info = json.loads((spec.output_dir / "run.json").read_text())

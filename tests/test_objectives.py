@@ -188,7 +188,9 @@ def test_guidance_term_and_weight_schedule():
     per_token = guidance_loss_per_token(teacher_log_probs, valid)
     assert per_token.tolist()[0] == pytest.approx([math.log(2), 0.0, math.log(10)])
     shaped = shaped_advantages(torch.ones(1, 3), teacher_log_probs, 0.1, valid)
-    assert shaped.tolist()[0] == pytest.approx([1 - 0.1 * math.log(2), 1.0, 1 - 0.1 * math.log(10)])
+    # the masked position gets its row's mean shaping over the valid positions (issue 10: not 0, the maximum)
+    masked = 1 - 0.1 * (math.log(2) + math.log(10)) / 2
+    assert shaped.tolist()[0] == pytest.approx([1 - 0.1 * math.log(2), masked, 1 - 0.1 * math.log(10)])
     assert guidance_weight(0, 2e-3, 1e-5) == pytest.approx(2e-3)
     assert guidance_weight(100, 2e-3, 1e-5) == pytest.approx(1e-3)
     assert guidance_weight(200, 2e-3, 1e-5) == 0.0
@@ -328,9 +330,23 @@ def test_op_distill_and_rkl_only_advantages_hand_computed():
     teacher2 = teacher.clone()
     teacher2[1, 0] = -0.1  # second response now has reward 0 > -1
     rkl = compute_advantages(get_method("rkl_only"), {}, torch.tensor([1.0, 0.0]), torch.tensor([0, 0]), mask, old_log_probs=student, teacher_log_probs=teacher2)
-    # rewards -1, 0 -> grpo +-0.7071, verifier scores ignored
-    assert rkl[:, 0].tolist() == pytest.approx([-1 / math.sqrt(2), 1 / math.sqrt(2)], abs=1e-5)
-    assert rkl[1, 2].item() == 0.0
+    # rewards -1, 0 are the advantages themselves (no group z-score), verifier scores ignored
+    torch.testing.assert_close(rkl, torch.tensor([[-1.0, -1.0, -1.0], [0.0, 0.0, 0.0]]))
+
+
+def test_rkl_only_keeps_an_unbounded_penalty_unbounded():
+    """App. A, Eq. 10-12: one rejected sample (rho = 500 per token) in a group of consensus samples keeps its
+    whole penalty -sum_t log rho_t as advantage; a GRPO z-score would bound it to about -(G-1)/sqrt(G) = -2.47."""
+    group, length = 8, 4
+    student = torch.full((group, length), -0.5)
+    teacher = student.clone()
+    teacher[0] = student[0] - math.log(500.0)  # the teacher gives the first sample's tokens 500x less mass
+    mask = torch.ones(group, length)
+    advantages = compute_advantages(get_method("rkl_only"), {}, torch.zeros(group), torch.zeros(group, dtype=torch.long),
+                                    mask, old_log_probs=student, teacher_log_probs=teacher)  # fmt: skip
+    assert advantages[0].tolist() == pytest.approx([-length * math.log(500.0)] * length, rel=1e-6)
+    assert advantages[1:].abs().max().item() == 0.0
+    assert advantages[0, 0].item() < -20  # a z-scored reward would give -2.47 here
 
 
 # ----------------------------------------------------------------------------- LUFFY, PRIME, SFT, KL-to-ref
@@ -367,8 +383,8 @@ def test_prime_terms_hand_computed():
     groups = torch.tensor([0, 0, 1, 1])
     full = torch.ones(4, 3)
     full[1, 2] = 0
-    adv = prime_advantages(scores, torch.zeros(4, 3), groups, full, 5.0)
-    returns = torch.tensor([[1.0, 1, 1], [-1, -1, 0], [0, 0, 0], [0, 0, 0]])
+    adv = prime_advantages(scores, torch.zeros(4, 3), groups, full, 5.0, 5.0)
+    returns = 5.0 * torch.tensor([[1.0, 1, 1], [-1, -1, 0], [0, 0, 0], [0, 0, 0]])
     mean = returns.sum() / 11
     variance = (((returns - mean) * full) ** 2).sum() / 10
     torch.testing.assert_close(adv, (returns - mean) / torch.sqrt(variance + 1e-8) * full)

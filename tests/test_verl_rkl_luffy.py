@@ -129,6 +129,8 @@ def test_rkl_hook_advantages_equal_compute_advantages(monkeypatch):
     expected_rewards = -((padded(old, width) - padded(teacher, width)) * mask).sum(-1)
     assert torch.allclose(rewards, expected_rewards, atol=1e-5)
     assert metrics["tgpo/rkl_reward/mean"] == pytest.approx(float(expected_rewards.mean()), abs=1e-5)
+    # the unnormalised reward is the advantage of every token (App. A, Eq. 9): no group z-score on verl either
+    assert torch.allclose(advantages, expected_rewards.unsqueeze(-1) * mask, atol=1e-5)
     assert "rm_scores" not in written  # the verifier score stays as stored: verl logs it as critic/score/mean
 
 
@@ -298,7 +300,7 @@ def rows_predicting_responses(packed):
     return rows
 
 
-def luffy_through_verl(config, logits, data, input_ids, off_policy_mask=None):
+def luffy_through_verl(config, logits, data, input_ids, off_policy_mask=None, remove_clip=True):
     from verl.utils import torch_functional as verl_F
 
     # what the engine hands the loss: packed log-probs of the next token and entropies (model_output)
@@ -307,13 +309,13 @@ def luffy_through_verl(config, logits, data, input_ids, off_policy_mask=None):
     model_output = {"log_probs": log_probs, "entropy": verl_F.entropy_from_logits(logits)}
     if off_policy_mask is not None:
         data["off_policy_mask"] = off_policy_mask
-    loss_fn = partial(luffy.luffy_policy_loss, config=config, gamma=0.1)  # as LuffyTrainerSync installs it
+    loss_fn = partial(luffy.luffy_policy_loss, config=config, gamma=0.1, remove_clip=remove_clip)  # as LuffyTrainerSync
     loss, metrics = loss_fn(model_output=model_output, data=data, dp_group=None)
     (grad,) = torch.autograd.grad(loss, logits)
     return loss, grad, metrics
 
 
-def luffy_through_objective(logits, input_ids, old, adv, loss_scale_factor=7, entropy_coef=0.01):
+def luffy_through_objective(logits, input_ids, old, adv, loss_scale_factor=7, entropy_coef=0.01, clip=None):
     logits = logits.detach().requires_grad_(True)
     width = max(RESPONSE_LENS)
     pad = lambda rows: torch.stack([torch.nn.functional.pad(x, (0, 0) * (x.dim() - 1) + (0, width - x.shape[0])) for x in rows])  # noqa: E731
@@ -324,19 +326,26 @@ def luffy_through_objective(logits, input_ids, old, adv, loss_scale_factor=7, en
         old_log_probs=pad(old), advantages=pad(adv), off_policy_mask=torch.tensor(OFF_POLICY),
     )  # fmt: skip
     hparams = {"luffy_gamma": 0.1, "loss_scale_factor": loss_scale_factor, "entropy_coef": entropy_coef}
+    if clip is not None:  # (low, high, c); None = the recipe's defaults (no clip)
+        hparams.update(zip(("clip_ratio_low", "clip_ratio_high", "clip_ratio_c"), clip))
     loss, metrics = compute_loss(get_method("luffy"), inputs, hparams, 0,
                                  total_tokens=float(sum(RESPONSE_LENS)), total_sequences=len(RESPONSE_LENS))  # fmt: skip
     (grad,) = torch.autograd.grad(loss, logits)
     return loss, grad, metrics
 
 
-def test_luffy_loss_and_gradient_equal_compute_loss():
+@pytest.mark.parametrize("remove_clip", [True, False])  # the recipe (loss_remove_clip=True), and with verl's clip
+def test_luffy_loss_and_gradient_equal_compute_loss(remove_clip):
     config = luffy_actor_config()
-    assert config.loss_agg_mode == "seq-mean-token-sum-norm" and config.clip_ratio_low == pytest.approx(0.2)
+    assert config.loss_agg_mode == "seq-mean-token-sum-norm"
     logits, data, input_ids, old, adv = luffy_micro_batch(torch.Generator().manual_seed(3))
-    loss, grad, metrics = luffy_through_verl(config, logits, data, input_ids)
-    ref_loss, ref_grad, ref_metrics = luffy_through_objective(logits, input_ids, old, adv)
-    assert ref_metrics["actor/pg_clipfrac"] > 0, "the fixture must exercise clipping on the on-policy rows"
+    loss, grad, metrics = luffy_through_verl(config, logits, data, input_ids, remove_clip=remove_clip)
+    clip = None if remove_clip else (config.clip_ratio_low, config.clip_ratio_high, config.clip_ratio_c)
+    ref_loss, ref_grad, ref_metrics = luffy_through_objective(logits, input_ids, old, adv, clip=clip)
+    clipped, _, _ = luffy_through_objective(logits, input_ids, old, adv, clip=(0.2, 0.2, 3.0))
+    assert not torch.allclose(clipped, luffy_through_objective(logits, input_ids, old, adv)[0]), \
+        "the fixture must exercise clipping on the on-policy rows"
+    assert (ref_metrics["actor/pg_clipfrac"] == 0) == remove_clip
     assert torch.allclose(loss, ref_loss, atol=1e-10), (loss, ref_loss)
     assert torch.allclose(grad, ref_grad, atol=1e-10), (grad - ref_grad).abs().max()
     assert metrics["tgpo/off_policy_frac"].values == [pytest.approx(0.25)]
@@ -360,7 +369,7 @@ def test_luffy_overrides_validate_and_select_the_plugin():
     assert cfg.trainer.v1.trainer_mode == luffy.TRAINER_NAME and distillation is None
     assert cfg.actor_rollout_ref.rollout.agent.default_agent_loop == luffy.AGENT_NAME
     assert cfg.actor_rollout_ref.rollout.calculate_log_probs is False
-    assert luffy.luffy_settings(cfg) == {"gamma": pytest.approx(0.1), "off_policy_per_group": 1}
+    assert luffy.luffy_settings(cfg) == {"gamma": pytest.approx(0.1), "off_policy_per_group": 1, "remove_clip": True}
     assert actor.loss_scale_factor == 8192 and actor.loss_agg_mode == "seq-mean-token-sum-norm"
     rkl_trainer.check_algorithm_config(cfg.algorithm, get_method("luffy"))
     with pytest.raises(KeyError, match="luffy"):

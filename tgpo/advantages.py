@@ -66,7 +66,7 @@ def broadcast_to_tokens(sequence_values: Tensor, response_mask: Tensor) -> Tenso
 
 
 def leave_one_out_token_rewards(token_rewards: Tensor, reward_mask: Tensor, group_index: Tensor) -> Tensor:
-    """Leave-one-out baseline for token-level rewards (PRIME, notes section 1.4).
+    """Leave-one-out baseline for token-level rewards (PRIME-RL/PRIME training/verl/trainer/ppo/core_algos.py compute_rloo_returns).
 
     Each response's mean reward over its `reward_mask` tokens is its score; the baseline of response i
     is the mean score of the other members of its group, and every masked token reward of i becomes

@@ -4,11 +4,15 @@ Eq. 3: J_Guidance = -(1/|y|) sum_t log pi_theta(y_t^T | x, y_<t), with y_t^T the
 student's prefix. TGPO (Eq. 6) adds w_t * J_Guidance to the GRPO loss as a differentiable regulariser;
 TGPO_R (Eq. 5) instead shapes the advantage, A_hat_{i,t} = A_i + lambda * sg[log pi_theta(y_{i,t}^T | .)],
 inside the clipped loss, so the teacher log-prob carries no gradient.
-Positions whose teacher id is not in the student's vocabulary (teacher_valid_mask = 0) contribute nothing.
+Positions whose teacher id is not in the student's vocabulary (teacher_valid_mask = 0) carry no teacher
+information: they add nothing to the guidance loss, and in TGPO_R they get their sequence's mean shaping
+over its valid positions, so they are neither favoured nor penalised relative to the rest of their
+sequence (a shaping of 0 there would be the maximum of lambda * log pi <= 0, i.e. favour them).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -30,12 +34,22 @@ def shaped_advantages(
     teacher_token_log_probs: Tensor,
     shaping_lambda: float,
     teacher_valid_mask: Tensor | None = None,
+    *,
+    response_mask: Tensor | None = None,
 ) -> Tensor:
     """Eq. 5: A_hat_{i,t} = A_{i,t} + lambda * sg[log pi_theta(y_t^T)], [B, T], with no gradient path.
 
-    advantages: [B, T]; teacher_token_log_probs: [B, T] (detached here); teacher_valid_mask: [B, T].
+    advantages: [B, T]; teacher_token_log_probs: [B, T] (detached here); teacher_valid_mask: [B, T], 1 where
+    the student can represent the teacher's id; response_mask: [B, T] (None: teacher_valid_mask is already
+    0 outside the response). A masked position gets the mean bonus of its row's valid response positions
+    (0 in a row without any).
     """
     bonus = teacher_token_log_probs.detach()
     if teacher_valid_mask is not None:
-        bonus = bonus * teacher_valid_mask.to(bonus.dtype)
+        valid = teacher_valid_mask.to(bonus.dtype)
+        if response_mask is not None:
+            valid = valid * response_mask.to(bonus.dtype)
+        bonus = bonus * valid  # masked positions may hold anything (gathered id 0); never read them
+        row_mean = bonus.sum(-1, keepdim=True) / valid.sum(-1, keepdim=True).clamp(min=1)
+        bonus = torch.where(valid > 0, bonus, row_mean.expand_as(bonus))
     return advantages.detach() + shaping_lambda * bonus

@@ -29,11 +29,17 @@ RKL_KINDS = ("none", "token_advantage", "regulariser")
 HPARAM_NAMES = (
     "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "entropy_coef", "kl_coef", "kl_estimator",
     "w_init", "delta", "shaping_lambda", "rkl_coef", "rkl_estimator", "reward_mask_correct",
-    "luffy_gamma", "off_policy_per_group", "prime_beta", "prime_coef", "prime_rm_lr",
-    "loss_scale_factor", "lr", "sft_epochs",
+    "luffy_gamma", "off_policy_per_group", "prime_beta", "prime_coef", "prime_outcome_coef", "prime_rm_lr",
+    "prime_accuracy_low", "prime_accuracy_high", "prime_oversample", "loss_scale_factor", "lr", "sft_epochs",
 )  # fmt: skip
 
-# The paper's shared setup (Section 4, Appendix B.1) and the authors' common recipe (notes section 0.1).
+# verl's compute_policy_loss_vanilla always applies the dual clip and asserts clip_ratio_c > 1. A recipe
+# without one (clip_ratio_c None) is given this bound instead: verl clamps the log-ratio to [-20, 20], so
+# the ratio never exceeds e^20 < 1e9 and the bound never binds (the same loss as no dual clip).
+VERL_NO_DUAL_CLIP = 1e9
+
+# The paper's shared setup (Section 4, Appendix B.1) and the authors' common recipe (helldog-star/TGPO
+# exp_scripts_qwen2d5_math_7b/train_*_7b.sh, config/tasks.sh).
 SHARED_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "lr": 1e-6,
@@ -48,12 +54,14 @@ SHARED_DEFAULTS: Mapping[str, Any] = MappingProxyType(
 SHARED_DEFAULTS_SOURCE: Mapping[str, str] = MappingProxyType(
     {
         "lr": "paper App. B.1: constant learning rate 1e-6 for all RL runs",
-        "clip_ratio_low": "authors' train.sh (notes 0.1): PPO clip 0.2 (verl default)",
-        "clip_ratio_high": "authors' train.sh (notes 0.1): PPO clip 0.2 (verl default)",
-        "clip_ratio_c": "verl ActorConfig default dual-clip bound 3.0 (compute_policy_loss_vanilla)",
-        "entropy_coef": "authors' train.sh (notes 0.1): entropy_coeff 0.001 in every training script",
+        "clip_ratio_low": "helldog-star/TGPO train scripts: PPO clip_ratio 0.2 (the default of their verl fork)",
+        "clip_ratio_high": "helldog-star/TGPO train scripts: PPO clip_ratio 0.2 (the default of their verl fork)",
+        "clip_ratio_c": "volcengine/verl verl/workers/config/actor.py: ActorConfig clip_ratio_c 3.0, the dual clip of "
+        "verl/trainer/ppo/core_algos.py compute_policy_loss_vanilla",
+        "entropy_coef": "helldog-star/TGPO exp_scripts_qwen2d5_math_7b/train_*_7b.sh: entropy_coeff 0.001 in every script",
         "kl_coef": "paper Section 3.2: no explicit KL penalty to the reference (use_kl_loss False)",
-        "kl_estimator": "verl default kl_loss_type low_var_kl (= k3); unused while kl_coef is 0",
+        "kl_estimator": "volcengine/verl verl/trainer/config/actor/actor.yaml: kl_loss_type low_var_kl (= k3); unused while "
+        "kl_coef is 0",
     }
 )
 
@@ -104,6 +112,10 @@ class MethodSpec:
             raise ValueError(f"MethodSpec {self.name!r}: guidance={self.guidance!r} needs teacher_signal='argmax'")
         if self.rkl != "none" and self.teacher_signal != "sampled_log_prob":
             raise ValueError(f"MethodSpec {self.name!r}: rkl={self.rkl!r} needs teacher_signal='sampled_log_prob'")
+        unclipped = [key for key in ("clip_ratio_low", "clip_ratio_high") if key in self.defaults and self.defaults[key] is None]
+        if unclipped and self.policy_loss != "off_policy_mix":
+            raise ValueError(f"MethodSpec {self.name!r}: {unclipped} None (no PPO clip) is only implemented by the "
+                             "off_policy_mix loss on verl (verl's own loss falls back to clip_ratio)")  # fmt: skip
         for attribute in ("defaults", "defaults_source", "verl_overrides"):
             object.__setattr__(self, attribute, MappingProxyType(dict(getattr(self, attribute))))
 
@@ -121,6 +133,11 @@ def verl_overrides_from_fields(spec_fields: Mapping[str, Any]) -> dict[str, Any]
         overrides["algorithm.norm_adv_by_std_in_grpo"] = estimator == "grpo"
     elif estimator == "rloo":
         overrides["algorithm.adv_estimator"] = "rloo"
+    elif spec_fields["rollouts"]:
+        # the advantage comes from elsewhere (verl's distillation loss or the plugin's advantage hook);
+        # GRPO only keeps verl critic-free, without a std normalisation the method does not have
+        overrides["algorithm.adv_estimator"] = "grpo"
+        overrides["algorithm.norm_adv_by_std_in_grpo"] = False
     overrides["actor_rollout_ref.actor.loss_agg_mode"] = spec_fields["loss_agg_mode"]
     return overrides
 

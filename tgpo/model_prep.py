@@ -3,12 +3,12 @@
     python -m tgpo prepare-model --config config/paper-7b.yaml --model qwen25_math_7b \
         --out results/paper-7b/models/qwen25_math_7b [--source <local dir>] [--align-source <local dir>]
 
-Three changes, as the TGPO authors' "aligned" checkpoints (notes baselines-and-eval 0.2) and LUFFY's
+Three changes, as the TGPO authors' "aligned" checkpoints (helldog-star/TGPO data/align_tokenizer.py and data/download.sh) and LUFFY's
 `Elliott/Qwen2.5-Math-7B-16k-think`:
 
 1. Context: RoPE base theta 10,000 -> `prepare.rope_theta` (40,000) and `max_position_embeddings` ->
    `prepare.max_position_embeddings` (16,384), written into config.json itself, because verl's
-   `override_config` does not reach the vLLM rollout (notes verl-0.9 pitfall 7).
+   `override_config` does not reach the vLLM rollout (docs/verl-0.9.md section 4).
 2. Vocabulary: the tokenizer gets the other model's (`prepare.align_vocab_with`) extra tokens at the
    same ids (Qwen3 adds `<tool_response>`, `</tool_response>`, `<think>`, `</think>` after Qwen2.5's
    151,665 ids), and the embedding matrices are resized to

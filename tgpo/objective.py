@@ -50,6 +50,11 @@ class LossInputs:
     sequence_scores: Tensor | None = None  # [B] verifier reward; KDRL's reward-guided masking only
 
 
+def _optional_float(value: Any) -> float | None:
+    """A clip setting: None (the recipe has no such clip) or its float value."""
+    return None if value is None else float(value)
+
+
 def _require(value: Any, what: str, method: MethodSpec) -> Any:
     if value is None:
         raise ValueError(f"method {method.name!r} needs {what}, but it was None")
@@ -77,17 +82,23 @@ def compute_advantages(
     mask = response_mask.to(torch.float32)
     if method.reward_source == "verifier+implicit_prm":
         rewards = _require(implicit_rewards, "implicit_rewards (PRIME process rewards)", method)
-        return prime_advantages(scores, rewards, group_index, mask, float(hp["prime_coef"]))
+        return prime_advantages(
+            scores, rewards, group_index, mask, float(hp["prime_coef"]), float(hp["prime_outcome_coef"])
+        )
     if method.rkl == "token_advantage":
         student = _require(old_log_probs, "old_log_probs", method)
         teacher = _require(teacher_log_probs, "teacher_log_probs", method)
         return rkl_token_advantages(student, teacher, mask, float(hp.get("rkl_coef", 1.0)))
-    if method.advantage_estimator == "none":
+    if method.reward_source == "none":
         return torch.zeros_like(mask)
     if method.reward_source == "sequence_rkl":
         student = _require(old_log_probs, "old_log_probs", method)
         teacher = _require(teacher_log_probs, "teacher_log_probs", method)
         scores = sequence_rkl_reward(student, teacher, mask)
+    if method.advantage_estimator == "none":
+        # REINFORCE with the raw reward (App. A, Eq. 9): no baseline, no normalisation, so an unbounded
+        # RKL penalty stays unbounded (Eq. 10-12)
+        return broadcast_to_tokens(scores, mask)
     return broadcast_to_tokens(group_advantages(scores, group_index, method.advantage_estimator), mask)
 
 
@@ -121,7 +132,8 @@ def _policy_term(
         return loss
     advantages = inputs.advantages
     if method.guidance == "reward_shaping":
-        advantages = shaped_advantages(advantages, log_probs["teacher"], float(hp["shaping_lambda"]), teacher_valid)
+        advantages = shaped_advantages(advantages, log_probs["teacher"], float(hp["shaping_lambda"]), teacher_valid,
+                                       response_mask=mask)  # fmt: skip
     on_policy_mask = mask
     if method.policy_loss == "off_policy_mix":
         off_rows = _require(inputs.off_policy_mask, "off_policy_mask", method).to(mask.dtype)
@@ -130,9 +142,9 @@ def _policy_term(
         response_log_probs,
         inputs.old_log_probs,
         advantages,
-        float(hp["clip_ratio_low"]),
-        float(hp["clip_ratio_high"]),
-        clip_ratio_c=hp.get("clip_ratio_c"),
+        _optional_float(hp["clip_ratio_low"]),
+        _optional_float(hp["clip_ratio_high"]),
+        clip_ratio_c=_optional_float(hp.get("clip_ratio_c")),
         response_mask=on_policy_mask,
     )
     metrics.update(clip_metrics)

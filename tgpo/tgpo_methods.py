@@ -16,13 +16,14 @@ _TEACHER_POOL = {
     "distillation.distillation_loss.distillation_loss_coef": 1.0,
     "distillation.distillation_loss.loss_max_clamp": None,
     "distillation.distillation_loss.log_prob_min_clamp": None,
-    "actor_rollout_ref.actor.calculate_entropy": True,  # required: in-place CE backward (verl notes 2.2)
+    "actor_rollout_ref.actor.calculate_entropy": True,  # required: in-place CE backward (docs/verl-0.9.md section 2)
     "actor_rollout_ref.model.use_fused_kernels": False,
     "trainer.v1.trainer_mode": "tgpo_sync",
 }
 
 _GUIDANCE_SOURCES = {
-    "w_init": "paper Section 5.3: w_init = 2e-3 (authors' teacher_coef 0.002, notes 1.9)",
+    "w_init": "paper Section 5.3: w_init = 2e-3 (helldog-star/TGPO exp_scripts_qwen2d5_math_7b/train_tipo_reg_7b.sh: "
+    "teacher_coef 0.002)",
 }
 
 
@@ -61,7 +62,8 @@ TGPO_ANNEALING = register_method(
         "TGPO-annealing",
         "TGPO (Eq. 6) with the linearly decaying weight w_t = max(w_init - delta * t, 0) (Section 3.2)",
         delta=1e-5,
-        delta_source="paper Section 5.3 'Ours' (delta 1e-5, zero at step 200); authors' mix_trainer.py",
+        delta_source="paper Section 5.3 'Ours' (delta 1e-5, zero at step 200); helldog-star/TGPO "
+        "train_tipo_reg_7b.sh decay_rate 1e-5, luffy/verl/verl/mix_src/mix_trainer.py",
     )
 )
 
@@ -75,7 +77,8 @@ TGPO_R = register_method(
         defaults={"shaping_lambda": 0.02},
         defaults_source={
             "shaping_lambda": "not given in the paper; authors' earlier reward-shaping script tipo_adv used "
-            "coefficient 0.02 (notes 1.9) - treat as a choice, constant over training",
+            "teacher_coef 0.02 (helldog-star/TGPO exp_scripts_qwen2d5_math_7b/train_tipo_adv_7b.sh) - a choice, "
+            "constant over training",
         },
         verl_overrides={
             **_TEACHER_POOL,

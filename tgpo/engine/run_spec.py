@@ -19,7 +19,7 @@ from typing import Any
 
 from tgpo.resolve import TRAINING_DEFAULTS, layered_settings, settings_hash
 
-# Fields that do not change what is trained (where it is written, notes, provenance): not in run_hash.
+# Fields that do not change what is trained (where it is written, remarks, provenance): not in run_hash.
 NOT_DETERMINING = frozenset({"output_dir", "run_hash", "extra", "sources", "experiment"})
 PATH_FIELDS = ("output_dir", "student_path", "teacher_path", "reference_path", "train_data", "traces_data")
 POSITIVE_INT_FIELDS = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "updates_per_step",
@@ -60,7 +60,7 @@ class RunSpec:
     run_hash: str = ""  # tgpo.resolve's hash of what the run trains; "" -> the hash of this spec's settings
     top_p: float = 1.0
     sources: dict = field(default_factory=dict)  # setting name -> where its value came from (tgpo.resolve)
-    extra: dict = field(default_factory=dict)  # free-form notes carried into run.json
+    extra: dict = field(default_factory=dict)  # free-form remarks carried into run.json
 
     def __post_init__(self) -> None:
         for name in PATH_FIELDS:

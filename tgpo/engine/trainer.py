@@ -2,7 +2,10 @@
 
 One step of an on-policy method:
   1. sample G rollouts per prompt from the student (LUFFY: the last `off_policy_per_group` of each group
-     are the prompt's teacher trace instead) and score them with the verifier -> r_i;
+     are the prompt's teacher trace instead) and score them with the verifier -> r_i; PRIME samples
+     prime_oversample x the prompts and keeps the first prompts_per_step groups whose accuracy is in
+     [prime_accuracy_low, prime_accuracy_high] (a step where none is skips its update and says so in
+     prime/kept_groups = 0);
   2. one teacher forward over the student's sequences -> teacher_token_ids / teacher_log_probs;
   3. old_log_probs (and the reference's log-probs) in inference mode, once, before any update;
      PRIME: implicit process rewards from the reward model, then one reward-model update;
@@ -290,6 +293,18 @@ class Trainer:
         ]
 
     # ------------------------------------------------------------------ PRIME
+    def accuracy_filtered(self, rollouts: list[Rollout], scores: torch.Tensor, off_policy_mask: torch.Tensor):
+        """The first prompts_per_step groups whose accuracy is in [prime_accuracy_low, prime_accuracy_high]."""
+        from tgpo.implicit_reward import accuracy_filter
+
+        group_index = torch.tensor([r.prompt_index for r in rollouts], dtype=torch.long)
+        keep = accuracy_filter(scores, group_index, float(self.hparams["prime_accuracy_low"]),
+                               float(self.hparams["prime_accuracy_high"]))  # fmt: skip
+        kept_groups = sorted({int(g) for g in group_index[keep]})[: self.spec.prompts_per_step]
+        keep = keep & torch.isin(group_index, torch.tensor(kept_groups, dtype=torch.long))
+        indices = torch.nonzero(keep).squeeze(-1).tolist()
+        return [rollouts[i] for i in indices], scores[keep], off_policy_mask[keep]
+
     def prime_rewards(self, batch: RolloutBatch, scores: torch.Tensor, ref_log_probs: torch.Tensor, step: int):
         """Implicit process rewards [N, T] of the reward model (before its update), then one RM update."""
         from tgpo.implicit_reward import implicit_process_rewards, reward_model_loss
@@ -374,7 +389,9 @@ class Trainer:
 
         spec, method = self.spec, self.method
         step_start = time.perf_counter()
-        rows = prompt_rows_for_step(len(self.prompt_table), spec.prompts_per_step, step, spec.seed)
+        filtered = "prime_accuracy_low" in self.hparams  # PRIME: oversample, keep groups of accuracy in bounds
+        oversample = int(self.hparams["prime_oversample"]) if filtered else 1
+        rows = prompt_rows_for_step(len(self.prompt_table), spec.prompts_per_step * oversample, step, spec.seed)
         record: dict[str, float] = {"step": step}
 
         off_policy_mask = None
@@ -384,6 +401,13 @@ class Trainer:
             scores = torch.tensor([float(self.verifier(r.response_text, a)) for r, a in zip(rollouts, answers)])
             on_policy = off_policy_mask == 0
             record["critic/score/mean"] = float(scores[on_policy].mean())
+            if filtered:
+                rollouts, scores, off_policy_mask = self.accuracy_filtered(rollouts, scores, off_policy_mask)
+                on_policy = off_policy_mask == 0
+                record["prime/kept_groups"] = float(len({r.prompt_index for r in rollouts}))
+                if not rollouts:  # no prompt of this step in the accuracy band: nothing to train on
+                    record["timing_s/step"] = time.perf_counter() - step_start
+                    return record
             if method.policy_loss != "off_policy_mix":
                 off_policy_mask = None
         else:

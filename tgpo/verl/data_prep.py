@@ -113,7 +113,7 @@ def prompt_table(rows: Iterable[Mapping[str, Any]], source: str) -> "Any":
 
 
 def verl_row(prompt_id: int, question: str, answer: str, split: str, *, target: str | None = None) -> dict:
-    """One row of verl's RL parquet (notes verl-0.9 section 5.2); `target` is LUFFY's off-policy trace."""
+    """One row of verl's RL parquet (docs/verl-0.9.md section 4); `target` is LUFFY's off-policy trace."""
     extra_info: dict[str, Any] = {"index": int(prompt_id), "split": split, "prompt_id": int(prompt_id),
                                   "answer": answer}
     if target is not None:

@@ -4,7 +4,8 @@ Each prompt's group of K samples mixes `off_policy_per_group` teacher traces (ta
 `extra_info.target`, LUFFY's prefix ratio 1.0) with K - off_policy_per_group student rollouts. The
 per-token loss is (tgpo.off_policy, tgpo.policy_loss)
 
-    on-policy rows:   the clipped surrogate of Eq. 4,  max(-A rho, -A clip(rho, 1-eps, 1+eps))
+    on-policy rows:   -A rho with LUFFY's loss_remove_clip (luffy.remove_clip=true, the recipe), else the
+                      clipped surrogate of Eq. 4, max(-A rho, -A clip(rho, 1-eps, 1+eps)) with verl's dual clip
     off-policy rows:  -A * f(pi_theta(y_t)),  f(p) = p / (p + gamma)   (no ratio, no clipping)
 
 aggregated with the actor's loss_agg_mode (seq-mean-token-sum-norm over a constant, LUFFY's
@@ -20,7 +21,8 @@ tgpo.objective.compute_advantages over the whole mixed group (Dr.GRPO, mean-only
 3. `LuffyTrainerSync` ("luffy_sync"): installs the loss after the workers exist, and computes the
    advantages with tgpo.objective.compute_advantages (tgpo.verl.rkl_trainer.MethodAdvantageTrainer).
 
-Hyper-parameters come from the root config group `luffy` (`+luffy.gamma`, `+luffy.off_policy_per_group`).
+Hyper-parameters come from the root config group `luffy` (`+luffy.gamma`, `+luffy.off_policy_per_group`,
+`+luffy.remove_clip`).
 """
 
 from __future__ import annotations
@@ -49,18 +51,18 @@ CONFIG_GROUP = "luffy"
 
 
 # ------------------------------------------------------------------ config
-def luffy_settings(config: Mapping[str, Any] | None) -> dict[str, float | int]:
-    """{"gamma", "off_policy_per_group"} from the root config group `luffy` (+luffy.gamma=...)."""
+def luffy_settings(config: Mapping[str, Any] | None) -> dict[str, float | int | bool]:
+    """{"gamma", "off_policy_per_group", "remove_clip"} from the root config group `luffy` (+luffy.gamma=...)."""
     group = dict((config or {}).get(CONFIG_GROUP) or {})
-    missing = [key for key in ("gamma", "off_policy_per_group") if group.get(key) is None]
+    missing = [key for key in ("gamma", "off_policy_per_group", "remove_clip") if group.get(key) is None]
     if missing:
-        raise KeyError(f"tgpo verl plugin (LUFFY): config group '{CONFIG_GROUP}' lacks {missing}; "
-                       f"pass +{CONFIG_GROUP}.gamma=0.1 +{CONFIG_GROUP}.off_policy_per_group=1")  # fmt: skip
-    gamma, per_group = float(group["gamma"]), int(group["off_policy_per_group"])
-    if gamma <= 0 or per_group < 0:
-        raise ValueError(f"tgpo verl plugin (LUFFY): expected {CONFIG_GROUP}.gamma > 0 and "
-                         f"off_policy_per_group >= 0, got {gamma} and {per_group}")  # fmt: skip
-    return {"gamma": gamma, "off_policy_per_group": per_group}
+        raise KeyError(f"tgpo verl plugin (LUFFY): config group '{CONFIG_GROUP}' lacks {missing}; pass "
+                       f"+{CONFIG_GROUP}.gamma=0.1 +{CONFIG_GROUP}.off_policy_per_group=1 +{CONFIG_GROUP}.remove_clip=true")  # fmt: skip
+    gamma, per_group, remove_clip = float(group["gamma"]), int(group["off_policy_per_group"]), group["remove_clip"]
+    if gamma <= 0 or per_group < 0 or not isinstance(remove_clip, bool):
+        raise ValueError(f"tgpo verl plugin (LUFFY): expected {CONFIG_GROUP}.gamma > 0, off_policy_per_group >= 0 "
+                         f"and remove_clip true|false, got {gamma}, {per_group} and {remove_clip!r}")  # fmt: skip
+    return {"gamma": gamma, "off_policy_per_group": per_group, "remove_clip": remove_clip}
 
 
 # ------------------------------------------------------------------ agent loop
@@ -182,9 +184,11 @@ def off_policy_rows(off_policy_mask: torch.Tensor) -> torch.Tensor:
     return torch.stack(flags)
 
 
-def luffy_policy_loss(config, model_output: dict, data: TensorDict, dp_group=None, *, gamma: float):
-    """Actor loss of one micro-batch: clipped (on-policy rows) / -A f(p) (off-policy rows) - entropy bonus.
+def luffy_policy_loss(config, model_output: dict, data: TensorDict, dp_group=None, *, gamma: float,
+                      remove_clip: bool):
+    """Actor loss of one micro-batch: -A rho or clipped (on-policy rows) / -A f(p) (off-policy rows) - entropy bonus.
 
+    remove_clip: LUFFY's loss_remove_clip (no PPO clip, no dual clip on on-policy rows).
     config: verl ActorConfig (loss_agg_mode, clip ratios, entropy_coeff, loss_scale_factor);
     model_output: {"log_probs", "entropy"?} packed; data: the micro-batch with `off_policy_mask`.
     """
@@ -204,11 +208,15 @@ def luffy_policy_loss(config, model_output: dict, data: TensorDict, dp_group=Non
     advantages = padded["advantages"].to(log_probs.dtype)
     agg = partial(agg_loss, loss_mask=response_mask, loss_agg_mode=config.loss_agg_mode, **config.global_batch_info)
 
-    clip_low = config.clip_ratio_low if config.clip_ratio_low is not None else config.clip_ratio
-    clip_high = config.clip_ratio_high if config.clip_ratio_high is not None else config.clip_ratio
+    if remove_clip:
+        clip_low = clip_high = clip_ratio_c = None
+    else:
+        clip_low = config.clip_ratio_low if config.clip_ratio_low is not None else config.clip_ratio
+        clip_high = config.clip_ratio_high if config.clip_ratio_high is not None else config.clip_ratio
+        clip_ratio_c = config.get("clip_ratio_c", 3.0)
     on_policy_loss, clip_metrics = clipped_policy_loss(
         log_probs, padded["old_log_probs"].to(log_probs.dtype), advantages, clip_low, clip_high,
-        clip_ratio_c=config.get("clip_ratio_c", 3.0), response_mask=response_mask * (1 - off_rows).unsqueeze(-1),
+        clip_ratio_c=clip_ratio_c, response_mask=response_mask * (1 - off_rows).unsqueeze(-1),
     )  # fmt: skip
     off_policy_loss = off_policy_loss_per_token(log_probs, advantages, gamma)
     pg_loss = agg(mix_on_off_policy(on_policy_loss, off_policy_loss, off_rows))
@@ -246,7 +254,8 @@ class LuffyTrainerSync(MethodAdvantageTrainer):
 
         super()._setup()
         actor_config = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
-        self.actor_rollout_wg.set_loss_fn(partial(luffy_policy_loss, config=actor_config, gamma=self.luffy["gamma"]))
+        self.actor_rollout_wg.set_loss_fn(partial(luffy_policy_loss, config=actor_config, gamma=self.luffy["gamma"],
+                                                  remove_clip=self.luffy["remove_clip"]))
 
 
 def _agent_loop_target() -> dict[str, str]:

@@ -4,8 +4,8 @@ For a response y ~ pi_theta of prompt x, the reward is (tgpo.reverse_kl.sequence
 
     r(y) = -sum_t ( log pi_old(y_t | x, y_<t) - log pi_T(y_t | x, y_<t) )
 
-over the student's sampled response tokens; advantages are GRPO's over the prompt's group (Eq. 4), and the
-clipped loss is verl's ppo_loss. Three pieces go in:
+over the student's sampled response tokens; the advantage is that reward itself, unnormalised (App. A,
+Eq. 9; baselines/rkl_only.py), and the clipped loss is verl's ppo_loss. Three pieces go in:
 
 1. `rkl_reward` - a distillation loss mode registered with `use_estimator=True`, so verl's teacher pool
    returns the teacher log-prob of every *sampled* token (`teacher_logprobs`, vLLM prompt_logprobs=0),
@@ -119,7 +119,11 @@ def method_advantages(
 
 
 def check_algorithm_config(algorithm, method: MethodSpec) -> None:
-    """The verl `algorithm` keys the replaced advantage step would otherwise silently ignore."""
+    """The verl `algorithm` keys the replaced advantage step would otherwise silently ignore.
+
+    adv_estimator must be 'grpo' (critic-free; the step itself is replaced), and norm_adv_by_std_in_grpo
+    must say what the method does: true only for the std-normalised GRPO estimator.
+    """
     expected = {"adv_estimator": "grpo", "use_kl_in_reward": False,
                 "norm_adv_by_std_in_grpo": method.advantage_estimator == "grpo"}  # fmt: skip
     wrong = {key: algorithm.get(key) for key, value in expected.items() if algorithm.get(key) != value}
@@ -170,7 +174,7 @@ class MethodAdvantageTrainer(SyncModeTrainer):
 
 
 class RKLRewardTrainerSync(MethodAdvantageTrainer):
-    """RKL-only (Section 2.3): GRPO on the sequence reverse-KL reward; the verifier is only logged."""
+    """RKL-only (Section 2.3): the unnormalised sequence reverse-KL reward as advantage; the verifier is only logged."""
 
     METHOD = "rkl_only"
 

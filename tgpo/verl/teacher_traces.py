@@ -5,7 +5,7 @@
 
 The teacher (`data.traces.teacher`) answers every training prompt once, with vLLM, through its own chat
 template over [system prompt of App. B.2, question] at `data.traces.temperature` and
-`data.traces.max_new_tokens` (notes baselines-and-eval 0.3). A trace is kept when it finished (EOS, not
+`data.traces.max_new_tokens` (helldog-star/TGPO data/my_prepare_train.py, data/my_verify.py). A trace is kept when it finished (EOS, not
 cut at the token limit) and Math-Verify judges its answer equal to the gold, graded by eval.grading (the
 same grader as the evaluation: answer after `</think>`, gold first, each item under a hard timeout).
 The paper keeps ~35k of 46k prompts.

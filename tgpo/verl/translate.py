@@ -14,7 +14,7 @@ from typing import Any
 
 from tgpo import config as tgpo_config
 from tgpo.layout import ResultsLayout
-from tgpo.methods import MethodSpec, get_method
+from tgpo.methods import VERL_NO_DUAL_CLIP, MethodSpec, get_method
 from tgpo.resolve import resolve_experiment
 
 # Methods the verl engine does not train (each with what to do instead).
@@ -130,6 +130,8 @@ def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str
     for ours, theirs in simple.items():
         if hparams.get(ours) is not None:
             out[theirs] = hparams[ours]
+    if method.rollouts and hparams.get("clip_ratio_c") is None:  # the recipe has no dual clip (Oat-Zero, LUFFY)
+        out[ACTOR + "clip_ratio_c"] = VERL_NO_DUAL_CLIP
     out[ACTOR + "use_kl_loss"] = float(hparams.get("kl_coef") or 0.0) > 0
     if out[ACTOR + "use_kl_loss"]:
         out[ACTOR + "kl_loss_coef"] = hparams["kl_coef"]
@@ -147,6 +149,8 @@ def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str
         for key in ("luffy_gamma", "off_policy_per_group"):
             if hparams.get(key) is not None:
                 out["+luffy." + key.removeprefix("luffy_")] = hparams[key]
+        # LUFFY's loss_remove_clip: clip ratios None (the recipe) -> the plugin's loss clips nothing
+        out["+luffy.remove_clip"] = hparams.get("clip_ratio_low") is None and hparams.get("clip_ratio_high") is None
     return out
 
 
@@ -172,7 +176,7 @@ def teacher_overrides(config: Mapping, experiment: str, teacher_key: str, traini
 
 
 def distillation_defaults(method: MethodSpec) -> dict[str, Any]:
-    """Keys whose YAML and dataclass defaults differ in verl 0.9.1 (notes 3.1): always set explicitly."""
+    """Keys whose YAML and dataclass defaults differ in verl 0.9.1 (docs/verl-0.9.md section 3): set explicitly."""
     loss = "distillation.distillation_loss."
     out = {loss + "loss_max_clamp": None, loss + "log_prob_min_clamp": None, loss + "use_task_rewards": True,
            loss + "distillation_loss_coef": 1.0, loss + "use_policy_gradient": False}  # fmt: skip
