@@ -98,6 +98,9 @@ def cpu_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
         "+" + rollout + "enable_sleep_mode": False,
         rollout + "agent.num_workers": 1,
         "reward.num_workers": 1,
+        # verl's default of 8 forked dataloader workers holds ~0.6 GB each (a copy of the TaskRunner) for
+        # prompts a few characters long; with several runs on one machine Ray's OOM monitor kills them
+        "data.dataloader_num_workers": 0,
         "ray_kwargs.ray_init.num_cpus": RAY_LOGICAL_CPUS,
         "+ray_kwargs.ray_init.num_gpus": student_ranks + teacher_ranks,
         "transfer_queue.backend.SimpleStorage.num_data_storage_units": TRANSFER_QUEUE_STORAGE_UNITS,
