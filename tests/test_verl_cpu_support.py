@@ -165,7 +165,7 @@ def test_cpu_platform_places_workers_on_logical_ray_gpus(fresh_platform_registry
 
     module = torch.nn.Linear(2, 2)
     assert module.to(device=platform.current_device()).weight.device.type == "cpu"
-    assert platform.rollout_env_vars()["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert platform.rollout_env_vars()["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
     free, total = platform.device_module.mem_get_info()
     assert 0 < free <= total
     platform.device_module.empty_cache()

@@ -52,9 +52,17 @@ def accelerator_present() -> bool:
 
 
 def vllm_cpu_environment() -> dict[str, str]:
-    """vLLM CPU settings (vllm/envs.py): 1 GiB of KV cache, no thread pinning (cores are shared),
-    one OpenMP thread per process (several vLLM servers and FSDP ranks share the cores)."""
-    return {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
+    """vLLM CPU settings (vllm/envs.py), the evaluation's (eval.generation.VLLM_CPU_ENV)."""
+    from eval.generation import VLLM_CPU_ENV
+
+    return dict(VLLM_CPU_ENV)
+
+
+def vllm_kv_cache_bytes() -> int:
+    """KV-cache bytes of every vLLM server of a CPU run, the evaluation's (eval.generation)."""
+    from eval.generation import VLLM_CPU_KV_CACHE_BYTES
+
+    return VLLM_CPU_KV_CACHE_BYTES
 
 
 def cpu_environment() -> dict[str, str]:
@@ -91,7 +99,8 @@ def cpu_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
         rollout + "tensor_model_parallel_size": 1,
         rollout + "enforce_eager": True,  # no graph capture on CPU
         rollout + "dtype": "float32",
-        rollout + "gpu_memory_utilization": 0.1,  # vLLM CPU sizes its cache by VLLM_CPU_KVCACHE_SPACE
+        rollout + "gpu_memory_utilization": 0.1,  # unused on CPU: the KV cache is given in bytes
+        f"+{rollout}engine_kwargs.vllm.kv_cache_memory_bytes": vllm_kv_cache_bytes(),
         rollout + "max_num_batched_tokens": max(512, max_model_len),
         rollout + "max_num_seqs": VLLM_MAX_NUM_SEQS,
         rollout + "free_cache_engine": False,  # vLLM on CPU has no sleep mode
@@ -112,6 +121,7 @@ def cpu_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
             inference + "enforce_eager": True,
             inference + "dtype": "float32",
             inference + "gpu_memory_utilization": 0.1,
+            f"+{inference}engine_kwargs.vllm.kv_cache_memory_bytes": vllm_kv_cache_bytes(),
             inference + "max_num_batched_tokens": max(512, int(overrides.get(inference + "max_model_len", 0))),
             inference + "max_num_seqs": VLLM_MAX_NUM_SEQS,
             inference + "free_cache_engine": False,
