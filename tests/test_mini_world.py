@@ -244,3 +244,10 @@ def test_verl_world_tokenizers_keep_newline_as_one_token_in_a_qwen2_checkpoint(t
         rendered = loaded.apply_chat_template([{"role": "system", "content": "x"}, {"role": "user", "content": "1+2="}],
                                               tokenize=False, add_generation_prompt=True)
         assert rendered == "1+2="
+        # an SFT conversation renders as prompt + response + EOS (what the local engine trains on); verl's
+        # SFT dataset renders each turn alone, so the assistant turn alone must give response + EOS
+        conversation = [{"role": "system", "content": "x"}, {"role": "user", "content": "1+2="},
+                        {"role": "assistant", "content": "#3."}]
+        assert loaded.apply_chat_template(conversation, tokenize=False) == "1+2=#3.</s>"
+        assert loaded.apply_chat_template(conversation[2:], tokenize=False) == "#3.</s>"
+        assert loaded.apply_chat_template(conversation[:1], tokenize=False) == ""

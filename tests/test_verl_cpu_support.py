@@ -41,7 +41,7 @@ def run_dry(monkeypatch, capsys, experiment: str, gpu: bool) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("experiment", ["grpo_pp", "tgpo"])
+@pytest.mark.parametrize("experiment", ["grpo_pp", "tgpo", "sft"])
 def test_gpu_machine_gets_no_cpu_setting(monkeypatch, capsys, experiment):
     command = run_dry(monkeypatch, capsys, experiment, gpu=True)
     for cpu_only in ["TGPO_VERL_CPU", "VERL_PLATFORM", "trainer.device=cpu", "enable_sleep_mode", "num_gpus=",
@@ -59,6 +59,22 @@ def test_cpu_machine_gets_cpu_settings_for_every_ray_worker(monkeypatch, capsys)
         assert f"+ray_kwargs.ray_init.runtime_env.env_vars.{name}='{value}'" in command
     keys = [item.partition("=")[0].lstrip("+") for item in command if "=" in item]
     assert len(keys) == len(set(keys)), "a key set twice (Hydra takes one value per key)"
+
+
+def test_cpu_machine_gets_the_sft_trainers_cpu_settings(monkeypatch, capsys):
+    command = run_dry(monkeypatch, capsys, "sft", gpu=False).split()
+    assert command[command.index("-m", 2) + 1] == "verl.trainer.sft_trainer"
+    for item in ["trainer.device=cpu", "engine.strategy=fsdp2", "+model.override_config.attn_implementation=sdpa"]:
+        assert item in command, item
+    assert not any("ray_kwargs" in item for item in command), "the SFT trainer has no Ray"
+    keys = [item.partition("=")[0].lstrip("+") for item in command if "=" in item]
+    assert len(keys) == len(set(keys)), "a key set twice (Hydra takes one value per key)"
+
+
+def test_sft_cpu_overrides_replace_the_translated_values():
+    translated = ["trainer.device=cuda", "engine.strategy=fsdp", "trainer.seed=0"]
+    assert cpu_support.with_sft_cpu_overrides(translated) == [
+        "trainer.seed=0", "trainer.device=cpu", "engine.strategy=fsdp2", "+model.override_config.attn_implementation=sdpa"]
 
 
 def test_cpu_overrides_replace_the_translated_values():

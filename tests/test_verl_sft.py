@@ -50,6 +50,27 @@ def test_sft_overrides_compose_strictly_with_verls_sft_config(tmp_path):
     assert cfg.trainer.default_local_dir == "results/paper-7b/runs/sft/seed0/checkpoints"
 
 
+def test_sft_cpu_overrides_compose_with_verls_sft_config_and_select_sdpa(tmp_path):
+    """On CPU the SFT trainer runs on device cpu with FSDP2 and sdpa attention: verl's model config
+    otherwise asks transformers for flash_attention_2, which cannot build a model without flash-attn."""
+    from transformers import AutoModelForCausalLM
+    from verl.utils.config import omega_conf_to_dataclass
+
+    from tgpo.verl.cpu_support import with_sft_cpu_overrides
+
+    overrides = [*sft_overrides(load_config(PAPER_7B), "sft", 0), f"model.path={tiny_qwen2(tmp_path / 'student')}"]
+    cpu = compose_sft(with_sft_cpu_overrides(overrides))
+    assert cpu.trainer.device == "cpu" and omega_conf_to_dataclass(cpu.engine).strategy == "fsdp2"
+    assert omega_conf_to_dataclass(cpu.model).hf_config._attn_implementation == "sdpa"
+    default = omega_conf_to_dataclass(compose_sft(overrides).model).hf_config
+    assert default._attn_implementation == "flash_attention_2"
+    try:
+        import flash_attn  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="FlashAttention2"):
+            AutoModelForCausalLM.from_config(default)
+
+
 def test_a_key_verl_does_not_know_fails_composition():
     from hydra.errors import ConfigCompositionException
 
@@ -64,3 +85,26 @@ def test_sft_command_is_torchrun_of_verls_sft_trainer(tmp_path):
     assert command[command.index("verl.trainer.sft_trainer") - 1] == "-m"
     with pytest.raises(ValueError, match="one node"):
         driver_command(load_config(PAPER_7B), "sft", 0, 2, tmp_path / "verl_metrics.1.jsonl")
+
+
+def test_verls_sft_dataset_trains_on_the_verl_worlds_assistant_turn(tmp_path):
+    """verl 0.9.1's MultiTurnSFTDataset renders each turn alone and sets the loss mask on the assistant
+    turns' tokens only: with the verl world's chat template the sequence is prompt + trace + EOS and the
+    mask covers trace + EOS (a template without the assistant turn leaves an all-zero mask)."""
+    import pandas as pd
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+
+    from tgpo.mini.tokenizer import build_student_tokenizer
+
+    tokenizer = build_student_tokenizer(for_verl=True)
+    conversation = [{"role": "system", "content": "Reason step by step."}, {"role": "user", "content": "320+126="},
+                    {"role": "assistant", "content": "6+0=06;#446."}]
+    pd.DataFrame({"messages": [conversation]}).to_parquet(tmp_path / "sft.parquet")
+    config = OmegaConf.create({"messages_key": "messages", "max_length": 64, "truncation": "right",
+                               "pad_mode": "no_padding"})
+    item = MultiTurnSFTDataset(str(tmp_path / "sft.parquet"), tokenizer, config)[0]
+    prompt = tokenizer.encode("320+126=", add_special_tokens=False)
+    response = tokenizer.encode("6+0=06;#446.", add_special_tokens=False) + [tokenizer.eos_token_id]
+    assert item["input_ids"].tolist() == prompt + response
+    assert item["loss_mask"].tolist() == [0] * len(prompt) + [1] * len(response)

@@ -12,8 +12,9 @@ the engine masks those ids (teacher_valid_mask). `<think>` exists in the vocabul
 
 The verl world (`--size verl`, for the cluster engine on CPU) differs in three ways that verl 0.9.1 and
 vLLM need, none of which changes what the models learn: "\n" is a token (verl's Qwen continuous-token
-wiring looks it up), both tokenizers carry a chat template that renders the user turn as it is (verl and
-vLLM render chat messages; the miniature's prompt is the user turn), and the teacher tokenizer puts its
+wiring looks it up), both tokenizers carry a chat template that renders the user turn as it is and an
+assistant turn as its content + EOS (verl and vLLM render chat messages; the miniature's prompt is the
+user turn, verl's SFT trains on the assistant turn), and the teacher tokenizer puts its
 extra tokens FIRST, so every shared string has a different id in the two vocabularies: the teacher must
 be aligned to the student's ids by token string (`prepare: {align_ids_to: ...}`), as R1-Distill-Qwen's
 `<think>` (Qwen2.5's `<|box_start|>` id) must be at paper scale.
@@ -34,10 +35,15 @@ NEWLINE = "\n"
 # pre-tokenizer turns "\n" into "Ċ" (GPT-2's printable stand-in for byte 0x0A) before the vocabulary is
 # looked up; the verl world's tokenizers byte-map the same way, so "\n" is one token in both.
 BYTE_LEVEL_NEWLINE = "\u010a"
-# Renders the last user message as it is (system turns dropped; the miniature has no system prompt);
-# the generation prompt adds nothing, since the miniature's prompt ends where the response begins.
+# Renders a user turn as it is and an assistant turn as its content followed by the EOS token (system
+# turns dropped; the miniature has no system prompt); the generation prompt adds nothing, since the
+# miniature's prompt ends where the response begins. [user, assistant] renders prompt + response + EOS,
+# the sequence the local engine trains SFT on. verl's SFT dataset renders each turn on its own and
+# trains on the assistant turns' tokens only (verl-project/verl v0.9.1
+# verl/utils/dataset/multiturn_sft_dataset.py): without the assistant turn it would train on nothing.
 USER_TURN_CHAT_TEMPLATE = (
     "{%- for message in messages -%}{%- if message['role'] == 'user' -%}{{ message['content'] }}"
+    "{%- elif message['role'] == 'assistant' -%}{{ message['content'] }}{{ eos_token }}"
     "{%- endif -%}{%- endfor -%}"
 )
 

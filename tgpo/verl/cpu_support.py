@@ -3,8 +3,9 @@
 The cluster engine (Ray, FSDP2 actor, vLLM rollout server, vLLM teacher pool) runs unchanged on CPU
 with, in order of preference:
 
-1. configuration: `cpu_environment()` (environment variables) and `cpu_overrides()` (Hydra overrides)
-   that `tgpo verl-train` adds when `accelerator_present()` is False on the driver;
+1. configuration: `cpu_environment()` (environment variables) and `cpu_overrides()` (Hydra overrides of
+   `verl.trainer.main_ppo`) or `sft_cpu_overrides()` (of `verl.trainer.sft_trainer`, one torchrun
+   process) that `tgpo verl-train` adds when `accelerator_present()` is False on the driver;
 2. a CPU platform registered with verl's platform registry (`verl/plugin/platform/platform_manager.py`,
    selected by VERL_PLATFORM=cpu): device "cpu", collective backend gloo, Ray resource name "GPU" so
    that verl's placement (which counts only GPU/NPU resources, `verl/single_controller/ray/base.py`)
@@ -130,6 +131,30 @@ def cpu_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def sft_cpu_overrides() -> dict[str, Any]:
+    """Hydra overrides a CPU run adds to those of verl 0.9.1's SFT trainer (`verl.trainer.sft_trainer`,
+    config `sft_trainer_engine.yaml`, tgpo.verl.translate.sft_overrides), key -> value. Its process group
+    is gloo through the patched initialize_global_process_group (`patch_process_group_backend`), its
+    FSDP engine is found through VERL_ENGINE_DEVICE (`cpu_environment`)."""
+    return {
+        # SFTTrainer moves each batch's sequence lengths to trainer.device (default cuda)
+        "trainer.device": "cpu",
+        # FSDP2, as the RL actor on CPU (cpu_overrides); the SFT config's default is FSDP1
+        "engine.strategy": "fsdp2",
+        # verl/workers/config/model.py HFModelConfig builds the model with flash_attention_2 (a CUDA
+        # kernel) unless override_config names another attention
+        "+model.override_config.attn_implementation": "sdpa",
+    }
+
+
+def replace_overrides(overrides: list[str], replacements: dict[str, Any]) -> list[str]:
+    """`overrides` (key=value) without the keys of `replacements`, then `replacements` formatted."""
+    from tgpo.verl.translate import format_value
+
+    kept = [item for item in overrides if item.partition("=")[0] not in replacements]
+    return [*kept, *(f"{key}={format_value(value)}" for key, value in replacements.items())]
+
+
 def ray_environment_overrides(environment: dict[str, str]) -> list[str]:
     """`environment` for every Ray worker: verl passes ray_kwargs.ray_init.runtime_env to ray.init, whose
     env_vars must be strings (Hydra would read `1` as an integer, so every value is quoted)."""
@@ -156,12 +181,14 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 def with_cpu_overrides(overrides: list[str]) -> list[str]:
     """An experiment's verl overrides for a CPU run: CPU settings replace same-named ones, then the
     CPU environment for every Ray worker."""
-    from tgpo.verl.translate import format_value
-
-    cpu = cpu_overrides(parse_overrides(overrides))
-    kept = [item for item in overrides if item.partition("=")[0] not in cpu]
-    return [*kept, *(f"{key}={format_value(value)}" for key, value in cpu.items()),
+    return [*replace_overrides(overrides, cpu_overrides(parse_overrides(overrides))),
             *ray_environment_overrides(cpu_environment())]
+
+
+def with_sft_cpu_overrides(overrides: list[str]) -> list[str]:
+    """The SFT trainer's verl overrides for a CPU run: CPU settings replace same-named ones (torchrun
+    passes the CPU environment on to its process; there are no Ray workers)."""
+    return replace_overrides(overrides, sft_cpu_overrides())
 
 
 # --------------------------------------------------------------------------------------------------

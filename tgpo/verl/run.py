@@ -63,6 +63,7 @@ def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics
     since the logger truncates its file on open), in the driver and, for main_ppo, in every Ray worker.
     `cpu`: no accelerator on this machine; verl runs on the CPU (tgpo.verl.cpu_support)."""
     from tgpo.methods import get_method
+    from tgpo.verl import cpu_support
     from tgpo.verl.translate import experiment_overrides, sft_overrides
 
     method = get_method(config["experiments"][experiment]["method"])
@@ -73,11 +74,12 @@ def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics
         from tgpo.resolve import resolve_experiment
 
         processes = int(resolve_experiment(config, experiment, seed).value("n_gpus"))
-        return sft_command(sft_overrides(config, experiment, seed), processes)
+        overrides = sft_overrides(config, experiment, seed)
+        if cpu:
+            overrides = cpu_support.with_sft_cpu_overrides(overrides)
+        return sft_command(overrides, processes)
     overrides = experiment_overrides(config, experiment, seed)
     if cpu:
-        from tgpo.verl import cpu_support
-
         overrides = cpu_support.with_cpu_overrides(overrides)
     command = [sys.executable, "-m", "verl.trainer.main_ppo", *overrides,
                f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics_log}"]
