@@ -121,7 +121,7 @@ def test_verl_run_moves_a_run_of_other_settings_aside_before_resuming(tiny_model
         "pathlib.Path(os.environ['VERL_FILE_LOGGER_PATH']).write_text("
         "json.dumps({'step': 1, 'data': {'resumed': resumed}}) + '\\n')"
     )
-    monkeypatch.setattr(verl_run, "driver_command", lambda *args: [sys.executable, "-c", fake_verl])
+    monkeypatch.setattr(verl_run, "driver_command", lambda *args, **kwargs: [sys.executable, "-c", fake_verl])
     import tgpo.verl.export as verl_export  # no FSDP shards to merge: the export is tested in test_verl_export.py
 
     monkeypatch.setattr(verl_export, "export_last_checkpoint", lambda checkpoints, out, *_: Path(out).mkdir(exist_ok=True))
