@@ -144,7 +144,7 @@ def test_traces_drop_only_the_teacher_tokens_the_student_cannot_represent():
 
     student, teacher = build_student_tokenizer(for_verl=True), build_teacher_tokenizer(for_verl=True)
     tokens = student_unrepresentable_tokens(teacher, student)
-    assert tokens == ["</think>", "<think>"]
+    assert tokens == ["</think>", "<think>", "<|im_end|>"]
     texts, removed = strip_tokens(["#06;13;17;</think>#1736.", "2+2+0=04;#1244."], tokens)
     assert texts == ["#06;13;17;#1736.", "2+2+0=04;#1244."] and removed == 1
     encode(student, texts[0])  # raises on characters outside the student's vocabulary

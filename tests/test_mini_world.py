@@ -248,6 +248,16 @@ def test_verl_world_tokenizers_keep_newline_as_one_token_in_a_qwen2_checkpoint(t
         # SFT dataset renders each turn alone, so the assistant turn alone must give response + EOS
         conversation = [{"role": "system", "content": "x"}, {"role": "user", "content": "1+2="},
                         {"role": "assistant", "content": "#3."}]
-        assert loaded.apply_chat_template(conversation, tokenize=False) == "1+2=#3.</s>"
-        assert loaded.apply_chat_template(conversation[2:], tokenize=False) == "#3.</s>"
+        assert loaded.apply_chat_template(conversation, tokenize=False) == f"1+2=#3.{tokenizer.eos_token}"
+        assert loaded.apply_chat_template(conversation[2:], tokenize=False) == f"#3.{tokenizer.eos_token}"
         assert loaded.apply_chat_template(conversation[:1], tokenize=False) == ""
+
+
+def test_verl_world_teacher_ends_with_an_eos_the_student_lacks():
+    """The verl world's cross-family teacher closes answers with <|im_end|> (as Qwen3's chat EOS), so its
+    argmax where a student response ends is outside the student's vocabulary (tgpo/teacher_oov_frac)."""
+    from tgpo.mini.tokenizer import VERL_TEACHER_EOS, build_student_tokenizer, build_teacher_tokenizer
+
+    student, teacher = build_student_tokenizer(for_verl=True), build_teacher_tokenizer(for_verl=True)
+    assert teacher.eos_token == VERL_TEACHER_EOS and VERL_TEACHER_EOS not in student.get_vocab()
+    assert build_teacher_tokenizer().eos_token == student.eos_token == "</s>"  # the default world: unchanged

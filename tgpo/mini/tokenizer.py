@@ -17,7 +17,10 @@ assistant turn as its content + EOS (verl and vLLM render chat messages; the min
 user turn, verl's SFT trains on the assistant turn), and the teacher tokenizer puts its
 extra tokens FIRST, so every shared string has a different id in the two vocabularies: the teacher must
 be aligned to the student's ids by token string (`prepare: {align_ids_to: ...}`), as R1-Distill-Qwen's
-`<think>` (Qwen2.5's `<|box_start|>` id) must be at paper scale.
+`<think>` (Qwen2.5's `<|box_start|>` id) must be at paper scale. The verl world's teacher also ends its
+answers with its own EOS, `<|im_end|>`, which the student's vocabulary lacks (Qwen3-30B-A3B's chat EOS
+against Qwen2.5-Math's `<|endoftext|>`): where a student response ends, the teacher's argmax is a token
+the student cannot represent, so the masked fraction `tgpo/teacher_oov_frac` is measured for real.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
 SPECIAL_TOKENS = [PAD, EOS, UNK]
 CHARACTERS = list("0123456789+=;#.:|") + list(CHOICE_LABELS)
 TEACHER_EXTRA_TOKENS = [THINK_OPEN, THINK_CLOSE]
+VERL_TEACHER_EOS = "<|im_end|>"  # the verl world's teacher EOS (module docstring)
 NEWLINE = "\n"
 # transformers 5 loads the tokenizer of a Qwen2 checkpoint as Qwen2Tokenizer, whose byte-level
 # pre-tokenizer turns "\n" into "Ċ" (GPT-2's printable stand-in for byte 0x0A) before the vocabulary is
@@ -48,17 +52,19 @@ USER_TURN_CHAT_TEMPLATE = (
 )
 
 
-def build_tokenizer(extra_tokens: list[str] | None = None, *, for_verl: bool = False):
+def build_tokenizer(extra_tokens: list[str] | None = None, *, for_verl: bool = False, eos: str = EOS):
     """The student tokenizer, or with `extra_tokens` appended (ids after every student id).
 
     for_verl: "\n" joins the characters, a chat template is set, and `extra_tokens` take the ids right
-    after the special tokens instead (module docstring)."""
+    after the special tokens instead (module docstring). `eos`: the EOS token (a special token of its
+    own when it is not EOS)."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     characters = CHARACTERS + [BYTE_LEVEL_NEWLINE] if for_verl else CHARACTERS
     leading = list(extra_tokens or []) if for_verl else []
-    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + leading + characters)}
+    specials = SPECIAL_TOKENS + ([eos] if eos not in SPECIAL_TOKENS else [])
+    vocab = {token: index for index, token in enumerate(specials + leading + characters)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     split = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     if for_verl:  # byte-level, as Qwen2Tokenizer (BYTE_LEVEL_NEWLINE); printable ASCII maps to itself
@@ -68,11 +74,11 @@ def build_tokenizer(extra_tokens: list[str] | None = None, *, for_verl: bool = F
     else:
         backend.pre_tokenizer = split
         backend.decoder = decoders.Fuse()
-    backend.add_special_tokens([AddedToken(token, special=True) for token in SPECIAL_TOKENS])
+    backend.add_special_tokens([AddedToken(token, special=True) for token in specials])
     if extra_tokens:  # matched whole; with for_verl they keep their leading vocabulary ids
         backend.add_tokens([AddedToken(token, special=False, normalized=False) for token in extra_tokens])
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token=PAD, eos_token=EOS, unk_token=UNK,
+        tokenizer_object=backend, pad_token=PAD, eos_token=eos, unk_token=UNK,
         clean_up_tokenization_spaces=False, padding_side="left", model_max_length=512,
     )
     if for_verl:
@@ -89,7 +95,7 @@ def build_student_tokenizer(*, for_verl: bool = False):
 
 def build_teacher_tokenizer(*, for_verl: bool = False):
     """Student vocabulary + TEACHER_EXTRA_TOKENS (the cross-family tokenizer)."""
-    return build_tokenizer(TEACHER_EXTRA_TOKENS, for_verl=for_verl)
+    return build_tokenizer(TEACHER_EXTRA_TOKENS, for_verl=for_verl, eos=VERL_TEACHER_EOS if for_verl else EOS)
 
 
 def encode(tokenizer, text: str) -> list[int]:
