@@ -59,16 +59,20 @@ def kill_after_first_checkpoint(workdir: Path) -> None:
     checkpointed step 1."""
     run_dir = workdir / RESULTS / "runs" / KILLED / "seed0"
     tracker = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "-c2", str(RESULTS / "runs" / KILLED / "seed0" / "run.json"),
-         "--configfile", CONFIG],
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(workdir)},
-    )
+    # a file, not a pipe: snakemake prints a failed job's whole log (show-failed-logs), and an unread pipe
+    # would block it
+    output = workdir / "kill-phase.log"
+    with output.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "snakemake", "-c2", str(RESULTS / "runs" / KILLED / "seed0" / "run.json"),
+             "--configfile", CONFIG],
+            cwd=workdir, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(workdir)},
+        )
     deadline = time.time() + 1800
     while not (tracker.exists() and tracker.read_text().strip()):
         if process.poll() is not None:
-            pytest.fail("the pipeline ended before verl checkpointed:\n" + process.stdout.read()[-6000:])
+            pytest.fail("the pipeline ended before verl checkpointed:\n" + output.read_text()[-6000:])
         assert time.time() < deadline, "verl wrote no checkpoint within 30 minutes"
         time.sleep(1)
     os.killpg(process.pid, signal.SIGTERM)  # like Ctrl-C on the job tree (snakemake, verl, Ray's driver)
