@@ -16,6 +16,11 @@ guidance weight inside the same timer (tgpo/verl/trainer.py). The teacher has no
 verl 0.9.1: its vLLM server scores each finished sample inside the rollout (`_compute_teacher_logprobs`
 in `verl/trainer/ppo/v1/agent_loop_tq.py`), so its cost is inside `timing_s/gen`; it is in step_ratio,
 not in update_ratio. Any timing key that only the TGPO run logs is printed (none is expected).
+`timing_s/gen` moves in steps of 2 s: verl 0.9.1's sync replay buffer checks for finished rollouts every
+`poll_interval` = 2.0 s (`verl/trainer/ppo/v1/replay_buffer.py`, not configurable without a custom
+sampler), so on tiny models a rollout, with or without teacher scoring, that ends within 2 s reads 2.0 s:
+step_ratio then shows the teacher only if it pushes generation past a poll; the per-phase medians show
+where the rest of the difference is.
 
 Steady state: step 1 (which includes warm-up: first vLLM requests, first FSDP forward/backward) is
 excluded and the per-method medians are over steps 2..N of every run. Start-up is reported per run as
