@@ -372,3 +372,27 @@ def test_vllm_distribution_finder_reports_the_cpu_build(monkeypatch):
     assert importlib.metadata.distribution("vllm").metadata["Name"] == "vllm"
     cpu_support.install_vllm_distribution_finder()  # idempotent
     assert sum(isinstance(f, cpu_support.VllmDistributionFinder) for f in sys.meta_path) == 1
+
+
+def test_reference_model_offload_does_not_pin_memory_on_cpu():
+    """verl's FSDP2 engine gives forward-only models (the KL reference) CPUOffloadPolicy(pin_memory=True);
+    pinning needs an accelerator. The patched policy shards a model on the CPU without pinning."""
+    import importlib
+
+    import torch
+
+    from tgpo.verl import cpu_support
+
+    transformer_impl = importlib.import_module(cpu_support.FSDP_ENGINE_MODULE)
+    if torch.cuda.is_available():
+        pytest.skip("an accelerator is present: pinned memory works here")
+    with pytest.raises(RuntimeError, match="accelerator"):
+        torch.zeros(4).pin_memory()  # what verl's policy makes FSDP2 do on a CPU-only machine
+    original = transformer_impl.CPUOffloadPolicy
+    try:
+        cpu_support.patch_fsdp_offload_policy(transformer_impl)
+        policy = transformer_impl.CPUOffloadPolicy(pin_memory=True)
+        assert policy.pin_memory is False
+        assert transformer_impl.CPUOffloadPolicy is cpu_support.unpinned_cpu_offload_policy
+    finally:
+        transformer_impl.CPUOffloadPolicy = original

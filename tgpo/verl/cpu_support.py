@@ -10,7 +10,7 @@ with, in order of preference:
    selected by VERL_PLATFORM=cpu): device "cpu", collective backend gloo, Ray resource name "GPU" so
    that verl's placement (which counts only GPU/NPU resources, `verl/single_controller/ray/base.py`)
    places workers on the logical Ray GPUs that `cpu_overrides` declares;
-3. three patches that no setting avoids (`apply()`), each naming the upstream code it works around.
+3. four patches that no setting avoids (`apply()`), each naming the upstream code it works around.
 
 The driver decides once (`accelerator_present()`) and sets CPU_FLAG in the environment of verl and
 of every Ray worker (Ray runtime_env); `tgpo.verl.register` imports this module only when CPU_FLAG is
@@ -461,6 +461,30 @@ class PatchOnImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+FSDP_ENGINE_MODULE = "verl.workers.engine.fsdp.transformer_impl"
+
+
+def unpinned_cpu_offload_policy(pin_memory: bool = True, **kwargs):
+    """torch's FSDP2 CPUOffloadPolicy without pinned memory (pinning needs an accelerator)."""
+    from torch.distributed.fsdp import CPUOffloadPolicy
+
+    return CPUOffloadPolicy(pin_memory=False, **kwargs)
+
+
+unpinned_cpu_offload_policy.tgpo_cpu_patch = True
+
+
+def patch_fsdp_offload_policy(transformer_impl) -> None:
+    """verl 0.9.1 verl/workers/engine/fsdp/transformer_impl.py (_build_fsdp_module) gives every
+    forward-only FSDP2 model, the reference policy of the methods with a KL loss (SimpleRL-Zero), a
+    `CPUOffloadPolicy(pin_memory=True)`, with no setting to turn pinning off; torch pins through the
+    accelerator and raises "Cannot access accelerator device when none is available". On the CPU the
+    parameters already live in host memory: the module's CPUOffloadPolicy is replaced by one that does
+    not pin."""
+    if not getattr(transformer_impl.CPUOffloadPolicy, "tgpo_cpu_patch", False):
+        transformer_impl.CPUOffloadPolicy = unpinned_cpu_offload_policy
+
+
 def patch_when_imported(module_name: str, patch) -> None:
     """Apply `patch(module)` now if `module_name` is loaded, else when it is first imported."""
     import sys
@@ -545,6 +569,9 @@ def application_problems() -> list[str]:
                       for finder in sys.meta_path)
     if not patched:
         problems.append(f"{VLLM_LINEAR_DISPATCH_MODULE}.dispatch_cpu_unquantized_gemm is not patched")
+    transformer_impl = sys.modules.get(FSDP_ENGINE_MODULE)
+    if transformer_impl is not None and not getattr(transformer_impl.CPUOffloadPolicy, "tgpo_cpu_patch", False):
+        problems.append(f"{FSDP_ENGINE_MODULE}.CPUOffloadPolicy is not patched")
     return problems
 
 
@@ -554,3 +581,4 @@ def apply() -> None:
     register_platform()
     patch_process_group_backend()
     patch_when_imported(VLLM_LINEAR_DISPATCH_MODULE, patch_vllm_cpu_linear)
+    patch_when_imported(FSDP_ENGINE_MODULE, patch_fsdp_offload_policy)
