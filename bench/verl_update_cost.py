@@ -1,0 +1,424 @@
+"""Cost of TGPO's guidance term on verl: one actor update of TGPO (`tgpo_d`) vs GRPO++ through verl's FSDP engine.
+
+What runs: verl 0.9.1's own `FSDPEngineWithLMHead` (FSDP2, world size 1 over gloo, on CPU), built from
+verl's Hydra config with each method's registered overrides (`tgpo.methods`), runs
+`forward_backward_batch` on one packed micro-batch: the model forward, `prepare_model_outputs` (the
+logits processor for TGPO, the sampled-token log-prob, the entropy), the actor loss
+(`distillation_ppo_loss` for TGPO, `ppo_loss` for GRPO++) and the backward. No optimizer step.
+
+Model: a Qwen2 body (hidden 64, 2 layers, head_dim 32, sdpa attention) with the paper's vocabulary
+151,936 (Qwen2.5), saved with save_pretrained, so the [N, V] logits dominate as they do at scale. The
+micro-batch: `--sequences` sequences of `--prompt-length` + `--response-length` tokens, packed (verl's
+remove-padding path) into N tokens; teacher ids, advantages and old log-probs are random but fixed.
+The engine runs with verl's default mixed precision (bf16 parameters and autocast), as on a cluster.
+
+Processes: every measurement is one fresh process per method (`--worker`), alternated TGPO / GRPO++ /
+GRPO++ / TGPO ... so load drift hits both alike. Each process builds the engine, runs one warm-up update,
+then `--timed-updates` updates.
+Time: each update's process CPU time (time.process_time; on a shared machine it does not count time
+other processes hold the cores; wall-clock is printed for reference); the ratio of the medians over all
+timed updates of all processes of a method. Memory: peak resident memory of the process (the kernel's
+VmHWM, reset through /proc/self/clear_refs before each timed update) during the update minus the
+resident memory just before it, median over updates; processes start with MALLOC_MMAP_THRESHOLD_=65536
+so that freed tensors return to the OS and resident memory tracks live tensor bytes (torch keeps no
+allocator statistics for CPU memory).
+
+Path: without flash-attn (this CPU machine) verl's `logprobs_from_logits` takes
+`logprobs_from_logits_v2` (for bf16 logits it keeps one log-softmax row per token for backward); a GPU
+node with flash-attn installed, as verl's default `attn_implementation=flash_attention_2` needs, takes
+flash-attn's Triton cross-entropy (`flash_attn.ops.triton.cross_entropy`). The path in effect is printed.
+
+Last line: `verl_update tgpo_vs_grpo time_ratio=<median TGPO / GRPO++> mem_ratio=<median peak TGPO / GRPO++>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+VOCAB_SIZE = 151_936
+METHODS = ("tgpo", "grpo_pp")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sequences", type=int, default=8, help="sequences in the micro-batch (default 8)")
+    parser.add_argument("--prompt-length", type=int, default=32)
+    parser.add_argument("--response-length", type=int, default=480, help="default 480: N = 8 x 512 = 4096 tokens")
+    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--head-dim", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=2, help="processes per method, alternated (default 2)")
+    parser.add_argument("--timed-updates", type=int, default=3, help="timed updates per process (default 3)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE, help=f"default {VOCAB_SIZE} (the paper's)")
+    parser.add_argument("--param-dtype", choices=("bf16", "fp32"), default="bf16",
+                        help="FSDP mixed-precision compute dtype (default bf16, verl's default)")
+    parser.add_argument("--guidance-weight", type=float,
+                        help="TGPO's w_t for the update (default: the method's registered w_init)")
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def packed_tokens(args: argparse.Namespace) -> int:
+    return args.sequences * (args.prompt_length + args.response_length)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running verl's FSDP engine in one CPU process. verl 0.9.1 only knows CUDA/NPU/ROCm platforms
+# (verl/plugin/platform/platform_manager.py); this registers a minimal CPU platform for this process.
+# Generic CPU support for the full Ray flow is tgpo/verl/cpu_support.py's job; this bench needs only
+# the in-process engine.
+# --------------------------------------------------------------------------------------------------
+
+
+def use_cpu_platform() -> None:
+    """Make verl's platform singleton a CPU platform; call before verl's engine modules are imported.
+
+    Works around verl 0.9.1 `verl/plugin/platform/platform_manager.py` (falls back to 'nvidia' without a
+    GPU) and `verl/workers/engine/fsdp/transformer_impl.py` (reads `device_name` at import time).
+    """
+    from contextlib import nullcontext
+
+    import torch
+    from verl.plugin.platform.platform_base import PlatformBase
+    from verl.plugin.platform.platform_manager import set_platform
+
+    class BenchCPUPlatform(PlatformBase):
+        device_name = "cpu"
+        vendor_name = "cpu"
+        device_module = torch.cpu
+
+        def is_available(self):
+            return True
+
+        def current_device(self):
+            return "cpu"
+
+        def device_count(self):
+            return 1
+
+        def set_device(self, device_index):
+            return None
+
+        def synchronize(self, device_index=None):
+            return None
+
+        def manual_seed(self, seed):
+            torch.manual_seed(seed)
+
+        def manual_seed_all(self, seed):
+            torch.manual_seed(seed)
+
+        def set_allocator_settings(self, settings):
+            return None
+
+        def empty_cache(self):
+            return None
+
+        def get_device_capability(self, device_index=0):
+            return None, None
+
+        def communication_backend_name(self):
+            return "gloo"
+
+        def visible_devices_envvar(self):
+            return "CUDA_VISIBLE_DEVICES"
+
+        def nvtx_range(self, msg):
+            return nullcontext()
+
+        def profiler_start(self):
+            return None
+
+        def profiler_stop(self):
+            return None
+
+        def ray_resource_name(self):
+            return "GPU"
+
+        def ray_noset_envvars(self):
+            return []
+
+        def is_ipc_supported(self):
+            return False
+
+        def cudart(self):
+            return None
+
+    set_platform(BenchCPUPlatform())
+    import verl.workers.engine.fsdp.transformer_impl as transformer_impl
+
+    if transformer_impl.device_name != "cpu":
+        raise RuntimeError(
+            "bench: verl's FSDP engine module was imported before the CPU platform was set "
+            f"(device_name={transformer_impl.device_name!r})"
+        )
+
+
+def init_single_process_group() -> None:
+    import torch.distributed
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+    torch.distributed.init_process_group("gloo", rank=0, world_size=1)
+
+
+def save_student(directory: Path, args: argparse.Namespace) -> None:
+    """A Qwen2 body with the full vocabulary, saved with save_pretrained (no tokenizer: the engine needs none)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    heads = args.hidden_size // args.head_dim
+    config = Qwen2Config(
+        vocab_size=args.vocab_size, hidden_size=args.hidden_size, intermediate_size=4 * args.hidden_size,
+        num_hidden_layers=args.layers, num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
+        head_dim=args.head_dim, max_position_embeddings=args.prompt_length + args.response_length + 1,
+        tie_word_embeddings=False,
+    )  # fmt: skip
+    Qwen2ForCausalLM(config).save_pretrained(directory)
+
+
+def method_overrides(method_name: str) -> list[str]:
+    """verl Hydra overrides for the actor and loss of `method_name` (the trainer-only keys are dropped)."""
+    from tgpo.methods import get_method
+
+    def value(v):
+        return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+    overrides = [f"{key}={value(v)}" for key, v in get_method(method_name).verl_overrides.items()
+                 if not key.startswith(("+tgpo.", "trainer."))]  # fmt: skip
+    if any(key.startswith("distillation.") for key in get_method(method_name).verl_overrides):
+        overrides += ["distillation.teacher_models.teacher_model.model_path=/nonexistent/teacher",
+                      "distillation.teacher_models.teacher_model.inference.name=vllm",
+                      "distillation.teacher_models.teacher_model.inference.max_model_len=20000"]  # fmt: skip
+    return overrides
+
+
+class VerlActorUpdate:
+    """verl's FSDP actor engine for one method and one fixed packed micro-batch; `update()` runs one update."""
+
+    def __init__(self, args: argparse.Namespace, method_name: str):
+        import torch
+
+        torch.set_num_threads(args.threads)
+        use_cpu_platform()
+        init_single_process_group()
+        from functools import partial
+
+        from hydra import compose, initialize_config_dir
+        from verl.trainer.distillation.losses import distillation_ppo_loss
+        from verl.utils.config import omega_conf_to_dataclass
+        from verl.workers.engine import EngineRegistry
+        from verl.workers.utils.losses import ppo_loss
+
+        import verl
+        import tgpo.verl.register  # noqa: F401  (the plugin: loss modes and compute_topk_loss patch)
+
+        n_tokens = packed_tokens(args)
+        engine_overrides = [
+            f"actor_rollout_ref.model.path={args.model_dir}", "+actor_rollout_ref.model.load_tokenizer=false",
+            "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+            "actor_rollout_ref.model.use_remove_padding=true", "actor_rollout_ref.model.use_fused_kernels=false",
+            "actor_rollout_ref.actor.strategy=fsdp2", "actor_rollout_ref.actor.calculate_entropy=true",
+            "actor_rollout_ref.actor.use_dynamic_bsz=true", "critic.enable=false",
+            f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={n_tokens}",
+        ]  # fmt: skip
+        if args.param_dtype != "bf16":
+            engine_overrides.append(f"+actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype={args.param_dtype}")
+        config_dir = str(Path(verl.__file__).parent / "trainer" / "config")
+        with initialize_config_dir(config_dir=config_dir, version_base=None):
+            cfg = compose(config_name="ppo_trainer", overrides=method_overrides(method_name) + engine_overrides)
+        model_config = omega_conf_to_dataclass(cfg.actor_rollout_ref.model)
+        actor_config = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
+        actor_config.model_config = model_config
+        # as verl/workers/engine_workers.py (ActorRolloutRefWorker.init_model, TrainingWorker.__init__) does
+        engine_config = actor_config.engine
+        engine_config.use_dynamic_bsz = True
+        engine_config.max_token_len_per_gpu = n_tokens
+        engine_config.use_remove_padding = True
+        engine_config.use_fused_kernels = False
+        self.distillation = bool(cfg.distillation.enabled)
+        if self.distillation:
+            distillation_config = omega_conf_to_dataclass(cfg.distillation)
+            self.loss_fn = partial(distillation_ppo_loss, config=actor_config, distillation_config=distillation_config)
+            self.use_topk = distillation_config.distillation_loss.loss_settings.use_topk
+        else:
+            self.loss_fn = partial(ppo_loss, config=actor_config)
+            self.use_topk = False
+        self.engine = EngineRegistry.new(
+            model_type="language_model", backend=actor_config.strategy, model_config=model_config,
+            engine_config=engine_config, optimizer_config=actor_config.optim, checkpoint_config=actor_config.checkpoint,
+        )  # fmt: skip
+        self.engine.initialize()
+        self.args, self.method_name, self.actor_config = args, method_name, actor_config
+        self.torch = torch
+
+    def batch(self):
+        """The packed micro-batch as verl's actor receives it (nested tensors + the trainer's extra_info)."""
+        from verl.utils import tensordict_utils as tu
+
+        from tgpo.methods import get_method
+        from tgpo.verl.losses import COEF_KEY
+        from tgpo.verl.trainer import tgpo_step_info
+
+        torch, args = self.torch, self.args
+        generator = torch.Generator().manual_seed(1)
+        length = args.prompt_length + args.response_length
+
+        def nested(rows):
+            return torch.nested.as_nested_tensor(rows, layout=torch.jagged)
+
+        vocab_size = args.vocab_size
+        input_ids = [torch.randint(0, vocab_size, (length,), generator=generator) for _ in range(args.sequences)]
+        response = args.response_length
+        tensors = {
+            "input_ids": nested(input_ids),
+            "position_ids": nested([torch.arange(length) for _ in input_ids]),
+            "prompts": nested([ids[: args.prompt_length] for ids in input_ids]),
+            "responses": nested([ids[args.prompt_length :] for ids in input_ids]),
+            "response_mask": nested([torch.ones(response, dtype=torch.int64) for _ in input_ids]),
+            "loss_mask": nested([torch.ones(response, dtype=torch.int64) for _ in input_ids]),
+            "old_log_probs": nested([torch.full((response,), -12.0) for _ in input_ids]),
+            "advantages": nested([torch.full((response,), float(torch.randn(1, generator=generator)))
+                                  for _ in input_ids]),
+        }  # fmt: skip
+        if self.distillation:
+            teacher_ids = [torch.randint(0, vocab_size, (length, 1), generator=generator) for _ in input_ids]
+            tensors["teacher_ids"] = nested(teacher_ids)
+            tensors["teacher_logprobs"] = nested([torch.zeros(length, 1) for _ in input_ids])
+        extra = {
+            # V1 trainer (verl/trainer/ppo/v1/trainer_base.py, _update_actor) and TrainingWorker.train_batch
+            "calculate_entropy": True, "distillation_use_topk": self.use_topk, "distillation_only": False,
+            "global_batch_size": args.sequences, "use_remove_padding": True, "use_dynamic_bsz": True,
+            "max_token_len_per_gpu": packed_tokens(args), "micro_batch_size_per_gpu": args.sequences,
+            "use_fused_kernels": False, "temperature": 1.0,
+        }  # fmt: skip
+        method = get_method(self.method_name)
+        if self.distillation:
+            extra.update(tgpo_step_info(dict(method.defaults), global_steps=1, tokenizer_size=vocab_size))
+            if args.guidance_weight is not None:
+                extra[COEF_KEY] = args.guidance_weight
+        return tu.get_tensordict(tensors, extra)
+
+    def update(self) -> tuple[float, float, int]:
+        """One forward + loss + backward of the whole micro-batch; (CPU s, wall s, micro-batches)."""
+        data = self.batch()
+        self.engine.optimizer_zero_grad()
+        start, start_cpu = time.perf_counter(), time.process_time()
+        with self.engine.train_mode(disable_auto_offload=True):
+            output = self.engine.forward_backward_batch(data, loss_function=self.loss_fn, forward_only=False)
+        elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+        micro_batches = len(output["loss"])  # one loss per micro-batch
+        if micro_batches != 1:
+            raise RuntimeError(f"bench: the update ran {micro_batches} micro-batches, expected the whole batch in one")
+        if self.distillation and "tgpo/guidance_loss" not in output["metrics"]:
+            raise RuntimeError(
+                f"bench: the {self.method_name} update did not run the plugin's loss: {sorted(output['metrics'])}"
+            )
+        return elapsed_cpu, elapsed, micro_batches
+
+
+def memory_status_kib() -> dict[str, int]:
+    with open("/proc/self/status") as status:
+        text = status.read()
+    return {key: int(re.search(rf"^{key}:\s+(\d+) kB", text, re.M).group(1)) for key in ("VmRSS", "VmHWM")}
+
+
+def reset_peak_rss() -> None:
+    """Reset the kernel's resident high-water mark (VmHWM) of this process (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def worker(args: argparse.Namespace) -> dict:
+    bench = VerlActorUpdate(args, args.worker)
+    from verl.utils import torch_functional as verl_F
+
+    bench.update()  # warm-up
+    cpu_times, wall_times, peaks = [], [], []
+    for _ in range(args.timed_updates):
+        reset_peak_rss()
+        before = memory_status_kib()["VmRSS"]
+        cpu_seconds, wall_seconds, micro_batches = bench.update()
+        peaks.append((memory_status_kib()["VmHWM"] - before) * 1024)
+        cpu_times.append(cpu_seconds)
+        wall_times.append(wall_seconds)
+    return {"cpu": cpu_times, "wall": wall_times, "peak_bytes": peaks, "micro_batches": micro_batches,
+            "flash_attn_cross_entropy": verl_F.FLAH_ATTN_CROSS_ENTROPY_LOSS_AVAILABLE}  # fmt: skip
+
+
+def run_worker(args: argparse.Namespace, method: str) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--model-dir", args.model_dir,
+               "--sequences", str(args.sequences), "--prompt-length", str(args.prompt_length),
+               "--response-length", str(args.response_length), "--hidden-size", str(args.hidden_size),
+               "--layers", str(args.layers), "--head-dim", str(args.head_dim),
+               "--timed-updates", str(args.timed_updates), "--threads", str(args.threads),
+               "--vocab-size", str(args.vocab_size), "--param-dtype", args.param_dtype]  # fmt: skip
+    if args.guidance_weight is not None:
+        command += ["--guidance-weight", str(args.guidance_weight)]
+    # VERL_USE_EXTERNAL_PLUGINS=none: `import verl` would import our plugin, and through it verl's engine
+    # modules, before the CPU platform is set; the worker imports the plugin itself afterwards.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "HF_HUB_OFFLINE": "1", "VERL_ENGINE_DEVICE": "cuda",
+           "VERL_USE_EXTERNAL_PLUGINS": "none", "TOKENIZERS_PARALLELISM": "false",
+           "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench worker for {method} failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    n_tokens = packed_tokens(args)
+    print(f"verl FSDP engine, {args.sequences} sequences x ({args.prompt_length} + {args.response_length}) = "
+          f"{n_tokens} packed tokens in one micro-batch, vocab {args.vocab_size}: one fp32 [N, V] tensor = "
+          f"{n_tokens * args.vocab_size * 4 / 2**30:.2f} GiB; compute {args.param_dtype}; "
+          f"{args.threads} thread(s)", flush=True)  # fmt: skip
+    results: dict[str, list[dict]] = {method: [] for method in METHODS}
+    with tempfile.TemporaryDirectory(prefix="verl_update_cost_") as model_dir:
+        save_student(Path(model_dir), args)
+        args.model_dir = model_dir
+        for repeat in range(args.repeats):
+            for method in METHODS if repeat % 2 == 0 else METHODS[::-1]:
+                result = run_worker(args, method)
+                results[method].append(result)
+                print(f"{method:8s} process {repeat}: CPU {', '.join(f'{t:.2f}' for t in result['cpu'])} s, "
+                      f"peak above pre-update {', '.join(f'{p / 2**20:.0f}' for p in result['peak_bytes'])} MiB, "
+                      f"{result['micro_batches']} micro-batch(es)", flush=True)  # fmt: skip
+    flash = results["tgpo"][0]["flash_attn_cross_entropy"]
+    path = "flash-attn Triton cross-entropy" if flash else "logprobs_from_logits_v2 (no flash-attn)"
+    print(f"verl log-prob path: {path}")
+    cpu = {m: statistics.median(t for r in results[m] for t in r["cpu"]) for m in METHODS}
+    wall = {m: statistics.median(t for r in results[m] for t in r["wall"]) for m in METHODS}
+    peak = {m: statistics.median(p for r in results[m] for p in r["peak_bytes"]) for m in METHODS}
+    for method in METHODS:
+        print(f"{method:8s} median CPU {cpu[method]:.2f} s, wall {wall[method]:.2f} s, peak RSS above pre-update "
+              f"{peak[method] / 2**20:.0f} MiB")  # fmt: skip
+    print(f"wall-clock ratio (load-sensitive): {wall['tgpo'] / wall['grpo_pp']:.3f}")
+    time_ratio, mem_ratio = cpu["tgpo"] / cpu["grpo_pp"], peak["tgpo"] / peak["grpo_pp"]
+    print(f"verl_update tgpo_vs_grpo time_ratio={time_ratio:.3f} mem_ratio={mem_ratio:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
