@@ -1,6 +1,7 @@
 """Cost of TGPO's guidance term on verl: one actor update of TGPO (`tgpo_d`) vs GRPO++ through verl's FSDP engine.
 
-What runs: verl 0.9.1's own `FSDPEngineWithLMHead` (FSDP2, world size 1 over gloo, on CPU), built from
+What runs: verl 0.9.1's own `FSDPEngineWithLMHead` (FSDP2, world size 1 over gloo, on CPU through the
+CPU platform of tgpo/verl/cpu_support.py, which our plugin applies in the worker processes), built from
 verl's Hydra config with each method's registered overrides (`tgpo.methods`), runs
 `forward_backward_batch` on one packed micro-batch: the model forward, `prepare_model_outputs` (the
 logits processor for TGPO, the sampled-token log-prob, the entropy), the actor loss
@@ -77,106 +78,29 @@ def packed_tokens(args: argparse.Namespace) -> int:
     return args.sequences * (args.prompt_length + args.response_length)
 
 
-# --------------------------------------------------------------------------------------------------
-# Running verl's FSDP engine in one CPU process. verl 0.9.1 only knows CUDA/NPU/ROCm platforms
-# (verl/plugin/platform/platform_manager.py); this registers a minimal CPU platform for this process.
-# Generic CPU support for the full Ray flow is tgpo/verl/cpu_support.py's job; this bench needs only
-# the in-process engine.
-# --------------------------------------------------------------------------------------------------
-
-
-def use_cpu_platform() -> None:
-    """Make verl's platform singleton a CPU platform; call before verl's engine modules are imported.
-
-    Works around verl 0.9.1 `verl/plugin/platform/platform_manager.py` (falls back to 'nvidia' without a
-    GPU) and `verl/workers/engine/fsdp/transformer_impl.py` (reads `device_name` at import time).
-    """
-    from contextlib import nullcontext
-
-    import torch
-    from verl.plugin.platform.platform_base import PlatformBase
-    from verl.plugin.platform.platform_manager import set_platform
-
-    class BenchCPUPlatform(PlatformBase):
-        device_name = "cpu"
-        vendor_name = "cpu"
-        device_module = torch.cpu
-
-        def is_available(self):
-            return True
-
-        def current_device(self):
-            return "cpu"
-
-        def device_count(self):
-            return 1
-
-        def set_device(self, device_index):
-            return None
-
-        def synchronize(self, device_index=None):
-            return None
-
-        def manual_seed(self, seed):
-            torch.manual_seed(seed)
-
-        def manual_seed_all(self, seed):
-            torch.manual_seed(seed)
-
-        def set_allocator_settings(self, settings):
-            return None
-
-        def empty_cache(self):
-            return None
-
-        def get_device_capability(self, device_index=0):
-            return None, None
-
-        def communication_backend_name(self):
-            return "gloo"
-
-        def visible_devices_envvar(self):
-            return "CUDA_VISIBLE_DEVICES"
-
-        def nvtx_range(self, msg):
-            return nullcontext()
-
-        def profiler_start(self):
-            return None
-
-        def profiler_stop(self):
-            return None
-
-        def ray_resource_name(self):
-            return "GPU"
-
-        def ray_noset_envvars(self):
-            return []
-
-        def is_ipc_supported(self):
-            return False
-
-        def cudart(self):
-            return None
-
-    set_platform(BenchCPUPlatform())
+def check_cpu_platform() -> None:
+    """verl's engine module must see the CPU platform: `import verl` loads our plugin, which applies
+    tgpo/verl/cpu_support.py when the worker's environment (cpu_environment()) asks for it."""
     import verl.workers.engine.fsdp.transformer_impl as transformer_impl
 
     if transformer_impl.device_name != "cpu":
         raise RuntimeError(
-            "bench: verl's FSDP engine module was imported before the CPU platform was set "
-            f"(device_name={transformer_impl.device_name!r})"
+            f"bench: verl's FSDP engine runs on {transformer_impl.device_name!r}, not the CPU platform; start the "
+            "worker with tgpo.verl.cpu_support.cpu_environment() (TGPO_VERL_CPU=1, VERL_PLATFORM=cpu)"
         )
 
 
 def init_single_process_group() -> None:
+    """World size 1 over gloo, the backend the CPU platform uses (tgpo.verl.cpu_support)."""
     import torch.distributed
+
+    from tgpo.verl.cpu_support import CPU_PROCESS_GROUP_BACKEND
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
-    torch.distributed.init_process_group("gloo", rank=0, world_size=1)
+    torch.distributed.init_process_group(CPU_PROCESS_GROUP_BACKEND, rank=0, world_size=1)
 
 
 def save_student(directory: Path, args: argparse.Namespace) -> None:
@@ -218,7 +142,7 @@ class VerlActorUpdate:
         import torch
 
         torch.set_num_threads(args.threads)
-        use_cpu_platform()
+        check_cpu_platform()
         init_single_process_group()
         from functools import partial
 
@@ -229,7 +153,7 @@ class VerlActorUpdate:
         from verl.workers.utils.losses import ppo_loss
 
         import verl
-        import tgpo.verl.register  # noqa: F401  (the plugin: loss modes and compute_topk_loss patch)
+        import tgpo.verl.register  # noqa: F401  (loaded by `import verl` already: loss modes, compute_topk_loss)
 
         n_tokens = packed_tokens(args)
         engine_overrides = [
@@ -364,6 +288,14 @@ def worker(args: argparse.Namespace) -> dict:
             "flash_attn_cross_entropy": verl_F.FLAH_ATTN_CROSS_ENTROPY_LOSS_AVAILABLE}  # fmt: skip
 
 
+def worker_environment() -> dict[str, str]:
+    """verl on the CPU platform (tgpo.verl.cpu_support: the FSDP engine picked through VERL_ENGINE_DEVICE,
+    gloo), offline, this checkout's tgpo first."""
+    from tgpo.verl.cpu_support import cpu_environment
+
+    return {**cpu_environment(), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+
+
 def run_worker(args: argparse.Namespace, method: str) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--model-dir", args.model_dir,
                "--sequences", str(args.sequences), "--prompt-length", str(args.prompt_length),
@@ -373,11 +305,8 @@ def run_worker(args: argparse.Namespace, method: str) -> dict:
                "--vocab-size", str(args.vocab_size), "--param-dtype", args.param_dtype]  # fmt: skip
     if args.guidance_weight is not None:
         command += ["--guidance-weight", str(args.guidance_weight)]
-    # VERL_USE_EXTERNAL_PLUGINS=none: `import verl` would import our plugin, and through it verl's engine
-    # modules, before the CPU platform is set; the worker imports the plugin itself afterwards.
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "HF_HUB_OFFLINE": "1", "VERL_ENGINE_DEVICE": "cuda",
-           "VERL_USE_EXTERNAL_PLUGINS": "none", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {**os.environ, **worker_environment(), "MALLOC_MMAP_THRESHOLD_": "65536",
+           "OMP_NUM_THREADS": str(args.threads)}  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"bench worker for {method} failed (exit {result.returncode}):\n{result.stderr[-4000:]}")

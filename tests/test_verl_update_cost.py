@@ -87,8 +87,7 @@ def test_tgpo_logits_gradient_through_verls_fsdp_engine_equals_library(tmp_path)
 
     bench = load_bench()
     bench.save_student(tmp_path / "student", bench.parse_args(BENCH_ARGS))
-    env = {**os.environ, "VERL_USE_EXTERNAL_PLUGINS": "none", "VERL_ENGINE_DEVICE": "cuda", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    env = {**os.environ, **bench.worker_environment(), "OMP_NUM_THREADS": "1"}
     out_path = tmp_path / "engine.pt"
     result = subprocess.run([sys.executable, __file__, str(tmp_path / "student"), str(out_path)], env=env,
                             capture_output=True, text=True, timeout=600)  # fmt: skip
