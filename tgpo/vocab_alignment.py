@@ -119,8 +119,7 @@ def string_alignment(student_vocab: Mapping[str, int], teacher_vocab: Mapping[st
     used = {row for row in source_rows if row != ZERO_ROW}
     teacher_only = [t for t in range(teacher_rows) if t not in used and t in teacher_strings]
     padding = [t for t in range(teacher_rows) if t not in used and t not in teacher_strings]
-    moved = sorted(teacher_only + padding)
-    source_rows.extend(moved)
+    source_rows.extend(teacher_only + padding)  # teacher-only ids first: V_S, V_S + 1, ... (module docstring)
     rows = max(len(source_rows), int(min_rows))
     rows = -(-rows // int(row_multiple)) * int(row_multiple)
     source_rows.extend([ZERO_ROW] * (rows - len(source_rows)))

@@ -208,16 +208,11 @@ def check_divisibility(overrides: Mapping[str, Any], experiment: str) -> None:
 
 def experiment_overrides(config: dict, experiment: str, seed: int) -> list[str]:
     """Hydra overrides (`key=value` strings) for `python -m verl.trainer.main_ppo` of one experiment."""
-    experiments = config.get("experiments", {})
-    if experiment not in experiments:
-        raise KeyError(f"config {config.get('name')!r}: unknown experiment {experiment!r}; known: {sorted(experiments)}")
-    entry = experiments[experiment]
-    if entry.get("eval_only"):
-        raise ValueError(f"experiment {experiment!r} is eval_only: nothing to train")
-    method = get_method(entry["method"])
+    resolved = resolve_experiment(config, experiment, seed)  # unknown and eval_only experiments raise here
+    entry = config["experiments"][experiment]
+    method = get_method(resolved.method)
     if method.name in NOT_TRAINED_ON_VERL:
         raise ValueError(f"experiment {experiment!r} (method {method.name}): {NOT_TRAINED_ON_VERL[method.name]}")
-    resolved = resolve_experiment(config, experiment, seed)
     training, hparams = resolved.training, resolved.hparams
 
     overrides: dict[str, Any] = {"actor_rollout_ref.model.path": model_location(config, entry["student"])}
