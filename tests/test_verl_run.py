@@ -53,3 +53,29 @@ def test_merge_adds_our_metric_names_beside_verls(tmp_path):
     assert line["tgpo/teacher_oov_frac"] == 0.25 and line["tgpo/guidance_loss"] == 3.0
     assert line["timing_s/update"] == 0.5 and line["actor/tgpo/teacher_oov_frac"] == 0.25
     assert set(OUR_NAMES.values()) - {"tgpo/teacher_oov_tokens"} <= set(STEP_METRICS)
+
+
+def test_watched_run_stops_a_child_that_ray_left_waiting_on_killed_workers(capsys):
+    """Ray's OOM monitor killed workers and verl kept waiting (issue 9's SLURM run): the wrapper stops it."""
+    import sys
+    import time
+
+    from tgpo.verl.run import RAY_OOM_KILL, run_watched
+
+    child = ("import sys, time; print('step 1', flush=True); "
+             f"print('(raylet) node_manager.cc: 4 Workers (tasks / actors) {RAY_OOM_KILL}, 0 Workers crashed', "
+             "file=sys.stderr, flush=True); time.sleep(600)")
+    started = time.time()
+    returncode, stopped_by = run_watched([sys.executable, "-c", child], env=None)
+    assert time.time() - started < 60, "the child was left running"
+    assert returncode != 0 and RAY_OOM_KILL in stopped_by
+    assert "step 1" in capsys.readouterr().out  # the child's output still reaches the job log
+
+
+def test_watched_run_passes_the_exit_status_through():
+    import sys
+
+    from tgpo.verl.run import run_watched
+
+    assert run_watched([sys.executable, "-c", "print('done')"], env=None) == (0, None)
+    assert run_watched([sys.executable, "-c", "raise SystemExit(3)"], env=None) == (3, None)

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +56,35 @@ def merge_verl_logs(run_dir: Path) -> list[dict]:
                 raise ValueError(f"{path}:{line_number}: not a verl file-logger line ({error})") from None
             by_step[step] = {"step": step, **by_step.get(step, {}), **data}
     return [with_our_names(by_step[step]) for step in sorted(by_step)]
+
+
+# Ray's raylet reports workers it killed for memory with this phrase (ray/src/ray/raylet/node_manager.cc,
+# "Workers (tasks / actors) killed due to memory pressure (OOM)"). verl 0.9.1 does not notice a killed
+# rollout or teacher worker: it keeps polling its replay buffer until the job's time limit.
+RAY_OOM_KILL = "killed due to memory pressure (OOM)"
+STOP_GRACE_S = 30  # after SIGINT (Ray's driver shuts its cluster down), then SIGKILL
+
+
+def run_watched(command: list[str], env: dict[str, str], stop_phrase: str = RAY_OOM_KILL) -> tuple[int, str | None]:
+    """Run `command`, copying its output (stdout and stderr together) to our stdout line by line; stop it
+    when a line contains `stop_phrase`. Returns (exit status, the stopping line or None)."""
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             errors="replace", bufsize=1)
+    stopped_by = None
+    for line in child.stdout:
+        sys.stdout.write(line)
+        if stop_phrase in line and stopped_by is None:
+            stopped_by = line.strip()
+            sys.stdout.flush()
+            child.send_signal(signal.SIGINT)
+            try:
+                child.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            break
+    sys.stdout.flush()
+    child.stdout.close()
+    return child.wait(), stopped_by
 
 
 def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics_log: Path,
@@ -140,11 +170,16 @@ def run(args: argparse.Namespace) -> int:
     env = {**os.environ, **(cpu_support.cpu_environment() if cpu else {}), "VERL_FILE_LOGGER_PATH": str(metrics_log)}
     start = time.time()
     print("running:", " ".join(command), flush=True)
-    completed = subprocess.run(command, env=env)
-    if completed.returncode != 0:
-        print(f"verl exited with status {completed.returncode}; run.json not written (the run resumes "
+    returncode, oom_line = run_watched(command, env)
+    if oom_line is not None:
+        print(f"verl stopped: Ray killed workers for lack of host memory ({oom_line!r}); verl would have waited "
+              f"on them until the job's time limit. Give the job more memory (resources.train.mem_mb) or run "
+              f"fewer jobs per node; re-running resumes from {run.checkpoints}", file=sys.stderr)
+        return returncode or 1
+    if returncode != 0:
+        print(f"verl exited with status {returncode}; run.json not written (the run resumes "
               f"from its last checkpoint in {run.checkpoints} when re-run)", file=sys.stderr)
-        return completed.returncode
+        return returncode
     metrics = merge_verl_logs(run_dir)
     if not metrics:
         print(f"verl finished but wrote no metrics to {run_dir}/{VERL_LOG_GLOB}", file=sys.stderr)
