@@ -127,15 +127,22 @@ def unify_special_tokens(own_tok, other_tok) -> list[str]:
     for index in range(len(own_tok), len(other_tok)):
         token = added_decoder.get(index)
         content = token.content if token is not None else other_tok.convert_ids_to_tokens(index)
-        if token is not None:
-            own_tok.add_tokens([token], special_tokens=bool(token.special))
-        else:
-            own_tok.add_tokens([content])
-        new_id = own_tok.convert_tokens_to_ids(content)
-        if new_id != index:
-            raise ValueError(f"token {content!r}: id {index} in the other tokenizer but {new_id} after adding it")
+        append_token(own_tok, content, token, index)
         added.append(content)
     return added
+
+
+def append_token(tokenizer, content: str, flags, expected_id: int) -> None:
+    """Add `content` to `tokenizer` (in place) as the other tokenizer has it: `flags` is that tokenizer's
+    AddedToken (special or not, stripping), or None for a plain vocabulary token. ValueError unless the
+    token gets `expected_id`, its id in the other tokenizer's numbering."""
+    if flags is not None:
+        tokenizer.add_tokens([flags], special_tokens=bool(flags.special))
+    else:
+        tokenizer.add_tokens([content])
+    new_id = tokenizer.convert_tokens_to_ids(content)
+    if new_id != expected_id:
+        raise ValueError(f"token {content!r}: id {expected_id} in the other tokenizer but {new_id} after adding it")
 
 
 def align_vocabularies(model, own_tok, other_tok, other_rows: int) -> dict:
@@ -346,23 +353,15 @@ def tokenizer_with_teacher_only(student_tokenizer, alignment, teacher_dir: Path)
     below V_S are the student's."""
     from tokenizers import AddedToken, Tokenizer
 
+    if len(student_tokenizer) != alignment.student_vocab_size:
+        raise ValueError(f"student tokenizer of {len(student_tokenizer)} ids, but the alignment was made for "
+                         f"V_S = {alignment.student_vocab_size}")
     teacher = Tokenizer.from_file(str(teacher_dir / "tokenizer.json"))
     added_flags = teacher.get_added_tokens_decoder()  # {id: AddedToken} of the teacher's added tokens
-    size = len(student_tokenizer)
-    for offset, teacher_id in enumerate(alignment.teacher_only_ids):
-        aligned_id = alignment.aligned_id_of_teacher[teacher_id]
-        if aligned_id != size + offset or size != alignment.student_vocab_size:
-            raise ValueError(f"{teacher_dir}: teacher-only token {teacher_id} has aligned id {aligned_id}, expected "
-                             f"{size + offset} (student tokenizer of {size} ids, V_S = {alignment.student_vocab_size})")
-        flags = added_flags.get(teacher_id)
+    for teacher_id in alignment.teacher_only_ids:
         content = teacher.id_to_token(teacher_id)
-        token = AddedToken(content, special=bool(flags and flags.special), single_word=bool(flags and flags.single_word),
-                           lstrip=bool(flags and flags.lstrip), rstrip=bool(flags and flags.rstrip),
-                           normalized=bool(flags.normalized) if flags else False)
-        student_tokenizer.add_tokens([token], special_tokens=token.special)
-        if student_tokenizer.convert_tokens_to_ids(content) != aligned_id:
-            raise ValueError(f"{teacher_dir}: teacher-only token {content!r} got id "
-                             f"{student_tokenizer.convert_tokens_to_ids(content)} in the aligned tokenizer, not {aligned_id}")
+        flags = added_flags.get(teacher_id) or AddedToken(content, special=False, normalized=False)
+        append_token(student_tokenizer, content, flags, alignment.aligned_id_of_teacher[teacher_id])
     return student_tokenizer
 
 

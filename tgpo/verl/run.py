@@ -73,7 +73,7 @@ def run_watched(command: list[str], env: dict[str, str], stop_phrase: str = RAY_
     stopped_by = None
     for line in child.stdout:
         sys.stdout.write(line)
-        if stop_phrase in line and stopped_by is None:
+        if stop_phrase in line:
             stopped_by = line.strip()
             sys.stdout.flush()
             child.send_signal(signal.SIGINT)
