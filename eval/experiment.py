@@ -1,12 +1,14 @@
 """Verb `eval-experiment`: evaluate one experiment x seed of a config on every benchmark of the config.
 
     python -m tgpo eval-experiment --config config/default.yaml --experiment tgpo --seed 0
+    python -m tgpo eval-experiment --config config/default.yaml --experiment tgpo --seeds 0 1 2
 
 The model is loaded once (trained experiments: `results/<name>/runs/<experiment>/seed<k>/checkpoint`;
 eval-only ones: their model key or hub id) and each benchmark is generated and graded with
 `eval.cli.evaluate`, exactly as `python -m tgpo eval` does for one benchmark. Settings: the config's
 `evaluation:` block, overridden per benchmark by its `benchmarks:` entry and per experiment by the
 experiment's `evaluation:` block. Each benchmark's parquet is written atomically as soon as it is done.
+`--seeds` evaluates several seeds' runs one after the other in one process.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def benchmark_settings(config: Mapping[str, Any], experiment: str, benchmark: st
         "answer_regex": entry.get("answer_regex", evaluation.get("answer_regex")),
         "template": own.get("template", entry.get("template", evaluation.get("template"))),
         "max_new_tokens": own.get("max_new_tokens", entry.get("max_new_tokens", evaluation.get("max_new_tokens"))),
+        "shuffle_options": entry.get("shuffle_options"),
         "temperature": evaluation.get("temperature", 0.6),
         "top_p": evaluation.get("top_p", 1.0),
     }
@@ -47,40 +50,50 @@ def benchmark_settings(config: Mapping[str, Any], experiment: str, benchmark: st
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="config YAML")
     parser.add_argument("--experiment", required=True)
-    parser.add_argument("--seed", type=int, default=0, help="the training seed of the run to evaluate")
+    parser.add_argument("--seed", type=int, default=None, help="the training seed of the run to evaluate (default 0)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="several seeds' runs, evaluated one after the other")
     parser.add_argument("--threads", type=int, default=1, help="local backend: torch threads")
     parser.add_argument("--grading-workers", type=int, default=1, help="grading processes")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.seed is not None and args.seeds:
+        raise SystemExit("eval-experiment: give --seed or --seeds, not both")
+    config = tgpo_config.load_config(args.config)
+    if args.experiment not in config["experiments"]:
+        raise SystemExit(f"{args.config}: experiments.{args.experiment}: no such experiment")
+    for seed in args.seeds or [0 if args.seed is None else args.seed]:
+        evaluate_run(config, args.experiment, seed, threads=args.threads, grading_workers=args.grading_workers)
+    return 0
+
+
+def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threads: int, grading_workers: int) -> None:
+    """Generate, grade and write every benchmark of the config for one experiment x seed."""
     from eval.benchmarks import get_benchmark
     from eval.cli import evaluate
     from eval.generation import make_backend
     from eval.metrics import correctness_matrix, score
     from tgpo.io import write_parquet
 
-    config = tgpo_config.load_config(args.config)
-    if args.experiment not in config["experiments"]:
-        raise SystemExit(f"{args.config}: experiments.{args.experiment}: no such experiment")
-    model = experiment_model(config, args.experiment, args.seed)
+    model = experiment_model(config, experiment, seed)
     evaluation = config.get("evaluation", {})
     backend_name = evaluation.get("backend", "local")
     if backend_name == "vllm":
         backend = make_backend("vllm", model, n_gpus=evaluation.get("n_gpus"), seed=evaluation.get("seed", 0))
     else:
-        backend = make_backend("local", model, threads=args.threads)
+        backend = make_backend("local", model, threads=threads)
     layout = ResultsLayout.of(config)
     for benchmark in config["benchmarks"]:
-        settings = benchmark_settings(config, args.experiment, benchmark)
+        settings = benchmark_settings(config, experiment, benchmark)
         spec = get_benchmark(benchmark, path=settings["path"], k=settings["k"], answer_regex=settings["answer_regex"],
-                             template=settings["template"], max_new_tokens=settings["max_new_tokens"])
+                             template=settings["template"], max_new_tokens=settings["max_new_tokens"],
+                             shuffle_options=settings["shuffle_options"])
         frame, stats = evaluate(spec, backend, model=model, template=settings["template"],
                                 temperature=settings["temperature"], top_p=settings["top_p"],
                                 max_new_tokens=settings["max_new_tokens"], seed=evaluation.get("seed", 0),
-                                grading_workers=args.grading_workers, progress=False)
-        out = layout.eval_file(args.experiment, args.seed, benchmark)
+                                grading_workers=grading_workers, progress=False)
+        out = layout.eval_file(experiment, seed, benchmark)
         write_parquet(out, frame)
         value = score(correctness_matrix(frame, source=str(out)))
-        print(f"{args.experiment} seed{args.seed} {benchmark}: {spec.metric_name} = {value:.2f} "
+        print(f"{experiment} seed{seed} {benchmark}: {spec.metric_name} = {value:.2f} "
               f"({frame.attrs['n_problems']} problems, {stats.timeouts} grading timeouts)", flush=True)
-    return 0

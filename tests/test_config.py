@@ -84,7 +84,11 @@ def test_resolved_run_spec_applies_overrides(default_config):
 def test_ci_config_is_the_default_pipeline_made_small():
     default = load_config(ROOT / "config" / "default.yaml")
     ci = load_config(ROOT / "config" / "ci.yaml")
-    assert ci["experiments"] == default["experiments"]
+    def one_seed(experiments):  # CI trains one seed of each experiment
+        return {name: {key: value for key, value in spec.items() if key != "seeds"} for name, spec in experiments.items()}
+
+    assert one_seed(ci["experiments"]) == one_seed(default["experiments"])
+    assert not any("seeds" in spec for spec in ci["experiments"].values())
     assert ci["report"] == default["report"]
     assert set(ci["benchmarks"]) == set(default["benchmarks"])
     assert ci["training"]["steps"] < default["training"]["steps"]

@@ -137,7 +137,7 @@ def test_teacher_traces_fails_clearly_without_vllm(monkeypatch):
 
 
 def test_traces_drop_only_the_teacher_tokens_the_student_cannot_represent():
-    """The miniature's verl world: the teacher closes compact answers with `</think>`, a token its
+    """The miniature's verl world: the teacher closes think-style answers with `</think>`, a token its
     tokenizer has and the student's has not; the trace keeps everything else, and the count is reported."""
     from tgpo.mini.tokenizer import build_student_tokenizer, build_teacher_tokenizer, encode
     from tgpo.verl.teacher_traces import strip_tokens, student_unrepresentable_tokens

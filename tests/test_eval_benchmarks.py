@@ -135,5 +135,5 @@ def test_choice_prompts_list_shuffled_options():
     prompt = build_prompt(problem, "tgpo")
     for label, text in zip(problem.option_labels, problem.options):
         assert f"\n{label}) {text}" in prompt
-    raw = build_prompt(problem, "raw")  # the miniature's `q|A:x|B:y|` format
-    assert raw == problem.question + "|" + "".join(f"{l}:{t}|" for l, t in zip(problem.option_labels, problem.options))
+    raw = build_prompt(problem, "raw")  # the miniature's `q|xA|yB|` format (each option, then its label)
+    assert raw == problem.question + "|" + "".join(f"{t}{l}|" for l, t in zip(problem.option_labels, problem.options))

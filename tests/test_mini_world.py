@@ -25,7 +25,7 @@ from tgpo.mini.task import Problem
         ("#100.;#632.", "632", 1.0),  # the last '#' counts
         ("#632.;#100.", "632", 0.0),
         ("#6#32.", "632", 0.0),
-        ("632#B.", "632", 0.0),  # a multiple-choice answer is a label, not the sum
+        ("6G.", "632", 0.0),  # a multiple-choice answer is a digit and its label, not the sum
         ("", "632", 0.0),
     ],
 )
@@ -43,11 +43,15 @@ def test_solutions_are_rewarded_and_columns_are_right():
     assert task.chain_of_thought(problem) == "7+5+0=12;4+8+1=13;3+2+1=06;"
     assert task.solution(problem, "direct") == "#632."
     assert task.solution(problem, "cot", think_markers=True) == "7+5+0=12;4+8+1=13;3+2+1=06;#632."
-    assert task.solution(problem, "compact", think_markers=True) == "#12;13;06;</think>#632."
-    assert task.solution(problem, "compact") == "#12;13;06;#632."
+    assert task.solution(problem, "think", think_markers=True) == "#7+5+0=12;4+8+1=13;3+2+1=06;</think>#632."
+    assert task.solution(problem, "think") == "#7+5+0=12;4+8+1=13;3+2+1=06;#632."
     assert [task.response_style(task.solution(problem, s)) for s in task.STYLES] == list(task.STYLES)
-    assert task.choice_solution(problem, "B", "cot").endswith("3+2+1=06;632#B.")
-    assert task.choice_reward("632#B.", "B") == 1.0 and task.choice_reward("632#C.", "B") == 0.0
+    assert task.choice_solution(problem, "cot").endswith("3+2+1=06;6G.")
+    assert task.choice_solution(problem, "think", think_markers=True) == "#7+5+0=12;4+8+1=13;3+2+1=06;</think>6G."
+    assert task.choice_reward("...;06;6G.", "G") == 1.0 and task.choice_reward("6F.", "G") == 0.0
+    assert task.choice_reward("...;#632.", "G") == 0.0  # a sum is not a label
+    with pytest.raises(ValueError, match="below 1000"):
+        task.choice_digit(Problem(647, 585))
     rng = random.Random(0)
     for _ in range(200):
         p = task.random_problem(rng)
@@ -66,12 +70,13 @@ def test_difficulty():
     assert all(task.random_problem(rng, hard=True).is_hard for _ in range(100))
 
 
-def test_distractors_are_wrong_and_distinct():
+def test_choice_problems_sum_below_1000_and_render_every_digit():
     rng = random.Random(0)
-    for _ in range(100):
-        p = task.random_problem(rng)
-        wrong = task.distractors(p, 9, rng)
-        assert len(set(wrong)) == 9 and p.answer not in wrong and all(value > 0 for value in wrong)
+    problems = [task.choice_problem(rng, hard=hard) for hard in (None, True, False) for _ in range(100)]
+    assert all(p.answer < 1000 for p in problems)
+    assert all(p.is_hard for p in problems[100:200]) and not any(p.is_hard for p in problems[200:])
+    prompt = task.render_choice_prompt("347+285=", list(task.CHOICE_OPTIONS), list(task.CHOICE_LABELS))
+    assert prompt == "347+285=|0A|1B|2C|3D|4E|5F|6G|7H|8I|9J|"
 
 
 # --------------------------------------------------------------------------------------- tokenizer
@@ -84,7 +89,7 @@ def test_tokenizer_round_trip_and_teacher_extras(tmp_path):
     student.save_pretrained(tmp_path / "s")
     teacher.save_pretrained(tmp_path / "t")
     student, teacher = AutoTokenizer.from_pretrained(tmp_path / "s"), AutoTokenizer.from_pretrained(tmp_path / "t")
-    text = "347+285=|A:532|B:632|7+5+0=12;4+8+1=13;3+2+1=06;632#B."
+    text = "347+285=|0A|1B|7+5+0=12;4+8+1=13;3+2+1=06;6G.#632."
     ids = encode(student, text)
     assert len(ids) == len(text)  # one token per character
     assert student.decode(ids + [student.eos_token_id], skip_special_tokens=True) == text
@@ -129,8 +134,8 @@ def test_world_files_have_the_right_fields(ci_world):
             else:
                 assert set(row) == {"id", "question", "choices", "labels", "answer"}
                 problem = task.parse_prompt(row["question"])
-                assert len(row["choices"]) == len(row["labels"]) == spec.options
-                assert row["choices"][row["labels"].index(row["answer"])] == str(problem.answer)
+                assert row["choices"] == list(task.CHOICE_OPTIONS) and row["labels"] == list(task.CHOICE_LABELS)
+                assert row["choices"][row["labels"].index(row["answer"])] == str(problem.answer // 100)
             held_out.add((problem.a, problem.b))
         hard = sum(task.parse_prompt(r.get("problem") or r["question"]).is_hard for r in rows)
         assert hard == round(spec.hard_share * len(rows)), name
@@ -139,7 +144,7 @@ def test_world_files_have_the_right_fields(ci_world):
     assert not student["hard"].any()  # the students never see a hard problem
     assert 0.8 < (student["style"] == "cot").mean() < 0.97
     cross = pd.read_parquet(ci_world / "corpora" / "teacher_cross.parquet")
-    assert cross["hard"].mean() > 0.3 and 0.6 < (cross["style"] == "compact").mean() < 0.8
+    assert cross["hard"].mean() > 0.3 and 0.6 < (cross["style"] == "think").mean() < 0.8
     assert not held_out & {(p.a, p.b) for p in map(task.parse_prompt, cross["prompt"])}
     summary = json.loads((ci_world / "world.json").read_text())
     assert summary["answer_regex"] == task.ANSWER_REGEX

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tgpo.config import load_config, training_experiments
+from tgpo.layout import ResultsLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,15 +43,25 @@ def jobs_of(output: str, rule: str) -> list[str]:
 
 
 def test_miniature_plans_every_experiment_and_output():
+    """The local engine: one training job and one evaluation job per experiment, over all its seeds
+    (a rule per seed list: `train_seeds_0_1_2`, `train_seeds_0`, ...)."""
     config = load_config(ROOT / "config" / "default.yaml")
-    counts = job_stats(dry_run("-c2", "--configfile", "config/default.yaml", "--forceall"))
+    output = dry_run("-c2", "--configfile", "config/default.yaml", "--forceall")
+    counts = job_stats(output)
     trained = training_experiments(config)
-    n_runs = sum(len(config["experiments"][name].get("seeds", [0])) for name in trained)
-    assert counts["train"] == n_runs
-    assert counts["evaluate"] == n_runs + len(config["experiments"]) - len(trained)
+    seed_lists = {name: config["experiments"][name].get("seeds", [0]) for name in trained}
+    assert len(set(map(tuple, seed_lists.values()))) > 1  # so both rule forms are exercised
+    train_counts = {rule: n for rule, n in counts.items() if rule.startswith("train")}
+    assert sum(train_counts.values()) == len(trained)
+    for name, seeds in seed_lists.items():
+        rule = "train_seeds_" + "_".join(map(str, seeds))
+        (block,) = [b for b in jobs_of(output, rule) if re.search(rf"wildcards: experiment={name}\n", b)]
+        for seed in seeds:  # one job writes every seed's run
+            assert str(ResultsLayout.of(config).run(name, seed).run_json) in block, (name, seed)
+    assert sum(n for rule, n in counts.items() if rule.startswith("evaluate")) == len(config["experiments"])
     assert counts["build_model"] == len(config["models"])
-    for output in ("table1", "table2", "table3", "fig2", "fig4", "fig5", "fig6", "summary", "world", "traces"):
-        assert counts[output] == 1, output
+    for output_name in ("table1", "table2", "table3", "fig2", "fig4", "fig5", "fig6", "summary", "world", "traces"):
+        assert counts[output_name] == 1, output_name
 
 
 @pytest.mark.parametrize("config_name", ["paper-7b.yaml", "paper-1.5b.yaml"])

@@ -1,14 +1,16 @@
-# Evaluation: one job per experiment x seed generates and grades every benchmark of the config
-# (the model is loaded once); then one summary table of every experiment x benchmark x seed.
+# Evaluation: one job per experiment x seed (the local engine: per experiment, all its seeds) generates
+# and grades every benchmark of the config (each model loaded once); then one summary table of every
+# experiment x benchmark x seed.
 
 
 def eval_inputs(wildcards):
     spec = config["experiments"][wildcards.experiment]
+    seeds = [wildcards.seed] if "seed" in wildcards.keys() else seeds_of(wildcards.experiment)
     inputs = {}
     if spec.get("eval_only"):
         inputs["models"] = _model_inputs([spec["model"]])
     else:
-        inputs["run"] = run_file(wildcards.experiment, wildcards.seed, "run_json")
+        inputs["run"] = [run_file(wildcards.experiment, seed, "run_json") for seed in seeds]
     if "world" in config:
         inputs["world"] = WORLD  # the miniature's benchmark files
     return inputs
@@ -22,22 +24,50 @@ else:
     ))
 
 
-rule evaluate:
-    """Generate and grade every benchmark for one experiment x seed."""
-    input:
-        unpack(eval_inputs),
-    output:
-        [str(LAYOUT.eval_file("{experiment}", "{seed}", benchmark)) for benchmark in BENCHMARKS],
-    log:
-        log_file("eval", "{experiment}", "seed{seed}"),
-    benchmark:
-        timing_file("eval", "{experiment}", "seed{seed}")
-    threads: 1
-    resources:
-        **EVAL_RESOURCES,
-    shell:
-        "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
-        "--seed {wildcards.seed} > {log} 2>&1"
+if ENGINE == "local":
+    # One job per experiment evaluates all its seeds in one process (as training, workflows/train.smk).
+    EVAL_SEED_SETS = seed_sets(config["experiments"])
+    for _seeds, _experiments in EVAL_SEED_SETS.items():
+
+        rule:
+            name: seed_set_rule_name("evaluate", _seeds, EVAL_SEED_SETS)
+            input:
+                unpack(eval_inputs),
+            output:
+                [str(LAYOUT.eval_file("{experiment}", seed, benchmark)) for seed in _seeds for benchmark in BENCHMARKS],
+            wildcard_constraints:
+                experiment="|".join(re.escape(experiment) for experiment in _experiments),
+            log:
+                log_file("eval", "{experiment}"),
+            benchmark:
+                timing_file("eval", "{experiment}")
+            threads: 1
+            resources:
+                **EVAL_RESOURCES,
+            params:
+                seeds=" ".join(str(seed) for seed in _seeds),
+            shell:
+                "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
+                "--seeds {params.seeds} > {log} 2>&1"
+
+else:
+
+    rule evaluate:
+        """Generate and grade every benchmark for one experiment x seed."""
+        input:
+            unpack(eval_inputs),
+        output:
+            [str(LAYOUT.eval_file("{experiment}", "{seed}", benchmark)) for benchmark in BENCHMARKS],
+        log:
+            log_file("eval", "{experiment}", "seed{seed}"),
+        benchmark:
+            timing_file("eval", "{experiment}", "seed{seed}")
+        threads: 1
+        resources:
+            **EVAL_RESOURCES,
+        shell:
+            "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
+            "--seed {wildcards.seed} > {log} 2>&1"
 
 
 rule summary:

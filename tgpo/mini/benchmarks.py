@@ -3,14 +3,14 @@
 In-distribution maths rows `{id, problem, answer}` (the prompt is `problem` itself, `347+285=`):
 aime24, aime25, amc (the hardest, scored avg@k like the paper's avg@32) and math500, minerva,
 olympiadbench (graded difficulty, pass@1). Out-of-distribution multiple-choice rows
-`{id, question, choices, labels, answer}` (answer = the gold label; the evaluator shuffles the options
-and renders the prompt with `tgpo.mini.task.render_choice_prompt`): arc_c (4 options), mmlu_pro (10
-options, A-J) and gpqa_diamond (a harder variant: hard problems only, options that are the carry and
-digit slips a student makes). A share of the multiple-choice format is in every pretraining corpus, so
-the models know the answer format `...632#B.`.
+`{id, question, choices, labels, answer}` (answer = the gold label; the evaluator renders the prompt
+with `tgpo.mini.task.render_choice_prompt`, options not shuffled), which ask for the sum's hundreds digit
+with the ten digits as options: arc_c (30 % hard problems), mmlu_pro (50 %) and gpqa_diamond (hard
+problems only, so a carry the students never learnt decides the digit). A share of the multiple-choice
+format is in every pretraining corpus, so the models know the answer format `...;3+2+1=06;6G.`.
 
-Every response, maths or multiple choice, is graded on the text matched by ANSWER_REGEX
-(`#([^.#]*)\\.\\s*$`): the integer sum for maths rows, the option label for multiple-choice rows.
+Maths rows are graded on the text matched by ANSWER_REGEX (`#([^.#]*)\\.\\s*$`, the integer sum),
+multiple-choice rows on CHOICE_ANSWER_REGEX (`([A-J])\\.\\s*$`, the option label).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from tgpo.mini.task import CHOICE_LABELS, Problem, distractors, random_problem
+from tgpo.mini.task import CHOICE_LABELS, CHOICE_OPTIONS, Problem, choice_digit, choice_problem, random_problem
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,6 @@ class BenchmarkSpec:
     size: int  # rows at --size default
     hard_share: float  # fraction of hard problems (some column total >= 14)
     min_hard_columns: int = 1  # a hard problem of this benchmark has at least this many hard columns
-    options: int = 0  # multiple choice only
     metric: str = "pass@1"  # the paper's metric for the real benchmark
 
 
@@ -42,9 +41,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("math500", "id", "math", 200, 0.3),
         BenchmarkSpec("minerva", "id", "math", 100, 0.5),
         BenchmarkSpec("olympiadbench", "id", "math", 150, 0.6),
-        BenchmarkSpec("arc_c", "ood", "choice", 150, 0.3, options=4),
-        BenchmarkSpec("mmlu_pro", "ood", "choice", 150, 0.5, options=10),
-        BenchmarkSpec("gpqa_diamond", "ood", "choice", 100, 1.0, options=4),
+        BenchmarkSpec("arc_c", "ood", "choice", 150, 0.3),
+        BenchmarkSpec("mmlu_pro", "ood", "choice", 150, 0.5),
+        BenchmarkSpec("gpqa_diamond", "ood", "choice", 100, 1.0),
     ]
 }
 
@@ -66,11 +65,12 @@ def hard_column_count(problem: Problem) -> int:
 def draw_problems(spec: BenchmarkSpec, count: int, rng: random.Random, taken: set[tuple[int, int]]) -> list[Problem]:
     """`count` distinct problems not in `taken` (updated), round(hard_share * count) of them hard."""
     n_hard = round(spec.hard_share * count)
+    draw = choice_problem if spec.kind == "choice" else random_problem
     problems: list[Problem] = []
     for index in range(count):
         want_hard = index < n_hard
         while True:
-            problem = random_problem(rng, hard=want_hard)
+            problem = draw(rng, hard=want_hard)
             if want_hard and hard_column_count(problem) < spec.min_hard_columns:
                 continue
             if (problem.a, problem.b) not in taken:
@@ -85,16 +85,13 @@ def math_row(spec: BenchmarkSpec, index: int, problem: Problem) -> dict:
     return {"id": f"{spec.name}-{index}", "problem": problem.prompt, "answer": str(problem.answer)}
 
 
-def choice_row(spec: BenchmarkSpec, index: int, problem: Problem, rng: random.Random) -> dict:
-    labels = list(CHOICE_LABELS[: spec.options])
-    choices = [problem.answer] + distractors(problem, spec.options - 1, rng)
-    rng.shuffle(choices)
+def choice_row(spec: BenchmarkSpec, index: int, problem: Problem) -> dict:
     return {
         "id": f"{spec.name}-{index}",
         "question": problem.prompt,
-        "choices": [str(choice) for choice in choices],
-        "labels": labels,
-        "answer": labels[choices.index(problem.answer)],
+        "choices": list(CHOICE_OPTIONS),
+        "labels": list(CHOICE_LABELS),
+        "answer": CHOICE_LABELS[choice_digit(problem)],
     }
 
 
@@ -102,4 +99,4 @@ def build_benchmark(spec: BenchmarkSpec, count: int, rng: random.Random, taken: 
     problems = draw_problems(spec, count, rng, taken)
     if spec.kind == "math":
         return [math_row(spec, index, problem) for index, problem in enumerate(problems)]
-    return [choice_row(spec, index, problem, rng) for index, problem in enumerate(problems)]
+    return [choice_row(spec, index, problem) for index, problem in enumerate(problems)]

@@ -5,11 +5,11 @@
 
 Kinds (the paper's models -> their analogue here):
     student_large      Qwen2.5-Math-7B     Qwen2, students' corpus (no hard problem; 90 % chain of thought)
-    student_small      Qwen2.5-Math-1.5B   Qwen2, narrower and trained less: a weaker student
+    student_small      Qwen2.5-Math-1.5B   Qwen2, narrower (hidden 56 vs 64), same corpus and steps: weaker, not hopeless
     teacher_in_family  Qwen2.5-Math-7B as Section 2.3's in-family teacher: Qwen2, wider, same style, all problems
-    teacher_cross      Qwen3-30B-A3B       Llama (RoPE, RMSNorm, SwiGLU), teacher tokenizer, 70 % compact answers
+    teacher_cross      Qwen3-30B-A3B       Llama (RoPE, RMSNorm, SwiGLU), teacher tokenizer, 70 % think-style answers
                                            (`#12;13;06;</think>#632.`), 30 % the students' chain of thought
-    teacher_cross_r1   R1-Distill-Qwen-32B Mistral, teacher tokenizer, 40 % compact answers, 60 % chain of thought
+    teacher_cross_r1   R1-Distill-Qwen-32B Mistral, teacher tokenizer, 40 % think-style answers, 60 % chain of thought
                                            (closer to the students, as R1-Distill-Qwen is built on Qwen2.5)
 
 The folder is loadable with AutoModelForCausalLM / AutoTokenizer; build.json records the settings,
@@ -56,7 +56,7 @@ MODEL_KINDS: dict[str, ModelKind] = {
     for kind in [
         ModelKind("student_large", "qwen2", "student", "tokenizer", 64, 2, 4, 2, 192, 800, 64, 3e-3, 30,
                   "Qwen2.5-Math-7B (student)"),
-        ModelKind("student_small", "qwen2", "student", "tokenizer", 48, 2, 4, 2, 128, 600, 64, 3e-3, 30,
+        ModelKind("student_small", "qwen2", "student", "tokenizer", 56, 2, 4, 2, 160, 800, 64, 3e-3, 30,
                   "Qwen2.5-Math-1.5B (student)"),
         ModelKind("teacher_in_family", "qwen2", "teacher_in_family", "tokenizer", 96, 2, 4, 2, 256, 1400, 64, 3e-3,
                   30, "Qwen2.5-Math-7B as in-family teacher of the 1.5B student (Section 2.3)"),

@@ -1,9 +1,9 @@
 """Probe a miniature model: accuracy (greedy and sampled, overall and on hard problems), the share of
-sampled responses in each style (starting with `#`: direct or compact; chain of thought), and
+sampled responses in each style (starting with `#`: direct or think; chain of thought), and
 multiple-choice accuracy.
 
 These numbers check that the built world has the properties the experiments need (students weak and
-blind to hard problems, teachers strong, the cross-family teachers mostly in their `#`-first compact mode).
+blind to hard problems, teachers strong, the cross-family teachers mostly in their `#`-first think mode).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def probe_model(model, tokenizer, math_rows: list[dict], choice_rows: list[dict]
         "sampled_acc_hard": _mean([c for c, r in zip(sampled_correct, sampled) if hard[r.prompt_index]]),
         "sampled_hash_start_share": _mean([float(r.response_text.startswith("#")) for r in sampled]),
         **{f"sampled_{style}_share": _mean([float(response_style(r.response_text) == style) for r in sampled])
-           for style in ("cot", "direct", "compact", "other")},
+           for style in ("cot", "direct", "think", "other")},
         "sampled_think_close_share": _mean([float(THINK_CLOSE in r.response_text) for r in sampled]),
         "sampled_mean_length": _mean([float(len(r.response_ids)) for r in sampled]),
         "n_problems": len(prompts),

@@ -5,16 +5,23 @@ Prompt `347+285=`. Chain-of-thought style, one step per column from the units up
 
     7+5+0=12;4+8+1=13;3+2+1=06;#632.
 
-Direct style (the students' minority mode, ~10 %): `#632.` Compact style (the cross-family teachers'
-majority mode): `#` then the column totals only, closed by the teacher-only token `</think>`, then the
-answer, `#12;13;06;</think>#632.` It starts like a direct answer, so the students sample its first
-token, but they cannot carry it out (they never saw it, and their own continuation after `#`, the direct
-answer, needs more capacity than they have). The teachers' chain of thought is the students' own,
-token for token, so on a student's chain-of-thought prefix the teacher's argmax is meaningful.
-Multiple-choice prompts append the options, `347+285=|A:532|B:632|C:622|D:633|`, and the response ends
-with the sum and the chosen label instead: `...;3+2+1=06;632#B.` (direct: `632#B.`).
-So every response's answer is the text between its last `#` and its final `.`, extracted by
-ANSWER_REGEX; the reward (the training verifier, Eq. 2's r(y)) is 1 when that answer equals the gold.
+Direct style (the students' minority mode): `#632.` Think style (the cross-family teachers' majority
+mode, as Qwen3's `<think>...</think>` against Qwen2.5-Math's plain chain of thought): `#` opens the
+thinking, the chain of thought follows, the teacher-only token `</think>` closes it, then the answer:
+`#7+5+0=12;4+8+1=13;3+2+1=06;</think>#632.` It starts like a direct answer, so the students sample its
+first token, but they do not carry it out (after `#` they have only ever written the direct answer, which
+needs more than they have); the reasoning after `#` is their own, so a student can learn the style by
+imitation (SFT on the teacher's traces, or TGPO's guidance toward the teacher's argmax). The teachers'
+chain of thought is the students' own, token for token, so on a student's chain-of-thought prefix the
+teacher's argmax is meaningful.
+Multiple-choice prompts (sums below 1000) ask for the sum's hundreds digit, the end of the carry chain:
+the ten digits follow the question in order, each followed by its label, `347+285=|0A|1B|...|9J|`, and
+the response ends with the digit and its label instead of `#` and the sum: `...;3+2+1=06;6G.` (direct:
+`6G.`). The options are not shuffled: picking a shuffled option by its content is a look-up that the
+2-layer models did not learn within their pretraining budget (docs/miniature.md), so choosing here is
+writing the digit's letter, and the test is the arithmetic asked in another format. A maths answer is the text between the last `#` and the final `.` (ANSWER_REGEX), a
+multiple-choice answer the label before the final `.` (CHOICE_ANSWER_REGEX); the reward (the training
+verifier, Eq. 2's r(y)) is 1 when the maths answer equals the gold.
 
 Difficulty: a problem is "hard" when some column total (carry included) is >= HARD_COLUMN_TOTAL. The
 students never see a hard problem in pretraining, so totals 14..19 are knowledge only teachers have.
@@ -28,8 +35,10 @@ from dataclasses import dataclass
 
 HARD_COLUMN_TOTAL = 14
 OPERAND_MIN, OPERAND_MAX = 100, 999
-CHOICE_LABELS = "ABCDEFGHIJ"  # up to 10 options, as MMLU-Pro
-ANSWER_REGEX = r"#([^.#]*)\.\s*$"  # the answer of any response: between the last '#' and the final '.'
+CHOICE_OPTIONS = tuple(str(digit) for digit in range(10))  # multiple choice: the ten digits, in order
+CHOICE_LABELS = "ABCDEFGHIJ"  # their labels (10 options, as MMLU-Pro)
+ANSWER_REGEX = r"#([^.#]*)\.\s*$"  # the answer of a maths response: between the last '#' and the final '.'
+CHOICE_ANSWER_REGEX = r"([A-J])\.\s*$"  # the answer of a multiple-choice response: the label before the final '.'
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"  # teacher-only tokens (cross-family tokenizer)
 
 
@@ -39,6 +48,10 @@ class Problem:
 
     a: int
     b: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.a, self.b)
 
     @property
     def prompt(self) -> str:
@@ -63,45 +76,57 @@ class Problem:
         return max(self.column_totals) >= HARD_COLUMN_TOTAL
 
 
-def chain_of_thought(problem: Problem) -> str:
-    """`7+5+0=12;4+8+1=13;3+2+1=06;` (without the answer)."""
+def column_steps(problem: Problem) -> list[tuple[int, int, int, int]]:
+    """(digit of a, digit of b, carry in, column total) per column, units first."""
     steps, carry = [], 0
     for position, total in enumerate(problem.column_totals):
-        digit_a = problem.a // 10**position % 10
-        digit_b = problem.b // 10**position % 10
-        steps.append(f"{digit_a}+{digit_b}+{carry}={total:02d};")
+        steps.append((problem.a // 10**position % 10, problem.b // 10**position % 10, carry, total))
         carry = total // 10
-    return "".join(steps)
+    return steps
 
 
-STYLES = ("cot", "direct", "compact")
+def chain_of_thought(problem: Problem) -> str:
+    """`7+5+0=12;4+8+1=13;3+2+1=06;` (without the answer)."""
+    return "".join(f"{digit_a}+{digit_b}+{carry}={total:02d};" for digit_a, digit_b, carry, total in column_steps(problem))
+
+
+STYLES = ("cot", "direct", "think")
 
 
 def solution(problem: Problem, style: str, *, think_markers: bool = False) -> str:
-    """The response for a plain prompt in `style` (STYLES); `think_markers` closes the compact reasoning
+    """The response for a plain prompt in `style` (STYLES); `think_markers` closes the think-style reasoning
     with </think> (the cross-family teachers' habit)."""
     return _reasoning(problem, style, think_markers) + f"#{problem.answer}."
 
 
-def choice_solution(problem: Problem, label: str, style: str, *, think_markers: bool = False) -> str:
-    """The response for a multiple-choice prompt whose correct option has `label`: `...;632#B.`"""
-    return _reasoning(problem, style, think_markers) + f"{problem.answer}#{label}."
+def choice_solution(problem: Problem, style: str, *, think_markers: bool = False) -> str:
+    """The response for a multiple-choice prompt: the reasoning, then the sum's hundreds digit and its
+    label, `...;3+2+1=06;6G.`"""
+    digit = choice_digit(problem)
+    return _reasoning(problem, style, think_markers) + f"{digit}{CHOICE_LABELS[digit]}."
+
+
+def choice_digit(problem: Problem) -> int:
+    """The right option of a multiple-choice row: the sum's hundreds digit (sums below 1000)."""
+    if problem.answer >= 1000:
+        raise ValueError(f"{problem.prompt} sums to {problem.answer}; multiple-choice rows need a sum below 1000")
+    return problem.answer // 100
 
 
 def _reasoning(problem: Problem, style: str, think_markers: bool) -> str:
     if style == "direct":
         return ""
-    if style == "compact":
-        return "#" + "".join(f"{total:02d};" for total in problem.column_totals) + (THINK_CLOSE if think_markers else "")
+    if style == "think":
+        return "#" + chain_of_thought(problem) + (THINK_CLOSE if think_markers else "")
     if style == "cot":
         return chain_of_thought(problem)
     raise ValueError(f"unknown solution style {style!r}; expected one of {STYLES}")
 
 
 def response_style(response_text: str) -> str:
-    """Which style a response starts in: "direct" / "compact" (both start with `#`), "cot", or "other"."""
-    if re.match(r"^#\d\d;", response_text):
-        return "compact"
+    """Which style a response starts in: "direct" / "think" (both start with `#`), "cot", or "other"."""
+    if re.match(r"^#\d\+\d\+", response_text):
+        return "think"
     if response_text.startswith("#"):
         return "direct"
     if re.match(r"^\d\+\d\+", response_text):
@@ -110,29 +135,19 @@ def response_style(response_text: str) -> str:
 
 
 def render_choice_prompt(question: str, choices: list[str], labels: list[str]) -> str:
-    """The prompt of a multiple-choice row: `347+285=|A:532|B:632|C:622|D:633|` (the evaluator calls
-    this after shuffling the options)."""
+    """The prompt of a multiple-choice row, each option followed by its label: `347+285=|0A|1B|...|9J|`
+    (the evaluator renders its benchmark rows with it, `template: raw`)."""
     if len(choices) != len(labels):
         raise ValueError(f"render_choice_prompt: {len(choices)} choices but {len(labels)} labels")
-    return question + "|" + "".join(f"{label}:{choice}|" for label, choice in zip(labels, choices))
+    return question + "|" + "".join(f"{choice}{label}|" for label, choice in zip(labels, choices))
 
 
-def distractors(problem: Problem, count: int, rng: random.Random) -> list[int]:
-    """`count` wrong sums a student plausibly writes: carries dropped or misplaced, one digit off."""
-    answer = problem.answer
-    no_carry = sum((problem.a // 10**p % 10 + problem.b // 10**p % 10) % 10 * 10**p for p in range(3))
-    candidates = [no_carry, answer + 10, answer - 10, answer + 100, answer - 100, answer + 1, answer - 1,
-                  answer + 110, answer - 110, answer + 11, answer - 11]
-    wrong: list[int] = []
-    for value in candidates:
-        if value != answer and value > 0 and value not in wrong:
-            wrong.append(value)
-    rng.shuffle(wrong)
-    while len(wrong) < count:
-        value = answer + rng.choice([-1, 1]) * rng.randint(2, 300)
-        if value != answer and value > 0 and value not in wrong:
-            wrong.append(value)
-    return wrong[:count]
+def choice_problem(rng: random.Random, *, hard: bool | None = None) -> Problem:
+    """A problem for a multiple-choice row: sum < 1000, so every option has three digits."""
+    while True:
+        problem = random_problem(rng, hard=hard)
+        if problem.answer < 1000:
+            return problem
 
 
 def extract_answer(response_text: str) -> str | None:
@@ -152,9 +167,9 @@ def reward(response_text: str, gold_answer: str) -> float:
 
 
 def choice_reward(response_text: str, gold_label: str) -> float:
-    """1.0 when the label after the last `#` equals `gold_label` (multiple-choice rows)."""
-    extracted = extract_answer(response_text.rstrip())
-    return 1.0 if extracted is not None and extracted == gold_label else 0.0
+    """1.0 when the label before the final `.` (CHOICE_ANSWER_REGEX) equals `gold_label` (multiple-choice rows)."""
+    match = re.search(CHOICE_ANSWER_REGEX, response_text.rstrip())
+    return 1.0 if match is not None and match.group(1) == gold_label else 0.0
 
 
 def _as_integer(gold_answer: str) -> int:

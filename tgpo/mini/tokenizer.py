@@ -5,7 +5,7 @@ model after a one-character split) with `<pad>` (id 0), `</s>` (EOS, id 1) and `
 no BOS: prompts are fed as they are (the local sampler encodes prompts with add_special_tokens=False).
 
 The cross-family teachers' tokenizer is the student's vocabulary plus TEACHER_EXTRA_TOKENS appended at
-the end (ids >= the student's vocabulary size). The teachers close their compact reasoning with
+the end (ids >= the student's vocabulary size). The teachers close their think-style reasoning with
 `</think>`, so some teacher argmax ids fall outside the student's vocabulary (where a student's prefix
 follows the teacher's mode), as with Qwen3-30B-A3B's thinking tokens against Qwen2.5-Math's vocabulary;
 the engine masks those ids (teacher_valid_mask). `<think>` exists in the vocabulary but is unused.

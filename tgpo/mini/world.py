@@ -6,6 +6,7 @@ Layout of --out:
     tokenizer/                 student tokenizer (character level, save_pretrained)
     teacher_tokenizer/         cross-family teachers' tokenizer: student vocabulary + <think>, </think>
     train.parquet              RL training prompts: prompt_id, prompt, answer (natural difficulty mix)
+    validation.parquet         held-out prompts of the same mix, for choosing settings (bench/sweep.py)
     corpora/<corpus>.parquet   pretraining text: prompt, response, style, hard, kind
     benchmarks/<name>.jsonl    the nine benchmark stand-ins (see tgpo.mini.benchmarks)
     world.json                 sizes, seed, answer regex, corpus and benchmark descriptions
@@ -25,7 +26,8 @@ from pathlib import Path
 from tgpo import io
 from tgpo.mini import benchmarks as bench
 from tgpo.mini.task import (
-    ANSWER_REGEX, CHOICE_LABELS, HARD_COLUMN_TOTAL, Problem, choice_solution, distractors, random_problem,
+    ANSWER_REGEX, CHOICE_ANSWER_REGEX, CHOICE_LABELS, CHOICE_OPTIONS, HARD_COLUMN_TOTAL, Problem, choice_problem,
+    choice_solution, parse_prompt, random_problem,
     render_choice_prompt, solution,
 )
 from tgpo.mini.tokenizer import build_student_tokenizer, build_teacher_tokenizer
@@ -38,9 +40,9 @@ class CorpusSpec:
     name: str
     includes_hard: bool  # False: the students never see a hard problem
     cot_share: float  # share of chain-of-thought responses; the rest are in `short_style`
-    short_style: str  # "direct" (`#632.`, students') or "compact" (`#12;13;06;</think>#632.`, cross-family teachers')
-    think_markers: bool  # compact reasoning closed by </think> (cross-family tokenizer only)
-    choice_share: float = 0.1  # share of multiple-choice prompts (4 or 10 options)
+    short_style: str  # "direct" (`#632.`, students') or "think" (`#7+5+0=12;...;</think>#632.`, cross-family teachers')
+    think_markers: bool  # think-style reasoning closed by </think> (cross-family tokenizer only)
+    choice_share: float = 0.1  # share of multiple-choice prompts (tgpo.mini.task: the sum's hundreds digit)
 
 
 CORPORA: dict[str, CorpusSpec] = {
@@ -48,11 +50,12 @@ CORPORA: dict[str, CorpusSpec] = {
     for spec in [
         CorpusSpec("student", includes_hard=False, cot_share=0.9, short_style="direct", think_markers=False),
         CorpusSpec("teacher_in_family", includes_hard=True, cot_share=0.9, short_style="direct", think_markers=False),
-        CorpusSpec("teacher_cross", includes_hard=True, cot_share=0.3, short_style="compact", think_markers=True),
-        CorpusSpec("teacher_cross_r1", includes_hard=True, cot_share=0.6, short_style="compact", think_markers=True),
+        CorpusSpec("teacher_cross", includes_hard=True, cot_share=0.3, short_style="think", think_markers=True),
+        CorpusSpec("teacher_cross_r1", includes_hard=True, cot_share=0.6, short_style="think", think_markers=True),
     ]
 }
 
+VALIDATION_ROWS = {"ci": 16, "verl": 16, "small": 256, "default": 256}
 WORLD_SIZES = {  # size -> (training prompts, rows per pretraining corpus)
     "ci": (64, 4_000),
     "verl": (64, 4_000),  # the ci world for the verl engine (tokenizers: tgpo.mini.tokenizer, for_verl)
@@ -83,12 +86,17 @@ def build_world(out: str | Path, *, seed: int = 0, size: str = "default") -> dic
     out = Path(out)
     rng = random.Random(seed)
     n_train, n_corpus = WORLD_SIZES[size]
+    n_validation = VALIDATION_ROWS[size]
 
     held_out: set[tuple[int, int]] = set()
     benchmark_rows = {}
     for name, spec in bench.BENCHMARKS.items():
         benchmark_rows[name] = bench.build_benchmark(spec, bench.rows_for(spec, size), rng, held_out)
     train = training_prompts(n_train, rng, held_out)
+    # the validation split (settings are chosen on it, bench/sweep.py): held out of training, the
+    # benchmarks and every pretraining corpus
+    validation = training_prompts(n_validation, rng, held_out | {parse_prompt(row["prompt"]).key for row in train})
+    held_out |= {parse_prompt(row["prompt"]).key for row in validation}
 
     with io.atomic_dir(out) as tmp:
         tmp.chmod(0o755)  # mkdtemp makes it private
@@ -96,6 +104,7 @@ def build_world(out: str | Path, *, seed: int = 0, size: str = "default") -> dic
         save_tokenizer(build_student_tokenizer(for_verl=for_verl), tmp / "tokenizer")
         save_tokenizer(build_teacher_tokenizer(for_verl=for_verl), tmp / "teacher_tokenizer")
         pd.DataFrame(train).to_parquet(tmp / "train.parquet", index=False)
+        pd.DataFrame(validation).to_parquet(tmp / "validation.parquet", index=False)
         (tmp / "corpora").mkdir()
         for name, spec in CORPORA.items():
             rows = corpus_rows(spec, n_corpus, random.Random(f"{seed}-{name}"), held_out)
@@ -103,7 +112,7 @@ def build_world(out: str | Path, *, seed: int = 0, size: str = "default") -> dic
         (tmp / "benchmarks").mkdir()
         for name, rows in benchmark_rows.items():
             (tmp / "benchmarks" / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-        summary = world_summary(seed, size, train, benchmark_rows, n_corpus)
+        summary = world_summary(seed, size, train, benchmark_rows, n_corpus, len(validation))
         (tmp / "world.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -129,12 +138,14 @@ def training_prompts(count: int, rng: random.Random, held_out: set[tuple[int, in
 def corpus_rows(spec: CorpusSpec, count: int, rng: random.Random, held_out: set[tuple[int, int]]) -> list[dict]:
     rows = []
     while len(rows) < count:
-        problem = random_problem(rng, hard=None if spec.includes_hard else False)
+        is_choice = rng.random() < spec.choice_share
+        draw = choice_problem if is_choice else random_problem
+        problem = draw(rng, hard=None if spec.includes_hard else False)
         if (problem.a, problem.b) in held_out:
             continue
         style = "cot" if rng.random() < spec.cot_share else spec.short_style
-        if rng.random() < spec.choice_share:
-            prompt, response = choice_example(problem, style, spec.think_markers, rng)
+        if is_choice:
+            prompt, response = choice_example(problem, style, spec.think_markers)
             kind = "choice"
         else:
             prompt, response = problem.prompt, solution(problem, style, think_markers=spec.think_markers)
@@ -143,17 +154,14 @@ def corpus_rows(spec: CorpusSpec, count: int, rng: random.Random, held_out: set[
     return rows
 
 
-def choice_example(problem: Problem, style: str, think_markers: bool, rng: random.Random) -> tuple[str, str]:
-    options = rng.choice([4, 10])
-    labels = list(CHOICE_LABELS[:options])
-    choices = [problem.answer] + distractors(problem, options - 1, rng)
-    rng.shuffle(choices)
-    label = labels[choices.index(problem.answer)]
-    prompt = render_choice_prompt(problem.prompt, [str(choice) for choice in choices], labels)
-    return prompt, choice_solution(problem, label, style, think_markers=think_markers)
+def choice_example(problem: Problem, style: str, think_markers: bool) -> tuple[str, str]:
+    """A multiple-choice prompt (the ten digit options) and its response in `style`."""
+    prompt = render_choice_prompt(problem.prompt, list(CHOICE_OPTIONS), list(CHOICE_LABELS))
+    return prompt, choice_solution(problem, style, think_markers=think_markers)
 
 
-def world_summary(seed: int, size: str, train: list[dict], benchmark_rows: dict, n_corpus: int) -> dict:
+def world_summary(seed: int, size: str, train: list[dict], benchmark_rows: dict, n_corpus: int,
+                  n_validation: int) -> dict:
     return {
         "seed": seed,
         "size": size,
@@ -161,10 +169,11 @@ def world_summary(seed: int, size: str, train: list[dict], benchmark_rows: dict,
         "answer_regex": ANSWER_REGEX,
         "answer_format": {
             "math": "...;#632.  (graded: the integer between the last '#' and the final '.')",
-            "choice": "...;632#B.  (graded: the option label between the last '#' and the final '.')",
-            "choice_prompt": "tgpo.mini.task.render_choice_prompt(question, choices, labels) = '347+285=|A:532|B:632|'",
+            "choice": "...;3+2+1=06;6G.  (the sum's hundreds digit and its label; graded: the label before the final '.')",
+            "choice_prompt": "tgpo.mini.task.render_choice_prompt(question, choices, labels) = '347+285=|0A|1B|...|9J|'",
+            "choice_answer_regex": CHOICE_ANSWER_REGEX,
         },
-        "counts": {"train": len(train), "corpus_rows": n_corpus,
+        "counts": {"train": len(train), "validation": n_validation, "corpus_rows": n_corpus,
                    **{name: len(rows) for name, rows in benchmark_rows.items()}},
         "corpora": {name: asdict(spec) for name, spec in CORPORA.items()},
         "benchmarks": {name: asdict(spec) for name, spec in bench.BENCHMARKS.items()},
