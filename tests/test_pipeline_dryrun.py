@@ -43,8 +43,8 @@ def jobs_of(output: str, rule: str) -> list[str]:
 
 
 def test_miniature_plans_every_experiment_and_output():
-    """The local engine: one training job and one evaluation job per experiment, over all its seeds
-    (a rule per seed list: `train_seeds_0_1_2`, `train_seeds_0`, ...)."""
+    """The local engine: one job per trained experiment trains and evaluates all its seeds (a rule per
+    seed list: `train_seeds_0_1_2`, `train_seeds_0`, ...); eval-only experiments get an evaluation job."""
     config = load_config(ROOT / "config" / "default.yaml")
     output = dry_run("-c2", "--configfile", "config/default.yaml", "--forceall")
     counts = job_stats(output)
@@ -56,9 +56,11 @@ def test_miniature_plans_every_experiment_and_output():
     for name, seeds in seed_lists.items():
         rule = "train_seeds_" + "_".join(map(str, seeds))
         (block,) = [b for b in jobs_of(output, rule) if re.search(rf"wildcards: experiment={name}\n", b)]
-        for seed in seeds:  # one job writes every seed's run
-            assert str(ResultsLayout.of(config).run(name, seed).run_json) in block, (name, seed)
-    assert sum(n for rule, n in counts.items() if rule.startswith("evaluate")) == len(config["experiments"])
+        layout = ResultsLayout.of(config)
+        for seed in seeds:  # one job writes every seed's run and its evaluation
+            assert str(layout.run(name, seed).run_json) in block, (name, seed)
+            assert str(layout.eval_file(name, seed, "gpqa_diamond")) in block, (name, seed)
+    assert sum(n for rule, n in counts.items() if rule.startswith("evaluate")) == len(config["experiments"]) - len(trained)
     assert counts["build_model"] == len(config["models"])
     for output_name in ("table1", "table2", "table3", "fig2", "fig4", "fig5", "fig6", "summary", "world", "traces"):
         assert counts[output_name] == 1, output_name

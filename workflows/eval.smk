@@ -1,6 +1,6 @@
-# Evaluation: one job per experiment x seed (the local engine: per experiment, all its seeds) generates
-# and grades every benchmark of the config (each model loaded once); then one summary table of every
-# experiment x benchmark x seed.
+# Evaluation: one job per experiment x seed generates and grades every benchmark of the config (each
+# model loaded once; the local engine: trained experiments are evaluated inside their training job,
+# eval-only ones here); then one summary table of every experiment x benchmark x seed.
 
 
 def eval_inputs(wildcards):
@@ -25,8 +25,9 @@ else:
 
 
 if ENGINE == "local":
-    # One job per experiment evaluates all its seeds in one process (as training, workflows/train.smk).
-    EVAL_SEED_SETS = seed_sets(config["experiments"])
+    # Trained experiments are evaluated by their training job (workflows/train.smk); this rule evaluates
+    # the eval-only ones (base models, teachers), one job per experiment over its seeds.
+    EVAL_SEED_SETS = seed_sets(EVAL_ONLY)
     for _seeds, _experiments in EVAL_SEED_SETS.items():
 
         rule:

@@ -67,9 +67,11 @@ def seed_set_rule_name(verb, seeds, sets):
 
 
 if ENGINE == "local":
-    # One job per experiment trains all its seeds, one after the other, in one process: a miniature run
-    # takes seconds, less than starting Python and importing transformers for it again. Experiments
-    # with different seed lists get one rule each (an output list cannot depend on a wildcard).
+    # One job per experiment trains all its seeds, one after the other, in one process, and evaluates
+    # each right after its training (so it writes the evaluate rule's files for trained experiments,
+    # workflows/eval.smk): a miniature run takes seconds, less than starting Python and importing
+    # transformers again for it. Experiments with different seed lists get one rule each (an output
+    # list cannot depend on a wildcard).
     TRAIN_SEED_SETS = seed_sets(TRAINED)
     for _seeds, _experiments in TRAIN_SEED_SETS.items():
 
@@ -79,6 +81,7 @@ if ENGINE == "local":
                 unpack(train_inputs),
             output:
                 [run_file("{experiment}", seed, "run_json") for seed in _seeds],
+                [str(LAYOUT.eval_file("{experiment}", seed, benchmark)) for seed in _seeds for benchmark in BENCHMARKS],
             wildcard_constraints:
                 experiment="|".join(re.escape(experiment) for experiment in _experiments),
             log:
@@ -97,7 +100,7 @@ if ENGINE == "local":
                 seeds=" ".join(str(seed) for seed in _seeds),
             shell:
                 "python -m tgpo train --config {CFG} --experiment {wildcards.experiment} --seeds {params.seeds} "
-                "> {log} 2>&1"
+                "--evaluate > {log} 2>&1"
 
 else:
 

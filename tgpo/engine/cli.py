@@ -2,8 +2,10 @@
 
 Either from a config (`--config <yaml> --experiment <name> --seed <k>`, resolved by
 `tgpo.resolve.resolve_experiment`) or from a RunSpec JSON file (`--run-spec <json>`).
-`--seeds 0 1 2` trains several seeds one after the other in one process (the miniature's pipeline
-does, so that each seed does not pay for starting Python and importing transformers again).
+`--seeds 0 1 2` trains several seeds one after the other in one process, and `--evaluate` evaluates
+each on every benchmark of the config right after its training (`eval.experiment.evaluate_run`): the
+miniature's pipeline does both, so that a run of seconds does not pay for starting Python and importing
+transformers again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-after-step", dest="stop_after_step", type=int, default=None,
                         help="stop after this step without the final checkpoint (as if killed; for tests)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar / step lines")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="after each seed's training, evaluate it on every benchmark of --config")
 
 
 def resolve_specs(args: argparse.Namespace) -> list:
@@ -57,6 +61,9 @@ def resolve_specs(args: argparse.Namespace) -> list:
 def run(args: argparse.Namespace) -> int:
     from tgpo.engine.trainer import TrainingDiverged, train
 
+    if args.evaluate and (not args.config or args.output_dir or args.stop_after_step is not None):
+        raise SystemExit("train: --evaluate needs --config, and evaluates the config's own run folders "
+                         "(not with --output-dir or --stop-after-step)")
     for spec in resolve_specs(args):
         try:
             result = train(spec, stop_after_step=args.stop_after_step, progress=args.progress)
@@ -65,4 +72,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
         where = result.final_checkpoint if result.final_checkpoint is not None else f"stopped after step {result.steps_done}"
         print(f"train: {spec.experiment} seed {spec.seed}: {result.steps_done} steps; {where}", flush=True)
+        if args.evaluate:
+            from eval.experiment import evaluate_run
+            from tgpo.config import load_config
+
+            evaluate_run(load_config(args.config), spec.experiment, spec.seed, threads=1, grading_workers=1)
     return 0

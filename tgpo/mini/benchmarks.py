@@ -38,11 +38,11 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("aime24", "id", "math", 30, 1.0, metric="avg@k"),
         BenchmarkSpec("aime25", "id", "math", 30, 1.0, min_hard_columns=2, metric="avg@k"),
         BenchmarkSpec("amc", "id", "math", 40, 0.8, metric="avg@k"),
-        BenchmarkSpec("math500", "id", "math", 200, 0.3),
+        BenchmarkSpec("math500", "id", "math", 120, 0.3),
         BenchmarkSpec("minerva", "id", "math", 100, 0.5),
-        BenchmarkSpec("olympiadbench", "id", "math", 150, 0.6),
-        BenchmarkSpec("arc_c", "ood", "choice", 150, 0.3),
-        BenchmarkSpec("mmlu_pro", "ood", "choice", 150, 0.5),
+        BenchmarkSpec("olympiadbench", "id", "math", 100, 0.6),
+        BenchmarkSpec("arc_c", "ood", "choice", 100, 0.3),
+        BenchmarkSpec("mmlu_pro", "ood", "choice", 100, 0.5),
         BenchmarkSpec("gpqa_diamond", "ood", "choice", 100, 1.0),
     ]
 }

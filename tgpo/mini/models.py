@@ -60,9 +60,9 @@ MODEL_KINDS: dict[str, ModelKind] = {
                   "Qwen2.5-Math-1.5B (student)"),
         ModelKind("teacher_in_family", "qwen2", "teacher_in_family", "tokenizer", 96, 2, 4, 2, 256, 1400, 64, 3e-3,
                   30, "Qwen2.5-Math-7B as in-family teacher of the 1.5B student (Section 2.3)"),
-        ModelKind("teacher_cross", "llama", "teacher_cross", "teacher_tokenizer", 96, 2, 4, 4, 256, 1200, 64, 3e-3,
+        ModelKind("teacher_cross", "llama", "teacher_cross", "teacher_tokenizer", 96, 2, 4, 4, 256, 800, 64, 3e-3,
                   30, "Qwen3-30B-A3B (cross-family teacher)"),
-        ModelKind("teacher_cross_r1", "mistral", "teacher_cross_r1", "teacher_tokenizer", 80, 2, 4, 2, 224, 1200, 64,
+        ModelKind("teacher_cross_r1", "mistral", "teacher_cross_r1", "teacher_tokenizer", 80, 2, 4, 2, 224, 800, 64,
                   3e-3, 30, "R1-Distill-Qwen-32B (second cross-family teacher)"),
     ]
 }
