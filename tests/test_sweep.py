@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
 from tgpo.mini import sweep
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def result(experiment: str, value: float, accuracy: float) -> dict:
@@ -37,24 +40,33 @@ def test_sweep_points_name_a_missing_experiment():
     assert points == [("tgpo", "w_init", value) for value in sweep.SWEEPS["tgpo"][1]]
 
 
-def test_train_cli_rejects_seed_with_seeds_and_output_dir_with_several_seeds():
+def parsed(module, argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.mark.parametrize("verb", ["train", "eval-experiment"])
+def test_seed_and_seeds_together_are_refused(verb):
+    from eval import experiment
     from tgpo.engine import cli
 
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    both = parser.parse_args(["--config", "c.yaml", "--experiment", "x", "--seed", "0", "--seeds", "0", "1"])
+    module, entry = {"train": (cli, cli.resolve_specs), "eval-experiment": (experiment, experiment.run)}[verb]
+    args = parsed(module, ["--config", "c.yaml", "--experiment", "x", "--seed", "0", "--seeds", "0", "1"])
     with pytest.raises(SystemExit, match="--seed or --seeds"):
-        cli.resolve_specs(both)
-    missing = parser.parse_args(["--config", "c.yaml", "--experiment", "x"])
+        entry(args)
+
+
+def test_train_cli_needs_a_seed_one_output_dir_per_run_and_a_config_to_evaluate():
+    from tgpo.engine import cli
+
     with pytest.raises(SystemExit, match="missing --seed"):
-        cli.resolve_specs(missing)
-
-
-def test_eval_experiment_cli_rejects_seed_with_seeds():
-    from eval import experiment
-
-    parser = argparse.ArgumentParser()
-    experiment.add_arguments(parser)
-    args = parser.parse_args(["--config", "c.yaml", "--experiment", "x", "--seed", "0", "--seeds", "0", "1"])
-    with pytest.raises(SystemExit, match="--seed or --seeds"):
-        experiment.run(args)
+        cli.resolve_specs(parsed(cli, ["--config", "c.yaml", "--experiment", "x"]))
+    config = str(ROOT / "config" / "default.yaml")
+    several = parsed(cli, ["--config", config, "--experiment", "grpo_pp", "--seeds", "0", "1", "--output-dir", "/tmp/x"])
+    with pytest.raises(SystemExit, match="names one run's folder"):
+        cli.resolve_specs(several)
+    one = cli.resolve_specs(parsed(cli, ["--config", config, "--experiment", "grpo_pp", "--seeds", "0", "2"]))[1]
+    assert [spec.seed for spec in one] == [0, 2]
+    with pytest.raises(SystemExit, match="--evaluate needs --config"):
+        cli.run(parsed(cli, ["--run-spec", "spec.json", "--evaluate"]))

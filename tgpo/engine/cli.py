@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after each seed's training, evaluate it on every benchmark of --config")
 
 
-def resolve_specs(args: argparse.Namespace) -> list:
-    """The RunSpec of every run to train, in order."""
+def resolve_specs(args: argparse.Namespace) -> tuple[dict | None, list]:
+    """(the loaded config, None with --run-spec; the RunSpec of every run to train, in order)."""
     from tgpo.engine.run_spec import RunSpec
 
     if args.seed is not None and args.seeds:
@@ -37,7 +37,7 @@ def resolve_specs(args: argparse.Namespace) -> list:
     if args.run_spec:
         if args.config or args.experiment or args.seeds:
             raise SystemExit("train: give either --run-spec or --config/--experiment/--seed, not both")
-        specs = [RunSpec.from_json(args.run_spec)]
+        config, specs = None, [RunSpec.from_json(args.run_spec)]
     else:
         seeds = args.seeds or ([args.seed] if args.seed is not None else [])
         missing = [flag for flag, value in (("--config", args.config), ("--experiment", args.experiment),
@@ -55,7 +55,7 @@ def resolve_specs(args: argparse.Namespace) -> list:
         from pathlib import Path
 
         specs[0].output_dir = Path(args.output_dir)
-    return specs
+    return config, specs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluate and (not args.config or args.output_dir or args.stop_after_step is not None):
         raise SystemExit("train: --evaluate needs --config, and evaluates the config's own run folders "
                          "(not with --output-dir or --stop-after-step)")
-    for spec in resolve_specs(args):
+    config, specs = resolve_specs(args)
+    for spec in specs:
         try:
             result = train(spec, stop_after_step=args.stop_after_step, progress=args.progress)
         except TrainingDiverged as error:
@@ -74,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"train: {spec.experiment} seed {spec.seed}: {result.steps_done} steps; {where}", flush=True)
         if args.evaluate:
             from eval.experiment import evaluate_run
-            from tgpo.config import load_config
 
-            evaluate_run(load_config(args.config), spec.experiment, spec.seed, threads=1, grading_workers=1)
+            evaluate_run(config, spec.experiment, spec.seed, threads=1, grading_workers=1)
     return 0

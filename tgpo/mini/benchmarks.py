@@ -73,9 +73,9 @@ def draw_problems(spec: BenchmarkSpec, count: int, rng: random.Random, taken: se
             problem = draw(rng, hard=want_hard)
             if want_hard and hard_column_count(problem) < spec.min_hard_columns:
                 continue
-            if (problem.a, problem.b) not in taken:
+            if problem.key not in taken:
                 break
-        taken.add((problem.a, problem.b))
+        taken.add(problem.key)
         problems.append(problem)
     rng.shuffle(problems)
     return problems

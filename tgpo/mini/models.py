@@ -8,7 +8,7 @@ Kinds (the paper's models -> their analogue here):
     student_small      Qwen2.5-Math-1.5B   Qwen2, narrower (hidden 56 vs 64), same corpus and steps: weaker, not hopeless
     teacher_in_family  Qwen2.5-Math-7B as Section 2.3's in-family teacher: Qwen2, wider, same style, all problems
     teacher_cross      Qwen3-30B-A3B       Llama (RoPE, RMSNorm, SwiGLU), teacher tokenizer, 70 % think-style answers
-                                           (`#12;13;06;</think>#632.`), 30 % the students' chain of thought
+                                           (`#7+5+0=12;...;</think>#632.`), 30 % the students' chain of thought
     teacher_cross_r1   R1-Distill-Qwen-32B Mistral, teacher tokenizer, 40 % think-style answers, 60 % chain of thought
                                            (closer to the students, as R1-Distill-Qwen is built on Qwen2.5)
 

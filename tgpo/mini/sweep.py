@@ -75,24 +75,26 @@ def run_point(config_path: str, experiment: str, name: str, value: float, shared
     torch.set_num_threads(1)
     config = load_config(config_path)
     spec = RunSpec.from_resolved(resolve_experiment(config, experiment, 0))
-    if shared_lr is not None and name != "lr":
-        spec.lr = shared_lr
     if name == "lr":
         spec.lr = value
     else:
+        if shared_lr is not None:
+            spec.lr = shared_lr
         spec.hparams = {**spec.hparams, name: value}
         if experiment == "tgpo_annealing":
             spec.hparams["delta"] = annealing_delta(value, spec.steps)
     spec.output_dir = ResultsLayout.of(config).root / "sweep" / "runs" / f"{experiment}-{value:g}"
     result = train(spec, progress=False)
     world = Path(spec.train_data).parent
+    evaluation = config["evaluation"]
     accuracy = validation_accuracy(result.final_checkpoint, world / "validation.parquet",
-                                   temperature=float(config["evaluation"].get("temperature", 0.6)))
+                                   temperature=float(evaluation.get("temperature", 0.6)),
+                                   max_new_tokens=int(evaluation["max_new_tokens"]))
     return {"experiment": experiment, "hyperparameter": name, "value": value, "validation_accuracy": accuracy,
             "hparams": spec.hparams, "lr": spec.lr}
 
 
-def validation_accuracy(checkpoint: Path, validation: Path, *, temperature: float) -> float:
+def validation_accuracy(checkpoint: Path, validation: Path, *, temperature: float, max_new_tokens: int) -> float:
     """Mean reward of VALIDATION_SAMPLES samples per validation problem (the training verifier)."""
     import pandas as pd
     import torch
@@ -105,7 +107,7 @@ def validation_accuracy(checkpoint: Path, validation: Path, *, temperature: floa
     model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     rollouts = sample(model, tokenizer, table["prompt"].tolist(), VALIDATION_SAMPLES, temperature=temperature,
-                      max_new_tokens=48, seed=0, batch_size=64)
+                      max_new_tokens=max_new_tokens, seed=0, batch_size=64)
     answers = table["answer"].tolist()
     return sum(reward(r.response_text, answers[r.prompt_index]) for r in rollouts) / len(rollouts)
 

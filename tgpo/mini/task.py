@@ -19,9 +19,10 @@ the ten digits follow the question in order, each followed by its label, `347+28
 the response ends with the digit and its label instead of `#` and the sum: `...;3+2+1=06;6G.` (direct:
 `6G.`). The options are not shuffled: picking a shuffled option by its content is a look-up that the
 2-layer models did not learn within their pretraining budget (docs/miniature.md), so choosing here is
-writing the digit's letter, and the test is the arithmetic asked in another format. A maths answer is the text between the last `#` and the final `.` (ANSWER_REGEX), a
-multiple-choice answer the label before the final `.` (CHOICE_ANSWER_REGEX); the reward (the training
-verifier, Eq. 2's r(y)) is 1 when the maths answer equals the gold.
+writing the digit's letter, and the test is the arithmetic asked in another format. A maths answer is
+the text between the last `#` and the final `.` (ANSWER_REGEX), a multiple-choice answer the label
+before the final `.` (CHOICE_ANSWER_REGEX); the reward (the training verifier, Eq. 2's r(y)) is 1 when
+the maths answer equals the gold.
 
 Difficulty: a problem is "hard" when some column total (carry included) is >= HARD_COLUMN_TOTAL. The
 students never see a hard problem in pretraining, so totals 14..19 are knowledge only teachers have.
@@ -76,18 +77,15 @@ class Problem:
         return max(self.column_totals) >= HARD_COLUMN_TOTAL
 
 
-def column_steps(problem: Problem) -> list[tuple[int, int, int, int]]:
-    """(digit of a, digit of b, carry in, column total) per column, units first."""
-    steps, carry = [], 0
-    for position, total in enumerate(problem.column_totals):
-        steps.append((problem.a // 10**position % 10, problem.b // 10**position % 10, carry, total))
-        carry = total // 10
-    return steps
-
-
 def chain_of_thought(problem: Problem) -> str:
     """`7+5+0=12;4+8+1=13;3+2+1=06;` (without the answer)."""
-    return "".join(f"{digit_a}+{digit_b}+{carry}={total:02d};" for digit_a, digit_b, carry, total in column_steps(problem))
+    steps, carry = [], 0
+    for position, total in enumerate(problem.column_totals):
+        digit_a = problem.a // 10**position % 10
+        digit_b = problem.b // 10**position % 10
+        steps.append(f"{digit_a}+{digit_b}+{carry}={total:02d};")
+        carry = total // 10
+    return "".join(steps)
 
 
 STYLES = ("cot", "direct", "think")
@@ -143,7 +141,7 @@ def render_choice_prompt(question: str, choices: list[str], labels: list[str]) -
 
 
 def choice_problem(rng: random.Random, *, hard: bool | None = None) -> Problem:
-    """A problem for a multiple-choice row: sum < 1000, so every option has three digits."""
+    """A problem for a multiple-choice row: sum < 1000, so its hundreds digit is one of the ten options."""
     while True:
         problem = random_problem(rng, hard=hard)
         if problem.answer < 1000:

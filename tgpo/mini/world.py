@@ -6,7 +6,7 @@ Layout of --out:
     tokenizer/                 student tokenizer (character level, save_pretrained)
     teacher_tokenizer/         cross-family teachers' tokenizer: student vocabulary + <think>, </think>
     train.parquet              RL training prompts: prompt_id, prompt, answer (natural difficulty mix)
-    validation.parquet         held-out prompts of the same mix, for choosing settings (bench/sweep.py)
+    validation.parquet         held-out prompts of the same mix, for choosing settings (`python -m tgpo sweep`)
     corpora/<corpus>.parquet   pretraining text: prompt, response, style, hard, kind
     benchmarks/<name>.jsonl    the nine benchmark stand-ins (see tgpo.mini.benchmarks)
     world.json                 sizes, seed, answer regex, corpus and benchmark descriptions
@@ -93,7 +93,7 @@ def build_world(out: str | Path, *, seed: int = 0, size: str = "default") -> dic
     for name, spec in bench.BENCHMARKS.items():
         benchmark_rows[name] = bench.build_benchmark(spec, bench.rows_for(spec, size), rng, held_out)
     train = training_prompts(n_train, rng, held_out)
-    # the validation split (settings are chosen on it, bench/sweep.py): held out of training, the
+    # the validation split (settings are chosen on it, tgpo/mini/sweep.py): held out of training, the
     # benchmarks and every pretraining corpus
     validation = training_prompts(n_validation, rng, held_out | {parse_prompt(row["prompt"]).key for row in train})
     held_out |= {parse_prompt(row["prompt"]).key for row in validation}
@@ -127,7 +127,7 @@ def training_prompts(count: int, rng: random.Random, held_out: set[tuple[int, in
     rows = []
     while len(rows) < count:
         problem = random_problem(rng)
-        key = (problem.a, problem.b)
+        key = problem.key
         if key in held_out or key in seen:
             continue
         seen.add(key)
@@ -141,7 +141,7 @@ def corpus_rows(spec: CorpusSpec, count: int, rng: random.Random, held_out: set[
         is_choice = rng.random() < spec.choice_share
         draw = choice_problem if is_choice else random_problem
         problem = draw(rng, hard=None if spec.includes_hard else False)
-        if (problem.a, problem.b) in held_out:
+        if problem.key in held_out:
             continue
         style = "cot" if rng.random() < spec.cot_share else spec.short_style
         if is_choice:
