@@ -3,19 +3,24 @@
 #   snakemake -c all                                      # the miniature (config/default.yaml), CPU, minutes
 #   snakemake -c all --configfile config/ci.yaml          # the same, small enough for CI
 #   snakemake --profile slurm --configfile config/paper-7b.yaml    # the paper on a SLURM GPU cluster
+#   snakemake -c all --configfile config/paper-1.5b.yaml config/cpu-overlay.yaml   # that config on CPU stand-ins
 #   snakemake results/mini/figures/fig5.pdf               # regenerate one figure from cached results
 #
-# The config is validated (schema + cross-references) before any job runs; errors name the key.
+# The config files and --config entries are merged (later ones win, key by key), checked (schema,
+# cross-references, every experiment's training and evaluation settings resolved: eval/preflight.py) and
+# written once to results/<name>/config.yaml, the file every job reads; errors name the file and key.
+# Nested settings go in as mappings: --config 'training={steps: 2}'.
 
-from pathlib import Path
-
-from tgpo.config import load_config, validate
+from tgpo.config import finish_merged_config, write_merged_config
+from eval.preflight import preflight
 
 if not config:
     configfile: "config/default.yaml"
 
-CONFIG_SOURCE = str(workflow.overwrite_configfiles[-1]) if workflow.overwrite_configfiles else "config/default.yaml"
-validate(config, CONFIG_SOURCE)
+CONFIG_SOURCES = [str(path) for path in workflow.overwrite_configfiles] or ["config/default.yaml"]
+finish_merged_config(config, CONFIG_SOURCES, workflow.config_settings.config_args)
+preflight(config, " + ".join(CONFIG_SOURCES))
+CONFIG_FILE = str(write_merged_config(config, CONFIG_SOURCES))
 
 report: "figures/captions/workflow.rst"
 

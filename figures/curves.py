@@ -18,7 +18,7 @@ import pandas as pd
 
 from figures import style
 from figures.results import load_training_curves
-from figures.spec import SeriesSpec, figure_series
+from figures.spec import SeriesSpec, figure_series, not_run_note
 from tgpo.io import atomic_path
 
 STEP_LABEL = "Training step"
@@ -112,7 +112,15 @@ def panel_row_figure(output: str, spec: Mapping, runs_dir: str | Path, out_dir: 
     handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels), frameon=False)
     figure.tight_layout()
+    add_note(figure, spec)
     return save(figure, out_dir, output)
+
+
+def add_note(figure, spec: Mapping) -> None:
+    """Write the series a selection left out under the panels (figures.spec.not_run_note)."""
+    note = not_run_note(spec)
+    if note:
+        figure.text(0.995, 0.005, note, ha="right", va="bottom", fontsize=5, style="italic", color="0.35")
 
 
 def save(figure, out_dir: str | Path, name: str) -> dict[str, Path]:

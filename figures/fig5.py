@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 
 from figures import style
 from figures.cli import figure_main
-from figures.curves import GUIDANCE_WEIGHT, SCORE, draw, load_series_curves, save
+from figures.curves import GUIDANCE_WEIGHT, SCORE, add_note, draw, load_series_curves, save
 
 NAME = "fig5"
 WIDTH_RATIOS = (2.6, 1.0)  # reward panel : weight panel
@@ -44,6 +44,7 @@ def make(*, spec: Mapping, runs_dir: str | Path, out_dir: str | Path) -> dict[st
     weight_ax.grid(alpha=0.2)
     weight_ax.margins(x=0)
     figure.tight_layout(rect=(0, 0, 1, 0.86))
+    add_note(figure, spec)
     return save(figure, out_dir, NAME)
 
 

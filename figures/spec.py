@@ -10,7 +10,8 @@
 A spec comes either from a config file (`--config`; the seeds of each experiment are then read from
 `experiments.<name>.seeds`) or as JSON (`--spec`, what the Snakemake rules pass; they add
 `seeds: {experiment: [k, ...]}` from the Snakefile's `seeds_of`). Experiments without listed seeds use
-every `seed<k>` found on disk / in summary.parquet.
+every `seed<k>` found on disk / in summary.parquet. A spec may list `not_run: [experiment, ...]`, the
+rows or series a selection (config `only_experiments`) dropped; the output then says so (`not_run_note`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def load_spec(output: str, *, config_path: str | Path | None = None, spec_json: 
              if isinstance(entry, dict) and entry.get("seeds") is not None}
     spec.setdefault("seeds", seeds)
     return spec
+
+
+def not_run_note(spec: Mapping[str, Any]) -> str | None:
+    """The sentence a table or figure carries when a selection (config `only_experiments`) left some of its
+    rows or series out: the pipeline writes what ran and says what did not."""
+    not_run = spec.get("not_run") or []
+    return f"Not run in this selection (only_experiments): {', '.join(not_run)}." if not_run else None
 
 
 def table_rows(output: str, spec: Mapping[str, Any]) -> list[RowSpec]:

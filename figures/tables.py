@@ -21,7 +21,7 @@ import pandas as pd
 
 from figures.paper_numbers import benchmark_names, paper_table
 from figures.results import average_estimate, benchmark_domains, estimate, load_summary, select_scores
-from figures.spec import RowSpec, seeds_for, table_rows
+from figures.spec import RowSpec, not_run_note, seeds_for, table_rows
 from figures.stats import Estimate
 from tgpo.io import write_text
 
@@ -56,6 +56,7 @@ class Table:
     marks: tuple[str, ...]
     ours: dict[tuple[int, str], Estimate] = field(default_factory=dict)
     paper: dict[tuple[int, str], float] = field(default_factory=dict)
+    note: str | None = None  # e.g. the rows a selection did not run (figures.spec.not_run_note)
 
 
 # ------------------------------------------------------------------------------------------- building
@@ -120,7 +121,7 @@ def table_from_results(name: str, spec: Mapping, summary: pd.DataFrame, source: 
     definition = paper_table(name)
     table = Table(name, definition["caption"], columns,
                   [Row(row.label, row.group, row.teacher, row.experiment, row.paper_label or row.label)
-                   for row in row_specs], tuple(definition.get("marks", ())))
+                   for row in row_specs], tuple(definition.get("marks", ())), note=not_run_note(spec))
     paper_by_label = {row.label: scores_ for row, scores_ in paper_rows(name)}
     paper_average_of = {column.key: column.average_of for column in paper_columns(name)}
     for index, row in enumerate(table.rows):
@@ -223,6 +224,8 @@ def render_markdown(table: Table, mode: str, show_ci: bool) -> str:
         group = row.group
         cells = [cell_text(table, index, sub, marks, show_ci, "md") for sub in subs]
         lines.append(f"| {_md_escape(row.label)} | " + " | ".join(cells) + " |")
+    if table.note:
+        lines += ["", _md_escape(table.note)]
     return "\n".join(lines) + "\n"
 
 
@@ -257,8 +260,8 @@ def render_latex(table: Table, mode: str, show_ci: bool) -> str:
         group = row.group
         cells = [cell_text(table, index, sub, marks, show_ci, "tex").replace("–", "--") for sub in subs]
         lines.append(_tex_escape(row.label) + " & " + " & ".join(cells) + r" \\")
-    caption = _tex_escape(table.caption if mode == "paper" else f"Reproduction of the paper's {table.name}: "
-                          + table.caption)
+    caption = _tex_escape((table.caption if mode == "paper" else f"Reproduction of the paper's {table.name}: "
+                           + table.caption) + (f" {table.note}" if table.note else ""))
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{tab:{table.name}}}",
               r"\end{table*}"]
     return "\n".join(lines) + "\n"

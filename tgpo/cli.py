@@ -30,7 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "teacher-traces": ("tgpo.verl.teacher_traces", "re-sample the training prompts with the teacher (vLLM), keep Math-Verify-correct traces"),
     "eval-experiment": ("eval.experiment", "evaluate one experiment x seed on every benchmark of a config"),
     "timing": ("tgpo.timing", "list the slowest pipeline jobs from Snakemake's benchmark files"),
-    "validate-config": ("tgpo.config", "validate config files (schema and cross-references)"),
+    "validate-config": ("eval.preflight", "merge config files as Snakemake does, validate, resolve every experiment"),
 }
 
 
@@ -39,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser_for(argv)
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)
-    return int(module.run(args) or 0)
+    from tgpo.config import ConfigError
+
+    try:
+        return int(module.run(args) or 0)
+    except ConfigError as error:  # a bad config: its message names the file and key; no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 def build_parser_for(argv: list[str]) -> argparse.ArgumentParser:

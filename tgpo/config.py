@@ -9,7 +9,6 @@ raised before any job runs (the Snakefile validates on load). Settings of one ru
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 from importlib import resources
@@ -107,6 +106,9 @@ def _check_references(config: Mapping[str, Any], source: str) -> None:
         resolve_settings(method, experiment_hparams=experiment.get("hparams"),  # conflicting settings
                          experiment_training=experiment.get("training"), config_training=config.get("training"),
                          engine=config.get("engine", "local"), where=where)
+    for name in config.get("only_experiments", []):
+        if name not in experiments:
+            raise ConfigError(f"{source}: only_experiments: {name!r} is not in `experiments` ({sorted(experiments)})")
     traces = config["data"].get("traces")
     if traces and traces["teacher"] not in models:
         raise ConfigError(f"{source}: data.traces.teacher: {traces['teacher']!r} is not a key of `models`")
@@ -154,6 +156,41 @@ def _check_id_alignment(config: Mapping[str, Any], source: str) -> None:
 
 def load_config(path: str | Path) -> dict:
     """Read and validate a YAML config; raise ConfigError naming the file and key on any problem."""
+    config = read_config_file(path)
+    validate(config, str(path))
+    return config
+
+
+# ---------------------------------------------------------------- several config files, one config
+# `snakemake --configfile A B --config key=value` merges B over A and the --config entries over both;
+# `merge_configs` does the same for the verbs (validate-config) and `merged_config_text` writes the result
+# to results/<name>/config.yaml, the one file every job reads (the Snakefile).
+
+SCALE_KEYS = "scale_keys"  # a scale overlay's declaration: the dotted key patterns it may change
+RESULTS_PLACEHOLDER = "{results}"  # in a string value: the config's results folder, results/<name><name_suffix>
+
+
+def merge_into(base: dict, update: Mapping[str, Any]) -> dict:
+    """Merge `update` into `base` in place as Snakemake merges config files: mappings key by key, any other
+    value (lists included) replaced. Returns `base`."""
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            merge_into(base[key], value)
+        else:
+            base[key] = _plain(value)
+    return base
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def read_config_file(path: str | Path) -> dict:
+    """One YAML config file as a mapping (not validated: an overlay alone is not a whole config)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
@@ -163,21 +200,175 @@ def load_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(config).__name__}")
-    validate(config, str(path))
     return config
 
 
-def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
-    """Where the checkpoint of a model key lives: a built model's folder, a local path, or a hub id."""
-    model = config["models"].get(key_or_id)
-    if model is None:
-        return key_or_id  # a hub id given directly (eval-only released checkpoints)
-    if "build" in model or "prepare" in model:
-        # built (miniature) or prepared (RoPE/context/vocabulary, cluster) by the pipeline itself
-        return str(ResultsLayout.of(config).model(key_or_id))
+def parse_config_args(entries: list[str]) -> dict:
+    """`--config name=value` entries with their values read as YAML (Snakemake's own parser reads a mapping's
+    values as strings: `training={steps: 2}` would give steps "2"). Snakemake accepts only top-level names, so
+    a nested setting is given as a mapping, merged key by key: `--config 'training={steps: 2}'`."""
+    parsed: dict = {}
+    for entry in entries:
+        name, sep, text = entry.partition("=")
+        if not sep:
+            raise ConfigError(f"--config {entry!r}: expected name=value")
+        try:
+            value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--config {entry!r}: the value is not valid YAML: {error}") from None
+        merge_into(parsed, {name: value})
+    return parsed
+
+
+def leaf_paths(mapping: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of the non-mapping values of `mapping` (an empty mapping is a leaf)."""
+    paths = []
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            paths.extend(leaf_paths(value, path + "."))
+        else:
+            paths.append(path)
+    return paths
+
+
+def _matches(path: str, patterns: list[str]) -> bool:
+    """`path` (a.b.c) is or lies under a path matched by one of the glob `patterns` (`*` is one key)."""
+    import fnmatch
+
+    parts = path.split(".")
+    for pattern in patterns:
+        want = pattern.split(".")
+        if len(parts) >= len(want) and all(fnmatch.fnmatchcase(part, glob) for part, glob in zip(parts, want)):
+            return True
+    return False
+
+
+def check_scale_overlay(overlay: Mapping[str, Any], source: str) -> None:
+    """An overlay that declares `scale_keys` changes only keys matching them; raise ConfigError naming the
+    first key it sets that is not declared."""
+    patterns = overlay.get(SCALE_KEYS)
+    if patterns is None:
+        return
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(f"{source}: {SCALE_KEYS}: expected a list of dotted key patterns")
+    for path in leaf_paths({k: v for k, v in overlay.items() if k != SCALE_KEYS}):
+        if not _matches(path, patterns):
+            raise ConfigError(f"{source}: {path}: not a scale key of this overlay ({SCALE_KEYS}: {patterns}); an "
+                              "overlay changes only where models and data come from and the size of the work")
+
+
+def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths at which `after` differs from `before` (added, removed or changed values)."""
+    paths = []
+    for key in dict.fromkeys([*before, *after]):
+        path = f"{prefix}{key}"
+        old, new = before.get(key, _MISSING), after.get(key, _MISSING)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            paths.extend(changed_paths(old, new, path + "."))
+        elif old != new:
+            paths.append(path)
+    return paths
+
+
+_MISSING = object()
+
+
+def expand_results_placeholder(config: dict) -> dict:
+    """Replace `{results}` in every string value by the config's results folder, in place."""
+    root = str(ResultsLayout.of(config).root)
+
+    def expand(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(RESULTS_PLACEHOLDER, root)
+        if isinstance(value, dict):
+            return {key: expand(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [expand(item) for item in value]
+        return value
+
+    for key in list(config):
+        config[key] = expand(config[key])
+    return config
+
+
+def drop_overlay_only_experiments(config: dict, files: Mapping[str, Mapping[str, Any]]) -> None:
+    """A scale overlay adjusts the experiments a config has (one overlay serves several configs): remove the
+    entries that only overlays (files with `scale_keys`) define, in place."""
+    defined = {name for content in files.values() if SCALE_KEYS not in content
+               for name in (content.get("experiments") or {})}
+    overlay_only = {name for content in files.values() if SCALE_KEYS in content
+                    for name in (content.get("experiments") or {})} - defined
+    for name in overlay_only:
+        config.get("experiments", {}).pop(name, None)
+
+
+def finish_merged_config(config: dict, sources: list[str], config_args: list[str] | None = None) -> dict:
+    """The config the jobs read, from what Snakemake (or `merge_configs`) merged: the --config entries
+    re-read with their YAML types, each overlay's declared scale keys checked, `{results}` expanded, then
+    validated. Modifies `config` in place (the Snakefile's global) and returns it."""
+    files = {str(path): read_config_file(path) for path in sources}
+    for path, content in files.items():
+        check_scale_overlay(content, path)
+    drop_overlay_only_experiments(config, files)
+    if config_args:
+        merge_into(config, parse_config_args(config_args))
+    expand_results_placeholder(config)
+    validate(config, " + ".join(str(path) for path in sources) or "<config>")
+    return config
+
+
+def merge_configs(paths: list[str | Path], config_args: list[str] | None = None) -> dict:
+    """The config of `snakemake --configfile <paths...> --config <config_args...>`, validated."""
+    if not paths:
+        raise ConfigError("no config file given")
+    merged: dict = {}
+    for path in paths:
+        merge_into(merged, read_config_file(path))
+    return finish_merged_config(merged, [str(path) for path in paths], config_args)
+
+
+def merged_config_text(config: Mapping[str, Any], sources: list[str]) -> str:
+    header = ("# Written by the Snakefile: the merged, validated config every job of this results folder reads.\n"
+              f"# Sources, in order: {', '.join(sources) or '(none)'} and --config entries. Do not edit; edit those.\n")
+    return header + yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True)
+
+
+def write_merged_config(config: Mapping[str, Any], sources: list[str]) -> Path:
+    """Write results/<name>/config.yaml (atomically, only when its text changes) and return its path."""
+    from tgpo import io
+
+    path = ResultsLayout.of(config).merged_config
+    text = merged_config_text(config, sources)
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        io.write_text(path, text)
+    return path
+
+
+def model_source(config: Mapping[str, Any], key: str) -> str:
+    """Where the unprepared weights of model `key` come from: its local `path`, else the folder the pipeline
+    builds (`build:`), else its hub id. `path` and `build` are local overrides of `hub` (a scale overlay such
+    as config/cpu-overlay.yaml sets them over a paper config's hub ids)."""
+    model = config["models"][key]
     if "path" in model:
         return model["path"]
+    if "build" in model:
+        layout = ResultsLayout.of(config)
+        return str(layout.built_model(key) if "prepare" in model else layout.model(key))
     return model["hub"]
+
+
+def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
+    """Where the checkpoint of a model key lives: its prepared folder, else `model_source`; a string that
+    is not a model key is returned as it is (a hub id or a local path)."""
+    model = config["models"].get(key_or_id)
+    if model is None:
+        return key_or_id
+    if "prepare" in model:
+        # prepared (RoPE/context/vocabulary, cluster) by the pipeline itself
+        return str(ResultsLayout.of(config).model(key_or_id))
+    return model_source(config, key_or_id)
 
 
 def pipeline_made_model(config: Mapping[str, Any], key: str) -> bool:
@@ -193,8 +384,15 @@ def experiment_seeds(config: Mapping[str, Any], experiment: str) -> list[int]:
     return list(spec.get("seeds", [config.get("seed", 0)]))
 
 
+def selected_experiments(config: Mapping[str, Any]) -> list[str]:
+    """The experiments this invocation runs: `only_experiments` when set (a selection), else all of them."""
+    only = config.get("only_experiments")
+    return [name for name in config["experiments"] if only is None or name in only]
+
+
 def training_experiments(config: Mapping[str, Any]) -> list[str]:
-    return [name for name, spec in config["experiments"].items() if not spec.get("eval_only")]
+    """The selected experiments that train (not eval_only)."""
+    return [name for name in selected_experiments(config) if not config["experiments"][name].get("eval_only")]
 
 
 def train_data_path(config: Mapping[str, Any]) -> str:
@@ -247,16 +445,3 @@ def verl_train_files(config: Mapping[str, Any], experiment: str) -> Path:
 
     method = get_method(config["experiments"][experiment]["method"])
     return rl_train_path(config) if method.rollouts else curated_sft_path(config)
-
-
-# ---------------------------------------------------------------- CLI: python -m tgpo validate-config
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("configs", nargs="+", help="config YAML files to validate")
-
-
-def run(args: argparse.Namespace) -> int:
-    for path in args.configs:
-        config = load_config(path)
-        n_train = len(training_experiments(config))
-        print(f"{path}: OK ({len(config['experiments'])} experiments, {n_train} trained)")
-    return 0

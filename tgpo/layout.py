@@ -1,8 +1,10 @@
 """Every path under `results/<name>/`, in one place (docs/architecture.md, "Results").
 
     results/<name>/
+      config.yaml                                  the merged config every job reads
       world/                                       miniature task data, tokenizers, benchmark files
       models/<model key>/                          built or prepared HF checkpoints
+      models/<model key>.built/                    a built model before its preparation
       data/train.parquet, data/traces.parquet      prompts and filtered teacher traces
       data/verl/                                   verl's RL / SFT parquet files
       runs/<experiment>/seed<k>/                   one training run (RunLayout below)
@@ -85,7 +87,14 @@ class ResultsLayout:
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> "ResultsLayout":
-        return cls(RESULTS_ROOT / config["name"])
+        """results/<name><name_suffix>/ (a scale overlay such as config/cpu-overlay.yaml sets the suffix, so a
+        paper config's CPU stand-in run never shares a folder with the real one)."""
+        return cls(RESULTS_ROOT / (config["name"] + config.get("name_suffix", "")))
+
+    @property
+    def merged_config(self) -> Path:
+        """The config every job reads: all --configfile's and --config overrides, merged and validated once."""
+        return self.root / "config.yaml"
 
     # inputs the pipeline makes
     @property
@@ -94,6 +103,10 @@ class ResultsLayout:
 
     def model(self, key: str) -> Path:
         return self.root / "models" / key
+
+    def built_model(self, key: str) -> Path:
+        """A built model that the pipeline then prepares (`build:` and `prepare:`): the unprepared folder."""
+        return self.root / "models" / f"{key}.built"
 
     @property
     def data(self) -> Path:

@@ -227,15 +227,6 @@ def alignment_partner(settings: Mapping) -> str | None:
     return settings.get("align_vocab_with") or settings.get("align_ids_to")
 
 
-def source_of(config: Mapping, model_key: str) -> str:
-    """Where the unprepared weights of `model_key` come from: its local `path`, else its hub id."""
-    entry = config["models"][model_key]
-    source = entry.get("path") or entry.get("hub")
-    if not source:
-        raise ValueError(f"models.{model_key}: needs `hub` or `path` to be prepared (or pass --source)")
-    return source
-
-
 def prepare_model(source: str, out: str | Path, settings: Mapping, *, align_source: str | None = None) -> dict:
     """Load `source`, apply `settings` (a `prepare:` block), write the checkpoint to `out` atomically."""
     import torch
@@ -437,20 +428,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tgpo.config import load_config
+    from tgpo.config import load_config, model_location, model_source
 
     config = load_config(args.config)
     settings = prepare_settings(config, args.model)
-    source = args.source or source_of(config, args.model)
+    source = args.source or model_source(config, args.model)
     if settings.get("align_ids_to"):
         # the student as the pipeline prepared it (its tokenizer after prepare-model), not its hub id
-        from tgpo.config import model_location
-
         student = args.align_source or model_location(config, settings["align_ids_to"])
         record = align_teacher_ids(source, student, args.out, settings)
     else:
         other = settings.get("align_vocab_with")
-        align_source = args.align_source or (source_of(config, other) if other else None)
+        align_source = args.align_source or (model_source(config, other) if other else None)
         record = prepare_model(source, args.out, settings, align_source=align_source)
     print(json.dumps(record, indent=1))
     return 0

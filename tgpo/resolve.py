@@ -168,6 +168,15 @@ class ResolvedExperiment:
         }  # fmt: skip
 
 
+# Keys of a model entry that name or describe it without changing its weights: left out of run_hash.
+DESCRIPTIVE_KEYS = frozenset({"label", "note"})
+
+
+def numbers_of(entry: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A model entry without its descriptive keys: what changes the numbers a run starts from."""
+    return None if entry is None else {key: value for key, value in entry.items() if key not in DESCRIPTIVE_KEYS}
+
+
 def settings_hash(determining: Mapping[str, Any]) -> str:
     """16 hex digits of the SHA-256 of `determining` as canonical JSON."""
     return hashlib.sha256(json.dumps(determining, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -197,7 +206,7 @@ def resolve_experiment(config: Mapping[str, Any], experiment: str, seed: int) ->
         "settings": {name: s.value for name, s in settings.items() if name not in NOT_TRAINING_DETERMINING},
         # the model entries (build kind and steps, path, hub id, preparation) and the data settings
         # determine the checkpoints and tables a run starts from
-        "models": {role: {"location": location, "entry": config["models"].get(key)}
+        "models": {role: {"location": location, "entry": numbers_of(config["models"].get(key))}
                    for role, key, location in (("student", entry["student"], student),
                                                ("teacher", teacher_key, teacher)) if key},
         "data": {"train": train_data, "traces": traces_data,

@@ -1,17 +1,23 @@
 # Shared names for every rule file: the results folder and its layout, experiments, seeds, benchmarks.
 
+import re
+
 from tgpo import config as tgpo_config
 from tgpo.layout import ResultsLayout
 
 LAYOUT = ResultsLayout.of(config)  # every path under results/<name>/ (tgpo/layout.py)
 RESULTS = str(LAYOUT.root)
 ENGINE = config["engine"]
+SELECTED = tgpo_config.selected_experiments(config)  # all experiments, or the config's only_experiments
 TRAINED = tgpo_config.training_experiments(config)
-EVAL_ONLY = [name for name in config["experiments"] if name not in TRAINED]
+EVAL_ONLY = [name for name in SELECTED if name not in TRAINED]
 BENCHMARKS = list(config["benchmarks"])
 BUILT_MODELS = [key for key, model in config["models"].items() if "build" in model]
-# Every job gets the config file as an argument; the path is relative to the working directory.
-CFG = CONFIG_SOURCE
+# where build-model writes each (tgpo.config.model_source); the build rule's output folder names its model
+BUILT_MODEL_DIRS = {key: tgpo_config.model_source(config, key) for key in BUILT_MODELS}
+BUILT_MODEL_OF_DIR = {folder: key for key, folder in BUILT_MODEL_DIRS.items()}
+# Every job reads the merged, validated config the Snakefile wrote (results/<name>/config.yaml).
+CFG = CONFIG_FILE
 
 
 def seeds_of(experiment):

@@ -35,21 +35,22 @@ if "world" in config:
         input:
             WORLD,
         output:
-            directory(str(LAYOUT.model("{model}"))),
+            # models/<key>/, or models/<key>.built/ when the pipeline prepares it afterwards (tgpo.config.model_source)
+            directory("{built_model_dir}"),
         wildcard_constraints:
-            model="|".join(BUILT_MODELS) or "^$",
+            built_model_dir="|".join(re.escape(BUILT_MODEL_DIRS[key]) for key in BUILT_MODELS) or "^$",
         params:
-            kind=lambda wc: config["models"][wc.model]["build"],
+            kind=lambda wc: config["models"][BUILT_MODEL_OF_DIR[wc.built_model_dir]]["build"],
             steps=lambda wc: (
-                f"--steps {config['models'][wc.model]['build_steps']}"
-                if "build_steps" in config["models"][wc.model] else ""
+                f"--steps {config['models'][BUILT_MODEL_OF_DIR[wc.built_model_dir]]['build_steps']}"
+                if "build_steps" in config["models"][BUILT_MODEL_OF_DIR[wc.built_model_dir]] else ""
             ),
             seed=config.get("seed", 0),
             size=config["world"].get("size", "default"),
         log:
-            log_file("build_model", "{model}"),
+            log_file("build_model", "{built_model_dir}"),
         benchmark:
-            timing_file("build_model", "{model}")
+            timing_file("build_model", "{built_model_dir}")
         threads: 1
         resources:
             **rule_resources("build_model", dict(mem_mb=2000, runtime=30)),
@@ -86,10 +87,14 @@ if ENGINE == "verl":
     PREPARED_MODELS = [key for key, model in config["models"].items() if "prepare" in model]
 
     def prepare_model_inputs(wildcards):
-        """The source checkpoint when the pipeline builds it (a `path:` naming another model's folder)."""
-        source = config["models"][wildcards.model].get("path")
-        made = [model_dir(key) for key in BUILT_MODELS + PREPARED_MODELS if key != wildcards.model]
-        return [source] if source in made else []
+        """The source checkpoints (its own, and the teacher its vocabulary is aligned with) where the pipeline
+        makes them (a `build:`, or a `path:` naming another model's folder)."""
+        settings = config["models"][wildcards.model]["prepare"]
+        sources = [tgpo_config.model_source(config, wildcards.model)]
+        if settings.get("align_vocab_with"):  # the teacher whose vocabulary the student's is resized to
+            sources.append(tgpo_config.model_source(config, settings["align_vocab_with"]))
+        made = list(BUILT_MODEL_DIRS.values()) + [model_dir(key) for key in PREPARED_MODELS if key != wildcards.model]
+        return [source for source in sources if source in made]
 
     def _id_alignment_inputs(wildcards):
         """A teacher re-indexed to a student's token ids (prepare.align_ids_to) reads the prepared student."""

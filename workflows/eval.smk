@@ -76,7 +76,7 @@ rule summary:
     input:
         [
             str(LAYOUT.eval_file(experiment, seed, benchmark))
-            for experiment in config["experiments"]
+            for experiment in SELECTED
             for seed in seeds_of(experiment)
             for benchmark in BENCHMARKS
         ],

@@ -9,19 +9,20 @@
 # Exposes FIGURE_TARGETS (alias ALL_REPORT_OUTPUTS: every output file) and the rule `all_figures`.
 
 import json
+import sys
 from pathlib import Path
 
+from tgpo.config import selected_experiments
 from tgpo.layout import ResultsLayout
 
 FIGURES_LAYOUT = ResultsLayout.of(config)
+FIGURES_SELECTED = selected_experiments(config)  # all, or the config's only_experiments
 
 FIGURES_CODE_DIR = Path(workflow.current_basedir).parent / "figures"
 FIGURES_CODE = sorted(str(path) for path in FIGURES_CODE_DIR.glob("*.py")) + [
     str(FIGURES_CODE_DIR / "paper_numbers.yaml")
 ]
 FIGURES_CAPTIONS = FIGURES_CODE_DIR / "captions"
-TABLE_OUTPUTS = [name for name in ("table1", "table2", "table3") if name in config.get("report", {})]
-FIGURE_OUTPUTS = [name for name in ("fig2", "fig4", "fig5", "fig6") if name in config.get("report", {})]
 
 
 def figures_experiments(output):
@@ -33,12 +34,42 @@ def figures_experiments(output):
     return [row["experiment"] for group in groups for row in group["rows"]]
 
 
+def report_outputs(names):
+    """The outputs of `names` the config's report defines and, under a selection, that show something run."""
+    outputs = [name for name in names if name in config.get("report", {})]
+    empty = [name for name in outputs if not any(e in FIGURES_SELECTED for e in figures_experiments(name))]
+    if empty:
+        print(f"only_experiments: nothing of {empty} was run; not written", file=sys.stderr)
+    return [name for name in outputs if name not in empty]
+
+
+TABLE_OUTPUTS = report_outputs(("table1", "table2", "table3"))
+FIGURE_OUTPUTS = report_outputs(("fig2", "fig4", "fig5", "fig6"))
+
+
 def figures_spec_json(output):
-    """report.<output> as JSON, with the seeds of each experiment (passed to the script as --spec)."""
+    """report.<output> as JSON, with the seeds of each experiment (passed to the script as --spec); under a
+    selection (only_experiments), without the rows and series it did not run, which `not_run` names."""
     spec = dict(config["report"][output])
+    not_run = [experiment for experiment in dict.fromkeys(figures_experiments(output)) if experiment not in FIGURES_SELECTED]
+    if not_run:
+        spec = selected_rows(spec)
+        spec["not_run"] = not_run
     spec["seeds"] = {experiment: [int(seed) for seed in seeds_of(experiment)]
-                     for experiment in figures_experiments(output)}
+                     for experiment in figures_experiments(output) if experiment in FIGURES_SELECTED}
     return json.dumps(spec, sort_keys=True)
+
+
+def selected_rows(spec):
+    """A report spec with only the rows / series of selected experiments (empty groups dropped)."""
+    keep = lambda rows: [row for row in rows if row["experiment"] in FIGURES_SELECTED]
+    spec = dict(spec)
+    for key in ("series", "rows"):
+        if key in spec:
+            spec[key] = keep(spec[key])
+    if "groups" in spec:
+        spec["groups"] = [dict(group, rows=keep(group["rows"])) for group in spec["groups"] if keep(group["rows"])]
+    return spec
 
 
 def figures_metrics_files(output):
@@ -46,7 +77,8 @@ def figures_metrics_files(output):
     scripts read the metrics.jsonl beside each. metrics.jsonl itself is not a declared output of
     training, so that a killed run resumes from its checkpoint instead of being deleted."""
     return [str(FIGURES_LAYOUT.run(experiment, seed).run_json)
-            for experiment in dict.fromkeys(figures_experiments(output)) for seed in seeds_of(experiment)]
+            for experiment in dict.fromkeys(figures_experiments(output)) if experiment in FIGURES_SELECTED
+            for seed in seeds_of(experiment)]
 
 
 def figure_file(name, suffix):
