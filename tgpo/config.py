@@ -264,7 +264,8 @@ def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any], prefix: s
     for key in dict.fromkeys([*before, *after]):
         path = f"{prefix}{key}"
         old, new = before.get(key, _MISSING), after.get(key, _MISSING)
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
+        if isinstance(old, Mapping) or isinstance(new, Mapping):  # an added or removed mapping: its leaves
+            old, new = (value if isinstance(value, Mapping) else {} for value in (old, new))
             paths.extend(changed_paths(old, new, path + "."))
         elif old != new:
             paths.append(path)
