@@ -20,7 +20,7 @@ if not config:
 CONFIG_SOURCES = [str(path) for path in workflow.overwrite_configfiles] or ["config/default.yaml"]
 finish_merged_config(config, CONFIG_SOURCES, workflow.config_settings.config_args)
 preflight(config, " + ".join(CONFIG_SOURCES))
-CONFIG_FILE = str(write_merged_config(config, CONFIG_SOURCES))
+CONFIG_FILE = str(write_merged_config(config, CONFIG_SOURCES, main_process=workflow.is_main_process))
 
 report: "figures/captions/workflow.rst"
 

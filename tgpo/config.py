@@ -330,17 +330,29 @@ def merge_configs(paths: list[str | Path], config_args: list[str] | None = None)
 
 
 def merged_config_text(config: Mapping[str, Any], sources: list[str]) -> str:
+    import os
+
+    names = [os.path.relpath(source) if os.path.isabs(source) else source for source in sources]
     header = ("# Written by the Snakefile: the merged, validated config every job of this results folder reads.\n"
-              f"# Sources, in order: {', '.join(sources) or '(none)'} and --config entries. Do not edit; edit those.\n")
+              f"# Sources, in order: {', '.join(names) or '(none)'} and --config entries. Do not edit; edit those.\n")
     return header + yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True)
 
 
-def write_merged_config(config: Mapping[str, Any], sources: list[str]) -> Path:
-    """Write results/<name>/config.yaml (atomically, only when its text changes) and return its path."""
+def write_merged_config(config: Mapping[str, Any], sources: list[str], *, main_process: bool = True) -> Path:
+    """Write results/<name>/config.yaml (atomically, only when its text changes) and return its path.
+
+    A job process (Snakemake re-reads the Snakefile inside every job, with the config files and --config
+    entries it forwards) does not write: it checks that what it merged is what the main process wrote, so a
+    job never runs on settings other than the ones validated at submission."""
     from tgpo import io
 
     path = ResultsLayout.of(config).merged_config
     text = merged_config_text(config, sources)
+    if not main_process:
+        if not path.exists() or path.read_text() != text:
+            raise ConfigError(f"{path}: this job merged another config than the one the pipeline wrote at "
+                              f"submission (sources {sources}); rerun the pipeline")
+        return path
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         io.write_text(path, text)
