@@ -1,6 +1,7 @@
 # Shared names for every rule file: the results folder and its layout, experiments, seeds, benchmarks.
 
 import re
+from pathlib import Path
 
 from tgpo import config as tgpo_config
 from tgpo.layout import ResultsLayout
@@ -13,9 +14,10 @@ TRAINED = tgpo_config.training_experiments(config)
 EVAL_ONLY = [name for name in SELECTED if name not in TRAINED]
 BENCHMARKS = list(config["benchmarks"])
 BUILT_MODELS = [key for key, model in config["models"].items() if "build" in model]
-# where build-model writes each (tgpo.config.model_source); the build rule's output folder names its model
+# the folder under models/ where build-model writes each (tgpo.config.model_source: <key>, or <key>.built when
+# the pipeline prepares it afterwards); the build rule's {built} wildcard is that folder's name
 BUILT_MODEL_DIRS = {key: tgpo_config.model_source(config, key) for key in BUILT_MODELS}
-BUILT_MODEL_OF_DIR = {folder: key for key, folder in BUILT_MODEL_DIRS.items()}
+BUILT_MODEL_OF_NAME = {Path(folder).name: key for key, folder in BUILT_MODEL_DIRS.items()}
 # Every job reads the merged, validated config the Snakefile wrote (results/<name>/config.yaml).
 CFG = CONFIG_FILE
 

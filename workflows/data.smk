@@ -36,21 +36,21 @@ if "world" in config:
             WORLD,
         output:
             # models/<key>/, or models/<key>.built/ when the pipeline prepares it afterwards (tgpo.config.model_source)
-            directory("{built_model_dir}"),
+            directory(str(LAYOUT.model("{built}"))),
         wildcard_constraints:
-            built_model_dir="|".join(re.escape(BUILT_MODEL_DIRS[key]) for key in BUILT_MODELS) or "^$",
+            built="|".join(re.escape(name) for name in BUILT_MODEL_OF_NAME) or "^$",
         params:
-            kind=lambda wc: config["models"][BUILT_MODEL_OF_DIR[wc.built_model_dir]]["build"],
+            kind=lambda wc: config["models"][BUILT_MODEL_OF_NAME[wc.built]]["build"],
             steps=lambda wc: (
-                f"--steps {config['models'][BUILT_MODEL_OF_DIR[wc.built_model_dir]]['build_steps']}"
-                if "build_steps" in config["models"][BUILT_MODEL_OF_DIR[wc.built_model_dir]] else ""
+                f"--steps {config['models'][BUILT_MODEL_OF_NAME[wc.built]]['build_steps']}"
+                if "build_steps" in config["models"][BUILT_MODEL_OF_NAME[wc.built]] else ""
             ),
             seed=config.get("seed", 0),
             size=config["world"].get("size", "default"),
         log:
-            log_file("build_model", "{built_model_dir}"),
+            log_file("build_model", "{built}"),
         benchmark:
-            timing_file("build_model", "{built_model_dir}")
+            timing_file("build_model", "{built}")
         threads: 1
         resources:
             **rule_resources("build_model", dict(mem_mb=2000, runtime=30)),
