@@ -206,3 +206,35 @@ def test_luffy_files_match_the_registry_copies():
             else:
                 assert [p.question for p, _ in loaded] == [
                     build_prompt(p, "authors", ChatTokenizer()).split("user\n")[1].split("<|im_end|>")[0] for p in ours]
+
+
+class EchoBackend:
+    """Answers every prompt with the gold of its problem boxed after `</think>`, or after a second one."""
+
+    def __init__(self, answers: list[str], second_block: bool):
+        self.tokenizer, self.answers, self.second = ChatTokenizer(), answers, second_block
+
+    def generate(self, prompts, *, n, temperature, top_p, max_new_tokens, seed):
+        from eval.generation import Generation
+        from eval.response_styles import boxed_after_think, two_think_ends
+
+        render = two_think_ends if self.second else boxed_after_think
+        return [Generation(i, j, render(self.answers[i]), "stop", 10) for i in range(len(prompts)) for j in range(n)]
+
+
+@pytest.mark.parametrize("second_block", [False, True])
+def test_evaluate_grades_with_the_protocols_grader(second_block):
+    """The same generations, graded by each grader: an answer after a second `</think>` is outside the
+    authors' segment (R1) but after the suite's last `</think>`; the frame records the protocol."""
+    from eval.cli import evaluate
+
+    spec = get_benchmark("amc", path=str(real_file("math/amc.jsonl")), k=2)
+    answers = [p.answer for p in load_problems(spec, limit=5)]
+    frames = {}
+    for grader in ("authors", "suite"):
+        frames[grader], _ = evaluate(spec, EchoBackend(answers, second_block), model="m", template="authors",
+                                     temperature=0.6, top_p=1.0, max_new_tokens=16, seed=0, limit=5,
+                                     grader=grader, protocol=grader, grading_workers=1, progress=False)
+    assert frames["authors"].attrs["think_opened"] == 1.0 and frames["authors"].attrs["grader"] == "authors"
+    assert frames["authors"]["correct"].tolist() == [not second_block] * 10
+    assert frames["suite"]["correct"].tolist() == [True] * 10
