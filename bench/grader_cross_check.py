@@ -3,11 +3,12 @@
     python bench/grader_cross_check.py [--step 3] [--workers 2] [--out report.json]
 
 Responses: every `step`-th real gold of the six maths sets and ARC-c (tests/data/benchmarks, LUFFY's
-evaluation sets de-duplicated), rendered in each style of `eval.response_styles` with the right answer
-written as a model would (`as_a_model_writes`) and with the next row's (different) gold. Graders: ours (`eval.grading.grade_responses`, protocol
-"authors", prompts that opened `<think>\\n`) and lm-eval's answer extraction and equivalence for its
-AIME tasks (lm_eval/tasks/aime/utils.py `process_results`: the last `\\boxed{}` of the whole response, else
-the text between its first and last `$`, compared after Hendrycks' `strip_string`). lm-eval's
+evaluation sets de-duplicated), rendered in each style of `eval.response_styles` with the right answer,
+the right answer written as a model would (`as_a_model_writes`) and the next row's (different) gold.
+Graders: ours (`eval.grading.grade_responses`, protocol "authors", prompts that opened `<think>\\n`)
+and lm-eval's answer extraction and equivalence for its AIME tasks (lm_eval/tasks/aime/utils.py
+`process_results`: the last `\\boxed{}` of the whole response, else the text between its first and last
+`$`, compared after Hendrycks' `strip_string`). lm-eval's
 minerva_math scorer (Math-Verify + sympy) needs antlr4 4.11 and does not import beside our stack's 4.9.3.
 
 Prints, per benchmark, the share of responses on which the two agree (all styles, and the common

@@ -118,14 +118,17 @@ REGISTRY: dict[str, BenchmarkSpec] = {
     spec.name: spec
     for spec in [
         BenchmarkSpec("aime24", "AIME 2024", "id", "math", "HuggingFaceH4/aime_2024", "train",
-                      HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32, luffy_source="aime",
+                      HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32,
+                      luffy_source="aime",
                       source="hub HuggingFaceH4/aime_2024 (30 problems)"),
         BenchmarkSpec("aime25", "AIME 2025", "id", "math", "math-ai/aime25", "test",
-                      HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32, luffy_source="aime25",
+                      HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32,
+                      luffy_source="aime25",
                       source="hub math-ai/aime25, the set lm-evaluation-harness's aime25 task uses"),
         BenchmarkSpec("amc", "AMC", "id", "math", "AI-MO/aimo-validation-amc", "train",
                       HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32,
-                      luffy_source="amc", source="hub AI-MO/aimo-validation-amc: the 83-problem set of PRIME-RL/PRIME eval/data and "
+                      luffy_source="amc",
+                      source="hub AI-MO/aimo-validation-amc: the 83-problem set of PRIME-RL/PRIME eval/data and "
                              "sail-sg/understand-r1-zero datasets/evaluation_suite/amc"),
         BenchmarkSpec("math500", "MATH-500", "id", "math", "HuggingFaceH4/MATH-500", "test",
                       HubFields(question="problem", answer="answer", id="unique_id"), luffy_source="math",

@@ -1,8 +1,9 @@
 """Verb `eval`: sample k responses per problem of one benchmark from one model, grade them, write a parquet.
 
-    python -m tgpo eval --model <dir | hub id> --benchmark <name> [--protocol authors|suite] [--path <local file>]
-        [--k K] [--answer-regex RE] [--template NAME] [--max-new-tokens N] [--temperature T] [--top-p P]
-        [--max-model-len L] --seed S --backend local|vllm --out results/<name>/eval/<experiment>/seed<S>/<benchmark>.parquet
+    python -m tgpo eval --model <dir | hub id> --benchmark <name> [--protocol authors|suite]
+        [--path <local file>] [--k K] [--answer-regex RE] [--template NAME] [--max-new-tokens N]
+        [--temperature T] [--top-p P] [--max-model-len L] --seed S --backend local|vllm
+        --out results/<name>/eval/<experiment>/seed<S>/<benchmark>.parquet
 
 `--protocol` (eval.protocols) sets the template, generation settings and grader; the other options
 override it. `--path`, `--k`, `--answer-regex`, `--template` and `--max-new-tokens` are the keys of a

@@ -8,7 +8,8 @@ eval-only ones: their model key or hub id) and each benchmark is generated and g
 `eval.cli.evaluate`, exactly as `python -m tgpo eval` does for one benchmark. Settings:
 `eval.protocols.resolve_evaluation` (the config's `evaluation.protocol`, overridden by the config's
 `evaluation:` keys, per benchmark by its `benchmarks:` entry and per experiment by the experiment's
-`evaluation:` block; a released checkpoint keeps its own template). Each benchmark's parquet is written atomically as soon as it is done.
+`evaluation:` block; a released checkpoint keeps its own template). Each benchmark's parquet is written
+atomically as soon as it is done.
 `--seeds` evaluates several seeds' runs one after the other in one process.
 """
 
@@ -69,7 +70,8 @@ def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threa
     model = experiment_model(config, experiment, seed)
     evaluation = config.get("evaluation", {})
     backend_name = evaluation.get("backend", "local")
-    settings = {benchmark: benchmark_settings(config, experiment, benchmark, model) for benchmark in config["benchmarks"]}
+    settings = {benchmark: benchmark_settings(config, experiment, benchmark, model)
+                for benchmark in config["benchmarks"]}
     if backend_name == "vllm":
         context = {s.max_model_len for s in settings.values()}
         if len(context) > 1:

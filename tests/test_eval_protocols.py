@@ -152,7 +152,8 @@ def test_luffy_file_loads_as_it_is(tmp_path):
         assert [(p.question, p.answer) for p, _ in loaded] == [(p.question, p.answer) for p in ours]
         assert load_problems(spec) == [p for p, _ in loaded]
     arc_rows = [json.loads(line) for line in real_file("ood/arc_c.jsonl").read_text().splitlines()]
-    write_luffy_file(tmp_path / "valid.arc_c.parquet", [("arc_c", luffy_user_message(r), r["answer"]) for r in arc_rows], {})
+    arc_file = [("arc_c", luffy_user_message(row), row["answer"]) for row in arc_rows]
+    write_luffy_file(tmp_path / "valid.arc_c.parquet", arc_file, {})
     problems = load_problems(get_benchmark("arc_c", path=str(tmp_path / "valid.arc_c.parquet")))
     assert len(problems) == len(arc_rows)
     numeric = [p for p in problems if p.gold_letter in "1234"]
