@@ -115,9 +115,8 @@ TEMPLATES: dict[str, Callable[[str, Any], str]] = {
 # Released checkpoints the paper evaluates without retraining -> the template they are evaluated with:
 # helldog-star/TGPO eval_scripts/my_eval_sh.sh (and ElliottYan/LUFFY README "Evaluation") name
 # "simple-rl-zero" -> qwen and "eurus-2-7b-prime-zero" -> prime; Oat-Zero falls to `own`, its tokenizer's
-# Qwen2.5-Math chat template, whose default system prompt (no system message: LUFFY README's
-# `--remove_system True`) is the qwen_math text. The paper's three rows equal the LUFFY paper's
-# (arXiv 2504.14945 v2, Table 1), i.e. these templates.
+# chat template, assumed to be Qwen2.5-Math's (its base model's; not checked offline), whose default system
+# prompt (no system message: LUFFY README's `--remove_system True`) is the qwen_math text.
 RELEASED_CHECKPOINT_TEMPLATES: dict[str, str] = {
     "hkust-nlp/Qwen-2.5-Math-7B-SimpleRL-Zero": "qwen",
     "PRIME-RL/Eurus-2-7B-PRIME-Zero": "prime",
