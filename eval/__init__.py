@@ -3,14 +3,18 @@
 Six in-distribution maths sets (AIME24, AIME25, AMC: avg@32; MATH-500, Minerva, OlympiadBench: pass@1)
 and three out-of-distribution multiple-choice sets (ARC-c, GPQA-Diamond, MMLU-Pro: pass@1, options
 shuffled), sampled at temperature 0.6 and graded by Math-Verify OR a boxed-answer grader (the TGPO
-authors' `any_true` setting).
+authors' `any_true` setting). `evaluation.protocol` picks how: "authors" (the paper configs: the TGPO
+authors' template, settings and grading rules) or "suite" (this project's first protocol; the miniature).
 
 | module | holds |
 |---|---|
 | `eval.benchmarks` | the registry: hub ids, field mappings, metric, domain, option shuffling; loading |
 | `eval.prompts` | the paper's system prompt (App. B.2) and the released checkpoints' templates |
 | `eval.generation` | generation backends (local engine sampler on CPU, vLLM on GPU) |
-| `eval.grading` | answer extraction and grading in worker processes with a hard per-item timeout |
+| `eval.protocols` | evaluation protocols (authors / suite) and the resolution of a config's evaluation settings |
+| `eval.grading` | answer extraction and grading in worker processes with a hard per-item timeout; `grade_response` |
+| `eval.authors_grading` | the TGPO authors' grading rules R1-R7 (segment, Math-Verify, Oat-style boxed grader) |
+| `eval.response_styles` | synthetic responses in the styles models write (parity tests, grader cross-check) |
 | `eval.metrics` | avg@k / pass@1, bootstrap intervals, ID / OOD averages |
 | `eval.cli` | verb `eval`: one model x one benchmark -> one per-sample parquet |
 | `eval.summary` | verb `summarize`: every per-sample parquet -> summary.parquet |

@@ -15,7 +15,15 @@ the hub (with the user's token) or a user's local file; this project never ships
 
 Multiple-choice options are shuffled with a seeded RNG per problem (seed and problem id), relabelled
 A, B, C, ... in their new order; the correct option's text is carried over, so `gold_letter` is the new
-label of the same text.
+label of the same text. Options that are not shuffled keep the file's own labels (ARC-c's 22 rows
+labelled 1-4 stay so, as in the authors' file).
+
+The authors' own files (ElliottYan/LUFFY data/valid.all.parquet, valid.arc_c.parquet, valid.gpqa.parquet,
+valid.mmlu_pro.parquet; byte-identical in helldog-star/TGPO) load as they are when `path` names one: rows
+`{data_source, prompt: [system, user], reward_model: {ground_truth}, ...}`; the registry entry's
+`luffy_source` selects its rows, the user message is the question verbatim (options, their order and
+GPQA's "ANSWER: $LETTER" instruction included), `ground_truth` the gold; AIME and AMC rows, repeated 32
+times there (avg@32 by repetition), become one problem each (`luffy_problems` returns the repeat counts).
 """
 
 from __future__ import annotations
@@ -69,6 +77,8 @@ class BenchmarkSpec:
     template: str | None = None  # prompt template override (eval.prompts.TEMPLATES)
     max_new_tokens: int | None = None
     source: str = ""
+    luffy_source: str | None = None  # `data_source` of its rows in LUFFY's evaluation files
+    instruction: str | None = None  # put before the question by the "authors" template (GPQA's answer format)
 
     @property
     def metric_name(self) -> str:
@@ -86,11 +96,20 @@ class Problem:
     options: tuple[str, ...] = ()  # MC: option texts in presented order
     option_labels: tuple[str, ...] = ()  # MC: "A", "B", ... in presented order
     gold_letter: str | None = None  # MC: label of the correct option
+    instruction: str = ""  # the benchmark's instruction (eval.prompts "authors" puts it first)
 
     @property
     def is_choice(self) -> bool:
-        return bool(self.options)
+        """A multiple-choice problem (its options listed in `options`, or, from a LUFFY file, in `question`)."""
+        return self.gold_letter is not None
 
+
+# The answer-format line that starts every user message of LUFFY's valid.gpqa.parquet (OpenAI simple-evals'
+# multiple-choice query); the "authors" template puts it before a hub GPQA question.
+GPQA_INSTRUCTION = ("Answer the following multiple choice question. The last line of your response should be of "
+                    "the following format: 'ANSWER: $LETTER' (without quotes) where LETTER is one of ABCD. Think "
+                    "step by step before answering.")
+LUFFY_COLUMNS = ("data_source", "prompt", "reward_model")
 
 MATH_FIELDS = ("id", "problem", "answer")
 CHOICE_FIELDS = ("id", "question", "choices", "labels", "answer")
@@ -100,38 +119,43 @@ REGISTRY: dict[str, BenchmarkSpec] = {
     for spec in [
         BenchmarkSpec("aime24", "AIME 2024", "id", "math", "HuggingFaceH4/aime_2024", "train",
                       HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32,
+                      luffy_source="aime",
                       source="hub HuggingFaceH4/aime_2024 (30 problems)"),
         BenchmarkSpec("aime25", "AIME 2025", "id", "math", "math-ai/aime25", "test",
                       HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32,
+                      luffy_source="aime25",
                       source="hub math-ai/aime25, the set lm-evaluation-harness's aime25 task uses"),
         BenchmarkSpec("amc", "AMC", "id", "math", "AI-MO/aimo-validation-amc", "train",
                       HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32,
+                      luffy_source="amc",
                       source="hub AI-MO/aimo-validation-amc: the 83-problem set of PRIME-RL/PRIME eval/data and "
                              "sail-sg/understand-r1-zero datasets/evaluation_suite/amc"),
         BenchmarkSpec("math500", "MATH-500", "id", "math", "HuggingFaceH4/MATH-500", "test",
-                      HubFields(question="problem", answer="answer", id="unique_id"),
+                      HubFields(question="problem", answer="answer", id="unique_id"), luffy_source="math",
                       source="hub HuggingFaceH4/MATH-500 (the PRM800K test split of MATH)"),
         BenchmarkSpec("minerva", "Minerva", "id", "math", "lkevinzc/math-eval", "minerva",
-                      HubFields(question="problem", answer="answer"),
+                      HubFields(question="problem", answer="answer"), luffy_source="minerva",
                       source="hub lkevinzc/math-eval: sail-sg/understand-r1-zero datasets/evaluation_suite/minerva "
                              "(272 rows)"),
         BenchmarkSpec("olympiadbench", "OlympiadBench", "id", "math", "lkevinzc/math-eval", "olympiad_bench",
-                      HubFields(question="problem", answer="answer"),
+                      HubFields(question="problem", answer="answer"), luffy_source="olympiad_bench",
                       source="hub lkevinzc/math-eval: sail-sg/understand-r1-zero datasets/evaluation_suite/"
                              "olympiad_bench (675 rows, OE_TO_maths_en_COMP)"),
         BenchmarkSpec("arc_c", "ARC-c", "ood", "choice", "allenai/ai2_arc", "test",
                       HubFields(question="question", answer="answerKey", id="id", choices="choices.text",
                                 labels="choices.label"),
-                      config="ARC-Challenge", shuffle_options=True,
+                      config="ARC-Challenge", shuffle_options=True, luffy_source="arc_c",
                       source="hub allenai/ai2_arc ARC-Challenge test (1,172 rows, as ElliottYan/LUFFY data/valid.arc_c.parquet)"),
         BenchmarkSpec("gpqa_diamond", "GPQA*", "ood", "choice", "Idavidrein/gpqa", "train",
                       HubFields(question="Question", id="Record ID", correct_text="Correct Answer",
                                 incorrect_texts=("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")),
-                      config="gpqa_diamond", shuffle_options=True, gated=True,
+                      config="gpqa_diamond", shuffle_options=True, gated=True, luffy_source="gpqa",
+                      instruction=GPQA_INSTRUCTION,
                       source="hub Idavidrein/gpqa gpqa_diamond (198 rows; gated: hub with a token, or a user's local file)"),
         BenchmarkSpec("mmlu_pro", "MMLU-Pro", "ood", "choice", "TIGER-Lab/MMLU-Pro", "test",
                       HubFields(question="question", id="question_id", choices="options", answer_index="answer_index"),
-                      shuffle_options=True, source="hub TIGER-Lab/MMLU-Pro test (12,032 rows, up to 10 options)"),
+                      shuffle_options=True, luffy_source="mmlu_pro",
+                      source="hub TIGER-Lab/MMLU-Pro test (12,032 rows, up to 10 options)"),
     ]
 }
 
@@ -169,6 +193,9 @@ def load_problems(spec: BenchmarkSpec, *, shuffle_seed: int = 0, limit: int | No
         rows, source = read_hub_rows(spec), f"{spec.hub_id}[{spec.config or 'default'}/{spec.split}]"
     if not rows:
         raise BenchmarkError(f"{source}: benchmark {spec.name!r} has no rows")
+    if is_luffy_layout(rows[0]):
+        problems = [problem for problem, _ in luffy_problems(rows, spec, source=source)]
+        return problems[:limit] if limit is not None else problems
     if limit is not None:
         rows = rows[:limit]
     hub_layout = spec.path is None or not has_canonical_fields(rows[0], spec.kind)
@@ -180,6 +207,47 @@ def load_problems(spec: BenchmarkSpec, *, shuffle_seed: int = 0, limit: int | No
     if duplicated:
         raise BenchmarkError(f"{source}: duplicate problem ids {duplicated[:5]}")
     return problems
+
+
+def is_luffy_layout(row: dict) -> bool:
+    return all(name in row for name in LUFFY_COLUMNS)
+
+
+def luffy_problems(rows: list[dict], spec: BenchmarkSpec, *, source: str) -> list[tuple[Problem, int]]:
+    """(problem, times its row is repeated) for the rows of `spec.luffy_source` in a LUFFY evaluation file,
+    in first-appearance order. The system message must be LUFFY's (eval.prompts.LUFFY_SYSTEM_PROMPT): the
+    "authors" template rebuilds the prompt from it."""
+    from eval.prompts import LUFFY_SYSTEM_PROMPT
+
+    if not spec.luffy_source:
+        raise BenchmarkError(f"{source}: benchmark {spec.name!r} has no rows in LUFFY's evaluation files")
+    counts: dict[tuple[str, str], int] = {}
+    for index, row in enumerate(rows):
+        if row["data_source"] != spec.luffy_source:
+            continue
+        messages = list(row["prompt"])
+        roles = [message.get("role") for message in messages]
+        if roles != ["system", "user"]:
+            raise BenchmarkError(f"{source}: row {index} field 'prompt' has roles {roles}, expected ['system', 'user']")
+        if messages[0]["content"] != LUFFY_SYSTEM_PROMPT:
+            raise BenchmarkError(f"{source}: row {index} has another system prompt than LUFFY's "
+                                 "(eval.prompts.LUFFY_SYSTEM_PROMPT); the 'authors' template would not rebuild it")
+        question = messages[1]["content"]
+        if not isinstance(question, str) or not question.strip():
+            raise BenchmarkError(f"{source}: row {index}: the user message is empty")
+        gold = as_answer_text(field_value(row, "reward_model.ground_truth", source=source, row_index=index),
+                              source=source, row_index=index, name="reward_model.ground_truth")
+        counts[(question, gold)] = counts.get((question, gold), 0) + 1
+    if not counts:
+        found = sorted({str(row["data_source"]) for row in rows})
+        raise BenchmarkError(f"{source}: no rows with data_source {spec.luffy_source!r} for benchmark "
+                             f"{spec.name!r}; the file has {found}")
+    choice = spec.kind == "choice"
+    return [
+        (Problem(problem_id=f"{spec.name}-{index}", question=question, answer=gold,
+                 gold_letter=gold if choice else None), repeats)
+        for index, ((question, gold), repeats) in enumerate(counts.items())
+    ]
 
 
 def read_local_rows(path: Path) -> list[dict]:
@@ -271,18 +339,19 @@ def row_to_problem(row: dict, spec: BenchmarkSpec, *, source: str, row_index: in
         answer = as_answer_text(field_value(row, answer_field, source=source, row_index=row_index),
                                 source=source, row_index=row_index, name=answer_field)
         return Problem(problem_id=problem_id, question=question, answer=answer)
-    options, gold_index = choice_options(row, fields, source=source, row_index=row_index)
+    options, gold_index, file_labels = choice_options(row, fields, source=source, row_index=row_index)
     if spec.shuffle_options:
         options, gold_index = shuffle_options(options, gold_index, seed=shuffle_seed, problem_id=problem_id)
     if len(options) > len(LETTERS):
         raise BenchmarkError(f"{source}: row {row_index} has {len(options)} options; at most {len(LETTERS)} supported")
-    labels = tuple(LETTERS[: len(options)])
+    labels = tuple(file_labels) if file_labels and not spec.shuffle_options else tuple(LETTERS[: len(options)])
     return Problem(problem_id=problem_id, question=question, answer=labels[gold_index], options=tuple(options),
-                   option_labels=labels, gold_letter=labels[gold_index])
+                   option_labels=labels, gold_letter=labels[gold_index], instruction=spec.instruction or "")
 
 
-def choice_options(row: dict, fields: HubFields | None, *, source: str, row_index: int) -> tuple[list[str], int]:
-    """(option texts in the file's order, index of the correct one)."""
+def choice_options(row: dict, fields: HubFields | None, *, source: str,
+                   row_index: int) -> tuple[list[str], int, list[str] | None]:
+    """(option texts in the file's order, index of the correct one, the file's labels or None)."""
     def get(name: str) -> Any:
         return field_value(row, name, source=source, row_index=row_index)
 
@@ -297,7 +366,7 @@ def choice_options(row: dict, fields: HubFields | None, *, source: str, row_inde
         texts = [as_answer_text(get(fields.correct_text), source=source, row_index=row_index, name=fields.correct_text)]
         texts += [as_answer_text(get(name), source=source, row_index=row_index, name=name)
                   for name in fields.incorrect_texts]
-        return texts, 0
+        return texts, 0, None
     choices_field = fields.choices if fields else "choices"
     texts = text_list(choices_field)
     if fields is not None and fields.answer_index:
@@ -307,7 +376,7 @@ def choice_options(row: dict, fields: HubFields | None, *, source: str, row_inde
         index = int(index)
         if not 0 <= index < len(texts):
             raise BenchmarkError(f"{source}: row {row_index} field {fields.answer_index!r}={index} is outside 0..{len(texts) - 1}")
-        return texts, index
+        return texts, index, None
     labels_field = fields.labels if fields else "labels"
     answer_field = fields.answer if fields else "answer"
     labels = text_list(labels_field)
@@ -316,7 +385,7 @@ def choice_options(row: dict, fields: HubFields | None, *, source: str, row_inde
     gold_label = str(get(answer_field)).strip()
     if gold_label not in labels:
         raise BenchmarkError(f"{source}: row {row_index} field {answer_field!r}={gold_label!r} is not one of {labels}")
-    return texts, labels.index(gold_label)
+    return texts, labels.index(gold_label), labels
 
 
 def shuffle_options(options: Sequence[str], gold_index: int, *, seed: int, problem_id: str) -> tuple[list[str], int]:

@@ -5,9 +5,11 @@
 
 The model is loaded once (trained experiments: `results/<name>/runs/<experiment>/seed<k>/checkpoint`;
 eval-only ones: their model key or hub id) and each benchmark is generated and graded with
-`eval.cli.evaluate`, exactly as `python -m tgpo eval` does for one benchmark. Settings: the config's
-`evaluation:` block, overridden per benchmark by its `benchmarks:` entry and per experiment by the
-experiment's `evaluation:` block. Each benchmark's parquet is written atomically as soon as it is done.
+`eval.cli.evaluate`, exactly as `python -m tgpo eval` does for one benchmark. Settings:
+`eval.protocols.resolve_evaluation` (the config's `evaluation.protocol`, overridden by the config's
+`evaluation:` keys, per benchmark by its `benchmarks:` entry and per experiment by the experiment's
+`evaluation:` block; a released checkpoint keeps its own template). Each benchmark's parquet is written
+atomically as soon as it is done.
 `--seeds` evaluates several seeds' runs one after the other in one process.
 """
 
@@ -30,21 +32,11 @@ def experiment_model(config: Mapping[str, Any], experiment: str, seed: int) -> s
     return str(checkpoint)
 
 
-def benchmark_settings(config: Mapping[str, Any], experiment: str, benchmark: str) -> dict:
-    """Generation settings of one benchmark for one experiment (experiment > benchmark > evaluation)."""
-    evaluation = dict(config.get("evaluation", {}))
-    entry = dict(config["benchmarks"][benchmark])
-    own = config["experiments"][experiment].get("evaluation", {})
-    return {
-        "path": entry.get("path"),
-        "k": entry.get("k"),
-        "answer_regex": entry.get("answer_regex", evaluation.get("answer_regex")),
-        "template": own.get("template", entry.get("template", evaluation.get("template"))),
-        "max_new_tokens": own.get("max_new_tokens", entry.get("max_new_tokens", evaluation.get("max_new_tokens"))),
-        "shuffle_options": entry.get("shuffle_options"),
-        "temperature": evaluation.get("temperature", 0.6),
-        "top_p": evaluation.get("top_p", 1.0),
-    }
+def benchmark_settings(config: Mapping[str, Any], experiment: str, benchmark: str, model: str = ""):
+    """Generation and grading settings of one benchmark for one experiment (eval.protocols)."""
+    from eval.protocols import resolve_evaluation
+
+    return resolve_evaluation(config, experiment, benchmark, model)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,19 +70,26 @@ def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threa
     model = experiment_model(config, experiment, seed)
     evaluation = config.get("evaluation", {})
     backend_name = evaluation.get("backend", "local")
+    settings = {benchmark: benchmark_settings(config, experiment, benchmark, model)
+                for benchmark in config["benchmarks"]}
     if backend_name == "vllm":
-        backend = make_backend("vllm", model, n_gpus=evaluation.get("n_gpus"), seed=evaluation.get("seed", 0))
+        context = {s.max_model_len for s in settings.values()}
+        if len(context) > 1:
+            raise ValueError(f"experiments.{experiment}: one vLLM engine serves every benchmark, but the benchmarks "
+                             f"resolve to different max_model_len values {sorted(context, key=str)}")
+        backend = make_backend("vllm", model, n_gpus=evaluation.get("n_gpus"), seed=evaluation.get("seed", 0),
+                               max_model_len=context.pop() if context else None)
     else:
         backend = make_backend("local", model, threads=threads)
     layout = ResultsLayout.of(config)
-    for benchmark in config["benchmarks"]:
-        settings = benchmark_settings(config, experiment, benchmark)
-        spec = get_benchmark(benchmark, path=settings["path"], k=settings["k"], answer_regex=settings["answer_regex"],
-                             template=settings["template"], max_new_tokens=settings["max_new_tokens"],
-                             shuffle_options=settings["shuffle_options"])
-        frame, stats = evaluate(spec, backend, model=model, template=settings["template"],
-                                temperature=settings["temperature"], top_p=settings["top_p"],
-                                max_new_tokens=settings["max_new_tokens"], seed=evaluation.get("seed", 0),
+    for benchmark, resolved in settings.items():
+        spec = get_benchmark(benchmark, path=resolved.path, k=resolved.k, answer_regex=resolved.answer_regex,
+                             template=resolved.template, max_new_tokens=resolved.max_new_tokens,
+                             shuffle_options=resolved.shuffle_options)
+        frame, stats = evaluate(spec, backend, model=model, template=resolved.template,
+                                temperature=resolved.temperature, top_p=resolved.top_p,
+                                max_new_tokens=resolved.max_new_tokens, seed=evaluation.get("seed", 0),
+                                grader=resolved.grader, protocol=resolved.protocol,
                                 grading_workers=grading_workers, progress=False)
         out = layout.eval_file(experiment, seed, benchmark)
         write_parquet(out, frame)

@@ -1,15 +1,24 @@
 """Grading a response against a benchmark's gold answer, with a hard per-item timeout.
 
-Maths (the TGPO authors' evaluation, helldog-star/TGPO eval_scripts/my_eval_sh.sh, `any_true=True`): the answer region is the text
-after the last `</think>` (the whole response when there is none). It is correct when
+Two graders, chosen by the evaluation protocol (`eval.protocols`):
 
-    Math-Verify: verify(parse("$" + gold + "$"), parse(answer_region))      (gold first)
-    OR boxed:    normalise(last \\boxed{...} of answer_region) == normalise(gold)
+- "authors" (the paper configs' default): the TGPO authors' rules, `eval.authors_grading` (answer
+  segment between the first and second `</think>` when the prompt opened `<think>\n`; Math-Verify on the
+  segment OR an Oat-style boxed grader; multiple-choice letters graded by the same two steps).
+- "suite" (this suite's first grader; the miniature's): the answer region is the text after the last
+  `</think>` (the whole response when there is none). Maths is correct when
 
-(`combine="any"`; "math_verify" or "boxed" use one grader alone). Multiple choice: the letter in the
-last `\\boxed{...}` of the answer region equals the gold letter (LUFFY's OOD metric is boxed-letter
-accuracy). A benchmark with an `answer_regex` (the miniature world: `...#632.`) extracts the regex's
-first group and compares it with the gold string (numerically when both are numbers).
+      Math-Verify: verify(parse("$" + gold + "$"), parse(answer_region))      (gold first)
+      OR boxed:    normalise(last \\boxed{...} of answer_region) == normalise(gold)
+
+  (`combine="any"`; "math_verify" or "boxed" use one grader alone). Multiple choice: the letter in the
+  last `\\boxed{...}` of the answer region equals the gold letter.
+
+With either grader a benchmark with an `answer_regex` (the miniature world: `...#632.`) extracts the
+regex's first group and compares it with the gold string (numerically when both are numbers).
+
+Users re-grade saved generations with `grade_response(response, gold, protocol="authors",
+think_opened=True)` (one response) or `grade_responses(...)` (many, in parallel).
 
 Math-Verify's own timeouts use SIGALRM, which only works in a process's main thread (huggingface/Math-Verify
 src/math_verify/utils.py, timeout()), and some inputs
@@ -20,6 +29,7 @@ item is graded wrong with `timed_out=True`. A bad response costs at most the tim
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import multiprocessing
@@ -33,19 +43,23 @@ from typing import Sequence
 
 THINK_END = "</think>"
 COMBINE_RULES = ("any", "math_verify", "boxed")
+GRADERS = ("authors", "suite")  # eval.protocols.PROTOCOLS name the grader each protocol uses
 KINDS = ("math", "choice", "regex")
 DEFAULT_TIMEOUT_S = 10.0  # LUFFY's labeling timeout
 
 
 @dataclass(frozen=True)
 class GradeRequest:
-    """One response to grade. `kind` "regex" needs `answer_regex`; `combine` applies to "math"."""
+    """One response to grade. `kind` "regex" needs `answer_regex`; `combine` applies to "math" under the
+    "suite" grader; `think_opened` (the prompt ended with `<think>\\n`) applies to the "authors" grader."""
 
     response: str
     gold: str
     kind: str = "math"
     answer_regex: str | None = None
     combine: str = "any"
+    grader: str = "suite"
+    think_opened: bool = True
 
 
 @dataclass(frozen=True)
@@ -203,8 +217,21 @@ def grade_regex(response: str, gold: str, pattern: str) -> GradeResult:
     return GradeResult(extracted_answer=extracted, correct=correct)
 
 
+def grade_authors(response: str, gold: str, think_opened: bool) -> GradeResult:
+    from eval.authors_grading import authors_label
+
+    label = authors_label(response, gold, think_opened)
+    return GradeResult(extracted_answer=label.boxed_answer or "", correct=label.correct)
+
+
 def grade(request: GradeRequest) -> GradeResult:
     """Grade one request in this process (no timeout: use GradingPool for untrusted responses)."""
+    if request.grader not in GRADERS:
+        raise ValueError(f"unknown grader {request.grader!r}; expected one of {GRADERS}")
+    if request.kind not in KINDS:
+        raise ValueError(f"unknown grading kind {request.kind!r}; expected one of {KINDS}")
+    if request.grader == "authors" and request.kind != "regex":  # maths and letters: the same two steps
+        return grade_authors(request.response, request.gold, request.think_opened)
     if request.kind == "math":
         return grade_math(request.response, request.gold, request.combine)
     if request.kind == "choice":
@@ -271,7 +298,7 @@ class GradingPool:
         self.progress = progress
         self.stats = GradingStats()
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["eval.grading", "math_verify", "sympy"])
+        self._context.set_forkserver_preload(["eval.grading", "eval.authors_grading", "math_verify", "sympy"])
         self._workers: list[_Worker] = []
 
     def __enter__(self) -> "GradingPool":
@@ -370,3 +397,51 @@ def grade_all(requests: Sequence[GradeRequest], *, workers: int | None = None,
     with GradingPool(workers=workers, timeout_s=timeout_s, progress=progress) as pool:
         results = pool.grade(requests)
         return results, pool.stats
+
+
+# ------------------------------------------------------------------------------- public re-grading API
+
+_SHARED_POOLS: dict[float, GradingPool] = {}
+
+
+def _shared_pool(timeout_s: float) -> GradingPool:
+    """One long-lived single-worker pool per timeout, so repeated `grade_response` calls skip the start-up."""
+    if timeout_s not in _SHARED_POOLS:
+        _SHARED_POOLS[timeout_s] = GradingPool(workers=1, timeout_s=timeout_s, progress=False)
+    return _SHARED_POOLS[timeout_s]
+
+
+@atexit.register
+def _close_shared_pools() -> None:
+    for pool in _SHARED_POOLS.values():
+        pool.close()
+    _SHARED_POOLS.clear()
+
+
+def _request(response: str, gold: str, protocol: str, think_opened: bool, kind: str) -> GradeRequest:
+    if protocol not in GRADERS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {GRADERS}")
+    return GradeRequest(response=response, gold=gold, kind=kind, grader=protocol, think_opened=think_opened)
+
+
+def grade_response(response: str, gold: str, protocol: str = "authors", think_opened: bool = True, *,
+                   kind: str = "math", timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+    """Is `response` correct for `gold` under `protocol`'s grader? `think_opened`: the prompt ended with
+    `<think>\\n` (the authors' `prompt.endswith(...)` check). `kind` matters to the "suite" grader only
+    ("math" | "choice"); the authors grade letters like maths. Runs in a worker process under a hard
+    `timeout_s` (a timed-out item is False)."""
+    return bool(_shared_pool(timeout_s).grade([_request(response, gold, protocol, think_opened, kind)])[0].correct)
+
+
+def grade_responses(responses: Sequence[str], golds: Sequence[str], protocol: str = "authors",
+                    think_opened: bool | Sequence[bool] = True, *, kind: str = "math", workers: int | None = None,
+                    timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = False) -> list[bool]:
+    """`grade_response` for many responses at once, in parallel worker processes."""
+    if len(responses) != len(golds):
+        raise ValueError(f"{len(responses)} responses but {len(golds)} golds")
+    opened = [think_opened] * len(responses) if isinstance(think_opened, bool) else list(think_opened)
+    if len(opened) != len(responses):
+        raise ValueError(f"{len(responses)} responses but {len(opened)} think_opened flags")
+    requests = [_request(r, g, protocol, o, kind) for r, g, o in zip(responses, golds, opened)]
+    results, _ = grade_all(requests, workers=workers, timeout_s=timeout_s, progress=progress)
+    return [bool(result.correct) for result in results]

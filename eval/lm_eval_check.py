@@ -99,6 +99,9 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     if spec.kind != "choice":
         raise ValueError(f"lm-eval-check supports multiple-choice benchmarks; {spec.name!r} is {spec.kind}")
     problems = load_problems(spec, shuffle_seed=args.shuffle_seed, limit=args.limit)
+    if any(not problem.options for problem in problems):
+        raise ValueError(f"{spec.path}: lm-eval-check needs the options as a list (a canonical or hub-layout file); "
+                         "a LUFFY evaluation file carries them inside the question text")
     options: dict[str, Any] = {"threads": args.threads} if args.backend == "local" else {"seed": args.seed}
     backend = make_backend(args.backend, args.model, **options)
     template = template_for_model(args.model, args.template)

@@ -9,8 +9,8 @@ and then every experiment is resolved with the code its jobs run:
 
 - training: the resolved experiment of every seed (tgpo.resolve), the verifier, and on the verl engine the
   Hydra overrides (tgpo.verl.translate, which checks verl's divisibility rules);
-- evaluation: for every experiment x benchmark, the generation settings (eval.experiment.benchmark_settings),
-  the benchmark spec (eval.benchmarks.get_benchmark) and the prompt template (eval.prompts).
+- evaluation: for every experiment x benchmark, the settings of its protocol (eval.protocols, through
+  eval.experiment.benchmark_settings) and the benchmark spec (eval.benchmarks.get_benchmark).
 
 A wrong name fails here, naming the file, the key and the allowed values, instead of in a job days later.
 The Snakefile runs the same check on every invocation. It sits in `eval/` because it reads both layers
@@ -51,38 +51,23 @@ def check_training(config: Mapping[str, Any], experiment: str, source: str) -> N
                 raise ConfigError(f"{where}: {error.args[0] if error.args else error}") from None
 
 
-def template_key(config: Mapping[str, Any], experiment: str, benchmark: str) -> str:
-    """The key that sets an experiment's template on a benchmark (the precedence of benchmark_settings)."""
-    if "template" in config["experiments"][experiment].get("evaluation", {}):
-        return f"experiments.{experiment}.evaluation.template"
-    if "template" in config["benchmarks"][benchmark]:
-        return f"benchmarks.{benchmark}.template"
-    return "evaluation.template"
-
-
 def check_evaluation(config: Mapping[str, Any], experiment: str, source: str) -> None:
-    """Resolve every benchmark's evaluation settings, spec and template for one experiment."""
+    """Resolve every benchmark's evaluation settings (eval.protocols) and spec for one experiment, as its
+    eval-experiment job will (the names themselves are checked by tgpo.config.validate)."""
     from eval.benchmarks import get_benchmark
     from eval.experiment import benchmark_settings
-    from eval.prompts import template_for_model
 
     spec = config["experiments"][experiment]
-    model = tgpo_config.model_location(config, spec["model"]) if spec.get("eval_only") else None
+    model = tgpo_config.model_location(config, spec["model"]) if spec.get("eval_only") else ""
     for benchmark in config["benchmarks"]:
-        settings = benchmark_settings(config, experiment, benchmark)
         where = f"{source}: evaluation of experiments.{experiment} on benchmarks.{benchmark}"
         try:
-            bench = get_benchmark(benchmark, path=settings["path"], k=settings["k"],
-                                  answer_regex=settings["answer_regex"], template=settings["template"],
-                                  max_new_tokens=settings["max_new_tokens"],
-                                  shuffle_options=settings["shuffle_options"])
-            template_for_model(model or "", settings["template"] or bench.template)
-        except KeyError as error:
-            message = error.args[0] if error.args else str(error)
-            key = template_key(config, experiment, benchmark) if "template" in message else f"benchmarks.{benchmark}"
-            raise ConfigError(f"{where}: {key}: {message}") from None
-        except ValueError as error:
-            raise ConfigError(f"{where}: {error}") from None
+            settings = benchmark_settings(config, experiment, benchmark, model)
+            get_benchmark(benchmark, path=settings.path, k=settings.k, answer_regex=settings.answer_regex,
+                          template=settings.template, max_new_tokens=settings.max_new_tokens,
+                          shuffle_options=settings.shuffle_options)
+        except (KeyError, ValueError) as error:
+            raise ConfigError(f"{where}: {error.args[0] if error.args else error}") from None
 
 
 def preflight(config: Mapping[str, Any], source: str) -> None:

@@ -13,8 +13,19 @@ paper evaluates as-is keep the templates their authors evaluated them with (Elli
 eval_scripts/generate_vllm.py): SimpleRL-Zero "qwen", PRIME-Zero "prime", Oat-Zero "qwen_math". "raw" passes the
 question as is (the miniature world, whose multiple-choice prompts are `q|A:x|B:y|`).
 
-Multiple-choice questions list their (shuffled) options as `A) text` lines after the question, as in
-LUFFY's ARC-c / GPQA files; "raw" uses the miniature's `render_choice_prompt` instead.
+"authors" is the TGPO authors' `--template own --remove_system False` (helldog-star/TGPO
+eval_scripts/generate_vllm.py, build_prompt_from_message; flags in eval_scripts/my_eval_sh.sh): the model's
+own chat template over [system = LUFFY's system prompt as stored in every row of ElliottYan/LUFFY
+data/valid.*.parquet, user = the question], generation prompt added. The prepared checkpoints' chat
+templates end the generation prompt with `<think>\n` (tgpo.model_prep, as the authors' aligned models,
+helldog-star/TGPO data/download.sh), so the response starts inside the thought section; `think_opened`
+tells the grader whether a prompt did (the authors' `prompt.endswith("<think>\n")`).
+
+Multiple-choice questions list their options as `A) text` lines after the question, as in LUFFY's
+ARC-c / GPQA files ("authors" also ends the list with a newline, as ARC-c's rows do, and puts a
+benchmark's instruction, GPQA's "ANSWER: $LETTER" line, before the question); "raw" uses the miniature's
+`render_choice_prompt` instead. A problem read from a LUFFY file carries the user message verbatim
+(options included) and is passed through unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +38,19 @@ from eval.benchmarks import Problem
 from tgpo.system_prompt import SYSTEM_PROMPT  # noqa: E402  (App. B.2, defined once for both engines)
 
 THINK_START = "<think>\n"
+# The system prompt stored in every row of ElliottYan/LUFFY data/valid.all.parquet, valid.arc_c.parquet and
+# valid.gpqa.parquet (and the training data Elliott/Openr1-Math-46k-8192); it differs from the paper's App. B.2
+# text (tgpo.system_prompt.SYSTEM_PROMPT) in its quotes, "{thoughts}" and the backticks around \boxed{}.
+LUFFY_SYSTEM_PROMPT = (
+    "Your task is to follow a systematic, thorough reasoning process before providing the final solution. "
+    "This involves analyzing, summarizing, exploring, reassessing, and refining your thought process through "
+    "multiple iterations. Structure your response into two sections: Thought and Solution. In the Thought "
+    "section, present your reasoning using the format: \"<think>\n {thoughts} </think>\n\". Each thought "
+    "should include detailed analysis, brainstorming, verification, and refinement of ideas. After "
+    "\"</think>\n,\" in the Solution section, provide the final, logical, and accurate answer, clearly derived "
+    "from the exploration in the Thought section. If applicable, include the answer in \\boxed{} for "
+    "closed-form results like multiple choices or mathematical solutions."
+)
 QWEN_MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 PRIME_ZERO_INSTRUCTION = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
@@ -49,6 +73,19 @@ def tgpo_chat_template(question: str, tokenizer: Any = None) -> str:
     return text if text.endswith(THINK_START) else text + THINK_START
 
 
+def authors_template(question: str, tokenizer: Any = None) -> str:
+    """The model's own chat template over [LUFFY's system prompt, question] (the authors' "own")."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise ValueError("template 'authors' needs a tokenizer with a chat template (the authors' `--template own`)")
+    messages = [{"role": "system", "content": LUFFY_SYSTEM_PROMPT}, {"role": "user", "content": question}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def think_opened(prompt: str) -> bool:
+    """The prompt ends inside an opened thought section (the authors' check before splitting at </think>)."""
+    return prompt.endswith(THINK_START)
+
+
 def qwen_math_template(question: str, tokenizer: Any = None) -> str:
     """Qwen2.5-Math's chat format with its CoT system prompt (LUFFY "qwen", Oat "qwen_math": same text)."""
     return (
@@ -68,13 +105,18 @@ def raw_template(question: str, tokenizer: Any = None) -> str:
 TEMPLATES: dict[str, Callable[[str, Any], str]] = {
     "tgpo": tgpo_template,
     "tgpo_chat": tgpo_chat_template,
+    "authors": authors_template,
     "qwen": qwen_math_template,  # SimpleRL-Zero in LUFFY's eval
     "qwen_math": qwen_math_template,  # Oat-Zero's own eval
     "prime": prime_zero_template,
     "raw": raw_template,
 }
 
-# Released checkpoints the paper evaluates without retraining -> the template they are evaluated with.
+# Released checkpoints the paper evaluates without retraining -> the template they are evaluated with:
+# helldog-star/TGPO eval_scripts/my_eval_sh.sh (and ElliottYan/LUFFY README "Evaluation") name
+# "simple-rl-zero" -> qwen and "eurus-2-7b-prime-zero" -> prime; Oat-Zero falls to `own`, its tokenizer's
+# chat template, assumed to be Qwen2.5-Math's (its base model's; not checked offline), whose default system
+# prompt (no system message: LUFFY README's `--remove_system True`) is the qwen_math text.
 RELEASED_CHECKPOINT_TEMPLATES: dict[str, str] = {
     "hkust-nlp/Qwen-2.5-Math-7B-SimpleRL-Zero": "qwen",
     "PRIME-RL/Eurus-2-7B-PRIME-Zero": "prime",
@@ -95,14 +137,18 @@ def template_for_model(model: str, requested: str | None = None) -> str:
 
 
 def question_text(problem: Problem, template: str) -> str:
-    """The question as the model reads it: maths as is; multiple choice with its options listed."""
-    if not problem.is_choice:
+    """The question as the model reads it: maths (and LUFFY rows, options included) as is; multiple
+    choice with its options listed."""
+    if not problem.options:
         return problem.question
     if template == "raw":
         from tgpo.mini.task import render_choice_prompt
 
         return render_choice_prompt(problem.question, list(problem.options), list(problem.option_labels))
     lines = "\n".join(f"{label}) {text}" for label, text in zip(problem.option_labels, problem.options))
+    if template == "authors":  # LUFFY's layout: instruction, blank line, question, options, final newline
+        head = f"{problem.instruction}\n\n" if problem.instruction else ""
+        return f"{head}{problem.question}\n\n{lines}\n"
     return f"{problem.question}\n\n{lines}"
 
 

@@ -102,7 +102,7 @@ def write_config(path: Path, models: Path, steps: int) -> None:
                      "warmup_steps": 0, "grad_clip": 1.0, "save_every": 1000, "verifier": "math_verify",
                      "n_gpus": 2, "teacher_gpus": 0},
         "evaluation": {"backend": "vllm", "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 24,
-                       "template": "tgpo_system", "seed": 0, "n_gpus": 1},
+                       "template": "tgpo", "seed": 0, "n_gpus": 1},
         "experiments": {"grpo_pp": {"method": "grpo_pp", "student": "student"}},
         "report": {"table1": {"groups": [{"title": "RL", "rows": [{"experiment": "grpo_pp", "label": "GRPO++"}]}]}},
     }

@@ -113,6 +113,7 @@ def _check_references(config: Mapping[str, Any], source: str) -> None:
     if traces and traces["teacher"] not in models:
         raise ConfigError(f"{source}: data.traces.teacher: {traces['teacher']!r} is not a key of `models`")
     _check_id_alignment(config, source)
+    _check_evaluation(config, source)
     for output, spec in config["report"].items():
         rows = spec.get("series") or spec.get("rows") or [r for g in spec.get("groups", []) for r in g["rows"]]
         for index, row in enumerate(rows):
@@ -125,6 +126,16 @@ def _check_references(config: Mapping[str, Any], source: str) -> None:
             bench = bench["key"] if isinstance(bench, dict) else bench
             if bench not in config["benchmarks"]:
                 raise ConfigError(f"{source}: report.{output}.benchmarks: {bench!r} is not a key of `benchmarks`")
+
+
+def _check_evaluation(config: Mapping[str, Any], source: str) -> None:
+    """Protocol and template names (eval.protocols, eval.prompts): unknown ones fail naming key and choices."""
+    from eval.protocols import check_evaluation
+
+    try:
+        check_evaluation(config, source)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_id_alignment(config: Mapping[str, Any], source: str) -> None:
