@@ -175,9 +175,30 @@ def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
     if "build" in model or "prepare" in model:
         # built (miniature) or prepared (RoPE/context/vocabulary, cluster) by the pipeline itself
         return str(ResultsLayout.of(config).model(key_or_id))
-    if "path" in model:
-        return model["path"]
-    return model["hub"]
+    return model_source(config, key_or_id)
+
+
+BUILT_SUFFIX = ".built"  # the built stand-in of a model the pipeline also prepares: models/<key>.built/
+
+
+def built_model_location(config: Mapping[str, Any], key: str) -> str:
+    """Where `build-model` writes model `key` (an entry with `build:`): its model folder, or
+    `models/<key>.built/` when the entry also has `prepare:` (prepare-model reads that stand-in and writes
+    the model folder, as it reads a hub checkpoint at paper scale)."""
+    model = config["models"][key]
+    if "build" not in model:
+        raise ValueError(f"models.{key}: no `build:`, so the pipeline builds nothing for it")
+    layout = ResultsLayout.of(config)
+    return str(layout.model(key + BUILT_SUFFIX) if "prepare" in model else layout.model(key))
+
+
+def model_source(config: Mapping[str, Any], key: str) -> str | None:
+    """Where the unprepared weights of model `key` come from: the built stand-in (`build:`, which wins over
+    the `hub:` it stands for), else its local `path`, else its hub id; None if it has none."""
+    model = config["models"][key]
+    if "build" in model:
+        return built_model_location(config, key)
+    return model.get("path") or model.get("hub")
 
 
 def pipeline_made_model(config: Mapping[str, Any], key: str) -> bool:

@@ -1,6 +1,9 @@
 # Data and models: the miniature world and its tiny HF checkpoints (local engine), or the paper's
 # prepared checkpoints and parquet data (verl engine); then teacher re-sampling + math-verify filter.
 
+import re
+from pathlib import Path
+
 from tgpo.resolve import ENGINE_DEFAULTS
 
 WORLD = str(LAYOUT.world)
@@ -30,19 +33,24 @@ if "world" in config:
         shell:
             "python -m tgpo world --out {output} --seed {params.seed} --size {params.size} > {log} 2>&1"
 
+    # a model that is built and then prepared (a stand-in for a hub checkpoint) is built to models/<key>.built
+    BUILT_FOLDERS = {Path(tgpo_config.built_model_location(config, key)).name: key for key in BUILT_MODELS}
+
     rule build_model:
-        """Pretrain one tiny model of the miniature (the analogue of 'the base model exists')."""
+        """Pretrain one tiny model of the miniature (the analogue of 'the base model exists'); with `layout:`,
+        re-laid into that real checkpoint's token layout (tgpo/mini/standins.py)."""
         input:
             WORLD,
         output:
             directory(str(LAYOUT.model("{model}"))),
         wildcard_constraints:
-            model="|".join(BUILT_MODELS) or "^$",
+            model="|".join(re.escape(folder) for folder in BUILT_FOLDERS) or "^$",
         params:
-            kind=lambda wc: config["models"][wc.model]["build"],
-            steps=lambda wc: (
-                f"--steps {config['models'][wc.model]['build_steps']}"
-                if "build_steps" in config["models"][wc.model] else ""
+            kind=lambda wc: config["models"][BUILT_FOLDERS[wc.model]]["build"],
+            options=lambda wc: " ".join(
+                f"--{option} {config['models'][BUILT_FOLDERS[wc.model]][key]}"
+                for key, option in (("build_steps", "steps"), ("layout", "layout"))
+                if key in config["models"][BUILT_FOLDERS[wc.model]]
             ),
             seed=config.get("seed", 0),
             size=config["world"].get("size", "default"),
@@ -55,7 +63,7 @@ if "world" in config:
             **rule_resources("build_model", dict(mem_mb=2000, runtime=30)),
         shell:
             "python -m tgpo build-model --world {input} --kind {params.kind} --out {output} "
-            "--seed {params.seed} --size {params.size} {params.steps} > {log} 2>&1"
+            "--seed {params.seed} --size {params.size} {params.options} > {log} 2>&1"
 
 
 if "traces" in config["data"] and "world" in config and ENGINE == "local":
@@ -86,10 +94,13 @@ if ENGINE == "verl":
     PREPARED_MODELS = [key for key, model in config["models"].items() if "prepare" in model]
 
     def prepare_model_inputs(wildcards):
-        """The source checkpoint when the pipeline builds it (a `path:` naming another model's folder)."""
-        source = config["models"][wildcards.model].get("path")
-        made = [model_dir(key) for key in BUILT_MODELS + PREPARED_MODELS if key != wildcards.model]
-        return [source] if source in made else []
+        """The source checkpoint and the `align_vocab_with` partner's, where the pipeline makes them (a built
+        stand-in, or a `path:` naming another model's folder)."""
+        made = {tgpo_config.built_model_location(config, key) for key in BUILT_MODELS}
+        made |= {model_dir(key) for key in PREPARED_MODELS if key != wildcards.model}
+        partner = (config["models"][wildcards.model].get("prepare") or {}).get("align_vocab_with")
+        sources = [tgpo_config.model_source(config, key) for key in (wildcards.model, partner) if key]
+        return [source for source in sources if source in made]
 
     def _id_alignment_inputs(wildcards):
         """A teacher re-indexed to a student's token ids (prepare.align_ids_to) reads the prepared student."""
