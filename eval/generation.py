@@ -81,6 +81,17 @@ def vllm_cpu_settings() -> dict[str, Any]:
     return dict(VLLM_CPU_ENGINE_ARGS)
 
 
+def stop_token_ids(tokenizer) -> list[int]:
+    """Token ids that end a response besides the tokenizer's EOS: the chat template's turn end (Qwen's
+    `<|im_end|>`), which Qwen2.5-Math's generation_config.json does not list (tgpo.model_prep.generation_eos_ids).
+    Passed to vLLM explicitly, so released checkpoints and prepared students stop at the end of their turn
+    whatever their generation_config.json says."""
+    from tgpo.model_prep import chat_turn_end_id
+
+    turn_end = chat_turn_end_id(tokenizer)
+    return [] if turn_end is None or turn_end == tokenizer.eos_token_id else [turn_end]
+
+
 class VllmBackend:
     """vLLM offline inference; tensor parallel over `n_gpus` (default: every visible GPU); CPU without GPUs."""
 
@@ -99,11 +110,12 @@ class VllmBackend:
         self.llm = vllm.LLM(model=model, seed=seed, max_model_len=max_model_len,
                             gpu_memory_utilization=gpu_memory_utilization, **settings)
         self.tokenizer = self.llm.get_tokenizer()
+        self.stop_token_ids = stop_token_ids(self.tokenizer)
 
     def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
                  seed: int) -> list[Generation]:
         params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                           seed=seed)
+                                           seed=seed, stop_token_ids=self.stop_token_ids)
         outputs = self.llm.generate(prompts, params)
         generations = []
         for prompt_index, output in enumerate(outputs):

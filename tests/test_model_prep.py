@@ -14,8 +14,8 @@ from tgpo.model_prep import (  # noqa: E402
     apply_rope_and_context,
     prepare_model,
     prepare_settings,
+    other_only_tokens,
     think_chat_template,
-    unify_special_tokens,
 )
 
 CHARS = list("0123456789+-=. abcdef")
@@ -89,19 +89,16 @@ def test_aligned_vocab_size_paper_models_and_rounding():
     assert aligned_vocab_size(30, 28, 30, 29) == 30  # odd row counts: no padding
 
 
-def test_unify_special_tokens_adds_teacher_tokens_at_teacher_ids():
+def test_other_only_tokens_lists_the_teachers_extra_tokens_without_adding_them():
+    # issue 18 item 10: the authors' data/align_tokenizer.py (helldog-star/TGPO) adds no token
     student_tok, teacher_tok = char_tokenizer([]), char_tokenizer(TEACHER_EXTRA)
-    added = unify_special_tokens(student_tok, teacher_tok)
-    assert added == TEACHER_EXTRA
-    for token in TEACHER_EXTRA:
-        assert student_tok.convert_tokens_to_ids(token) == teacher_tok.convert_tokens_to_ids(token)
-    assert student_tok.added_tokens_decoder[24].special and not student_tok.added_tokens_decoder[26].special
-    text = "<think>\n1+1=2</think>"
-    assert student_tok(text)["input_ids"] == teacher_tok(text)["input_ids"]
+    assert other_only_tokens(student_tok, teacher_tok) == TEACHER_EXTRA
+    assert len(student_tok) == 24 and student_tok.convert_tokens_to_ids("<think>") != 26
     shuffled = char_tokenizer([])
     shuffled.add_tokens(["<zzz>"])  # id 24 here, while the teacher has <tool_response> at 24
+    assert other_only_tokens(shuffled, char_tokenizer(["<zzz>"])) == []
     with pytest.raises(ValueError, match="disagree on shared ids"):
-        unify_special_tokens(shuffled, teacher_tok)
+        other_only_tokens(char_tokenizer(["<tool_response>", "<zzz>"]), char_tokenizer(["<zzz>", "<tool_response>"]))
 
 
 def test_think_chat_template_appends_think_after_assistant_tag():
@@ -162,7 +159,10 @@ def test_prepare_model_end_to_end(pair, tmp_path, which):
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 
     tokenizer = AutoTokenizer.from_pretrained(out)
-    assert len(tokenizer) == 28 and tokenizer.convert_tokens_to_ids("<think>") == 26
+    # the tokenizer is not extended (issue 18 item 10): the student keeps its 24 tokens
+    assert len(tokenizer) == (24 if which == "student" else 28)
+    assert record["vocabulary"]["added_tokens"] == []
+    assert record["vocabulary"]["other_only_tokens"] == (TEACHER_EXTRA if which == "student" else [])
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": "1"}], tokenize=False,
                                              add_generation_prompt=True)
     assert rendered.endswith("assistant\n<think>\n")

@@ -3,22 +3,35 @@
     python -m tgpo prepare-model --config config/paper-7b.yaml --model qwen25_math_7b \
         --out results/paper-7b/models/qwen25_math_7b [--source <local dir>] [--align-source <local dir>]
 
-Three changes, as the TGPO authors' "aligned" checkpoints (helldog-star/TGPO data/align_tokenizer.py and data/download.sh) and LUFFY's
+Four changes, the first three as the TGPO authors' "aligned" checkpoints (helldog-star/TGPO data/align_tokenizer.py and data/download.sh) and LUFFY's
 `Elliott/Qwen2.5-Math-7B-16k-think`:
 
 1. Context: RoPE base theta 10,000 -> `prepare.rope_theta` (40,000) and `max_position_embeddings` ->
    `prepare.max_position_embeddings` (16,384), written into config.json itself, because verl's
    `override_config` does not reach the vLLM rollout (docs/verl-0.9.md section 4).
-2. Vocabulary: the tokenizer gets the other model's (`prepare.align_vocab_with`) extra tokens at the
-   same ids (Qwen3 adds `<tool_response>`, `</tool_response>`, `<think>`, `</think>` after Qwen2.5's
-   151,665 ids), and the embedding matrices are resized to
+2. Vocabulary: the embedding matrices are resized to one size with the other model's
+   (`prepare.align_vocab_with`),
 
        V_aligned = ceil(max(|tok_student|, |tok_teacher|) / m) * m,   m = gcd(rows of the larger embedding, 128)
 
    i.e. the larger tokenizer, padded the way the larger embedding matrix is padded. Rows of existing ids
-   are kept, so logits of old token ids are unchanged.
+   are kept, so logits of old token ids are unchanged. The tokenizer is NOT extended: Qwen3's
+   `<tool_response>`, `</tool_response>`, `<think>`, `</think>` (ids 151665..151668, after Qwen2.5's
+   151,665 tokens) stay out of the student's vocabulary, as in the authors' data/align_tokenizer.py
+   (helldog-star/TGPO: `unify_vocab_to_tokenizer_max` resizes both models to the larger tokenizer's length
+   and `_unify_special_tokens(..., use_teacher_tokens=False)` only sets eos/pad/bos/unk ids to the student's;
+   it adds no token and saves the student's tokenizer unchanged). Added tokens would have embedding rows
+   that were never trained (rows 151665.. of Qwen2.5-Math-7B are padding), and the chat template's
+   `<think>\n` and the system prompt's `<think>` tags would become those ids; unextended, the student reads
+   `<think>` as the byte-pair pieces it was pretrained on. The teacher's ids >= |tok_student| are then
+   teacher-only: the student cannot emit them (verl's vLLM masks ids >= len(tokenizer)) and the guidance
+   term masks them (tgpo_student_vocab_size = len(student tokenizer), tgpo/verl/trainer.py). The student
+   keeps its own EOS / PAD / BOS (the authors' use_teacher_tokens=False).
 3. Chat template: the generation prompt ends with `<think>\\n` after the assistant tag (the response
    continues inside the thought section), unless `prepare.think_template: false`.
+4. Stop tokens: generation_config.json's eos_token_id gains the chat template's turn end (`generation_eos_ids`:
+   Qwen2.5-Math lists <|endoftext|> only, its turns end with <|im_end|>); verl copies this file into every
+   checkpoint it saves, so the trained students stop there too.
 
 The tokenizer is saved beside the weights; `prepare.json` records what was changed. The output folder is
 written atomically (tgpo.io.atomic_dir).
@@ -111,25 +124,15 @@ def shared_id_mismatches(own_tok, other_tok, limit: int = 5) -> list[str]:
     return problems
 
 
-def unify_special_tokens(own_tok, other_tok) -> list[str]:
-    """Add to `own_tok` (in place) the tokens `other_tok` has beyond `len(own_tok)`, at the same ids.
-
-    Each added token keeps the other tokenizer's flags (special or not, stripping). Returns the added
-    token strings. Raises ValueError when the ids both tokenizers have disagree: appending cannot align
-    them.
-    """
+def other_only_tokens(own_tok, other_tok) -> list[str]:
+    """The tokens `other_tok` has beyond `len(own_tok)` (Qwen3's four against Qwen2.5), which the aligned
+    model does NOT get (module docstring, item 2). Raises ValueError when the ids both tokenizers have
+    disagree: then the vocabularies are not one vocabulary padded differently and need `align_ids_to`."""
     problems = shared_id_mismatches(own_tok, other_tok)
     if problems:
-        raise ValueError("tokenizers disagree on shared ids, so appending tokens cannot align them: "
-                         + "; ".join(problems))
-    added_decoder = getattr(other_tok, "added_tokens_decoder", {}) or {}
-    added = []
-    for index in range(len(own_tok), len(other_tok)):
-        token = added_decoder.get(index)
-        content = token.content if token is not None else other_tok.convert_ids_to_tokens(index)
-        append_token(own_tok, content, token, index)
-        added.append(content)
-    return added
+        raise ValueError("tokenizers disagree on shared ids, so one embedding size cannot align them (use "
+                         "prepare.align_ids_to): " + "; ".join(problems))
+    return [other_tok.convert_ids_to_tokens(index) for index in range(len(own_tok), len(other_tok))]
 
 
 def append_token(tokenizer, content: str, flags, expected_id: int) -> None:
@@ -146,14 +149,14 @@ def append_token(tokenizer, content: str, flags, expected_id: int) -> None:
 
 
 def align_vocabularies(model, own_tok, other_tok, other_rows: int) -> dict:
-    """Align `model` + `own_tok` (in place) with a model whose tokenizer is `other_tok` and whose embedding
-    has `other_rows` rows: same token ids, embeddings resized to `aligned_vocab_size`.
+    """Align `model` (in place) with a model whose tokenizer is `other_tok` and whose embedding has
+    `other_rows` rows: embeddings resized to `aligned_vocab_size`; `own_tok` is checked, not changed.
 
-    Returns a summary: rows before/after, tokens added, tokenizer sizes.
+    Returns a summary: rows before/after, tokenizer sizes, the other's tokens the student does not get.
     """
     rows_before = model.get_input_embeddings().weight.shape[0]
     tokens_before = len(own_tok)
-    added = unify_special_tokens(own_tok, other_tok)
+    other_only = other_only_tokens(own_tok, other_tok)
     rows = aligned_vocab_size(len(own_tok), len(other_tok), rows_before, other_rows)
     if rows < max(len(own_tok), len(other_tok)):
         raise AssertionError(f"aligned vocabulary {rows} smaller than a tokenizer ({len(own_tok)}, {len(other_tok)})")
@@ -161,7 +164,7 @@ def align_vocabularies(model, own_tok, other_tok, other_rows: int) -> dict:
         model.resize_token_embeddings(rows, mean_resizing=False)
     return {"rows_before": rows_before, "rows_after": rows, "tokens_before": tokens_before,
             "tokens_after": len(own_tok), "other_tokens": len(other_tok), "other_rows": int(other_rows),
-            "added_tokens": added}
+            "added_tokens": [], "other_only_tokens": other_only}
 
 
 # ---------------------------------------------------------------------------------- 3. chat template
@@ -194,6 +197,42 @@ def think_chat_template(tokenizer) -> str:
     if not rendered.endswith(THINK_START):
         raise ValueError(f"chat template edit failed: generation prompt renders as {rendered[-40:]!r}")
     return new_template
+
+
+# ------------------------------------------------------------------------------------- 4. stop tokens
+
+_TURN_MARK = "\u00a7ANSWER\u00a7"  # assistant content to find in a rendered chat
+
+
+def chat_turn_end_id(tokenizer) -> int | None:
+    """Id of the added token that closes an assistant turn in the tokenizer's chat template (Qwen's
+    `<|im_end|>`, R1-Distill's EOS), None when the template has none or closes a turn with plain text."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    messages = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": _TURN_MARK}]
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    if _TURN_MARK not in rendered:
+        return None
+    tail = rendered[rendered.rindex(_TURN_MARK) + len(_TURN_MARK):]
+    added = {token.content: index for index, token in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).items()}
+    for content in sorted(added, key=len, reverse=True):
+        if tail.startswith(content):
+            return added[content]
+    return None
+
+
+def generation_eos_ids(eos_token_id, tokenizer) -> list[int]:
+    """generation_config's eos_token_id (int, list or None) as a list with the tokenizer's EOS and the chat
+    template's turn end added: Qwen2.5-Math's generation_config.json lists <|endoftext|> (151643) only
+    (https://huggingface.co/Qwen/Qwen2.5-Math-7B/blob/main/generation_config.json) while its chat turns end
+    with <|im_end|> (151645). vLLM stops at the tokenizer's EOS and at generation_config.json's eos ids
+    (vllm 0.29 SamplingParams.update_from_generation_config), which is what verl's rollout server and our
+    evaluation use, so a student prompted through the chat template would otherwise write past its turn."""
+    ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
+    for extra in (tokenizer.eos_token_id, chat_turn_end_id(tokenizer)):
+        if extra is not None and extra not in ids:
+            ids.append(extra)
+    return ids
 
 
 # ------------------------------------------------------------------------------------------- the verb
@@ -245,6 +284,9 @@ def prepare_model(source: str, out: str | Path, settings: Mapping, *, align_sour
         record["align_source"] = str(align_source)
     if settings.get("think_template", True):
         tokenizer.chat_template = think_chat_template(tokenizer)
+    eos_ids = generation_eos_ids(model.generation_config.eos_token_id, tokenizer)
+    record["generation_eos_token_id"] = {"before": model.generation_config.eos_token_id, "after": eos_ids}
+    model.generation_config.eos_token_id = eos_ids
     with torch.no_grad(), io.atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -1,6 +1,9 @@
 # Data and models: the miniature world and its tiny HF checkpoints (local engine), or the paper's
 # prepared checkpoints and parquet data (verl engine); then teacher re-sampling + math-verify filter.
 
+import re
+from pathlib import Path
+
 from tgpo.resolve import ENGINE_DEFAULTS
 
 WORLD = str(LAYOUT.world)
@@ -31,7 +34,8 @@ if "world" in config:
             "python -m tgpo world --out {output} --seed {params.seed} --size {params.size} > {log} 2>&1"
 
     rule build_model:
-        """Pretrain one tiny model of the miniature (the analogue of 'the base model exists')."""
+        """Pretrain one tiny model of the miniature (the analogue of 'the base model exists'); with `layout:`,
+        re-laid into that real checkpoint's token layout (tgpo/mini/standins.py)."""
         input:
             WORLD,
         output:
@@ -41,9 +45,10 @@ if "world" in config:
             built="|".join(re.escape(name) for name in BUILT_MODEL_OF_NAME) or "^$",
         params:
             kind=lambda wc: config["models"][BUILT_MODEL_OF_NAME[wc.built]]["build"],
-            steps=lambda wc: (
-                f"--steps {config['models'][BUILT_MODEL_OF_NAME[wc.built]]['build_steps']}"
-                if "build_steps" in config["models"][BUILT_MODEL_OF_NAME[wc.built]] else ""
+            options=lambda wc: " ".join(
+                f"--{option} {config['models'][BUILT_MODEL_OF_NAME[wc.built]][key]}"
+                for key, option in (("build_steps", "steps"), ("layout", "layout"))
+                if key in config["models"][BUILT_MODEL_OF_NAME[wc.built]]
             ),
             seed=config.get("seed", 0),
             size=config["world"].get("size", "default"),
@@ -56,7 +61,7 @@ if "world" in config:
             **rule_resources("build_model", dict(mem_mb=2000, runtime=30)),
         shell:
             "python -m tgpo build-model --world {input} --kind {params.kind} --out {output} "
-            "--seed {params.seed} --size {params.size} {params.steps} > {log} 2>&1"
+            "--seed {params.seed} --size {params.size} {params.options} > {log} 2>&1"
 
 
 if "traces" in config["data"] and "world" in config and ENGINE == "local":

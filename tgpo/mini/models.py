@@ -1,7 +1,7 @@
 """Verb `build-model`: build and pretrain one tiny model of the miniature world, save it as an HF checkpoint.
 
     python -m tgpo build-model --world results/mini/world --kind student_large \
-        --out results/mini/models/student --seed 0 [--steps N] [--size ci|default]
+        --out results/mini/models/student --seed 0 [--steps N] [--size ci|default] [--layout qwen2.5-math-7b]
 
 Kinds (the paper's models -> their analogue here):
     student_large      Qwen2.5-Math-7B     Qwen2, students' corpus (no hard problem; 90 % chain of thought)
@@ -14,6 +14,11 @@ Kinds (the paper's models -> their analogue here):
 
 The folder is loadable with AutoModelForCausalLM / AutoTokenizer; build.json records the settings,
 the pretraining loss and time, and the probe (tgpo.mini.probe) on held-out benchmark problems.
+
+`--layout <name>` (tgpo.mini.standins.LAYOUTS) makes a stand-in for a real checkpoint instead: the kind's
+corpus rendered the way the pipeline renders prompts (that model's chat template, system prompts), pretrained
+with that model's RoPE base and re-laid into its token layout (special-token ids, embedding rows, EOS / PAD /
+BOS, chat template, generation_config.json, context); build.json records the filler mass and the probe.
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ci: hidden 32, 20 steps (tests and CI); verl: hidden 64 / 2 heads (vLLM on CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--no-probe", action="store_true", help="skip the accuracy probe written to build.json")
+    parser.add_argument("--layout", help="re-lay into this real checkpoint's token layout (tgpo.mini.standins.LAYOUTS; "
+                                         "'<name>@<regular vocabulary>' for a shrunk one)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     kind = resolve_kind(args.kind, size=args.size, steps=args.steps)
-    record = build_model(args.world, kind, args.out, seed=args.seed, probe=not args.no_probe)
-    print(json.dumps({key: record[key] for key in ("kind", "parameters", "pretrain", "probe") if key in record},
+    record = build_model(args.world, kind, args.out, seed=args.seed, probe=not args.no_probe, layout=args.layout)
+    print(json.dumps({key: record[key] for key in ("kind", "parameters", "pretrain", "probe", "standin") if key in record},
                      indent=1))
     return 0
 
@@ -159,12 +166,19 @@ def probe_rows(world: Path) -> tuple[list[dict], list[dict]]:
     return math_rows, choice_rows
 
 
-def build_model(world: str | Path, kind: ModelKind, out: str | Path, *, seed: int = 0, probe: bool = True) -> dict:
+def build_model(world: str | Path, kind: ModelKind, out: str | Path, *, seed: int = 0, probe: bool = True,
+                layout: str | None = None) -> dict:
+    """Pretrain `kind` on its corpus and save it to `out`; with `layout`, as a stand-in re-laid into that
+    real checkpoint's token layout (tgpo.mini.standins)."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
     from tgpo.mini.pretrain import pretrain
 
+    if layout is not None:
+        from tgpo.mini.standins import build_standin
+
+        return build_standin(world, kind, out, seed=seed, layout_name=layout, probe=probe)
     world = Path(world)
     tokenizer = load_world_tokenizer(world, kind.tokenizer)
     corpus = load_corpus(world, kind.corpus)

@@ -73,9 +73,19 @@ def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
 def pretrain(model, tokenizer, prompts: list[str], responses: list[str], *, steps: int, batch_size: int,
              lr: float, warmup: int, seed: int, weight_decay: float = 0.01, log_every: int = 50) -> dict:
     """Train `model` in place; returns {"loss_first", "loss_last" (mean of the last 20 steps), "seconds", "cpu_seconds"}."""
+    sequences, prompt_lengths = tokenize_corpus(tokenizer, prompts, responses)
+    return pretrain_sequences(model, sequences, prompt_lengths, tokenizer.pad_token_id, steps=steps,
+                              batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, weight_decay=weight_decay,
+                              log_every=log_every)
+
+
+def pretrain_sequences(model, sequences: list[list[int]], prompt_lengths: list[int], pad_id: int, *, steps: int,
+                       batch_size: int, lr: float, warmup: int, seed: int, weight_decay: float = 0.01,
+                       log_every: int = 50) -> dict:
+    """`pretrain` on token ids: each sequence is prompt + response (+ end token); the first
+    `prompt_lengths[i]` tokens are context only."""
     from tqdm import tqdm
 
-    sequences, prompt_lengths = tokenize_corpus(tokenizer, prompts, responses)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
     model.train()
@@ -87,7 +97,7 @@ def pretrain(model, tokenizer, prompts: list[str], responses: list[str], *, step
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, lr, warmup, steps)
         input_ids, attention_mask, labels = collate([sequences[i] for i in rows], [prompt_lengths[i] for i in rows],
-                                                    tokenizer.pad_token_id)
+                                                    pad_id)
         loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

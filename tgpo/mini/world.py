@@ -6,6 +6,8 @@ Layout of --out:
     tokenizer/                 student tokenizer (character level, save_pretrained)
     teacher_tokenizer/         cross-family teachers' tokenizer: student vocabulary + <think>, </think>
     train.parquet              RL training prompts: prompt_id, prompt, answer (natural difficulty mix)
+    openr1-math-46k-8192.parquet   the same prompts in the schema of OpenR1-Math-46k-8192 (OPENR1_SCHEMA), the
+                               stand-in for `data.train: {hub: Elliott/Openr1-Math-46k-8192}` (prepare-data reads it)
     validation.parquet         held-out prompts of the same mix, for choosing settings (`python -m tgpo sweep`)
     corpora/<corpus>.parquet   pretraining text: prompt, response, style, hard, kind
     benchmarks/<name>.jsonl    the nine benchmark stand-ins (see tgpo.mini.benchmarks)
@@ -64,6 +66,34 @@ WORLD_SIZES = {  # size -> (training prompts, rows per pretraining corpus)
 }
 
 
+# OpenR1-Math-46k-8192 (LUFFY's training set, https://huggingface.co/datasets/Elliott/Openr1-Math-46k-8192,
+# read by the TGPO authors' data/prepare_train.py as it is): one row per problem with these columns, as
+# its dataset card lists them (and that of its subset SII-Enigma/OpenR1-Math-R1-8.5k):
+#   data_source: str; prompt: [{content, role: "user"}]; target: [{content, role: "assistant"}] (the
+#   DeepSeek-R1 trace, `<think>...</think>` then the solution); ability: str;
+#   reward_model: {ground_truth: str, style: "rule"}; extra_info: {index: int, split: str}
+OPENR1_FILE = "openr1-math-46k-8192.parquet"
+OPENR1_SCHEMA = ("data_source", "prompt", "target", "ability", "reward_model", "extra_info")
+OPENR1_DATA_SOURCE = "openr1_math_mini"
+
+
+def openr1_rows(train: list[dict]) -> list[dict]:
+    """The training prompts in OPENR1_SCHEMA; `target` is the cross-family teachers' think-style trace
+    (`#7+5+0=12;...;</think>#632.`), the analogue of OpenR1's R1 traces."""
+    rows = []
+    for row in train:
+        problem = parse_prompt(row["prompt"])
+        rows.append({
+            "data_source": OPENR1_DATA_SOURCE,
+            "prompt": [{"content": row["prompt"], "role": "user"}],
+            "target": [{"content": solution(problem, "think", think_markers=True), "role": "assistant"}],
+            "ability": "math",
+            "reward_model": {"ground_truth": row["answer"], "style": "rule"},
+            "extra_info": {"index": int(row["prompt_id"]), "split": "train"},
+        })
+    return rows
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="world folder, e.g. results/mini/world")
     parser.add_argument("--seed", type=int, default=0)
@@ -104,6 +134,7 @@ def build_world(out: str | Path, *, seed: int = 0, size: str = "default") -> dic
         save_tokenizer(build_student_tokenizer(for_verl=for_verl), tmp / "tokenizer")
         save_tokenizer(build_teacher_tokenizer(for_verl=for_verl), tmp / "teacher_tokenizer")
         pd.DataFrame(train).to_parquet(tmp / "train.parquet", index=False)
+        pd.DataFrame(openr1_rows(train), columns=list(OPENR1_SCHEMA)).to_parquet(tmp / OPENR1_FILE, index=False)
         pd.DataFrame(validation).to_parquet(tmp / "validation.parquet", index=False)
         (tmp / "corpora").mkdir()
         for name, spec in CORPORA.items():
