@@ -64,7 +64,7 @@ def test_an_undeclared_overlay_key_is_refused(tmp_path):
 
 def test_results_placeholder_is_the_results_folder():
     merged = merge_configs([PAPER_CONFIGS[0], OVERLAY])
-    assert merged["data"]["train"]["path"] == "results/paper-7b-cpu/world/train.parquet"
+    assert merged["data"]["train"]["path"] == "results/paper-7b-cpu/world/openr1-math-46k-8192.parquet"
 
 
 def test_validate_config_names_a_template_that_does_not_exist(tmp_path):
