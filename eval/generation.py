@@ -92,6 +92,29 @@ def stop_token_ids(tokenizer) -> list[int]:
     return [] if turn_end is None or turn_end == tokenizer.eos_token_id else [turn_end]
 
 
+def model_context_length(model: str) -> int | None:
+    """The context window a checkpoint's config.json declares (`max_position_embeddings`), None if none."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model)
+    config = getattr(config, "text_config", None) or config
+    value = getattr(config, "max_position_embeddings", None)
+    return int(value) if value else None
+
+
+def context_within_model(requested: int | None, model: str) -> int | None:
+    """`requested` max_model_len, capped at the model's own context window. vLLM refuses a longer one unless
+    VLLM_ALLOW_LONG_MAX_MODEL_LEN is set, and RoPE positions past the window give nan: the authors' protocol
+    asks 16,384 tokens, which the prepared students have (App. B.1) and the released Qwen2.5-Math-7B
+    derivatives (4,096) do not, so those are evaluated within their own window, as vLLM allows."""
+    context = model_context_length(model) if requested else None
+    if requested and context and requested > context:
+        print(f"max_model_len {requested} exceeds {model}'s context window ({context} tokens, config.json "
+              f"max_position_embeddings): evaluating within {context}", flush=True)
+        return context
+    return requested
+
+
 class VllmBackend:
     """vLLM offline inference; tensor parallel over `n_gpus` (default: every visible GPU); CPU without GPUs."""
 
@@ -107,7 +130,8 @@ class VllmBackend:
         self._vllm = vllm
         settings = {"tensor_parallel_size": n_gpus or max(torch.cuda.device_count(), 1), "dtype": dtype,
                     **vllm_cpu_settings()}
-        self.llm = vllm.LLM(model=model, seed=seed, max_model_len=max_model_len,
+        self.max_model_len = context_within_model(max_model_len, model)
+        self.llm = vllm.LLM(model=model, seed=seed, max_model_len=self.max_model_len,
                             gpu_memory_utilization=gpu_memory_utilization, **settings)
         self.tokenizer = self.llm.get_tokenizer()
         self.stop_token_ids = stop_token_ids(self.tokenizer)

@@ -54,3 +54,17 @@ def test_ascii_tokenizer_round_trips_benchmark_text(tmp_path):
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert len(ids) == len(text)
     assert tokenizer.decode(ids) == text
+
+
+def test_max_model_len_is_capped_at_the_model_context(tmp_path, capsys):
+    """The authors' protocol asks vLLM for 16,384 tokens; a released Qwen2.5-Math-7B derivative declares
+    4,096 (vLLM would refuse the longer window): it is evaluated within its own, and the log says so."""
+    from transformers import Qwen2Config
+
+    from eval.generation import context_within_model
+
+    Qwen2Config(max_position_embeddings=4096).save_pretrained(tmp_path)
+    assert context_within_model(16384, str(tmp_path)) == 4096
+    assert "evaluating within 4096" in capsys.readouterr().out
+    assert context_within_model(2048, str(tmp_path)) == 2048
+    assert context_within_model(None, str(tmp_path)) is None
