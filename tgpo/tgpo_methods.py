@@ -16,7 +16,9 @@ _TEACHER_POOL = {
     "distillation.distillation_loss.distillation_loss_coef": 1.0,
     "distillation.distillation_loss.loss_max_clamp": None,
     "distillation.distillation_loss.log_prob_min_clamp": None,
-    "actor_rollout_ref.actor.calculate_entropy": True,  # required: in-place CE backward (docs/verl-0.9.md section 2)
+    # the entropy bonus (entropy_coef 1e-3) reads it; the guidance term no longer needs it: it shares verl's
+    # log-prob pass and reads no logits in backward (tgpo/verl/losses.py, docs/verl-0.9.md section 2)
+    "actor_rollout_ref.actor.calculate_entropy": True,
     "actor_rollout_ref.model.use_fused_kernels": False,
     "trainer.v1.trainer_mode": "tgpo_sync",
 }
