@@ -18,6 +18,7 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from tgpo.annealing import guidance_weight
 from tgpo.verl.losses import COEF_KEY, SHAPING_LAMBDA_KEY, SHAPING_SIGNAL_KEY, STUDENT_VOCAB_KEY
+from tgpo.verl.teacher_skip import idle_step
 
 TRAINER_NAME = "tgpo_sync"
 
@@ -65,6 +66,8 @@ class TGPOTrainerSync(SyncModeTrainer):
         step_info = tgpo_step_info(self.config.get("tgpo"), self.global_steps, len(self.tokenizer))
         batch.extra_info.update(step_info)
         metrics["tgpo/guidance_weight"] = step_info[COEF_KEY]
+        # 1 when this step's rollouts were not sent to the teacher pool (tgpo.verl.teacher_skip)
+        metrics["tgpo/teacher_skipped"] = float(idle_step(self.config, self.global_steps))
         return super()._update_actor(batch, metrics)
 
 
