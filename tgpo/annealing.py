@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+ZERO_TOLERANCE = 1e-9  # relative to w_init
+
 
 def guidance_weight(step: int, w_init: float, delta: float) -> float:
     """Weight of the guidance term at update `step` (0-based): max(w_init - delta * step, 0)."""
@@ -18,7 +20,10 @@ def guidance_weight(step: int, w_init: float, delta: float) -> float:
         raise ValueError(f"guidance_weight: step must be >= 0 (0-based), got {step}")
     if w_init < 0 or delta < 0:
         raise ValueError(f"guidance_weight: w_init and delta must be >= 0, got w_init={w_init}, delta={delta}")
-    return max(w_init - delta * step, 0.0)
+    weight = w_init - delta * step
+    # a rounding residue (e.g. 0.1 - (0.1 / 10) * 10 = 1.4e-17) is the schedule's zero: the teacher is then
+    # skipped (teacher_idle), so it must read exactly 0
+    return weight if weight > ZERO_TOLERANCE * w_init else 0.0
 
 
 def teacher_scale(guidance: str, hparams: Mapping[str, Any], step: int) -> float | None:
