@@ -330,9 +330,10 @@ def run_worker(args: argparse.Namespace) -> dict:
         command += ["--guidance-weight", str(args.guidance_weight)]
     env = {**os.environ, **worker_environment(), "MALLOC_MMAP_THRESHOLD_": "65536",
            "OMP_NUM_THREADS": str(args.threads)}  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    # the worker's stderr (verl's log and one line per round) goes to ours, so progress is visible
+    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"bench worker failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+        raise RuntimeError(f"bench worker failed (exit {result.returncode}); its log is above")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -8,7 +8,10 @@ eval-only ones: their model key or hub id) and each benchmark is generated and g
 `eval.cli.evaluate`, exactly as `python -m tgpo eval` does for one benchmark. Settings: the config's
 `evaluation:` block, overridden per benchmark by its `benchmarks:` entry and per experiment by the
 experiment's `evaluation:` block. Each benchmark's parquet is written atomically as soon as it is done.
-`--seeds` evaluates several seeds' runs one after the other in one process.
+`--seeds` evaluates several seeds' runs one after the other in one process. `--benchmarks` restricts the
+run to some benchmarks (the cluster pipeline runs one job per benchmark, so that a retry redoes only the
+benchmarks whose file is missing). The vLLM backend's tensor-parallel size is the experiment's
+`evaluation.n_gpus` (else the config's; tgpo.config.evaluation_setting), the GPUs its job asks for.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--seed", type=int, default=None, help="the training seed of the run to evaluate (default 0)")
     parser.add_argument("--seeds", type=int, nargs="+", help="several seeds' runs, evaluated one after the other")
+    parser.add_argument("--benchmarks", nargs="+", help="only these benchmarks of the config (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="local backend: torch threads")
     parser.add_argument("--grading-workers", type=int, default=1, help="grading processes")
 
@@ -62,13 +66,18 @@ def run(args: argparse.Namespace) -> int:
     config = tgpo_config.load_config(args.config)
     if args.experiment not in config["experiments"]:
         raise SystemExit(f"{args.config}: experiments.{args.experiment}: no such experiment")
+    unknown = sorted(set(args.benchmarks or []) - set(config["benchmarks"]))
+    if unknown:
+        raise SystemExit(f"{args.config}: --benchmarks {unknown}: not in `benchmarks` ({sorted(config['benchmarks'])})")
     for seed in args.seeds or [0 if args.seed is None else args.seed]:
-        evaluate_run(config, args.experiment, seed, threads=args.threads, grading_workers=args.grading_workers)
+        evaluate_run(config, args.experiment, seed, threads=args.threads, grading_workers=args.grading_workers,
+                     benchmarks=args.benchmarks)  # fmt: skip
     return 0
 
 
-def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threads: int, grading_workers: int) -> None:
-    """Generate, grade and write every benchmark of the config for one experiment x seed."""
+def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threads: int, grading_workers: int,
+                 benchmarks: list[str] | None = None) -> None:
+    """Generate, grade and write every benchmark of the config (or of `benchmarks`) for one experiment x seed."""
     from eval.benchmarks import get_benchmark
     from eval.cli import evaluate
     from eval.generation import make_backend
@@ -79,11 +88,12 @@ def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threa
     evaluation = config.get("evaluation", {})
     backend_name = evaluation.get("backend", "local")
     if backend_name == "vllm":
-        backend = make_backend("vllm", model, n_gpus=evaluation.get("n_gpus"), seed=evaluation.get("seed", 0))
+        n_gpus = tgpo_config.evaluation_setting(config, experiment, "n_gpus")
+        backend = make_backend("vllm", model, n_gpus=n_gpus, seed=evaluation.get("seed", 0))
     else:
         backend = make_backend("local", model, threads=threads)
     layout = ResultsLayout.of(config)
-    for benchmark in config["benchmarks"]:
+    for benchmark in benchmarks or config["benchmarks"]:
         settings = benchmark_settings(config, experiment, benchmark)
         spec = get_benchmark(benchmark, path=settings["path"], k=settings["k"], answer_regex=settings["answer_regex"],
                              template=settings["template"], max_new_tokens=settings["max_new_tokens"],

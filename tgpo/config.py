@@ -180,6 +180,22 @@ def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
     return model["hub"]
 
 
+# An evaluation job's resources on the cluster (vLLM backend), unless `evaluation:` or the experiment's own
+# `evaluation:` block says otherwise: GPUs = vLLM's tensor-parallel size, and the time limit of ONE job, which
+# generates ONE benchmark (workflows/eval.smk).
+EVALUATION_RESOURCE_DEFAULTS = {"n_gpus": 1, "runtime_min": 240}
+
+
+def evaluation_setting(config: Mapping[str, Any], experiment: str, key: str) -> Any:
+    """An evaluation setting for one experiment: its own `evaluation:` block, else the config's, else
+    EVALUATION_RESOURCE_DEFAULTS (None for a key without a default)."""
+    own = config["experiments"][experiment].get("evaluation") or {}
+    if key in own:
+        return own[key]
+    shared = config.get("evaluation") or {}
+    return shared.get(key, EVALUATION_RESOURCE_DEFAULTS.get(key))
+
+
 def pipeline_made_model(config: Mapping[str, Any], key: str) -> bool:
     """True when the pipeline writes this model's checkpoint (so it is a Snakemake input)."""
     model = config["models"].get(key, {})
