@@ -17,6 +17,7 @@ benchmarks whose file is missing). The vLLM backend's tensor-parallel size is th
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any, Mapping
 
 from tgpo import config as tgpo_config
@@ -82,6 +83,7 @@ def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threa
     from eval.cli import evaluate
     from eval.generation import make_backend
     from eval.metrics import correctness_matrix, score
+    from tgpo.hub import benchmark_source
     from tgpo.io import write_parquet
 
     model = experiment_model(config, experiment, seed)
@@ -98,6 +100,9 @@ def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threa
         spec = get_benchmark(benchmark, path=settings["path"], k=settings["k"], answer_regex=settings["answer_regex"],
                              template=settings["template"], max_new_tokens=settings["max_new_tokens"],
                              shuffle_options=settings["shuffle_options"])
+        local = benchmark_source(config, benchmark)
+        if local:  # the pinned hub data set's snapshot (tgpo.hub): no network in the job
+            spec = replace(spec, hub_id=local)
         frame, stats = evaluate(spec, backend, model=model, template=settings["template"],
                                 temperature=settings["temperature"], top_p=settings["top_p"],
                                 max_new_tokens=settings["max_new_tokens"], seed=evaluation.get("seed", 0),

@@ -168,16 +168,21 @@ def load_config(path: str | Path) -> dict:
 
 
 def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
-    """Where the checkpoint of a model key lives: a built model's folder, a local path, or a hub id."""
+    """Where the checkpoint of a model key lives: a built model's folder, a local path, or the local
+    snapshot of its pinned hub commit (tgpo.hub; the hub id while unpinned, which `download` refuses)."""
+    from tgpo.hub import pinned_snapshot
+
     model = config["models"].get(key_or_id)
-    if model is None:
-        return key_or_id  # a hub id given directly (eval-only released checkpoints)
+    if model is None:  # a hub id given directly (eval-only released checkpoints), pinned by the experiment
+        revisions = {spec.get("revision") for spec in config["experiments"].values()
+                     if spec.get("eval_only") and spec.get("model") == key_or_id} - {None}  # fmt: skip
+        return pinned_snapshot(config, "model", key_or_id, min(revisions) if len(revisions) == 1 else None)
     if "build" in model or "prepare" in model:
         # built (miniature) or prepared (RoPE/context/vocabulary, cluster) by the pipeline itself
         return str(ResultsLayout.of(config).model(key_or_id))
     if "path" in model:
         return model["path"]
-    return model["hub"]
+    return pinned_snapshot(config, "model", model["hub"], model.get("revision"))
 
 
 # An evaluation job's resources on the cluster (vLLM backend), unless `evaluation:` or the experiment's own

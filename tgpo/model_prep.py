@@ -228,9 +228,12 @@ def alignment_partner(settings: Mapping) -> str | None:
 
 
 def source_of(config: Mapping, model_key: str) -> str:
-    """Where the unprepared weights of `model_key` come from: its local `path`, else its hub id."""
+    """Where the unprepared weights of `model_key` come from: its local `path`, else its pinned hub
+    snapshot (tgpo.hub; the hub id while unpinned)."""
+    from tgpo.hub import pinned_snapshot
+
     entry = config["models"][model_key]
-    source = entry.get("path") or entry.get("hub")
+    source = entry.get("path") or (entry.get("hub") and pinned_snapshot(config, "model", entry["hub"], entry.get("revision")))
     if not source:
         raise ValueError(f"models.{model_key}: needs `hub` or `path` to be prepared (or pass --source)")
     return source

@@ -1,6 +1,7 @@
 # Shared names for every rule file: the results folder and its layout, experiments, seeds, benchmarks.
 
 from tgpo import config as tgpo_config
+from tgpo import hub as tgpo_hub
 from tgpo.layout import ResultsLayout
 
 LAYOUT = ResultsLayout.of(config)  # every path under results/<name>/ (tgpo/layout.py)
@@ -12,6 +13,9 @@ BENCHMARKS = list(config["benchmarks"])
 BUILT_MODELS = [key for key, model in config["models"].items() if "build" in model]
 # Every job gets the config file as an argument; the path is relative to the working directory.
 CFG = CONFIG_SOURCE
+# Hub models and data sets: the `download` rule (workflows/data.smk, login node) fetches them at their pinned
+# revisions and writes this manifest; every job that reads hub content waits for it (tgpo/hub.py).
+HUB_INPUTS = [str(tgpo_hub.manifest_path(config))] if ENGINE == "verl" and tgpo_hub.hub_items(config) else []
 
 
 def seeds_of(experiment):

@@ -16,6 +16,7 @@ def eval_inputs(wildcards):
         inputs["run"] = [run_file(wildcards.experiment, seed, "run_json") for seed in seeds]
     if "world" in config:
         inputs["world"] = WORLD  # the miniature's benchmark files
+    inputs["hub"] = HUB_INPUTS  # pinned hub models and benchmark data sets, as local snapshots
     return inputs
 
 
