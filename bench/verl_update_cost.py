@@ -19,9 +19,10 @@ the order alternating (TGPO first, GRPO++ first, ...), so load drift within a ro
 Time: each update's process CPU time (time.process_time; on a shared machine it does not count time
 other processes hold the cores; wall-clock is printed for reference). Each round gives one paired ratio
 TGPO / GRPO++; the last line reports their median, spread and distribution-free 95 % interval
-(bench/ratio_stats.py). The default 20 rounds give the interval (x_(6), x_(15)) of the sorted ratios: with
-the round-to-round spread measured on the 2-core development machine (IQR about 0.96-1.04) it lies
-within 5 % of the median, so a 5 % difference is resolved (the line says whether it was, each run).
+(bench/ratio_stats.py). 12 rounds give the interval (x_(3), x_(10)) of the sorted ratios; on the shared
+2-core development machine (load ~15) the round-to-round spread was IQR 0.977-1.036, and 12 rounds put
+the interval at 0.970-1.040, within 5 % of the median: resolved. The default, 20 rounds (interval
+(x_(6), x_(15))), leaves margin for a noisier machine; the last line says whether each run resolved 5 %.
 Memory: peak resident memory of the process (the kernel's VmHWM, reset through /proc/self/clear_refs
 before each timed update) during the update minus the resident memory just before it, median over
 updates, ratio of the medians; the process starts with MALLOC_MMAP_THRESHOLD_=65536 so that freed tensors
