@@ -206,7 +206,8 @@ def step_table(label: str, records: Sequence[Mapping], phases: Sequence[str]) ->
     return "\n".join(lines)
 
 
-def bench_config(source: Mapping, name: str, steps: int, experiments: Sequence[str], teacher_off: tuple[str, int] | None = None) -> dict:
+def bench_config(source: Mapping, name: str, steps: int, experiments: Sequence[str],
+                 teacher_off: tuple[str, int] | None = None) -> dict:
     """The source config restricted to `experiments`, renamed `name` (its own runs/ folder), `steps` steps;
     the report is emptied (it names the other experiments). teacher_off (experiment, K): that experiment's
     guidance weight reaches 0 at verl step K (delta = w_init / (K - 1), w_init as resolved)."""

@@ -355,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     rounds = result["rounds"]
     for index, timed in enumerate(rounds):
         print(f"round {index:2d} ({' then '.join(round_order(index))}): "
-              + ", ".join(f"{m} CPU {timed[m]['cpu']:.2f} s peak {timed[m]['peak_bytes'] / 2**20:.0f} MiB" for m in METHODS)
+              + ", ".join(f"{m} CPU {timed[m]['cpu']:.2f} s peak {timed[m]['peak_bytes'] / 2**20:.0f} MiB"
+                          for m in METHODS)
               + f", ratio {timed['tgpo']['cpu'] / timed['grpo_pp']['cpu']:.3f}", flush=True)  # fmt: skip
     micro_batches = {timed[m]["micro_batches"] for timed in rounds for m in METHODS}
     path = ("flash-attn Triton cross-entropy" if result["flash_attn_cross_entropy"]

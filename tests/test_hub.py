@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,8 +31,8 @@ def minimal_cluster_config(tmp_path) -> dict:
 
 
 def test_check_names_every_unpinned_hub_entry_of_the_paper_config():
-    completed = subprocess.run([sys.executable, "-m", "tgpo", "download", "--config", "config/paper-7b.yaml", "--check"],
-                               cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    command = [sys.executable, "-m", "tgpo", "download", "--config", "config/paper-7b.yaml", "--check"]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 1, completed.stderr[-2000:]
     for key in ("models.qwen25_math_7b.revision", "data.train.revision", "experiments.prime_zero.revision",
                 "benchmarks.gpqa_diamond.revision"):  # fmt: skip
@@ -87,24 +86,10 @@ def test_prepare_data_reads_a_fake_dataset_snapshot_offline(tmp_path, monkeypatc
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     snapshot = tmp_path / "hub" / "datasets" / "Elliott--Openr1-Math-46k-8192" / REV
     (snapshot / "data").mkdir(parents=True)
-    pd.DataFrame({"prompt": ["1+1?", "2+2?"], "answer": ["2", "4"]}).to_parquet(snapshot / "data" / "train-00000-of-00001.parquet")
+    rows = pd.DataFrame({"prompt": ["1+1?", "2+2?"], "answer": ["2", "4"]})
+    rows.to_parquet(snapshot / "data" / "train-00000-of-00001.parquet")
     rows = read_rows(snapshot, split="train")
     assert [row["answer"] for row in rows] == ["2", "4"]
 
 
-def test_paper_config_downloads_on_the_login_node_before_any_job_reads_the_hub():
-    completed = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "slurm", "--configfile",
-                                "config/paper-1.5b.yaml", "--forceall"], cwd=ROOT, capture_output=True, text=True,
-                               timeout=600)  # fmt: skip
-    output = completed.stdout + completed.stderr
-    assert completed.returncode == 0, output[-3000:]
-    blocks = re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule )", output)
-    (download,) = [b for b in blocks if re.search(r"^(?:local)?rule download:", b, re.M)]
-    assert "results/paper-1.5b/hub.json" in download
-    # a local rule (runs where Snakemake runs: the login node); a dry run does not print the marker
-    rule_text = (ROOT / "workflows" / "data.smk").read_text().split("rule download:", 1)[1].split("\n\n\n", 1)[0]
-    assert "localrule: True" in rule_text
-    for rule in ("prepare_model", "prepare_data", "teacher_traces", "train", "evaluate"):
-        jobs = [b for b in blocks if re.search(rf"^rule {rule}:", b, re.M)]
-        assert jobs, rule
-        assert all("results/paper-1.5b/hub.json" in b.split("output:")[0] for b in jobs), rule
+# The download job's place in the DAG (before every job reading the hub): tests/test_pipeline_dryrun.py.
