@@ -51,3 +51,16 @@ def test_a_retry_plans_only_the_benchmark_whose_file_is_missing():
             assert str(layout.eval_file("teacher", 0, benchmark)) not in job
     finally:
         shutil.rmtree(layout.root, ignore_errors=True)
+
+
+def test_job_per_benchmark_false_keeps_one_job_per_experiment_and_seed():
+    """config/verl-mini.yaml on CPU: one vLLM start-up per experiment x seed writes every benchmark."""
+    from tgpo.config import experiment_seeds, load_config
+
+    config = load_config(ROOT / "config" / "verl-mini.yaml")
+    assert config["evaluation"]["job_per_benchmark"] is False
+    jobs = evaluate_jobs(dry_run("--configfile", "config/verl-mini.yaml", "--forceall"))
+    assert len(jobs) == sum(len(experiment_seeds(config, e)) for e in config["experiments"])
+    layout = ResultsLayout.of(config)
+    (base,) = [job for job in jobs if re.search(r"wildcards: experiment=base, seed=0\n", job)]
+    assert all(str(layout.eval_file("base", 0, benchmark)) in base for benchmark in config["benchmarks"])

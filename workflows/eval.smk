@@ -61,7 +61,7 @@ if ENGINE == "local":
                 "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
                 "--seeds {params.seeds} > {log} 2>&1"
 
-else:
+elif config.get("evaluation", {}).get("job_per_benchmark", True):
 
     rule evaluate:
         """Generate and grade one benchmark for one experiment x seed."""
@@ -81,6 +81,27 @@ else:
         shell:
             "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
             "--seed {wildcards.seed} --benchmarks {wildcards.benchmark} > {log} 2>&1"
+
+else:
+    # evaluation.job_per_benchmark: false (config/verl-mini.yaml on CPU, where a vLLM start-up costs more
+    # than its tiny benchmarks): one job per experiment x seed, every benchmark after one start-up
+
+    rule evaluate:
+        """Generate and grade every benchmark for one experiment x seed."""
+        input:
+            unpack(eval_inputs),
+        output:
+            [str(LAYOUT.eval_file("{experiment}", "{seed}", benchmark)) for benchmark in BENCHMARKS],
+        log:
+            log_file("eval", "{experiment}", "seed{seed}"),
+        benchmark:
+            timing_file("eval", "{experiment}", "seed{seed}")
+        threads: 1
+        resources:
+            **EVAL_RESOURCES,
+        shell:
+            "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
+            "--seed {wildcards.seed} > {log} 2>&1"
 
 
 rule summary:
