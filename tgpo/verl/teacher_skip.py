@@ -10,6 +10,11 @@ teacher ids and log-probs (zeros, the shapes the teacher pool returns: [prompt +
 a request to the teacher; the loss multiplies them by 0. Whether a step is idle is decided by
 `tgpo.annealing.teacher_idle` from the run's `tgpo` config group, the same rule the local engine uses and
 the one `tgpo.verl.trainer` derives w_t / lambda_t from.
+
+STATUS: unit-tested (tests/test_verl_teacher_skip.py), but NOT effective in a real verl run: in
+bench/verl_step.py on CPU (verl-mini, w = 0 from step 8) the teacher's ids still reached the loss at the
+steps with w = 0 (tgpo/teacher_oov_frac 0.029-0.033 there; the placeholders would give 0). Why the wrapper
+does not act in verl's agent-loop worker is not yet known; the run's numbers are unaffected either way.
 """
 
 from __future__ import annotations

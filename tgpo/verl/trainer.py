@@ -66,8 +66,10 @@ class TGPOTrainerSync(SyncModeTrainer):
         step_info = tgpo_step_info(self.config.get("tgpo"), self.global_steps, len(self.tokenizer))
         batch.extra_info.update(step_info)
         metrics["tgpo/guidance_weight"] = step_info[COEF_KEY]
-        # 1 when this step's rollouts were not sent to the teacher pool (tgpo.verl.teacher_skip)
-        metrics["tgpo/teacher_skipped"] = float(idle_step(self.config, self.global_steps))
+        # 1 when the schedule's weight is 0 this step (tgpo.verl.teacher_skip asks the agent loop to skip the
+        # teacher then); it says nothing about whether the agent loop did: on CPU (bench/verl_step.py) the
+        # teacher's ids still arrived at such steps (tgpo/teacher_oov_frac ~0.03, not the placeholders' 0)
+        metrics["tgpo/teacher_idle"] = float(idle_step(self.config, self.global_steps))
         return super()._update_actor(batch, metrics)
 
 
