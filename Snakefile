@@ -12,6 +12,7 @@
 # Nested settings go in as mappings: --config 'training={steps: 2}'.
 
 from tgpo.config import finish_merged_config, write_merged_config
+from tgpo.layout import ResultsLayout
 from eval.preflight import preflight
 
 if not config:
@@ -20,7 +21,14 @@ if not config:
 CONFIG_SOURCES = [str(path) for path in workflow.overwrite_configfiles] or ["config/default.yaml"]
 finish_merged_config(config, CONFIG_SOURCES, workflow.config_settings.config_args)
 preflight(config, " + ".join(CONFIG_SOURCES))
-CONFIG_FILE = str(write_merged_config(config, CONFIG_SOURCES, main_process=workflow.is_main_process))
+CONFIG_FILE = str(ResultsLayout.of(config).merged_config)  # what every job reads
+if not workflow.is_main_process:  # a job: it must have merged what the pipeline wrote at its start
+    write_merged_config(config, CONFIG_SOURCES, main_process=False)
+
+
+onstart:
+    # written when the pipeline runs (not on a dry run, which must not change what running jobs read)
+    write_merged_config(config, CONFIG_SOURCES)
 
 report: "figures/captions/workflow.rst"
 

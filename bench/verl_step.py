@@ -32,8 +32,21 @@ Needs the verl-mini models and curated data (results/verl-mini/{models,data}, ma
 --configfile config/verl-mini.yaml`); they are linked, read-only, into results/<--name>/, where the
 runs, their logs and the config written for them go.
 
-Last line: `verl_tgpo_vs_grpo step_ratio=<median TGPO step / GRPO++ step> update_ratio=<median TGPO
-update_actor / GRPO++ update_actor>`.
+Alternations and the statistic: each steady-state step index of a TGPO run is paired with the same step
+index of the GRPO++ run of its pair (the same prompts: same data seed), giving one ratio per step and pair;
+the last line reports the median of those ratios with their spread and distribution-free 95 % interval
+(bench/ratio_stats.py). A run pair costs two verl start-ups (~5 min each on 2 cores), so the default
+(1 pair, 20 steps) gives 19 paired steps, which resolve 5 % when the paired ratios' IQR is within about
++-5 % of their median (the line says whether they did); more pairs (`--pairs`, 12 min each) remove the
+pair-level drift that one pair cannot.
+
+Teacher skip (issue 18, item 14): with --teacher-off-from K (default 11) the TGPO experiment's schedule
+is set to reach w = 0 at verl step K (delta = w_init / (K - 1)), so its steps 2..K-1 score every sample
+with the teacher pool and steps K..N skip it (tgpo.verl.teacher_skip); each part is paired with GRPO++'s
+steps of the same index. `--teacher-off-from 0` keeps the experiment's own schedule.
+
+Last line: `verl_tgpo_vs_grpo step_ratio=<median paired TGPO / GRPO++ step> (IQR, 95% CI, n, resolves_5pct)
+update_ratio=<same for update_actor> teacher_off_step_ratio=<same, TGPO steps without the teacher>`.
 """
 
 from __future__ import annotations
@@ -47,12 +60,14 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ratio_stats import ratio_summary, summary_text  # noqa: E402
 
 STEP_KEY = "timing_s/step"
 UPDATE_KEY = "timing_s/update_actor"
@@ -79,7 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default="verl-bench", help="results name of the benchmark runs (results/<name>/)")
     parser.add_argument("--grpo", default="grpo_pp", help="GRPO++ experiment of the config")
     parser.add_argument("--tgpo", default="tgpo", help="TGPO experiment of the config (tgpo_d, vLLM teacher)")
-    parser.add_argument("--steps", type=int, default=6, help="verl steps per run (default 6: 5 steady-state)")
+    parser.add_argument("--steps", type=int, default=20, help="verl steps per run (default 20: 19 steady-state)")
+    parser.add_argument("--teacher-off-from", type=int, default=11,
+                        help="verl step from which TGPO's weight is 0 and the teacher is skipped (default 11; 0: off)")
     parser.add_argument("--pairs", type=int, default=1, help="GRPO++/TGPO run pairs, order alternating")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -88,6 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      f"({MIN_STEADY_STEPS} steady-state steps after {WARMUP_STEPS} warm-up step)")  # fmt: skip
     if args.pairs < 1:
         parser.error(f"--pairs {args.pairs}: need >= 1")
+    if args.teacher_off_from and not WARMUP_STEPS + 2 <= args.teacher_off_from <= args.steps:
+        parser.error(f"--teacher-off-from {args.teacher_off_from}: must be in [{WARMUP_STEPS + 2}, --steps] or 0")
     return args
 
 
@@ -146,10 +165,33 @@ def outside_steps_seconds(wall_seconds: float, records: Sequence[Mapping]) -> fl
     return wall_seconds - sum(float(record[STEP_KEY]) for record in records)
 
 
-def ratio_line(tgpo_steady: Sequence[Sequence[Mapping]], grpo_steady: Sequence[Sequence[Mapping]]) -> str:
-    step_ratio = median_of(tgpo_steady, STEP_KEY) / median_of(grpo_steady, STEP_KEY)
-    update_ratio = median_of(tgpo_steady, UPDATE_KEY) / median_of(grpo_steady, UPDATE_KEY)
-    return f"verl_tgpo_vs_grpo step_ratio={step_ratio:.3f} update_ratio={update_ratio:.3f}"
+def paired_ratios(tgpo_steady: Sequence[Sequence[Mapping]], grpo_steady: Sequence[Sequence[Mapping]], key: str,
+                  steps: Callable[[int], bool] = lambda step: True) -> list[float]:
+    """TGPO / GRPO++ of `key` for every steady step index (selected by `steps`) of every run pair."""
+    if len(tgpo_steady) != len(grpo_steady):
+        raise ValueError(f"{len(tgpo_steady)} TGPO runs vs {len(grpo_steady)} GRPO++ runs: runs come in pairs")
+    ratios = []
+    for tgpo_run, grpo_run in zip(tgpo_steady, grpo_steady):
+        grpo_by_step = {record["step"]: record for record in grpo_run}
+        for record in tgpo_run:
+            other = grpo_by_step.get(record["step"])
+            if other is not None and steps(record["step"]) and key in record and key in other:
+                ratios.append(float(record[key]) / float(other[key]))
+    return ratios
+
+
+def ratio_line(tgpo_steady: Sequence[Sequence[Mapping]], grpo_steady: Sequence[Sequence[Mapping]],
+               teacher_off_from: int = 0) -> str:
+    """The last line: paired step and update ratios over the steps with the teacher (all of them when
+    `teacher_off_from` is 0), and the step ratio over the steps without it."""
+    with_teacher = (lambda step: step < teacher_off_from) if teacher_off_from else (lambda step: True)
+    parts = [summary_text("step_ratio", ratio_summary(paired_ratios(tgpo_steady, grpo_steady, STEP_KEY, with_teacher))),
+             summary_text("update_ratio", ratio_summary(paired_ratios(tgpo_steady, grpo_steady, UPDATE_KEY,
+                                                                      with_teacher)))]  # fmt: skip
+    if teacher_off_from:
+        off = paired_ratios(tgpo_steady, grpo_steady, STEP_KEY, lambda step: step >= teacher_off_from)
+        parts.append(summary_text("teacher_off_step_ratio", ratio_summary(off)))
+    return "verl_tgpo_vs_grpo " + " ".join(parts)
 
 
 def step_table(label: str, records: Sequence[Mapping], phases: Sequence[str]) -> str:
@@ -164,9 +206,11 @@ def step_table(label: str, records: Sequence[Mapping], phases: Sequence[str]) ->
     return "\n".join(lines)
 
 
-def bench_config(source: Mapping, name: str, steps: int, experiments: Sequence[str]) -> dict:
+def bench_config(source: Mapping, name: str, steps: int, experiments: Sequence[str],
+                 teacher_off: tuple[str, int] | None = None) -> dict:
     """The source config restricted to `experiments`, renamed `name` (its own runs/ folder), `steps` steps;
-    the report is emptied (it names the other experiments)."""
+    the report is emptied (it names the other experiments). teacher_off (experiment, K): that experiment's
+    guidance weight reaches 0 at verl step K (delta = w_init / (K - 1), w_init as resolved)."""
     missing = [experiment for experiment in experiments if experiment not in source["experiments"]]
     if missing:
         raise KeyError(f"config {source.get('name')!r}: no experiment {missing}; known: {sorted(source['experiments'])}")
@@ -176,6 +220,15 @@ def bench_config(source: Mapping, name: str, steps: int, experiments: Sequence[s
     config["training"] = {**config["training"], "steps": steps}
     config["experiments"] = {experiment: config["experiments"][experiment] for experiment in experiments}
     config["report"] = {}
+    if teacher_off:
+        from tgpo.methods import get_method
+
+        experiment, first_idle = teacher_off
+        spec = config["experiments"][experiment]
+        hparams = {**get_method(spec["method"]).defaults, **(spec.get("hparams") or {})}
+        if not hparams.get("w_init"):
+            raise ValueError(f"experiment {experiment!r}: --teacher-off-from needs a regulariser weight w_init > 0")
+        spec["hparams"] = {**(spec.get("hparams") or {}), "delta": float(hparams["w_init"]) / (first_idle - 1)}
     return config
 
 
@@ -252,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     source = load_config(args.config)
     if args.name == source["name"]:
         raise SystemExit(f"--name {args.name!r}: must differ from the source config's name (its runs are not ours)")
-    config = bench_config(source, args.name, args.steps, [args.grpo, args.tgpo])
+    teacher_off = (args.tgpo, args.teacher_off_from) if args.teacher_off_from else None
+    config = bench_config(source, args.name, args.steps, [args.grpo, args.tgpo], teacher_off)
     check_same_workload(config, args.grpo, args.tgpo, args.seed)
     layout, source_layout = ResultsLayout.of(config), ResultsLayout.of(source)
     model_keys = sorted({config["experiments"][e][role] for e in config["experiments"] for role in ("student", "teacher")
@@ -307,7 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     for experiment, method_runs in runs.items():
         outside = [outside_steps_seconds(wall, records) for records, wall in method_runs]
         print(f"  start-up etc. (wall - steps) {experiment}: {', '.join(f'{s:.1f}' for s in outside)} s")
-    print(ratio_line(steady[args.tgpo], steady[args.grpo]))
+    if args.teacher_off_from:
+        for label, part in (("with teacher", lambda step: step < args.teacher_off_from),
+                            ("teacher skipped", lambda step: step >= args.teacher_off_from)):  # fmt: skip
+            for key in (STEP_KEY, TIMING_PREFIX + "gen"):
+                ratios = paired_ratios(steady[args.tgpo], steady[args.grpo], key, part)
+                if ratios:
+                    print(f"  {label:15s} {key:16s} {summary_text('paired ratio', ratio_summary(ratios))}")
+        for key in ("tgpo/teacher_idle", "tgpo/teacher_oov_frac"):  # placeholders (a real skip) give OOV 0
+            values = [record.get(key) for records, _ in runs[args.tgpo] for record in records]
+            print(f"  {key} per step of {args.tgpo}: {[None if v is None else round(v, 4) for v in values]}")
+    print(ratio_line(steady[args.tgpo], steady[args.grpo], args.teacher_off_from))
     return 0
 
 

@@ -13,23 +13,29 @@ micro-batch: `--sequences` sequences of `--prompt-length` + `--response-length` 
 remove-padding path) into N tokens; teacher ids, advantages and old log-probs are random but fixed.
 The engine runs with verl's default mixed precision (bf16 parameters and autocast), as on a cluster.
 
-Processes: every measurement is one fresh process per method (`--worker`), alternated TGPO / GRPO++ /
-GRPO++ / TGPO ... so load drift hits both alike. Each process builds the engine, runs one warm-up update,
-then `--timed-updates` updates.
+Alternations: one fresh worker process (`--worker`) builds both engines (TGPO's and GRPO++'s, on the same
+saved student), runs one warm-up update of each, then `--rounds` rounds of one TGPO and one GRPO++ update,
+the order alternating (TGPO first, GRPO++ first, ...), so load drift within a round hits both alike.
 Time: each update's process CPU time (time.process_time; on a shared machine it does not count time
-other processes hold the cores; wall-clock is printed for reference); the ratio of the medians over all
-timed updates of all processes of a method. Memory: peak resident memory of the process (the kernel's
-VmHWM, reset through /proc/self/clear_refs before each timed update) during the update minus the
-resident memory just before it, median over updates; processes start with MALLOC_MMAP_THRESHOLD_=65536
-so that freed tensors return to the OS and resident memory tracks live tensor bytes (torch keeps no
-allocator statistics for CPU memory).
+other processes hold the cores; wall-clock is printed for reference). Each round gives one paired ratio
+TGPO / GRPO++; the last line reports their median, spread and distribution-free 95 % interval
+(bench/ratio_stats.py). 12 rounds give the interval (x_(3), x_(10)) of the sorted ratios; on the shared
+2-core development machine (load ~15) the round-to-round spread was IQR 0.977-1.036, and 12 rounds put
+the interval at 0.970-1.040, within 5 % of the median: resolved. The default, 20 rounds (interval
+(x_(6), x_(15))), leaves margin for a noisier machine; the last line says whether each run resolved 5 %.
+Memory: peak resident memory of the process (the kernel's VmHWM, reset through /proc/self/clear_refs
+before each timed update) during the update minus the resident memory just before it, median over
+updates, ratio of the medians; the process starts with MALLOC_MMAP_THRESHOLD_=65536 so that freed tensors
+return to the OS and resident memory tracks live tensor bytes (torch keeps no allocator statistics for
+CPU memory).
 
 Path: without flash-attn (this CPU machine) verl's `logprobs_from_logits` takes
 `logprobs_from_logits_v2` (for bf16 logits it keeps one log-softmax row per token for backward); a GPU
 node with flash-attn installed, as verl's default `attn_implementation=flash_attention_2` needs, takes
 flash-attn's Triton cross-entropy (`flash_attn.ops.triton.cross_entropy`). The path in effect is printed.
 
-Last line: `verl_update tgpo_vs_grpo time_ratio=<median TGPO / GRPO++> mem_ratio=<median peak TGPO / GRPO++>`.
+Last line: `verl_update tgpo_vs_grpo time_ratio=<median of the paired CPU-time ratios> (IQR, 95% CI, n,
+resolves_5pct) mem_ratio=<median peak TGPO / median peak GRPO++>`.
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ratio_stats import ratio_summary, summary_text  # noqa: E402
+
 VOCAB_SIZE = 151_936
 METHODS = ("tgpo", "grpo_pp")
 
@@ -61,8 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--head-dim", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=2, help="processes per method, alternated (default 2)")
-    parser.add_argument("--timed-updates", type=int, default=3, help="timed updates per process (default 3)")
+    parser.add_argument("--rounds", type=int, default=20,
+                        help="alternations: rounds of one TGPO and one GRPO++ update (default 20, at least 6)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE, help=f"default {VOCAB_SIZE} (the paper's)")
     parser.add_argument("--param-dtype", choices=("bf16", "fp32"), default="bf16",
@@ -70,8 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--guidance-weight", type=float,
                         help="TGPO's w_t for the update (default: the method's registered w_init)")
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
-    parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rounds < 6:
+        parser.error(f"--rounds {args.rounds}: need >= 6 for a 95 % interval of the median ratio")
+    return args
 
 
 def packed_tokens(args: argparse.Namespace) -> int:
@@ -96,6 +108,8 @@ def init_single_process_group() -> None:
 
     from tgpo.verl.cpu_support import CPU_PROCESS_GROUP_BACKEND
 
+    if torch.distributed.is_initialized():
+        return
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -271,21 +285,31 @@ def reset_peak_rss() -> None:
         clear_refs.write("5")
 
 
+def round_order(round_index: int) -> tuple[str, ...]:
+    """TGPO first in even rounds, GRPO++ first in odd ones."""
+    return METHODS if round_index % 2 == 0 else METHODS[::-1]
+
+
+def timed_update(bench: VerlActorUpdate) -> dict:
+    reset_peak_rss()
+    before = memory_status_kib()["VmRSS"]
+    cpu_seconds, wall_seconds, micro_batches = bench.update()
+    return {"cpu": cpu_seconds, "wall": wall_seconds, "peak_bytes": (memory_status_kib()["VmHWM"] - before) * 1024,
+            "micro_batches": micro_batches}  # fmt: skip
+
+
 def worker(args: argparse.Namespace) -> dict:
-    bench = VerlActorUpdate(args, args.worker)
+    """Both engines in this process; a warm-up update of each, then `args.rounds` alternating rounds."""
+    benches = {method: VerlActorUpdate(args, method) for method in METHODS}
     from verl.utils import torch_functional as verl_F
 
-    bench.update()  # warm-up
-    cpu_times, wall_times, peaks = [], [], []
-    for _ in range(args.timed_updates):
-        reset_peak_rss()
-        before = memory_status_kib()["VmRSS"]
-        cpu_seconds, wall_seconds, micro_batches = bench.update()
-        peaks.append((memory_status_kib()["VmHWM"] - before) * 1024)
-        cpu_times.append(cpu_seconds)
-        wall_times.append(wall_seconds)
-    return {"cpu": cpu_times, "wall": wall_times, "peak_bytes": peaks, "micro_batches": micro_batches,
-            "flash_attn_cross_entropy": verl_F.FLAH_ATTN_CROSS_ENTROPY_LOSS_AVAILABLE}  # fmt: skip
+    for bench in benches.values():
+        bench.update()  # warm-up
+    rounds = []
+    for index in range(args.rounds):
+        rounds.append({method: timed_update(benches[method]) for method in round_order(index)})
+        print(json.dumps({"round": index, **{m: rounds[-1][m]["cpu"] for m in METHODS}}), file=sys.stderr, flush=True)
+    return {"rounds": rounds, "flash_attn_cross_entropy": verl_F.FLAH_ATTN_CROSS_ENTROPY_LOSS_AVAILABLE}
 
 
 def worker_environment() -> dict[str, str]:
@@ -296,20 +320,21 @@ def worker_environment() -> dict[str, str]:
     return {**cpu_environment(), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
 
 
-def run_worker(args: argparse.Namespace, method: str) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--model-dir", args.model_dir,
+def run_worker(args: argparse.Namespace) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--model-dir", args.model_dir,
                "--sequences", str(args.sequences), "--prompt-length", str(args.prompt_length),
                "--response-length", str(args.response_length), "--hidden-size", str(args.hidden_size),
                "--layers", str(args.layers), "--head-dim", str(args.head_dim),
-               "--timed-updates", str(args.timed_updates), "--threads", str(args.threads),
+               "--rounds", str(args.rounds), "--threads", str(args.threads),
                "--vocab-size", str(args.vocab_size), "--param-dtype", args.param_dtype]  # fmt: skip
     if args.guidance_weight is not None:
         command += ["--guidance-weight", str(args.guidance_weight)]
     env = {**os.environ, **worker_environment(), "MALLOC_MMAP_THRESHOLD_": "65536",
            "OMP_NUM_THREADS": str(args.threads)}  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    # the worker's stderr (verl's log and one line per round) goes to ours, so progress is visible
+    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"bench worker for {method} failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+        raise RuntimeError(f"bench worker failed (exit {result.returncode}); its log is above")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -323,29 +348,31 @@ def main(argv: list[str] | None = None) -> int:
           f"{n_tokens} packed tokens in one micro-batch, vocab {args.vocab_size}: one fp32 [N, V] tensor = "
           f"{n_tokens * args.vocab_size * 4 / 2**30:.2f} GiB; compute {args.param_dtype}; "
           f"{args.threads} thread(s)", flush=True)  # fmt: skip
-    results: dict[str, list[dict]] = {method: [] for method in METHODS}
     with tempfile.TemporaryDirectory(prefix="verl_update_cost_") as model_dir:
         save_student(Path(model_dir), args)
         args.model_dir = model_dir
-        for repeat in range(args.repeats):
-            for method in METHODS if repeat % 2 == 0 else METHODS[::-1]:
-                result = run_worker(args, method)
-                results[method].append(result)
-                print(f"{method:8s} process {repeat}: CPU {', '.join(f'{t:.2f}' for t in result['cpu'])} s, "
-                      f"peak above pre-update {', '.join(f'{p / 2**20:.0f}' for p in result['peak_bytes'])} MiB, "
-                      f"{result['micro_batches']} micro-batch(es)", flush=True)  # fmt: skip
-    flash = results["tgpo"][0]["flash_attn_cross_entropy"]
-    path = "flash-attn Triton cross-entropy" if flash else "logprobs_from_logits_v2 (no flash-attn)"
-    print(f"verl log-prob path: {path}")
-    cpu = {m: statistics.median(t for r in results[m] for t in r["cpu"]) for m in METHODS}
-    wall = {m: statistics.median(t for r in results[m] for t in r["wall"]) for m in METHODS}
-    peak = {m: statistics.median(p for r in results[m] for p in r["peak_bytes"]) for m in METHODS}
+        result = run_worker(args)
+    rounds = result["rounds"]
+    for index, timed in enumerate(rounds):
+        print(f"round {index:2d} ({' then '.join(round_order(index))}): "
+              + ", ".join(f"{m} CPU {timed[m]['cpu']:.2f} s peak {timed[m]['peak_bytes'] / 2**20:.0f} MiB"
+                          for m in METHODS)
+              + f", ratio {timed['tgpo']['cpu'] / timed['grpo_pp']['cpu']:.3f}", flush=True)  # fmt: skip
+    micro_batches = {timed[m]["micro_batches"] for timed in rounds for m in METHODS}
+    path = ("flash-attn Triton cross-entropy" if result["flash_attn_cross_entropy"]
+            else "logprobs_from_logits_v2 (no flash-attn)")  # fmt: skip
+    print(f"verl log-prob path: {path}; micro-batches per update: {sorted(micro_batches)}")
+    cpu = {m: statistics.median(timed[m]["cpu"] for timed in rounds) for m in METHODS}
+    wall = {m: statistics.median(timed[m]["wall"] for timed in rounds) for m in METHODS}
+    peak = {m: statistics.median(timed[m]["peak_bytes"] for timed in rounds) for m in METHODS}
     for method in METHODS:
         print(f"{method:8s} median CPU {cpu[method]:.2f} s, wall {wall[method]:.2f} s, peak RSS above pre-update "
               f"{peak[method] / 2**20:.0f} MiB")  # fmt: skip
-    print(f"wall-clock ratio (load-sensitive): {wall['tgpo'] / wall['grpo_pp']:.3f}")
-    time_ratio, mem_ratio = cpu["tgpo"] / cpu["grpo_pp"], peak["tgpo"] / peak["grpo_pp"]
-    print(f"verl_update tgpo_vs_grpo time_ratio={time_ratio:.3f} mem_ratio={mem_ratio:.3f}")
+    print(f"wall-clock ratio of medians (load-sensitive): {wall['tgpo'] / wall['grpo_pp']:.3f}")
+    time_ratios = [timed["tgpo"]["cpu"] / timed["grpo_pp"]["cpu"] for timed in rounds]
+    time_summary = ratio_summary(time_ratios)
+    print(f"verl_update tgpo_vs_grpo {summary_text('time_ratio', time_summary)} "
+          f"mem_ratio={peak['tgpo'] / peak['grpo_pp']:.3f}")
     return 0
 
 

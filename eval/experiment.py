@@ -10,12 +10,16 @@ eval-only ones: their model key or hub id) and each benchmark is generated and g
 `evaluation:` keys, per benchmark by its `benchmarks:` entry and per experiment by the experiment's
 `evaluation:` block; a released checkpoint keeps its own template). Each benchmark's parquet is written
 atomically as soon as it is done.
-`--seeds` evaluates several seeds' runs one after the other in one process.
+`--seeds` evaluates several seeds' runs one after the other in one process. `--benchmarks` restricts the
+run to some benchmarks (the cluster pipeline runs one job per benchmark, so that a retry redoes only the
+benchmarks whose file is missing). The vLLM backend's tensor-parallel size is the experiment's
+`evaluation.n_gpus` (else the config's; tgpo.config.evaluation_setting), the GPUs its job asks for.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any, Mapping
 
 from tgpo import config as tgpo_config
@@ -44,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--seed", type=int, default=None, help="the training seed of the run to evaluate (default 0)")
     parser.add_argument("--seeds", type=int, nargs="+", help="several seeds' runs, evaluated one after the other")
+    parser.add_argument("--benchmarks", nargs="+", help="only these benchmarks of the config (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="local backend: torch threads")
     parser.add_argument("--grading-workers", type=int, default=1, help="grading processes")
 
@@ -54,38 +59,49 @@ def run(args: argparse.Namespace) -> int:
     config = tgpo_config.load_config(args.config)
     if args.experiment not in config["experiments"]:
         raise SystemExit(f"{args.config}: experiments.{args.experiment}: no such experiment")
+    unknown = sorted(set(args.benchmarks or []) - set(config["benchmarks"]))
+    if unknown:
+        raise SystemExit(f"{args.config}: --benchmarks {unknown}: not in `benchmarks` ({sorted(config['benchmarks'])})")
     for seed in args.seeds or [0 if args.seed is None else args.seed]:
-        evaluate_run(config, args.experiment, seed, threads=args.threads, grading_workers=args.grading_workers)
+        evaluate_run(config, args.experiment, seed, threads=args.threads, grading_workers=args.grading_workers,
+                     benchmarks=args.benchmarks)  # fmt: skip
     return 0
 
 
-def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threads: int, grading_workers: int) -> None:
-    """Generate, grade and write every benchmark of the config for one experiment x seed."""
+def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threads: int, grading_workers: int,
+                 benchmarks: list[str] | None = None) -> None:
+    """Generate, grade and write every benchmark of the config (or of `benchmarks`) for one experiment x seed."""
     from eval.benchmarks import get_benchmark
     from eval.cli import evaluate
     from eval.generation import make_backend
     from eval.metrics import correctness_matrix, score
+    from tgpo.hub import benchmark_source
     from tgpo.io import write_parquet
 
     model = experiment_model(config, experiment, seed)
     evaluation = config.get("evaluation", {})
     backend_name = evaluation.get("backend", "local")
-    settings = {benchmark: benchmark_settings(config, experiment, benchmark, model)
-                for benchmark in config["benchmarks"]}
+    wanted = list(benchmarks or config["benchmarks"])
+    settings = {benchmark: benchmark_settings(config, experiment, benchmark, model) for benchmark in wanted}
     if backend_name == "vllm":
-        context = {s.max_model_len for s in settings.values()}
+        context = {settings[benchmark].max_model_len for benchmark in wanted}
         if len(context) > 1:
             raise ValueError(f"experiments.{experiment}: one vLLM engine serves every benchmark, but the benchmarks "
                              f"resolve to different max_model_len values {sorted(context, key=str)}")
-        backend = make_backend("vllm", model, n_gpus=evaluation.get("n_gpus"), seed=evaluation.get("seed", 0),
+        n_gpus = tgpo_config.evaluation_setting(config, experiment, "n_gpus")
+        backend = make_backend("vllm", model, n_gpus=n_gpus, seed=evaluation.get("seed", 0),
                                max_model_len=context.pop() if context else None)
     else:
         backend = make_backend("local", model, threads=threads)
     layout = ResultsLayout.of(config)
-    for benchmark, resolved in settings.items():
+    for benchmark in wanted:
+        resolved = settings[benchmark]
         spec = get_benchmark(benchmark, path=resolved.path, k=resolved.k, answer_regex=resolved.answer_regex,
                              template=resolved.template, max_new_tokens=resolved.max_new_tokens,
                              shuffle_options=resolved.shuffle_options)
+        local = benchmark_source(config, benchmark)
+        if local:  # the pinned hub data set's snapshot (tgpo.hub): no network in the job
+            spec = replace(spec, hub_id=local)
         frame, stats = evaluate(spec, backend, model=model, template=resolved.template,
                                 temperature=resolved.temperature, top_p=resolved.top_p,
                                 max_new_tokens=resolved.max_new_tokens, seed=evaluation.get("seed", 0),

@@ -34,7 +34,30 @@ def test_steady_state_medians_exclude_the_first_step_and_give_the_ratio(tmp_path
     tgpo_steady = [verl_step.steady_state(tgpo, "tgpo")]
     assert verl_step.median_of(grpo_steady, "timing_s/step") == 4.0
     assert verl_step.median_of(tgpo_steady, "timing_s/update_actor") == 0.8
-    assert verl_step.ratio_line(tgpo_steady, grpo_steady) == "verl_tgpo_vs_grpo step_ratio=1.500 update_ratio=1.143"
+    line = verl_step.ratio_line(tgpo_steady, grpo_steady)
+    assert line.startswith("verl_tgpo_vs_grpo step_ratio=1.500 (IQR 1.500-1.500, 95% CI none (n < 6), n=5,")
+    assert "update_ratio=1.143 (" in line and "resolves_5pct=no" in line  # paired per step: 1.2, 1.167, ..., 1.111
+
+
+def test_paired_ratios_split_at_the_teacher_off_step(tmp_path):
+    steps_g = [(50.0, 9.0)] + [(2.0, 1.0)] * 9
+    steps_t = [(90.0, 9.0)] + [(3.0, 1.0)] * 4 + [(2.2, 1.0)] * 5  # steps 2-5 with the teacher, 6-10 without
+    grpo = [verl_step.steady_state(verl_step.read_metrics(write_metrics(tmp_path / "g.jsonl", steps_g)), "g")]
+    tgpo = [verl_step.steady_state(verl_step.read_metrics(write_metrics(tmp_path / "t.jsonl", steps_t)), "t")]
+    assert verl_step.paired_ratios(tgpo, grpo, "timing_s/step", lambda s: s < 6) == [1.5] * 4
+    line = verl_step.ratio_line(tgpo, grpo, teacher_off_from=6)
+    assert "step_ratio=1.500" in line and "teacher_off_step_ratio=1.100" in line
+
+
+def test_teacher_off_config_reaches_zero_weight_at_the_given_step():
+    from tgpo.annealing import guidance_weight
+    from tgpo.config import load_config
+
+    source = load_config(ROOT / "config" / "verl-mini.yaml")
+    config = verl_step.bench_config(source, "verl-bench", 20, ["grpo_pp", "tgpo"], teacher_off=("tgpo", 11))
+    hparams = config["experiments"]["tgpo"]["hparams"]
+    assert guidance_weight(9, hparams["w_init"], hparams["delta"]) > 0  # verl step 10
+    assert guidance_weight(10, hparams["w_init"], hparams["delta"]) == 0.0  # verl step 11: exactly 0
 
 
 def test_medians_pool_the_steps_of_every_run_of_a_method(tmp_path):

@@ -4,6 +4,7 @@ changes only its declared scale keys, validate-config resolving every experiment
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -109,18 +110,33 @@ def dry_run(*args: str) -> str:
     return completed.stdout + completed.stderr
 
 
-def test_a_config_entry_reaches_the_training_job():
-    """`--config 'training={steps: 7}'` and a second --configfile reach what the job reads: the merged config
-    the Snakefile wrote, which the job's command names, and the verl overrides made from it."""
-    run_json = "results/paper-7b-cpu/runs/grpo_pp/seed0/run.json"
-    output = dry_run("-p", "--forceall", "--configfile", str(PAPER_CONFIGS[0]), str(OVERLAY),
-                     "--config", "training={steps: 7}", "--", run_json)
+def test_a_dry_run_writes_no_config():
+    """A dry run must not change the config that a running pipeline's jobs read."""
+    merged = ROOT / "results" / "paper-7b-cpu" / "config.yaml"
+    before = merged.read_text() if merged.exists() else None
+    dry_run("--configfile", str(PAPER_CONFIGS[0]), str(OVERLAY), "--config", "training={steps: 11}")
+    assert (merged.read_text() if merged.exists() else None) == before
+
+
+@pytest.mark.slow
+def test_a_config_entry_reaches_the_training_job(tmp_path):
+    """`--config 'training={steps: 7}'` and a second --configfile reach what the job reads: the pipeline
+    writes the merged config when it runs, the training job's command names that file, and the verl overrides
+    made from it train 7 steps."""
+    from test_pipeline_e2e import copy_repo, snakemake
+
+    workdir = copy_repo(tmp_path / "repo")
+    args = ["--configfile", "config/paper-7b.yaml", "config/cpu-overlay.yaml", "--config", "training={steps: 7}"]
+    snakemake(workdir, "-c1", *args, "--", "results/paper-7b-cpu/world", timeout=600)  # a cheap job: the world
     merged_file = "results/paper-7b-cpu/config.yaml"
-    train_commands = [line for line in output.splitlines() if "tgpo verl-train" in line]
-    assert train_commands and all(f"--config {merged_file}" in line for line in train_commands), train_commands
-    written = tgpo_config.load_config(ROOT / merged_file)
+    written = tgpo_config.load_config(workdir / merged_file)
     assert written["training"]["steps"] == 7 and written["name_suffix"] == "-cpu"
-    overrides = tgpo_cli("verl-overrides", "--config", merged_file, "--experiment", "grpo_pp")
+    listing = snakemake(workdir, "-n", "-p", *args, "--", "results/paper-7b-cpu/runs/grpo_pp/seed0/run.json")
+    train_commands = [line for line in listing.stdout.splitlines() if "tgpo verl-train" in line]
+    assert train_commands and all(f"--config {merged_file}" in line for line in train_commands), train_commands
+    overrides = subprocess.run([sys.executable, "-m", "tgpo", "verl-overrides", "--config", merged_file,
+                                "--experiment", "grpo_pp"], cwd=workdir, capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "PYTHONPATH": str(workdir)})
     assert overrides.returncode == 0, overrides.stderr
     assert "trainer.total_training_steps=7" in overrides.stdout.split()
 

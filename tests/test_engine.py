@@ -307,3 +307,36 @@ def test_cli_trains_from_a_run_spec_json(make_spec, tmp_path, capsys):
     assert "2 steps" in capsys.readouterr().out
     # a completed run is not trained again
     assert main(["train", "--run-spec", str(path), "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize(("method", "hparams"), [("tgpo_annealing", {"w_init": 0.1, "delta": 0.05}),
+                                                 ("tgpo_r", {"shaping_lambda": 0.1, "delta": 0.05})])
+def test_teacher_forward_is_skipped_once_its_weight_is_zero_and_nothing_else_changes(make_spec, monkeypatch, method,
+                                                                                      hparams):
+    """Issue 18, item 14: weight 0.1, 0.05, then 0 from the third step: the teacher runs on steps 1-2 only,
+    and the run trains exactly as one that scores every step with the teacher."""
+    import tgpo.engine.trainer as trainer_module
+
+    calls = []
+    original = trainer_module.teacher_signals
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "teacher_signals", counting)
+    skipped = train(make_spec(method, name="skip", steps=4, hparams=hparams), progress=False)
+    assert len(calls) == 2
+    assert [r["tgpo/teacher_skipped"] for r in skipped.metrics] == [0.0, 0.0, 1.0, 1.0]
+    assert ["tgpo/teacher_oov_frac" in r for r in skipped.metrics] == [True, True, False, False]
+    monkeypatch.setattr(trainer_module, "teacher_idle", lambda *args: False)
+    scored = train(make_spec(method, name="scored", steps=4, hparams=hparams), progress=False)
+    assert len(calls) == 2 + 4
+
+    def comparable(records):
+        unmeasured = ("tgpo/teacher_skipped", "tgpo/teacher_oov_frac", "tgpo/guidance_loss")
+        return [{k: v for k, v in r.items() if k not in unmeasured} for r in no_timing(records)]
+
+    assert comparable(skipped.metrics) == comparable(scored.metrics)
+    a, b = load(skipped.final_checkpoint)[0].state_dict(), load(scored.final_checkpoint)[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

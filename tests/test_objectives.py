@@ -241,9 +241,10 @@ def test_tgpo_gradient_equals_hand_derived_gradient():
     torch.testing.assert_close(leaf.grad, expected, rtol=1e-9, atol=1e-12)
 
 
-def test_tgpo_r_shaping_has_no_gradient_path_through_the_teacher_log_prob():
+@pytest.mark.parametrize("signal", ["log_prob", "prob"])
+def test_tgpo_r_shaping_has_no_gradient_path_through_the_teacher_log_prob(signal):
     logits, response_ids, teacher_ids, mask, old_log_probs, advantages = random_batch(seed=5)
-    hparams = {"shaping_lambda": 0.5, "entropy_coef": 0.0}
+    hparams = {"shaping_lambda": 0.5, "delta": 0.0, "shaping_signal": signal, "entropy_coef": 0.0}
     method = get_method("tgpo_r")
     leaf = logits.clone().requires_grad_(True)
     inputs = LossInputs(leaf, response_ids, mask, old_log_probs, advantages, teacher_token_ids=teacher_ids)
@@ -251,7 +252,7 @@ def test_tgpo_r_shaping_has_no_gradient_path_through_the_teacher_log_prob():
     loss.backward()
     # reference: plain clipped loss with the shaped advantages precomputed as constants
     teacher_log_probs = torch.log_softmax(logits, -1).gather(-1, teacher_ids.unsqueeze(-1)).squeeze(-1)
-    constant_advantages = advantages + 0.5 * teacher_log_probs
+    constant_advantages = advantages + 0.5 * (teacher_log_probs.exp() if signal == "prob" else teacher_log_probs)
     plain = with_overrides(method, guidance="none", teacher_signal="none")
     ref_leaf = logits.clone().requires_grad_(True)
     ref_inputs = LossInputs(ref_leaf, response_ids, mask, old_log_probs, constant_advantages)

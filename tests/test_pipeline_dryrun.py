@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tgpo.config import load_config, training_experiments
+from tgpo.config import evaluation_setting, experiment_seeds, load_config, training_experiments
 from tgpo.layout import ResultsLayout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,9 +84,38 @@ def test_paper_config_through_slurm_profile_asks_for_gpus(config_name):
         assert f"gres=gpu:{n_gpus}" in block, block
         assert "tasks_per_gpu=0" in block
     assert planned == expected_runs
-    for block in jobs_of(output, "evaluate"):
-        assert "gres=gpu:" in block
+    check_evaluation_jobs(config, jobs_of(output, "evaluate"))
+    check_hub_download_first(config, output)
     assert counts["prepare_model"] >= 1 and counts["prepare_data"] == 1
+
+
+def check_evaluation_jobs(config, jobs):
+    """Issue 18, item 6: one job per experiment x seed x benchmark (a retry redoes only missing files), each
+    with its experiment's own GPUs (vLLM tensor parallel) and time limit."""
+    expected = {(e, s, b) for e in config["experiments"] for s in experiment_seeds(config, e) for b in config["benchmarks"]}
+    planned = set()
+    for block in jobs:
+        found = re.search(r"wildcards: experiment=(\S+), seed=(\d+), benchmark=(\S+)", block)
+        experiment, seed, benchmark = found.group(1), int(found.group(2)), found.group(3)
+        planned.add((experiment, seed, benchmark))
+        assert f"gres=gpu:{evaluation_setting(config, experiment, 'n_gpus')}" in block, block
+        assert f"runtime={evaluation_setting(config, experiment, 'runtime_min')}" in block, block
+    assert planned == expected and len(jobs) == len(expected)
+    teacher = [block for block in jobs if "experiment=teacher," in block]
+    assert all("gres=gpu:4" in block and "runtime=720" in block for block in teacher)
+
+
+def check_hub_download_first(config, output):
+    """Issue 18, item 7: the `download` job writes the hub manifest every job reading hub content waits for."""
+    manifest = f"results/{config['name']}/hub.json"
+    (download,) = jobs_of(output, "download")
+    assert manifest in download
+    for rule in ("prepare_model", "prepare_data", "teacher_traces", "train", "evaluate"):
+        blocks = jobs_of(output, rule)
+        assert blocks and all(manifest in block.split("output:")[0] for block in blocks), rule
+    # a local rule (it runs where Snakemake runs: the login node); a dry run does not print the marker
+    rule_text = (ROOT / "workflows" / "data.smk").read_text().split("rule download:", 1)[1].split("\n\n\n", 1)[0]
+    assert "localrule: True" in rule_text
 
 
 def test_a_bad_config_fails_before_any_job_naming_the_key(tmp_path):

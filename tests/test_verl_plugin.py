@@ -48,7 +48,7 @@ def nested(rows):
     return torch.nested.as_nested_tensor(rows, layout=torch.jagged)
 
 
-def make_batch(generator, coef, shaping_lambda, logits_dtype=torch.float64, vocab=VOCAB):
+def make_batch(generator, coef, shaping_lambda, logits_dtype=torch.float64, vocab=VOCAB, shaping_signal="prob"):
     """Packed logits [N, V] (leaf), the verl micro-batch and the padded response view of the same data."""
     from verl.utils import tensordict_utils as tu
 
@@ -70,6 +70,7 @@ def make_batch(generator, coef, shaping_lambda, logits_dtype=torch.float64, voca
         {"dp_size": 1, "batch_num_tokens": total_tokens, "global_batch_size": len(seq_lens),
          "distillation_use_topk": True, "distillation_only": False, "calculate_entropy": True,
          "use_remove_padding": True, "tgpo_coef": coef, "tgpo_shaping_lambda": shaping_lambda,
+         "tgpo_shaping_signal": shaping_signal,
          "tgpo_student_vocab_size": STUDENT_VOCAB, "temperature": 1.0},
     )  # fmt: skip
     return logits, data, input_ids, teacher_ids, old, adv
@@ -93,7 +94,8 @@ def stub_engine():
     return engine
 
 
-def engine_forward(loss_mode, entropy_coeff, coef, shaping_lambda, seed=0, logits_dtype=torch.float64, vocab=VOCAB):
+def engine_forward(loss_mode, entropy_coeff, coef, shaping_lambda, seed=0, logits_dtype=torch.float64, vocab=VOCAB,
+                   shaping_signal="prob"):
     """verl's prepare_model_inputs (labels) and prepare_model_outputs (logits processor, log-probs, entropy)
     on given packed logits; returns (model_output, loss_fn, data, logits, tensors)."""
     from verl.trainer.distillation.losses import distillation_ppo_loss
@@ -104,7 +106,8 @@ def engine_forward(loss_mode, entropy_coeff, coef, shaping_lambda, seed=0, logit
 
     actor, distillation = verl_configs(loss_mode or "tgpo_d", entropy_coeff)  # the actor config is the same
     generator = torch.Generator().manual_seed(seed)
-    logits, data, input_ids, teacher_ids, old, adv = make_batch(generator, coef, shaping_lambda, logits_dtype, vocab)
+    logits, data, input_ids, teacher_ids, old, adv = make_batch(generator, coef, shaping_lambda, logits_dtype, vocab,
+                                                                shaping_signal)
     if loss_mode is None:  # GRPO: verl's plain actor loss, no logits processor
         tu.assign_non_tensor(data, distillation_use_topk=False)
         loss_fn = partial(ppo_loss, config=actor)
@@ -117,8 +120,9 @@ def engine_forward(loss_mode, entropy_coeff, coef, shaping_lambda, seed=0, logit
     return model_output, loss_fn, data, logits, (logits, input_ids, teacher_ids, old, adv)
 
 
-def run_through_verl(loss_mode, entropy_coeff, coef, shaping_lambda, seed=0):
-    model_output, loss_fn, data, logits, tensors = engine_forward(loss_mode, entropy_coeff, coef, shaping_lambda, seed)
+def run_through_verl(loss_mode, entropy_coeff, coef, shaping_lambda, seed=0, shaping_signal="prob"):
+    model_output, loss_fn, data, logits, tensors = engine_forward(loss_mode, entropy_coeff, coef, shaping_lambda, seed,
+                                                                  shaping_signal=shaping_signal)
     loss, metrics = loss_fn(model_output=model_output, data=data, dp_group=None)
     (grad,) = torch.autograd.grad(loss, logits)
     return loss, grad, metrics, tensors
@@ -175,9 +179,10 @@ def test_tgpo_loss_and_gradient_equal_objective_library(step):
     assert metrics["tgpo/teacher_oov_frac"] > 0
 
 
-def test_tgpo_r_loss_and_gradient_equal_objective_library_with_clipping_active():
-    hparams = {"shaping_lambda": 0.7, "entropy_coef": 0.0}
-    loss, grad, _, tensors = run_through_verl("tgpo_r", 0.0, 0.0, 0.7)
+@pytest.mark.parametrize("signal", ["prob", "log_prob"])
+def test_tgpo_r_loss_and_gradient_equal_objective_library_with_clipping_active(signal):
+    hparams = {"shaping_lambda": 0.7, "delta": 0.0, "shaping_signal": signal, "entropy_coef": 0.0}
+    loss, grad, _, tensors = run_through_verl("tgpo_r", 0.0, 0.0, 0.7, shaping_signal=signal)
     ref_loss, ref_grad, ref_metrics = run_through_objective("tgpo_r", hparams, 0, tensors)
     assert ref_metrics["actor/pg_clipfrac"] > 0, "the fixture must exercise clipping"
     assert torch.allclose(loss, ref_loss, atol=1e-10), (loss, ref_loss)

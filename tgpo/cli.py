@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "prepare-model": ("tgpo.model_prep", "prepare a cluster checkpoint: RoPE theta/context in config.json, aligned vocabulary, <think> template"),
     "prepare-data": ("tgpo.verl.data_prep", "OpenR1-Math-46k-8192 to the prompt table and verl's RL parquet"),
     "teacher-traces": ("tgpo.verl.teacher_traces", "re-sample the training prompts with the teacher (vLLM), keep Math-Verify-correct traces"),
+    "download": ("tgpo.hub", "fetch every pinned hub model / data set of a config (login node; the download rule)"),
     "eval-experiment": ("eval.experiment", "evaluate one experiment x seed on every benchmark of a config"),
     "timing": ("tgpo.timing", "list the slowest pipeline jobs from Snakemake's benchmark files"),
     "validate-config": ("eval.preflight", "merge config files as Snakemake does, validate, resolve every experiment"),

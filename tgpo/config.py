@@ -380,15 +380,37 @@ def model_source(config: Mapping[str, Any], key: str) -> str:
     if "build" in model:
         layout = ResultsLayout.of(config)
         return str(layout.built_model(key) if "prepare" in model else layout.model(key))
-    return model["hub"]
+    from tgpo.hub import pinned_snapshot
+
+    return pinned_snapshot(config, "model", model["hub"], model.get("revision"))
+
+
+# An evaluation job's resources on the cluster (vLLM backend), unless `evaluation:` or the experiment's own
+# `evaluation:` block says otherwise: GPUs = vLLM's tensor-parallel size, and the time limit of ONE job, which
+# generates ONE benchmark (workflows/eval.smk).
+EVALUATION_RESOURCE_DEFAULTS = {"n_gpus": 1, "runtime_min": 240}
+
+
+def evaluation_setting(config: Mapping[str, Any], experiment: str, key: str) -> Any:
+    """An evaluation setting for one experiment: its own `evaluation:` block, else the config's, else
+    EVALUATION_RESOURCE_DEFAULTS (None for a key without a default)."""
+    own = config["experiments"][experiment].get("evaluation") or {}
+    if key in own:
+        return own[key]
+    shared = config.get("evaluation") or {}
+    return shared.get(key, EVALUATION_RESOURCE_DEFAULTS.get(key))
 
 
 def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
     """Where the checkpoint of a model key lives: its prepared folder, else `model_source`; a string that
     is not a model key is returned as it is (a hub id or a local path)."""
     model = config["models"].get(key_or_id)
-    if model is None:
-        return key_or_id
+    if model is None:  # a hub id given directly (an eval-only row), pinned by the experiment's `revision:`
+        from tgpo.hub import pinned_snapshot
+
+        revisions = {spec.get("revision") for spec in config["experiments"].values()
+                     if spec.get("eval_only") and spec.get("model") == key_or_id} - {None}  # fmt: skip
+        return pinned_snapshot(config, "model", key_or_id, min(revisions) if len(revisions) == 1 else None)
     if "prepare" in model:
         # prepared (RoPE/context/vocabulary, cluster) by the pipeline itself
         return str(ResultsLayout.of(config).model(key_or_id))

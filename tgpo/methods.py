@@ -28,7 +28,7 @@ RKL_KINDS = ("none", "token_advantage", "regulariser")
 # Every hyper-parameter a method may default or a config `hparams:` may override.
 HPARAM_NAMES = (
     "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "entropy_coef", "kl_coef", "kl_estimator",
-    "w_init", "delta", "shaping_lambda", "rkl_coef", "rkl_estimator", "reward_mask_correct",
+    "w_init", "delta", "shaping_lambda", "shaping_signal", "rkl_coef", "rkl_estimator", "reward_mask_correct",
     "luffy_gamma", "off_policy_per_group", "prime_beta", "prime_coef", "prime_outcome_coef", "prime_rm_lr",
     "prime_accuracy_low", "prime_accuracy_high", "prime_oversample", "loss_scale_factor", "lr", "sft_epochs",
 )  # fmt: skip

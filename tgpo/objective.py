@@ -122,8 +122,9 @@ def _policy_term(
     hp: Mapping[str, Any],
     agg: Callable[[Tensor], Tensor],
     metrics: dict[str, float],
+    step: int = 0,
 ) -> Tensor:
-    """The policy-gradient (or NLL) part of the loss, aggregated."""
+    """The policy-gradient (or NLL) part of the loss, aggregated (step: 0-based, TGPO_R's lambda schedule)."""
     response_log_probs = log_probs["response"]
     mask = inputs.response_mask
     if method.policy_loss == "nll":
@@ -132,8 +133,10 @@ def _policy_term(
         return loss
     advantages = inputs.advantages
     if method.guidance == "reward_shaping":
-        advantages = shaped_advantages(advantages, log_probs["teacher"], float(hp["shaping_lambda"]), teacher_valid,
-                                       response_mask=mask)  # fmt: skip
+        shaping_lambda = guidance_weight(step, float(hp["shaping_lambda"]), float(hp.get("delta") or 0.0))
+        advantages = shaped_advantages(advantages, log_probs["teacher"], shaping_lambda, teacher_valid,
+                                       response_mask=mask, signal=hp.get("shaping_signal", "log_prob"))  # fmt: skip
+        metrics["tgpo/shaping_lambda"] = shaping_lambda
     on_policy_mask = mask
     if method.policy_loss == "off_policy_mix":
         off_rows = _require(inputs.off_policy_mask, "off_policy_mask", method).to(mask.dtype)
@@ -186,7 +189,7 @@ def compute_loss(
     metrics: dict[str, float] = {}
     ids, teacher_valid = _token_ids(method, inputs)
     log_probs = gather_token_log_probs(inputs.logits, ids)
-    loss = _policy_term(method, inputs, log_probs, teacher_valid, hp, agg, metrics)
+    loss = _policy_term(method, inputs, log_probs, teacher_valid, hp, agg, metrics, step)
 
     if teacher_valid is not None:
         metrics["tgpo/teacher_oov_frac"] = float(masked_mean(1 - teacher_valid, mask))

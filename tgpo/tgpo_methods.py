@@ -2,7 +2,9 @@
 
 - `tgpo`: differentiable regulariser (Eq. 6) with a constant weight w = 2e-3 (delta = 0);
 - `tgpo_annealing`: the same with w_t = max(2e-3 - 1e-5 * t, 0), zero from step 200 (the paper's main method);
-- `tgpo_r`: reward shaping (Eq. 5), A_hat = A + lambda * sg[log pi_theta(y^T)] inside the clipped loss.
+- `tgpo_r`: reward shaping (Eq. 5) inside the clipped loss, as the authors ran it (their `tipo_adv` script):
+  A_hat = A + lambda_t * sg[pi_theta(y^T)], lambda_t = max(0.02 - 1e-4 * t, 0). Eq. 5 prints log pi_theta;
+  `hparams: {shaping_signal: log_prob}` gives that form (whose lambda no source gives).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ _TEACHER_POOL = {
     "distillation.distillation_loss.distillation_loss_coef": 1.0,
     "distillation.distillation_loss.loss_max_clamp": None,
     "distillation.distillation_loss.log_prob_min_clamp": None,
-    "actor_rollout_ref.actor.calculate_entropy": True,  # required: in-place CE backward (docs/verl-0.9.md section 2)
+    # the entropy bonus (entropy_coef 1e-3) reads it; the guidance term no longer needs it: it shares verl's
+    # log-prob pass and reads no logits in backward (tgpo/verl/losses.py, docs/verl-0.9.md section 2)
+    "actor_rollout_ref.actor.calculate_entropy": True,
     "actor_rollout_ref.model.use_fused_kernels": False,
     "trainer.v1.trainer_mode": "tgpo_sync",
 }
@@ -71,20 +75,30 @@ TGPO_R = register_method(
     method_spec(
         "tgpo_r",
         "TGPO_R",
-        "GRPO with the advantage shaped by lambda * sg[log pi_theta(y^T)] (Eq. 5): guidance as a reward, no gradient path",
+        "GRPO with the advantage shaped by lambda_t * sg[pi_theta(y^T)] (Eq. 5 as the authors ran it): guidance as a "
+        "reward, no gradient path",
         teacher_signal="argmax",
         guidance="reward_shaping",
-        defaults={"shaping_lambda": 0.02},
+        defaults={"shaping_lambda": 0.02, "delta": 1e-4, "shaping_signal": "prob"},
         defaults_source={
-            "shaping_lambda": "not given in the paper; authors' earlier reward-shaping script tipo_adv used "
-            "teacher_coef 0.02 (helldog-star/TGPO exp_scripts_qwen2d5_math_7b/train_tipo_adv_7b.sh) - a choice, "
-            "constant over training",
+            # Eq. 5 prints lambda * sg[log pi]; the paper gives no lambda. The only source of a lambda is the
+            # authors' TGPO_R script, and it shapes with the probability, so lambda and signal are taken
+            # together from it rather than 0.02 applied to log pi (<= 0, unbounded), a pairing no one ran.
+            "shaping_lambda": "not given in the paper; helldog-star/TGPO config/tasks.sh tipo_adv (the reward-shaping "
+            "algo of both students, as TGPO_R is in Tables 1 and 3): teacher_coef 0.02",
+            "delta": "helldog-star/TGPO config/tasks.sh tipo_adv: decay_rate 1e-4, min_teacher_coef 0 "
+            "(luffy/verl/verl/mix_src/mix_trainer.py: coef - (step - 1) * decay_rate, floored): zero from step 201",
+            "shaping_signal": "helldog-star/TGPO luffy/verl/verl/mix_src/mix_core_alg.py compute_tipo_advantage: the "
+            "shaping term is teacher_coef * exp(log-prob of the teacher's token), a probability in [0, 1]; "
+            "paper Eq. 5 prints log pi (set shaping_signal: log_prob for that form)",
         },
         verl_overrides={
             **_TEACHER_POOL,
             "distillation.distillation_loss.loss_mode": "tgpo_r",
             "distillation.distillation_loss.use_policy_gradient": False,
             "+tgpo.shaping_lambda": 0.02,
+            "+tgpo.delta": 1e-4,
+            "+tgpo.shaping_signal": "prob",
         },
     )
 )

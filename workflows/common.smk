@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from tgpo import config as tgpo_config
+from tgpo import hub as tgpo_hub
 from tgpo.layout import ResultsLayout
 
 LAYOUT = ResultsLayout.of(config)  # every path under results/<name>/ (tgpo/layout.py)
@@ -20,6 +21,9 @@ BUILT_MODEL_DIRS = {key: tgpo_config.model_source(config, key) for key in BUILT_
 BUILT_MODEL_OF_NAME = {Path(folder).name: key for key, folder in BUILT_MODEL_DIRS.items()}
 # Every job reads the merged, validated config the Snakefile wrote (results/<name>/config.yaml).
 CFG = CONFIG_FILE
+# Hub models and data sets: the `download` rule (workflows/data.smk, login node) fetches them at their pinned
+# revisions and writes this manifest; every job that reads hub content waits for it (tgpo/hub.py).
+HUB_INPUTS = [str(tgpo_hub.manifest_path(config))] if ENGINE == "verl" and tgpo_hub.hub_items(config) else []
 
 
 def seeds_of(experiment):

@@ -85,6 +85,20 @@ if "traces" in config["data"] and "world" in config and ENGINE == "local":
             "--seed {params.seed} > {log} 2>&1"
 
 
+if HUB_INPUTS:
+
+    rule download:
+        """Every hub model and data set of the config at its pinned `revision:`, into local snapshots (tgpo/hub.py).
+        A local rule: it runs where Snakemake runs (the login node, with network), never on a compute node."""
+        output:
+            HUB_INPUTS[0],
+        log:
+            log_file("download"),
+        localrule: True
+        shell:
+            "python -m tgpo download --config {CFG} > {log} 2>&1"
+
+
 if ENGINE == "verl":
     from tgpo.verl.teacher_traces import trace_student_key
 
@@ -112,6 +126,7 @@ if ENGINE == "verl":
         input:
             prepare_model_inputs,
             _id_alignment_inputs,
+            HUB_INPUTS,
         output:
             directory(str(LAYOUT.model("{model}"))),
         wildcard_constraints:
@@ -129,6 +144,7 @@ if ENGINE == "verl":
         """OpenR1-Math-46k-8192 (or the miniature world's prompts) to our prompt table and verl's RL parquet."""
         input:
             [WORLD] if "world" in config else [],  # the miniature's prompts (data.train.path) live there
+            HUB_INPUTS,
         output:
             TRAIN_DATA,
             VERL_TRAIN,
@@ -149,6 +165,7 @@ if ENGINE == "verl":
             curated set (App. B.1) that every RL experiment and SFT train on."""
             input:
                 TRAIN_DATA,
+                HUB_INPUTS,
                 # the teacher, and the student whose vocabulary the traces are written in, where the
                 # pipeline makes them
                 _trace_models := [

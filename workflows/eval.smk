@@ -1,6 +1,9 @@
-# Evaluation: one job per experiment x seed generates and grades every benchmark of the config (each
-# model loaded once; the local engine: trained experiments are evaluated inside their training job,
-# eval-only ones here); then one summary table of every experiment x benchmark x seed.
+# Evaluation. The local engine: trained experiments are evaluated inside their training job, eval-only ones
+# here, one job per experiment over its seeds and benchmarks (CPU minutes). The cluster engine: one job per
+# experiment x seed x benchmark, so a retried or re-run pipeline redoes only the benchmarks whose file is
+# missing, with the experiment's own GPUs (vLLM tensor parallel) and time limit per job
+# (`evaluation.n_gpus` / `evaluation.runtime_min`, overridable per experiment: tgpo.config.evaluation_setting).
+# Then one summary table of every experiment x benchmark x seed.
 
 
 def eval_inputs(wildcards):
@@ -13,14 +16,21 @@ def eval_inputs(wildcards):
         inputs["run"] = [run_file(wildcards.experiment, seed, "run_json") for seed in seeds]
     if "world" in config:
         inputs["world"] = WORLD  # the miniature's benchmark files
+    inputs["hub"] = HUB_INPUTS  # pinned hub models and benchmark data sets, as local snapshots
     return inputs
+
+
+def _eval_setting(key):
+    return lambda wildcards: tgpo_config.evaluation_setting(config, wildcards.experiment, key)
 
 
 if config.get("evaluation", {}).get("backend", "local") == "local":
     EVAL_RESOURCES = rule_resources("evaluate", dict(mem_mb=3000, runtime=60))
 else:
     EVAL_RESOURCES = rule_resources("evaluate", dict(
-        gres=f"gpu:{config['evaluation'].get('n_gpus', 1)}", tasks_per_gpu=0, cpus_per_task=8, mem_mb=64_000, runtime=240
+        gres=lambda wildcards: f"gpu:{_eval_setting('n_gpus')(wildcards)}", tasks_per_gpu=0,
+        cpus_per_task=lambda wildcards: 8 * _eval_setting("n_gpus")(wildcards),
+        mem_mb=lambda wildcards: 64_000 * _eval_setting("n_gpus")(wildcards), runtime=_eval_setting("runtime_min"),
     ))
 
 
@@ -51,7 +61,30 @@ if ENGINE == "local":
                 "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
                 "--seeds {params.seeds} > {log} 2>&1"
 
+elif config.get("evaluation", {}).get("job_per_benchmark", True):
+
+    rule evaluate:
+        """Generate and grade one benchmark for one experiment x seed."""
+        input:
+            unpack(eval_inputs),
+        output:
+            str(LAYOUT.eval_file("{experiment}", "{seed}", "{benchmark}")),
+        wildcard_constraints:
+            benchmark="|".join(re.escape(benchmark) for benchmark in BENCHMARKS),
+        log:
+            log_file("eval", "{experiment}", "seed{seed}", "{benchmark}"),
+        benchmark:
+            timing_file("eval", "{experiment}", "seed{seed}", "{benchmark}")
+        threads: 1
+        resources:
+            **EVAL_RESOURCES,
+        shell:
+            "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
+            "--seed {wildcards.seed} --benchmarks {wildcards.benchmark} > {log} 2>&1"
+
 else:
+    # evaluation.job_per_benchmark: false (config/verl-mini.yaml on CPU, where a vLLM start-up costs more
+    # than its tiny benchmarks): one job per experiment x seed, every benchmark after one start-up
 
     rule evaluate:
         """Generate and grade every benchmark for one experiment x seed."""

@@ -17,7 +17,7 @@ def _model_inputs(keys):
 
 def train_inputs(wildcards):
     spec = config["experiments"][wildcards.experiment]
-    inputs = {"models": _model_inputs([spec["student"], spec.get("teacher")])}
+    inputs = {"models": _model_inputs([spec["student"], spec.get("teacher")]), "hub": HUB_INPUTS}
     if ENGINE == "verl":
         # the curated set (App. B.1) when the config has data.traces, else all prompts; val for verl's loader
         inputs["data"] = [str(tgpo_config.verl_train_files(config, wildcards.experiment)), VERL_VAL]

@@ -74,3 +74,10 @@ def teacher_signals(teacher_model, batch: RolloutBatch, signal: str, vocab_limit
             log_probs = sampled_log_probs(teacher_logits, batch.response_ids)
     # inference tensors cannot enter autograd graphs (e.g. as gather indices): return ordinary copies
     return TeacherSignals(*(None if t is None else t.clone() for t in (token_ids, valid_mask, log_probs)), oov_frac)
+
+
+def idle_teacher_signals(batch: RolloutBatch) -> TeacherSignals:
+    """Placeholder argmax signals for a step whose guidance weight is 0 (tgpo.annealing.teacher_idle): id 0
+    everywhere, all valid, so the loss terms they enter are multiplied by 0; no teacher forward runs."""
+    shape = batch.response_ids.shape
+    return TeacherSignals(torch.zeros(shape, dtype=torch.long), torch.ones(shape, dtype=torch.float32), None, 0.0)

@@ -39,7 +39,8 @@ from tgpo.engine.batch import RolloutBatch, build_batch, response_logits
 from tgpo.engine.metrics import MetricsLog, combine_micro_batch_metrics, log_line, mean_metrics, non_finite_keys
 from tgpo.engine.run_spec import RunSpec
 from tgpo.engine.sampling import Rollout, eos_token_ids, pad_token_id, sample
-from tgpo.engine.teacher import TeacherSignals, student_vocab_limit, teacher_signals
+from tgpo.annealing import teacher_idle
+from tgpo.engine.teacher import TeacherSignals, idle_teacher_signals, student_vocab_limit, teacher_signals
 from tgpo.layout import RunLayout
 from tgpo.resolve import TRAINING_DEFAULTS
 from tgpo.run_guard import claim_run_dir
@@ -424,8 +425,16 @@ class Trainer:
         time_gen = time.perf_counter()
         record["timing_s/gen"] = time_gen - step_start
 
-        signals = teacher_signals(self.models.teacher, batch, method.teacher_signal, self.vocab_limit) \
-            if self.models.teacher is not None else TeacherSignals(None, None, None, 0.0)
+        idle = self.models.teacher is not None and teacher_idle(method.teacher_signal, method.guidance,
+                                                                 self.hparams, step - 1)  # fmt: skip
+        if idle:  # the argmax's weight is 0 from this step on: no teacher forward (tgpo.annealing.teacher_idle)
+            signals = idle_teacher_signals(batch)
+        elif self.models.teacher is not None:
+            signals = teacher_signals(self.models.teacher, batch, method.teacher_signal, self.vocab_limit)
+        else:
+            signals = TeacherSignals(None, None, None, 0.0)
+        if method.teacher_signal == "argmax":
+            record["tgpo/teacher_skipped"] = float(idle)
         time_teacher = time.perf_counter()
         record["timing_s/teacher"] = time_teacher - time_gen
 
@@ -444,7 +453,10 @@ class Trainer:
             self.fail(step, "advantages", "nan/inf")
         record["actor/lr"] = self.optimizer.param_groups[0]["lr"]  # the lr this step's updates use
         record.update(self.update(batch, scores, old_log_probs, advantages, signals, ref_log_probs, off_policy_mask, step))
-        if method.teacher_signal == "argmax":  # over the whole batch (compute_loss reports micro-batch means)
+        if idle:  # the guidance NLL and OOV share of placeholder ids measure nothing: not logged
+            record.pop("tgpo/guidance_loss", None)
+            record.pop("tgpo/teacher_oov_frac", None)
+        elif method.teacher_signal == "argmax":  # over the whole batch (compute_loss reports micro-batch means)
             record["tgpo/teacher_oov_frac"] = signals.oov_frac
         time_end = time.perf_counter()
         record["timing_s/update"] = time_end - time_teacher

@@ -140,7 +140,8 @@ def verl_table(frame, split: str, *, target_column: str | None = "target") -> "A
 
 
 def read_rows(source: str | Path, split: str = "train") -> list[dict]:
-    """Rows of a local .parquet / .jsonl / .json file, or of a hub dataset id (network)."""
+    """Rows of a local .parquet / .jsonl / .json file, a local data set repository (a hub snapshot folder,
+    tgpo.hub), or a hub dataset id (network)."""
     import pandas as pd
 
     path = Path(source)
@@ -148,7 +149,7 @@ def read_rows(source: str | Path, split: str = "train") -> list[dict]:
         return pd.read_parquet(path).to_dict("records")
     if path.suffix in (".jsonl", ".json"):
         return pd.read_json(path, lines=path.suffix == ".jsonl").to_dict("records")
-    if path.exists():
+    if path.exists() and not path.is_dir():
         raise ValueError(f"{source}: unsupported file type {path.suffix!r}; expected .parquet, .jsonl or .json")
     from datasets import load_dataset
 
@@ -177,10 +178,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tgpo.config import load_config, verl_data_dir
+    from tgpo.hub import pinned_snapshot
 
     config = load_config(args.config)
     train = config["data"]["train"]
-    source = args.source or train.get("path") or train.get("hub")
+    source = args.source or train.get("path") or (
+        train.get("hub") and pinned_snapshot(config, "dataset", train["hub"], train.get("revision")))
     if not source:
         raise ValueError(f"{args.config}: data.train needs `hub` or `path` (or pass --source)")
     verl_dir = args.verl_dir or verl_data_dir(config)

@@ -22,7 +22,8 @@ teacher's top-k ids ranked by the teacher's raw logits; with `distillation_loss.
    - "tgpo_d": w_t * J_Guidance, with J_Guidance = -log pi_theta(y_t^T) per token (tgpo.guidance,
                Eq. 3), aggregated by verl with the actor's loss_agg_mode and added to the PPO loss.
    - "tgpo_r": no extra term; the advantages of the micro-batch are replaced by
-               A + lambda * sg[log pi_theta(y_t^T)] (tgpo.guidance.shaped_advantages, Eq. 5) before
+               A + lambda_t * sg[pi_theta(y_t^T)] or A + lambda_t * sg[log pi_theta(y_t^T)]
+               (tgpo.guidance.shaped_advantages, Eq. 5, `tgpo_shaping_signal`) before
                verl's `distillation_ppo_loss` calls `ppo_loss`, so the clipped loss sees the shaped
                advantage exactly (not PPO(A) + PPO(shaping), which differs once clipping is active).
 
@@ -31,7 +32,7 @@ The sampled ids are the engine's labels: the packed input ids rolled by one posi
 under Ulysses sequence parallelism. Rows that predict response tokens never cross a sequence boundary.
 
 Per-step scalars arrive as non-tensor data of the micro-batch, set by `tgpo.verl.trainer`:
-`tgpo_coef` (w_t), `tgpo_shaping_lambda` and `tgpo_student_vocab_size`.
+`tgpo_coef` (w_t), `tgpo_shaping_lambda` (lambda_t), `tgpo_shaping_signal` and `tgpo_student_vocab_size`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ TEACHER_VALID_KEY = "tgpo_teacher_valid"
 # Names of the per-step non-tensor entries the trainer puts into batch.extra_info.
 COEF_KEY = "tgpo_coef"
 SHAPING_LAMBDA_KEY = "tgpo_shaping_lambda"
+SHAPING_SIGNAL_KEY = "tgpo_shaping_signal"
 STUDENT_VOCAB_KEY = "tgpo_student_vocab_size"
 
 
@@ -271,7 +273,8 @@ def tgpo_r_shaping(config, distillation_config, model_output: dict, data: Tensor
     advantages = data["advantages"]
     nested = advantages.is_nested
     padded = advantages.to_padded_tensor(0.0) if nested else advantages
-    shaped = shaped_advantages(padded, log_probs, shaping_lambda, valid)
+    signal = str(_required_scalar(data, SHAPING_SIGNAL_KEY))
+    shaped = shaped_advantages(padded, log_probs, shaping_lambda, valid, signal=signal)
     data["advantages"] = response_to_nested(shaped, data["response_mask"]) if nested else shaped
     metrics = {
         "tgpo/shaping_lambda": shaping_lambda,

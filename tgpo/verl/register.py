@@ -3,7 +3,8 @@
 `import verl` imports this module in every process (driver, TaskRunner, every Ray worker), which
 registers TGPO's distillation loss modes, the compute_topk_loss patch and the tgpo_sync trainer, the
 RKL-only `rkl_reward` loss mode and `rkl_reward_sync` trainer, and LUFFY's `luffy_agent` agent loop and
-`luffy_sync` trainer.
+`luffy_sync` trainer, and wraps verl's per-sample teacher scoring so that a step whose guidance weight
+is 0 sends nothing to the teacher pool (tgpo.verl.teacher_skip).
 verl logs plugin import errors only at DEBUG, so the trainer entry calls `assert_registered()`.
 On a machine without an accelerator `tgpo verl-train` sets CPU_FLAG=1 for verl and every Ray worker;
 only then is `tgpo.verl.cpu_support` imported and applied (a GPU cluster never loads it).
@@ -20,7 +21,7 @@ if os.environ.get(CPU_FLAG) == "1":
 
     cpu_support.apply()
 
-from tgpo.verl import losses, luffy, rkl_trainer, trainer  # noqa: E402
+from tgpo.verl import losses, luffy, rkl_trainer, teacher_skip, trainer  # noqa: E402
 
 
 def register_all() -> None:
@@ -29,6 +30,7 @@ def register_all() -> None:
     trainer.register()
     rkl_trainer.register()
     luffy.register()
+    teacher_skip.patch()
 
 
 def assert_registered() -> None:
@@ -51,7 +53,7 @@ def assert_registered() -> None:
             problems.append(f"trainer '{trainer.TRAINER_NAME}' is registered to another class")
     except ValueError:
         problems.append(f"trainer '{trainer.TRAINER_NAME}' is not registered")
-    problems += rkl_trainer.registration_problems() + luffy.registration_problems()
+    problems += rkl_trainer.registration_problems() + luffy.registration_problems() + teacher_skip.registration_problems()
     if os.environ.get(CPU_FLAG) == "1":
         from tgpo.verl import cpu_support
 

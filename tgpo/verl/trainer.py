@@ -3,7 +3,8 @@
 Before each actor update it puts into the batch's non-tensor data (which reaches every micro-batch):
   tgpo_coef               = w_t = max(w_init - delta * t, 0)  (tgpo.annealing.guidance_weight; t 0-based,
                             verl's global_steps counts from 1, so t = global_steps - 1)
-  tgpo_shaping_lambda     = lambda of TGPO_R (Eq. 5)
+  tgpo_shaping_lambda     = lambda_t of TGPO_R (Eq. 5) = max(shaping_lambda - delta * t, 0)
+  tgpo_shaping_signal     = "prob" or "log_prob" (tgpo.guidance.shaped_advantages)
   tgpo_student_vocab_size = len(student tokenizer) (teacher ids at or above it are masked), unless the
                             config sets +tgpo.student_vocab_size
 and logs tgpo/guidance_weight. Selected with trainer.v1.trainer_mode=tgpo_sync; hyper-parameters come
@@ -16,7 +17,8 @@ from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from tgpo.annealing import guidance_weight
-from tgpo.verl.losses import COEF_KEY, SHAPING_LAMBDA_KEY, STUDENT_VOCAB_KEY
+from tgpo.verl.losses import COEF_KEY, SHAPING_LAMBDA_KEY, SHAPING_SIGNAL_KEY, STUDENT_VOCAB_KEY
+from tgpo.verl.teacher_skip import idle_step
 
 TRAINER_NAME = "tgpo_sync"
 
@@ -24,7 +26,8 @@ TRAINER_NAME = "tgpo_sync"
 def tgpo_step_info(tgpo_config, global_steps: int, tokenizer_size: int) -> dict[str, float | int]:
     """The per-step non-tensor entries for verl step `global_steps` (1-based) from the `tgpo` config group.
 
-    Without +tgpo.w_init the guidance weight is 0 (TGPO_R); without +tgpo.shaping_lambda lambda is 0 (TGPO).
+    Without +tgpo.w_init the guidance weight is 0 (TGPO_R); without +tgpo.shaping_lambda lambda is 0 (TGPO);
+    +tgpo.delta anneals whichever is set.
     """
     tgpo_config = dict(tgpo_config or {})
     if not tgpo_config:
@@ -33,7 +36,10 @@ def tgpo_step_info(tgpo_config, global_steps: int, tokenizer_size: int) -> dict[
         COEF_KEY: guidance_weight(
             global_steps - 1, float(tgpo_config.get("w_init", 0.0)), float(tgpo_config.get("delta", 0.0))
         ),
-        SHAPING_LAMBDA_KEY: float(tgpo_config.get("shaping_lambda", 0.0)),
+        SHAPING_LAMBDA_KEY: guidance_weight(
+            global_steps - 1, float(tgpo_config.get("shaping_lambda", 0.0)), float(tgpo_config.get("delta", 0.0))
+        ),
+        SHAPING_SIGNAL_KEY: str(tgpo_config.get("shaping_signal", "log_prob")),
         STUDENT_VOCAB_KEY: int(tgpo_config.get("student_vocab_size") or tokenizer_size),
     }
 
@@ -60,6 +66,10 @@ class TGPOTrainerSync(SyncModeTrainer):
         step_info = tgpo_step_info(self.config.get("tgpo"), self.global_steps, len(self.tokenizer))
         batch.extra_info.update(step_info)
         metrics["tgpo/guidance_weight"] = step_info[COEF_KEY]
+        # 1 when the schedule's weight is 0 this step (tgpo.verl.teacher_skip asks the agent loop to skip the
+        # teacher then); it says nothing about whether the agent loop did: on CPU (bench/verl_step.py) the
+        # teacher's ids still arrived at such steps (tgpo/teacher_oov_frac ~0.03, not the placeholders' 0)
+        metrics["tgpo/teacher_idle"] = float(idle_step(self.config, self.global_steps))
         return super()._update_actor(batch, metrics)
 
 

@@ -141,6 +141,8 @@ def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str
         out["+tgpo.delta"] = float(hparams["delta"])
     if method.guidance == "reward_shaping":
         out["+tgpo.shaping_lambda"] = float(hparams["shaping_lambda"])
+        out["+tgpo.delta"] = float(hparams.get("delta") or 0.0)
+        out["+tgpo.shaping_signal"] = hparams.get("shaping_signal", "log_prob")
     if method.rkl == "regulariser" and hparams.get("rkl_coef") is not None:
         out["distillation.distillation_loss.distillation_loss_coef"] = float(hparams["rkl_coef"])
     if method.rkl == "regulariser" and hparams.get("rkl_estimator") is not None:
