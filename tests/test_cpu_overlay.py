@@ -35,13 +35,14 @@ def test_overlay_changes_only_its_scale_keys(paper):
     assert changed, "the overlay changes nothing"
     undeclared = [path for path in changed if not tgpo_config._matches(path, declared)]
     assert not undeclared, f"the overlay changes keys it does not declare as scale keys: {undeclared}"
-    # what must come from the paper config unchanged
+    # what must come from the paper config unchanged: in experiments, evaluation and report only GPUs, job
+    # time limits and batch sizes move
+    resource_keys = (".training.n_gpus", ".training.prompts_per_step", ".evaluation.n_gpus", ".evaluation.runtime_min")
     for key in ("experiments", "evaluation", "report"):
         for path in changed_paths(base[key], merged[key], f"{key}."):
-            assert path.startswith(("experiments.", "evaluation.n_gpus")) and (
-                path.endswith((".training.n_gpus", ".training.prompts_per_step")) or path == "evaluation.n_gpus"), path
-    assert {k: v for k, v in base["evaluation"].items() if k != "n_gpus"} == \
-        {k: v for k, v in merged["evaluation"].items() if k != "n_gpus"}  # the protocol, budgets, seed
+            assert path.endswith(resource_keys) or path in ("evaluation.n_gpus", "evaluation.job_per_benchmark"), path
+    kept = lambda evaluation: {k: v for k, v in evaluation.items() if k not in ("n_gpus", "job_per_benchmark")}
+    assert kept(base["evaluation"]) == kept(merged["evaluation"])  # the protocol, budgets, seed
     assert {name: e.get("hparams") for name, e in base["experiments"].items()} == \
         {name: e.get("hparams") for name, e in merged["experiments"].items()}
     # every model key stands in locally; the results go to a folder of their own

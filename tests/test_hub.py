@@ -34,7 +34,7 @@ def test_check_names_every_unpinned_hub_entry_of_the_paper_config():
     command = [sys.executable, "-m", "tgpo", "download", "--config", "config/paper-7b.yaml", "--check"]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 1, completed.stderr[-2000:]
-    for key in ("models.qwen25_math_7b.revision", "data.train.revision", "experiments.prime_zero.revision",
+    for key in ("models.qwen25_math_7b.revision", "data.train.revision", "models.prime_zero_7b.revision",
                 "benchmarks.gpqa_diamond.revision"):  # fmt: skip
         assert key in completed.stdout
     assert "models.qwen3_30b_a3b: model Qwen/Qwen3-30B-A3B-Thinking-2507 revision 144afc2f" in completed.stdout

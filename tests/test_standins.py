@@ -307,7 +307,7 @@ def test_built_and_prepared_model_locations():
     assert model_source(config, "qwen25_math_7b") == f"{root}/qwen25_math_7b.built"
     assert model_location(config, "qwen25_math_7b") == f"{root}/qwen25_math_7b"  # prepared there
     assert model_source(config, "qwen3_30b_a3b") == model_location(config, "qwen3_30b_a3b") == f"{root}/qwen3_30b_a3b"
-    assert model_source(config, "qwen25_math_1p5b") == "Qwen/Qwen2.5-Math-1.5B"
+    assert model_source(config, "qwen25_math_1p5b").startswith("results/hub/models/Qwen--Qwen2.5-Math-1.5B/")  # pinned
     config["models"]["qwen25_math_1p5b"]["layout"] = "qwen2.5-math-1.5b"  # a layout without build
     with pytest.raises(ConfigError, match="build"):
         validate(config)
