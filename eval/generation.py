@@ -63,8 +63,14 @@ class LocalBackend:
 # than the miniature's models need and decides how many vLLM servers fit a machine.
 VLLM_CPU_ENV = {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
 VLLM_CPU_KV_CACHE_BYTES = 256 * 2**20
+# One scheduler step takes every prompt whole: vLLM 0.29 discards the token sampled after a partial (chunked)
+# prefill by rewinding the request's seeded generator (gpu_model_runner._bookkeeping_sync, set_offset), which a
+# CPU generator cannot do ("CPU Generator does not use offset"); the default budget of 4,096 tokens a step
+# chunked the paper configs' chat-templated prompts (k = 32 x 8 problems x 85 tokens) and killed the engine.
+VLLM_CPU_MAX_BATCHED_TOKENS = 65536
 VLLM_CPU_ENGINE_ARGS = {"enforce_eager": True, "dtype": "float32", "tensor_parallel_size": 1,
-                        "kv_cache_memory_bytes": VLLM_CPU_KV_CACHE_BYTES}
+                        "kv_cache_memory_bytes": VLLM_CPU_KV_CACHE_BYTES,
+                        "max_num_batched_tokens": VLLM_CPU_MAX_BATCHED_TOKENS}
 
 
 def vllm_cpu_settings() -> dict[str, Any]:
