@@ -347,6 +347,9 @@ for name, stop in (("student", None), ("built", [])):
                                  stop_token_ids=backend.stop_token_ids if stop is None else stop)
     ids = [list(c.token_ids) for o in backend.llm.generate(prompts, params) for c in o.outputs]
     out[name] = {{"stop_ids": backend.stop_token_ids, "ids": ids}}
+    if name == "student":  # > 4,096 prompt tokens in one step with seeded sampling (a chunked prefill killed it)
+        many = backend.generate(prompts * 80, n=2, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
+        out["many"] = len(many)
     del backend
 print("RESULT " + json.dumps(out))
 """
@@ -356,6 +359,7 @@ print("RESULT " + json.dumps(out))
     out = json.loads(lines[-1][len("RESULT "):])
     im_end = 151645
     assert out["student"]["stop_ids"] == [im_end]
+    assert out["many"] == 480
     prepared = out["student"]["ids"]
     assert len(prepared) == 12 and all(ids[-1] in (im_end, 151643) for ids in prepared)
     assert sum(ids[-1] == im_end for ids in prepared) >= 6  # answers end their turn
