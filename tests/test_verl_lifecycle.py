@@ -139,7 +139,7 @@ def test_a_run_with_steps_left_starts_verl(workdir, monkeypatch):
     assert verl_run.run(run_args(PAPER_7B, "grpo_pp")) == 0
     assert fake.calls == 1
     assert json.loads(resolved.run.run_json.read_text())["checkpoint_step"] == 300
-    assert lifecycle.finished_marker(resolved.run.checkpoints)["step"] == 300
+    assert "final step 300" in lifecycle.finished_reason(resolved.run.checkpoints, 300)
 
 
 def test_sft_run_is_finished_by_its_marker(tmp_path):

@@ -7,8 +7,8 @@ Pure functions and small classes, each tested without verl running:
   to find nothing left to train (verl-project/verl v0.9.1 `verl/trainer/ppo/v1/trainer_base.py`, `fit`:
   `global_steps += 1` after the load, loop `while global_steps <= total_training_steps`), and a run the
   stop rule ended would train on past its stop. `finished_reason` says when verl need not run again: the
-  last checkpoint is the final step, or FINISHED_MARKER (written when verl exited 0 or a stop rule ended the
-  run) names the last checkpoint.
+  last checkpoint is the final step, or FINISHED_MARKER (written when a stop rule ended the run, or when
+  verl's SFT trainer, whose last step is not known beforehand, exited 0) names the last checkpoint.
 - Non-finite values: verl's FSDP engine prints "WARN: grad_norm is not finite" and skips the update
   (`verl/workers/engine/fsdp/transformer_impl.py`, `optimizer_step`), and its file logger writes NaN and
   inf as JSON null (orjson, `verl/utils/tracking.py` FileLogger). `non_finite_metrics` finds them in a step's
@@ -82,7 +82,7 @@ def saved_steps(checkpoints: Path, model_subdir: str = "actor") -> list[int]:
 
 
 def mark_finished(checkpoints: Path, step: int, reason: str, **extra) -> None:
-    """Record that the run ended at checkpoint `step` (verl exited 0, or a stop rule ended it)."""
+    """Record that the run ended at checkpoint `step` (a stop rule ended it, or the SFT trainer exited 0)."""
     io.write_json(Path(checkpoints) / FINISHED_MARKER, {"step": step, "reason": reason, **extra})
 
 

@@ -250,24 +250,26 @@ def run(args: argparse.Namespace) -> int:
     if last is None:
         print(f"verl finished but left no checkpoint in {run.checkpoints}", file=sys.stderr)
         return 1
-    if done is None:
+    if done is None and (stop is not None or final_step is None):
+        # a stop rule ended the run, or SFT (whose last step is not known here) finished: mark it, so a
+        # re-run does not resume training (an RL run is finished by its final step's checkpoint)
         reason = stop.reason if stop is not None else "verl finished"
         lifecycle.mark_finished(run.checkpoints, last, reason, **({"stopped_at_step": stop.step} if stop else {}))
     choice = training.get("checkpoint_choice") or "last"
-    try:
-        chosen, why = lifecycle.choose_checkpoint(choice, metrics, lifecycle.saved_steps(run.checkpoints, model_subdir),
-                                                  last_step=last)
-    except ValueError as error:
-        print(f"verl finished but no checkpoint could be chosen ({choice}): {error}", file=sys.stderr)
-        return 1
-    from tgpo.verl.export import export_hf_checkpoint
+    from tgpo.verl import export
 
-    source = run.checkpoints / f"global_step_{chosen}" / model_subdir if model_subdir else run.checkpoints / f"global_step_{chosen}"
     try:
-        print(f"exporting {source} -> {run.final_checkpoint} ({why})", flush=True)
-        export_hf_checkpoint(source, run.final_checkpoint)
-    except (FileNotFoundError, RuntimeError) as error:
-        print(f"verl finished but its checkpoint could not be exported for evaluation: {error}", file=sys.stderr)
+        if choice == "last":
+            chosen, why = last, "the last checkpoint"
+            export.export_last_checkpoint(run.checkpoints, run.final_checkpoint, model_subdir)
+        else:
+            chosen, why = lifecycle.choose_checkpoint(choice, metrics, lifecycle.saved_steps(run.checkpoints, model_subdir))
+            source = run.checkpoints / f"global_step_{chosen}" / model_subdir
+            print(f"exporting {source} -> {run.final_checkpoint} ({why})", flush=True)
+            export.export_hf_checkpoint(source, run.final_checkpoint)
+    except (FileNotFoundError, RuntimeError, ValueError) as error:
+        print(f"verl finished but its checkpoint ({choice}) could not be exported for evaluation: {error}",
+              file=sys.stderr)
         return 1
     io.write_text(run.metrics, "".join(json.dumps(line) + "\n" for line in metrics))
     marker = lifecycle.finished_marker(run.checkpoints) or {}
