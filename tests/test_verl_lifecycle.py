@@ -293,7 +293,7 @@ def test_local_engine_refuses_the_verl_only_stop_rule():
 def test_time_limit_stop_after_a_save_that_the_next_cannot_follow():
     data = {"timing_s/save_checkpoint": 120.0}
     now = 1_000_000.0
-    # 50 steps x 200 s + 120 s save + 600 s margin = 10,720 s needed
+    # 50 steps x 200 s + 120 s save + 120 s margin = 10,240 s needed
     assert lifecycle.time_limit_stop(100, 50, 300, data, [180.0, 200.0], now + 10_000, now) is not None
     assert lifecycle.time_limit_stop(100, 50, 300, data, [180.0, 200.0], now + 11_000, now) is None
     assert lifecycle.time_limit_stop(101, 50, 300, data, [200.0], now + 10, now) is None  # not a save step

@@ -50,7 +50,7 @@ CHECKPOINT_CHOICES = ("last", "validation")
 RESPONSE_LENGTH = "response_length/mean"
 STEP_TIME = "timing_s/step"
 SAVE_TIME = "timing_s/save_checkpoint"
-SAVE_MARGIN_S = 600  # beyond the measured save time: a slow filesystem, the export after the run
+SAVE_MARGIN_S = 120  # beyond the slowest recent step and the measured save time: step-time variance, a slow filesystem
 
 
 # ------------------------------------------------------------------------------------------------
