@@ -93,8 +93,8 @@ def test_nothing_installs_or_needs_flash_attn():
 def test_runs_keep_one_save_unless_they_choose_among_them():
     config = load_config(PAPER_7B)
     plain = overrides(config, "tgpo_annealing")
-    assert plain["trainer.max_actor_ckpt_to_keep"] == 1
-    assert "trainer.checkpoint_callback_class" not in plain
+    assert plain["trainer.max_actor_ckpt_to_keep"] == "null"  # verl's rotation forgets earlier attempts' saves
+    assert plain["trainer.checkpoint_callback_class"] == retention.KEEP_LAST_FQN
     assert plain["trainer.test_freq"] == -1
     assert overrides(config, "sft", sft=True)["trainer.max_ckpt_to_keep"] == 1
     chooser = overrides(load_config(PAPER_1P5B), "kdrl")
@@ -103,11 +103,25 @@ def test_runs_keep_one_save_unless_they_choose_among_them():
     assert chooser["trainer.test_freq"] == 50  # a validation score at every save
 
 
-def test_callback_is_the_class_verl_loads():
+@pytest.mark.parametrize("fqn", [retention.CALLBACK_FQN, retention.KEEP_LAST_FQN])
+def test_callbacks_are_classes_verl_loads(fqn):
     from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
     from verl.utils.import_utils import load_class_from_fqn
 
-    assert issubclass(load_class_from_fqn(retention.CALLBACK_FQN, "CheckpointCallback"), CheckpointCallback)
+    assert issubclass(load_class_from_fqn(fqn, "CheckpointCallback"), CheckpointCallback)
+
+
+def test_keep_last_removes_earlier_saves_of_every_attempt(tmp_path):
+    """verl's own rotation (max_actor_ckpt_to_keep: 1) remembers only the saves of the running attempt; the
+    callback also removes the resume point of an earlier attempt once a newer save is complete."""
+    from verl.utils.import_utils import load_class_from_fqn
+
+    for step in (50, 100, 150):
+        (tmp_path / f"global_step_{step}" / "actor").mkdir(parents=True)
+        (tmp_path / f"global_step_{step}" / "data.pt").write_bytes(b"x")
+    callback = load_class_from_fqn(retention.KEEP_LAST_FQN, "CheckpointCallback")(config=None)
+    callback.on_save(trainer=None, global_step=150, checkpoint_dir=str(tmp_path / "global_step_150"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["global_step_150"]
 
 
 def test_callback_drops_the_optimizer_state_of_earlier_saves(tmp_path):

@@ -9,11 +9,13 @@ For a 7.6B student that is ~91 GB a save, ~550 GB for the 6 saves of a 300-step 
 - App. B.3's checkpoint choice (tgpo.verl.lifecycle.choose_checkpoint, `training.checkpoint_choice:
   validation`): the model of every save, which tgpo.verl.export merges into the evaluated checkpoint.
 
-So tgpo.verl.translate sets `trainer.max_actor_ckpt_to_keep: 1` (verl's own rotation: the previous save is
-removed once the new one is complete) unless the experiment chooses among its saves; then it keeps every
-save and `drop_old_optimizer_state` runs after each new one (tgpo.verl.retention_callback, verl's
-driver-side checkpoint callback `trainer.checkpoint_callback_class`), deleting the optimizer and
-extra-state shards of every earlier save. `run_disk_bytes` is the arithmetic (no verl import here).
+Retention is ours, in verl's driver-side checkpoint callback (`trainer.checkpoint_callback_class`,
+tgpo.verl.retention_callback), called after each save once verl's tracker names it: `drop_earlier_saves`
+removes every earlier save (the default), `drop_old_optimizer_state` only their optimizer and extra state
+when the experiment chooses among its saves (`training.checkpoint_choice: validation`). verl's own
+rotation (`max_actor_ckpt_to_keep: 1`) is not used: it forgets, across a resume, the saves of the attempt
+before, so a resumed run would keep its resume point's 91 GB to the end. The previous save stays until
+the new one is complete, so a save's peak is two. `run_disk_bytes` is the arithmetic (no verl import).
 """
 
 from __future__ import annotations
@@ -21,21 +23,39 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-CALLBACK_FQN = "tgpo.verl.retention_callback.KeepModelsDropOldOptimizer"
+CALLBACK_FQN = "tgpo.verl.retention_callback.KeepModelsDropOldOptimizer"  # checkpoint_choice: validation
+KEEP_LAST_FQN = "tgpo.verl.retention_callback.KeepLastSave"  # checkpoint_choice: last (the default)
 OPTIMIZER_SHARDS = ("optim_world_size_*.pt", "extra_state_world_size_*.pt")
 MODEL_BYTES_PER_PARAM = 4  # fp32 shards (verl's actor keeps fp32 master weights)
 ADAM_BYTES_PER_PARAM = 8  # exp_avg + exp_avg_sq, fp32
 EXPORT_BYTES_PER_PARAM = 2  # the merged Hugging Face checkpoint, bf16 (tgpo.verl.export)
 
 
+def earlier_saves(checkpoints: Path, keep_step: int) -> list[Path]:
+    """The global_step_<n> folders under `checkpoints` with n < keep_step."""
+    folders = []
+    for folder in sorted(Path(checkpoints).glob("global_step_*")):
+        suffix = folder.name.removeprefix("global_step_")
+        if suffix.isdigit() and int(suffix) < keep_step:
+            folders.append(folder)
+    return folders
+
+
+def drop_earlier_saves(checkpoints: Path, keep_step: int) -> list[Path]:
+    """Delete every save before `keep_step` (the one verl's tracker names); returns the folders removed."""
+    import shutil
+
+    removed = earlier_saves(checkpoints, keep_step)
+    for folder in removed:
+        shutil.rmtree(folder)
+    return removed
+
+
 def drop_old_optimizer_state(checkpoints: Path, keep_step: int, model_subdir: str = "actor") -> list[Path]:
     """Delete the optimizer and extra-state shards of every save before `keep_step`; returns what was
     deleted. The model shards, fsdp_config.json and huggingface/ stay (tgpo.verl.export merges them)."""
     removed = []
-    for folder in sorted(Path(checkpoints).glob("global_step_*")):
-        suffix = folder.name.removeprefix("global_step_")
-        if not suffix.isdigit() or int(suffix) >= keep_step:
-            continue
+    for folder in earlier_saves(checkpoints, keep_step):
         shard_dir = folder / model_subdir if model_subdir else folder
         for pattern in OPTIMIZER_SHARDS:
             for shard in shard_dir.glob(pattern):

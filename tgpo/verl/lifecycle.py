@@ -45,7 +45,7 @@ TIME_LIMIT_EXIT = 75  # EX_TEMPFAIL: stopped before the job's time limit; re-run
 # advantages (verl's names; our plugin's losses arrive under actor/tgpo/...), and the SFT trainer's train/.
 WATCHED = re.compile(r"^actor/(.*loss|grad_norm)$|^critic/advantages/|^train/(loss|grad_norm)$")
 # verl's validation score: val-core/<data source>/<acc or reward>/mean@<n> (trainer_base._val_metrics_update)
-VALIDATION_SCORE = re.compile(r"^val-core/[^/]+/(acc|reward)/mean@\d+$")
+VALIDATION_SCORE = re.compile(r"^val-core/.+/(acc|reward)/mean@\d+$")  # data sources may hold a /
 CHECKPOINT_CHOICES = ("last", "validation")
 RESPONSE_LENGTH = "response_length/mean"
 STEP_TIME = "timing_s/step"

@@ -1,5 +1,5 @@
-"""verl's driver-side checkpoint callback that keeps every save's model and only the last optimizer state
-(tgpo.verl.checkpoint_retention explains why; `trainer.checkpoint_callback_class`, verl-project/verl v0.9.1
+"""verl's driver-side checkpoint callbacks that keep the last save whole and, for a checkpoint choice, every
+save's model (tgpo.verl.checkpoint_retention explains why; `trainer.checkpoint_callback_class`, verl-project/verl v0.9.1
 verl/trainer/ppo/checkpoint_callback.py: called after each save, on the driver, exceptions abort training)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from verl.trainer.ppo.checkpoint_callback import CheckpointCallback
 
-from tgpo.verl.checkpoint_retention import drop_old_optimizer_state
+from tgpo.verl.checkpoint_retention import drop_earlier_saves, drop_old_optimizer_state
 
 
 class KeepModelsDropOldOptimizer(CheckpointCallback):
@@ -21,3 +21,15 @@ class KeepModelsDropOldOptimizer(CheckpointCallback):
         if removed:
             print(f"tgpo checkpoint retention: removed {len(removed)} optimizer/extra-state shards of saves "
                   f"before step {global_step}", flush=True)
+
+
+class KeepLastSave(CheckpointCallback):
+    """After each save (on verl's driver): remove every earlier save, those of earlier attempts included."""
+
+    def on_save(self, trainer, global_step: int, checkpoint_dir: str, async_save: bool = False, **kwargs) -> None:
+        if async_save:  # the new save may still be in flight: keep the previous one for now
+            return
+        removed = drop_earlier_saves(Path(checkpoint_dir).parent, global_step)
+        if removed:
+            print(f"tgpo checkpoint retention: removed saves {[p.name for p in removed]} (kept step {global_step})",
+                  flush=True)

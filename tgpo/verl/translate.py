@@ -48,6 +48,7 @@ TEACHER_TP = 2  # tensor parallel size of one teacher vLLM replica (30B-A3B bf16
 ATTN_IMPLEMENTATION = "sdpa"
 # What verl keeps of its saves (tgpo.verl.checkpoint_retention): the last save whole; with
 # checkpoint_choice: validation also every save's model shards.
+KEEP_LAST_CALLBACK = "tgpo.verl.retention_callback.KeepLastSave"
 CHECKPOINT_CALLBACK = "tgpo.verl.retention_callback.KeepModelsDropOldOptimizer"
 FILE_LOGGERS = ["console", "file"]  # file: verl's metrics, which tgpo.verl.run turns into metrics.jsonl
 
@@ -58,12 +59,12 @@ def trainer_loggers(training: Mapping) -> list[str]:
 
 
 def checkpoint_overrides(training: Mapping, experiment: str) -> dict[str, Any]:
-    """Retention and validation for the checkpoint choice (App. B.3): `last` keeps one save (verl's
-    rotation); `validation` keeps every save's model, drops older optimizer state, and validates at every
-    save so each kept checkpoint has a score."""
+    """Retention and validation for the checkpoint choice (App. B.3): `last` keeps the last save (earlier
+    ones removed after each save); `validation` keeps every save's model, drops older optimizer state, and
+    validates at every save so each kept checkpoint has a score. verl's own rotation stays off (null)."""
     choice = training.get("checkpoint_choice") or "last"
     if choice == "last":
-        return {"trainer.max_actor_ckpt_to_keep": 1}
+        return {"trainer.max_actor_ckpt_to_keep": None, "trainer.checkpoint_callback_class": KEEP_LAST_CALLBACK}
     if choice == "validation":
         return {"trainer.max_actor_ckpt_to_keep": None, "trainer.checkpoint_callback_class": CHECKPOINT_CALLBACK,
                 "trainer.test_freq": int(training["save_every"])}
