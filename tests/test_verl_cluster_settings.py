@@ -100,7 +100,7 @@ def test_runs_keep_one_save_unless_they_choose_among_them():
     chooser = overrides(load_config(PAPER_1P5B), "kdrl")
     assert chooser["trainer.max_actor_ckpt_to_keep"] == "null"
     assert chooser["trainer.checkpoint_callback_class"] == retention.CALLBACK_FQN
-    assert chooser["trainer.test_freq"] == 50  # a validation score at every save
+    assert chooser["trainer.test_freq"] == chooser["trainer.save_freq"] == 10  # a validation score at every save
 
 
 @pytest.mark.parametrize("fqn", [retention.CALLBACK_FQN, retention.KEEP_LAST_FQN])
