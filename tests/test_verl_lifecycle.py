@@ -244,27 +244,37 @@ def test_validation_choice_takes_the_best_kept_checkpoint():
 
 
 def test_kdrl_stops_at_the_length_explosion_and_exports_its_best_checkpoint(workdir, monkeypatch):
-    """paper-1.5b's KDRL (Table 3): the length reaches the window at step 130; verl is stopped there, the
-    save with the best validation score (step 50) is exported, and a re-run does not resume training."""
+    """paper-1.5b's KDRL (Table 3, a save every 10 steps): the length reaches the window at step 207; verl
+    is stopped after the save at step 210, the save with the best validation score (step 50) is exported,
+    and a re-run does not resume training."""
     resolved = claimed_run(PAPER_1P5B, "kdrl")
     run_steps = steps(300)
     for step in range(100, 301):
-        run_steps[step]["response_length/mean"] = 3000.0 + 40 * (step - 100)  # 7800 (>= 0.95 x 8192) at 220
-    run_steps[50]["val-core/openr1_math/reward/mean@1"] = 0.31
-    run_steps[100]["val-core/openr1_math/reward/mean@1"] = 0.28
-    run_steps[150]["val-core/openr1_math/reward/mean@1"] = 0.12
-    run_steps[200]["val-core/openr1_math/reward/mean@1"] = 0.02
-    fake = FakeVerl(run_steps, saves=[50, 100, 150, 200])
+        run_steps[step]["response_length/mean"] = 3000.0 + 45 * (step - 100)  # 7815 (>= 0.95 x 8192) at 207
+    for step, score in ((50, 0.31), (100, 0.28), (150, 0.12), (200, 0.02)):
+        run_steps[step]["val-core/openr1_math/reward/mean@1"] = score
+    fake = FakeVerl(run_steps, saves=range(10, 301, 10))
     monkeypatch.setattr(verl_run, "run_watched", fake)
     assert verl_run.run(run_args(PAPER_1P5B, "kdrl")) == 0
     record = json.loads(resolved.run.run_json.read_text())
     assert record["checkpoint_step"] == 50 and record["checkpoint_choice"] == "validation"
-    assert "App. B.3" in record["ended"] and record["steps_logged"] == 220
+    assert "App. B.3" in record["ended"] and record["steps_logged"] == 210
     assert workdir == [resolved.run.checkpoints / "global_step_50" / "actor"]
     marker = lifecycle.finished_marker(resolved.run.checkpoints)
-    assert marker["step"] == 200 and marker["stopped_at_step"] == 220
+    assert marker["step"] == 210 and marker["stopped_at_step"] == 207
     resolved.run.run_json.unlink()
     assert verl_run.run(run_args(PAPER_1P5B, "kdrl")) == 0 and fake.calls == 1, "the stopped run was resumed"
+
+
+def test_stop_rule_waits_for_a_save(tmp_path):
+    """Met before the first save (a quick collapse, or a short CPU overlay run): verl goes on to the next
+    save, or to its last step, so the stopped run has a checkpoint."""
+    watch = lifecycle.StepWatch(tmp_path / "log.jsonl", save_freq=10, final_step=3, max_new_tokens=100,
+                                stop_fraction=0.5, job_end=None)
+    assert watch.check_step(1, {"response_length/mean": 90.0}) is None
+    assert watch.check_step(2, {"response_length/mean": 10.0}) is None
+    stop = watch.check_step(3, {"response_length/mean": 10.0})
+    assert stop.kind == "stop_rule" and stop.step == 1 and "after the save at step 3" in stop.reason
 
 
 def test_stop_rule_is_set_for_table_3_kdrl_and_rkl_only():

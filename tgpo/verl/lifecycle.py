@@ -15,9 +15,9 @@ Pure functions and small classes, each tested without verl running:
   metrics, as the local engine stops on a non-finite loss, gradient norm or advantage (tgpo.engine.trainer).
 - The stop rule of App. B.3 (KDRL and RKL on the 1.5B student, Table 3): "we terminated their training
   once the generation length reached the maximum context window ... we report the performance based on
-  their best-performing checkpoints". `training.stop_length_fraction` f stops a run at the first step whose
-  mean response length is at least f x max_new_tokens; `training.checkpoint_choice` picks the checkpoint
-  that is exported for evaluation (`choose_checkpoint`).
+  their best-performing checkpoints". `training.stop_length_fraction` f stops a run once a step's mean
+  response length is at least f x max_new_tokens (after the next save, so there is a checkpoint);
+  `training.checkpoint_choice` picks the checkpoint that is exported for evaluation (`choose_checkpoint`).
 - Time limits: `time_limit_stop` stops verl right after a save when the next save cannot be reached before
   the SLURM job's end (so no step is trained only to be lost); the job exits TIME_LIMIT_EXIT and the
   profile's `retries` resubmit it, resuming from that save.
@@ -233,7 +233,9 @@ class Stop:
 
 
 class StepWatch:
-    """Watches verl's metrics step by step and says when to stop it (the first reason wins)."""
+    """Watches verl's metrics step by step and says when to stop it (the first reason wins). The stop rule
+    takes effect at the first save at or after the step that met it, so a stopped run always has a
+    checkpoint to choose from (at most save_freq - 1 more steps)."""
 
     def __init__(self, log: Path, *, save_freq: int, final_step: int | None, max_new_tokens: int,
                  stop_fraction: float | None, job_end: float | None, clock=time.time):
@@ -242,6 +244,7 @@ class StepWatch:
         self.max_new_tokens, self.stop_fraction = max_new_tokens, stop_fraction
         self.job_end, self.clock = job_end, clock
         self.step_seconds: list[float] = []
+        self.rule_met: tuple[int, str] | None = None  # (step, reason) of the first step meeting the stop rule
 
     def check(self) -> Stop | None:
         for step, data in self.tail.new_records():
@@ -250,13 +253,20 @@ class StepWatch:
                 return stop
         return None
 
+    def saved_at(self, step: int) -> bool:
+        """verl saved at `step` before logging it (trainer.save_freq, and the last step)."""
+        return (self.save_freq > 0 and step % self.save_freq == 0) or step == self.final_step
+
     def check_step(self, step: int, data: dict) -> Stop | None:
         bad = non_finite_metrics(data)
         if bad:
             return Stop("non_finite", step, f"non-finite {', '.join(bad)} at step {step}")
         reason = length_stop(data, self.stop_fraction, self.max_new_tokens)
-        if reason:
-            return Stop("stop_rule", step, f"step {step}: {reason}")
+        if reason and self.rule_met is None:
+            self.rule_met = (step, reason)
+        if self.rule_met is not None and self.saved_at(step):
+            met_step, met_reason = self.rule_met
+            return Stop("stop_rule", met_step, f"step {met_step}: {met_reason}; stopped after the save at step {step}")
         if isinstance(data.get(STEP_TIME), (int, float)):
             self.step_seconds = (self.step_seconds + [float(data[STEP_TIME])])[-10:]
         reason = time_limit_stop(step, self.save_freq, self.final_step, data, self.step_seconds, self.job_end,
