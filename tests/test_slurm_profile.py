@@ -44,6 +44,31 @@ def test_profile_parses_and_dry_runs(tmp_path):
     assert "runtime=60" in result.stdout + result.stderr
 
 
+def test_profile_keys_are_options_of_the_installed_plugin():
+    """Every key of slurm/config.yaml is a flag of snakemake with snakemake-executor-plugin-slurm 2.6.1
+    (pyproject.toml pins it; later versions add flags 2.6.1 lacks)."""
+    from importlib.metadata import version
+
+    import yaml
+    from snakemake.cli import get_argument_parser
+
+    assert version("snakemake-executor-plugin-slurm") == "2.6.1"
+    flags = {flag for action in get_argument_parser()._actions for flag in action.option_strings}
+    profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
+    assert sorted(key for key in profile if f"--{key}" not in flags) == []
+
+
+def test_profile_resubmits_and_requeues_failed_jobs():
+    """A training job stopped before (or killed at) its time limit, or preempted, runs again and resumes."""
+    import yaml
+
+    profile = yaml.safe_load((ROOT / "slurm" / "config.yaml").read_text())
+    assert profile.get("retries", 0) >= 1
+    assert profile.get("slurm-requeue") is True
+    workflow_profile = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
+    assert "retries" not in workflow_profile  # it would override the cluster profile's key
+
+
 @pytest.mark.slow
 def test_snakemake_profile_runs_on_real_slurm(slurm, tmp_path):
     workdir = workflow_dir(tmp_path)

@@ -91,7 +91,7 @@ def write_rl_parquet(directory: Path, rows: int) -> None:
     pd.DataFrame(records[:4]).to_parquet(directory / "val.parquet")
 
 
-def write_config(path: Path, models: Path, steps: int) -> None:
+def write_config(path: Path, models: Path, steps: int, **training) -> None:
     config = {
         "name": "verl-cpu", "description": "verl on CPU, tiny Qwen2", "engine": "verl", "seed": 0,
         "models": {"student": {"path": str(models / "student"), "label": "tiny", "family": "qwen2"}},
@@ -100,7 +100,7 @@ def write_config(path: Path, models: Path, steps: int) -> None:
         "training": {"steps": steps, "prompts_per_step": 4, "group_size": 4, "temperature": 1.0,
                      "max_new_tokens": 24, "max_prompt_length": 24, "updates_per_step": 1, "lr": 1.0e-2,
                      "warmup_steps": 0, "grad_clip": 1.0, "save_every": 1000, "verifier": "math_verify",
-                     "n_gpus": 2, "teacher_gpus": 0},
+                     "n_gpus": 2, "teacher_gpus": 0, **training},
         "evaluation": {"backend": "vllm", "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 24,
                        "template": "tgpo", "seed": 0, "n_gpus": 1},
         "experiments": {"grpo_pp": {"method": "grpo_pp", "student": "student"}},
@@ -141,3 +141,36 @@ def test_grpo_pp_runs_real_verl_steps_on_cpu(tmp_path):
     assert metrics[1]["training/rollout_probs_diff_max"] < 1e-2, metrics[1]["training/rollout_probs_diff_max"]
     assert json.loads((run_dir / "run.json").read_text())["steps_logged"] == 2
     print(f"verl-train GRPO++ 2 steps on CPU: {wall_time:.0f} s; step 2 {metrics[1]['timing_s/step']:.1f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_stop_rule_validation_choice_and_tensorboard_in_real_verl_on_cpu(tmp_path):
+    """Issue 18: App. B.3's stop rule stops real verl (here at step 1: any length passes a 1 % rule), verl
+    validated at the save (test_freq = save_every), the retention callback loaded by verl, the validation
+    choice exported, TensorBoard written into the run folder; a second call does not start verl."""
+    pytest.importorskip("verl")
+    pytest.importorskip("vllm")
+    from tgpo.verl.cpu_support import accelerator_present
+
+    if accelerator_present():
+        pytest.skip("this machine has an accelerator: verl-train does not take the CPU path")
+    build_qwen2(tmp_path / "models" / "student", hidden_size=64, heads=2, seed=0)
+    write_rl_parquet(tmp_path / "results" / "verl-cpu" / "data" / "verl", rows=16)
+    write_config(tmp_path / "verl-cpu.yaml", tmp_path / "models", steps=3, save_every=1, stop_length_fraction=0.01,
+                 checkpoint_choice="validation", loggers=["tensorboard"])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    command = [sys.executable, "-m", "tgpo", "verl-train", "--config", "verl-cpu.yaml", "--experiment", "grpo_pp"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    run_dir = tmp_path / "results" / "verl-cpu" / "runs" / "grpo_pp" / "seed0"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert "App. B.3" in info["ended"] and info["checkpoint_choice"] == "validation"
+    assert info["checkpoint_step"] == 1 and "validation score" in info["checkpoint_chosen_by"]
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["step"] == 1 and any(key.startswith("val-core/") for key in metrics[0])
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard events in the run folder"
+    assert (run_dir / "checkpoint" / "config.json").is_file()
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and "not starting verl" in again.stdout, (again.stdout + again.stderr)[-4000:]

@@ -45,8 +45,9 @@ def run_dry(monkeypatch, capsys, experiment: str, gpu: bool) -> str:
 def test_gpu_machine_gets_no_cpu_setting(monkeypatch, capsys, experiment):
     command = run_dry(monkeypatch, capsys, experiment, gpu=True)
     for cpu_only in ["TGPO_VERL_CPU", "VERL_PLATFORM", "trainer.device=cpu", "enable_sleep_mode", "num_gpus=",
-                     "VLLM_CPU", "attn_implementation"]:
+                     "VLLM_CPU"]:
         assert cpu_only not in command, cpu_only
+    assert "override_config.attn_implementation=sdpa" in command  # both paths (tgpo.verl.translate)
 
 
 def test_cpu_machine_gets_cpu_settings_for_every_ray_worker(monkeypatch, capsys):

@@ -62,7 +62,11 @@ def test_sft_cpu_overrides_compose_with_verls_sft_config_and_select_sdpa(tmp_pat
     cpu = compose_sft(with_sft_cpu_overrides(overrides))
     assert cpu.trainer.device == "cpu" and omega_conf_to_dataclass(cpu.engine).strategy == "fsdp2"
     assert omega_conf_to_dataclass(cpu.model).hf_config._attn_implementation == "sdpa"
-    default = omega_conf_to_dataclass(compose_sft(overrides).model).hf_config
+    # the GPU path names sdpa too (tgpo.verl.translate.ATTN_IMPLEMENTATION); without it verl asks for
+    # flash_attention_2, which cannot build a model where flash-attn is not installed
+    assert omega_conf_to_dataclass(compose_sft(overrides).model).hf_config._attn_implementation == "sdpa"
+    without = [item for item in overrides if "attn_implementation" not in item]
+    default = omega_conf_to_dataclass(compose_sft(without).model).hf_config
     assert default._attn_implementation == "flash_attention_2"
     try:
         import flash_attn  # noqa: F401

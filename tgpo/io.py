@@ -1,6 +1,9 @@
 """Atomic file writes: every file the pipeline writes goes to a temporary name and is renamed into place.
 
 A killed job therefore never leaves a partial output that Snakemake (or a resumed run) could accept.
+The renamed file or folder gets the mode an ordinary `open()` / `mkdir` would give it under the
+process's umask (0644 / 0755 under the usual 022): `tempfile.mkstemp` and `mkdtemp` create 0600 / 0700
+for their own safety, which would leave results unreadable to colleagues on a shared cluster.
 """
 
 from __future__ import annotations
@@ -11,6 +14,28 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+FILE_MODE = 0o666  # what open() asks for; the umask removes bits from it
+DIR_MODE = 0o777  # what mkdir asks for
+
+
+def current_umask() -> int:
+    """The process's umask. Linux reports it in /proc/self/status (read-only, safe with threads);
+    elsewhere it is read by setting it and setting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(requested: int) -> int:
+    """The permission bits a new file (FILE_MODE) or folder (DIR_MODE) gets under the current umask."""
+    return requested & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -28,6 +53,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, umask_mode(FILE_MODE))
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -59,6 +86,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         yield tmp
+        os.chmod(tmp, umask_mode(DIR_MODE))
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():

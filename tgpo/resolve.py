@@ -58,6 +58,10 @@ TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "teacher_gpus": 0,  # verl only: GPUs of the vLLM teacher pool
     "n_gpus": None,  # verl only: GPUs of one training node (ENGINE_DEFAULTS)
     "runtime_min": None,  # SLURM time limit of a training job (ENGINE_DEFAULTS)
+    # verl only (tgpo.verl.lifecycle): App. B.3's stop rule, mean response length >= this x max_new_tokens
+    "stop_length_fraction": None,
+    "checkpoint_choice": None,  # verl only: which save is evaluated, "last" (None) or "validation"
+    "loggers": None,  # extra trackers beside metrics.jsonl: wandb, tensorboard, mlflow, console
 })  # fmt: skip
 ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "local": MappingProxyType({"runtime_min": 60}),
@@ -66,7 +70,7 @@ ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 TRAINING_NAMES = tuple(TRAINING_DEFAULTS)
 SETTING_NAMES = tuple(dict.fromkeys(HPARAM_NAMES + TRAINING_NAMES))
 # Settings that do not change what is trained (a scheduler's limits); left out of run_hash.
-NOT_TRAINING_DETERMINING = frozenset({"runtime_min"})
+NOT_TRAINING_DETERMINING = frozenset({"runtime_min", "loggers"})
 
 
 @dataclass(frozen=True)

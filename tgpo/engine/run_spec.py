@@ -20,7 +20,9 @@ from typing import Any
 from tgpo.resolve import TRAINING_DEFAULTS, layered_settings, settings_hash
 
 # Fields that do not change what is trained (where it is written, remarks, provenance): not in run_hash.
-NOT_DETERMINING = frozenset({"output_dir", "run_hash", "extra", "sources", "experiment"})
+NOT_DETERMINING = frozenset({"output_dir", "run_hash", "extra", "sources", "experiment", "loggers"})
+# App. B.3's stop rule and checkpoint choice run around verl's loop (tgpo.verl.lifecycle) only.
+VERL_ONLY_SETTINGS = frozenset({"stop_length_fraction", "checkpoint_choice"})
 PATH_FIELDS = ("output_dir", "student_path", "teacher_path", "reference_path", "train_data", "traces_data")
 POSITIVE_INT_FIELDS = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "updates_per_step",
                        "micro_batch_size", "save_every", "threads", "sft_epochs")
@@ -57,6 +59,7 @@ class RunSpec:
     save_every: int = TRAINING_DEFAULTS["save_every"]
     threads: int = TRAINING_DEFAULTS["threads"]
     sft_epochs: int = TRAINING_DEFAULTS["sft_epochs"]
+    loggers: list = field(default_factory=list)  # trackers beside metrics.jsonl (tgpo.engine.loggers)
     run_hash: str = ""  # tgpo.resolve's hash of what the run trains; "" -> the hash of this spec's settings
     top_p: float = 1.0
     sources: dict = field(default_factory=dict)  # setting name -> where its value came from (tgpo.resolve)
@@ -152,6 +155,10 @@ class RunSpec:
     @classmethod
     def from_resolved(cls, resolved) -> "RunSpec":
         """The local engine's spec of a `tgpo.resolve.ResolvedExperiment` (every value and source kept)."""
+        verl_only = sorted(VERL_ONLY_SETTINGS & set(resolved.settings))
+        if verl_only:
+            raise RunSpecError(f"experiments.{resolved.experiment}: training {verl_only} are implemented by the "
+                               f"verl engine only (tgpo.verl.lifecycle); the local engine would ignore them")
         settings = {f.name for f in dataclasses.fields(cls)} & (set(TRAINING_DEFAULTS) | {"lr"})
         required = {f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}

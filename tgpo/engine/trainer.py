@@ -472,6 +472,9 @@ class Trainer:
         bar = tqdm(total=self.steps, initial=self.start_step, desc=spec.experiment, disable=not self.progress,
                    dynamic_ncols=True, leave=False)
         step = self.start_step
+        from tgpo.engine.loggers import Trackers
+
+        trackers = Trackers(spec.loggers, "tgpo", f"{spec.experiment}-seed{spec.seed}", self.output_dir)
         try:
             for step in range(self.start_step + 1, self.steps + 1):
                 record = self.run_step(step)
@@ -479,6 +482,7 @@ class Trainer:
                 if bad:
                     self.fail(step, ", ".join(bad), [record[k] for k in bad])
                 self.metrics.append(record)
+                trackers.log(record, step)
                 bar.update(1)
                 if self.progress:
                     tqdm.write(log_line(spec.experiment, step, self.steps, record))
@@ -488,6 +492,7 @@ class Trainer:
                     return TrainResult(self.output_dir, step, None, self.metrics.records())
         finally:
             bar.close()
+            trackers.close()
         final = ckpt.save_final(self.output_dir, self.models.student, self.models.tokenizer)
         self.write_run_json(self.previous_wall_s + time.perf_counter() - run_start)
         return TrainResult(self.output_dir, self.steps, final, self.metrics.records())

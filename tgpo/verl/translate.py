@@ -29,6 +29,46 @@ ROLLOUT = "actor_rollout_ref.rollout."
 TEACHER = "distillation.teacher_models.teacher_model."
 KL_LOSS_TYPES = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}  # our estimator names -> verl's kl_loss_type
 TEACHER_TP = 2  # tensor parallel size of one teacher vLLM replica (30B-A3B bf16 ~ 61 GB over 2 GPUs)
+# The attention of verl's FSDP actor (and KL reference), named on every path, GPU included. verl 0.9.1
+# defaults to flash_attention_2 (verl/workers/config/model.py, HFModelConfig: override_config's
+# attn_implementation, else "flash_attention_2"), which needs the flash-attn package; PyPI has only its
+# source (a CUDA build of about an hour), and the prebuilt wheel verl's own install routes to for torch
+# 2.11 / CUDA 13 is a cp312 build on a third-party release page (verl-project/verl pyproject.toml,
+# `flash-attn-cu130torch211`; docs/start/install.rst), not installable on our Python 3.11 environment nor
+# on an offline compute node. We choose PyTorch's SDPA, which needs nothing installed. Correctness with
+# verl's padding-free batches (use_remove_padding: sequences packed into one row, attention_mask None):
+# transformers builds a block-diagonal causal mask from the position ids (transformers 5.x
+# masking_utils.find_packed_sequence_indices), so no token attends across sequences
+# (tests/test_verl_translate.py checks it on a tiny Qwen2). Cost: SDPA runs its memory-efficient kernel with
+# that dense mask over each packed micro-batch (<= max_prompt_length + max_response_length tokens) instead
+# of flash-attn's per-sequence varlen kernel: attention over the cross-sequence blocks is computed and
+# masked. For the 7B student at 9,216 tokens attention is ~12 % of the actor's forward/backward FLOPs, so
+# at most ~1.1-1.3x the actor's update time when several sequences share a micro-batch, not the rollout
+# (vLLM brings its own attention kernels). Not measured: no GPU has run this path.
+ATTN_IMPLEMENTATION = "sdpa"
+# What verl keeps of its saves (tgpo.verl.checkpoint_retention): the last save whole; with
+# checkpoint_choice: validation also every save's model shards.
+KEEP_LAST_CALLBACK = "tgpo.verl.retention_callback.KeepLastSave"
+CHECKPOINT_CALLBACK = "tgpo.verl.retention_callback.KeepModelsDropOldOptimizer"
+FILE_LOGGERS = ["console", "file"]  # file: verl's metrics, which tgpo.verl.run turns into metrics.jsonl
+
+
+def trainer_loggers(training: Mapping) -> list[str]:
+    """verl's trainer.logger: console and file (metrics.jsonl is made from it) plus `training.loggers`."""
+    return list(dict.fromkeys(FILE_LOGGERS + list(training.get("loggers") or [])))
+
+
+def checkpoint_overrides(training: Mapping, experiment: str) -> dict[str, Any]:
+    """Retention and validation for the checkpoint choice (App. B.3): `last` keeps the last save (earlier
+    ones removed after each save); `validation` keeps every save's model, drops older optimizer state, and
+    validates at every save so each kept checkpoint has a score. verl's own rotation stays off (null)."""
+    choice = training.get("checkpoint_choice") or "last"
+    if choice == "last":
+        return {"trainer.max_actor_ckpt_to_keep": None, "trainer.checkpoint_callback_class": KEEP_LAST_CALLBACK}
+    if choice == "validation":
+        return {"trainer.max_actor_ckpt_to_keep": None, "trainer.checkpoint_callback_class": CHECKPOINT_CALLBACK,
+                "trainer.test_freq": int(training["save_every"])}
+    raise ValueError(f"experiment {experiment!r}: training.checkpoint_choice {choice!r}: expected last or validation")
 
 
 def format_value(value: Any) -> str:
@@ -87,6 +127,7 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
         ACTOR + "calculate_entropy": True,  # also keeps verl's log-prob CE off the in-place backward
         ACTOR + "data_loader_seed": seed,
         "actor_rollout_ref.model.use_remove_padding": True,
+        "+actor_rollout_ref.model.override_config.attn_implementation": ATTN_IMPLEMENTATION,
         "actor_rollout_ref.model.use_fused_kernels": False,
         ROLLOUT + "name": "vllm",
         ROLLOUT + "n": int(training["group_size"]),
@@ -99,11 +140,12 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
         "trainer.save_freq": int(training["save_every"]),
         "trainer.test_freq": -1,
         "trainer.val_before_train": False,
-        "trainer.logger": ["console", "file"],
+        "trainer.logger": trainer_loggers(training),
         "trainer.project_name": config["name"],
         "trainer.experiment_name": f"{experiment}-seed{seed}",
         "trainer.default_local_dir": str(run.checkpoints),  # the run folder is claimed first (tgpo.run_guard)
         "trainer.resume_mode": "auto",
+        **checkpoint_overrides(training, experiment),
     }
 
 
@@ -256,13 +298,15 @@ def sft_overrides(config: dict, experiment: str, seed: int) -> list[str]:
         "data.max_token_len_per_gpu": SFT_MAX_LENGTH,  # dynamic batching: one 16k trace fits a micro-batch
         "data.truncation": "right",
         "model.path": model_location(config, entry["student"]),
+        "+model.override_config.attn_implementation": ATTN_IMPLEMENTATION,
         "optim.lr": float(resolved.value("lr")),
         "optim.lr_warmup_steps_ratio": SFT_WARMUP_RATIO,
         "trainer.total_epochs": int(resolved.value("sft_epochs")),
         "trainer.n_gpus_per_node": int(resolved.value("n_gpus")),
         "trainer.nnodes": 1,
         "trainer.save_freq": int(resolved.value("save_every")),
-        "trainer.logger": ["console", "file"],  # file: VERL_FILE_LOGGER_PATH, set by tgpo.verl.run
+        "trainer.max_ckpt_to_keep": 1,  # the last save resumes; it is the one exported (no choice for SFT)
+        "trainer.logger": trainer_loggers(resolved.training),  # file: VERL_FILE_LOGGER_PATH (tgpo.verl.run)
         "trainer.project_name": config["name"],
         "trainer.experiment_name": f"{experiment}-seed{seed}",
         "trainer.default_local_dir": str(resolved.run.checkpoints),
