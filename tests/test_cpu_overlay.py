@@ -37,7 +37,8 @@ def test_overlay_changes_only_its_scale_keys(paper):
     assert not undeclared, f"the overlay changes keys it does not declare as scale keys: {undeclared}"
     # what must come from the paper config unchanged: in experiments, evaluation and report only GPUs, job
     # time limits and batch sizes move
-    resource_keys = (".training.n_gpus", ".training.prompts_per_step", ".evaluation.n_gpus", ".evaluation.runtime_min")
+    resource_keys = (".training.n_gpus", ".training.prompts_per_step", ".training.save_every", ".evaluation.n_gpus",
+                     ".evaluation.runtime_min")
     for key in ("experiments", "evaluation", "report"):
         for path in changed_paths(base[key], merged[key], f"{key}."):
             assert path.endswith(resource_keys) or path in ("evaluation.n_gpus", "evaluation.job_per_benchmark"), path
