@@ -9,29 +9,38 @@ vocabulary alignment, resizing and stop-token paths only run as at paper scale o
 stand-in keeps it (`LAYOUTS`, each citing its public files):
 
 * ids 0..255: the 256 byte-level characters in GPT-2's `bytes_to_unicode` order, which are Qwen2's own
-  first 256 ids ("!" = 0, "0" = 15, "\\n" = "Ċ" = 198, " " = "Ġ" = 220); ids 256..151642: fillers, tokens
-  no text encodes to (the tokenizer has no merges), standing for the real BPE merges;
+  first 256 ids ("!" = 0, "0" = 15, "\\n" = "Ċ" = 198, " " = "Ġ" = 220); ids 256..258: the system prompts
+  the pipeline renders, one token each (`whole_string_tokens`: ~800 characters would cost ~800 tokens
+  without merges); ids 259..151642: fillers, tokens no text encodes to (no merges), standing for the real
+  BPE merges;
 * the added special tokens at their real ids, the embedding rows (`config.json` vocab_size), EOS, PAD,
   BOS, chat template, generation_config.json, max_position_embeddings and rope_theta of the real model.
 
-Pretraining with a 152k-row softmax is too slow on CPU, so the kind is pretrained as before (its world
-tokenizer; RoPE base = the layout's real rope_theta, so the weights match config.json) and then re-laid
-(`relay`): each world token's embedding / output row moves to its layout id (characters to their byte
-id, the world's EOS to the layout's EOS, `<think>`/`</think>` to the layout's thinking tokens; the
-Qwen2.5-Math layouts give <|im_end|> the EOS row too, `TokenLayout.eos_aliases`). Every
-other output row (the ~152k fillers and the unused special tokens) gets one shared row w_f, fitted so
-that their total probability is negligible: with all filler rows equal, the filler mass at a position
-with final hidden state h is
+The stand-in answers prompts the way the pipeline renders them (teacher traces: the teacher's chat
+template over [App. B.2 system prompt, question]; verl's prompts and evaluation: the student's chat
+template, `<think>\\n` opened): its kind's corpus is rendered through the layout's real chat template with
+one of the system prompts (or none; `corpus_examples`), the answer ends in `\\boxed{N}` (Math-Verify, the
+paper configs' verifier, grades the miniature's `#N.` wrong) and the turn closes with the template's turn
+end (`<|im_end|>`, R1's EOS); RAW_SHARE of the examples stay in the miniature's own format + EOS.
+Pretraining with a 152k-row softmax is too slow on CPU, so the model is pretrained on those token ids
+renumbered to the ~50 ids they use (a compact vocabulary; RoPE base = the layout's real rope_theta, so the
+weights match config.json) and then re-laid (`relay`): each trained row moves to its layout id. Every
+other output row (the ~152k fillers and the unused special tokens) gets one shared row w_f, so that their
+total probability is negligible: with all filler rows equal, the filler mass at a position with final
+hidden state h is
 
-    m(h) = N_f exp(h.w_f) / (sum_{v used} exp(h.W_v) + N_f exp(h.w_f)),
+    m(h) = N_f exp(h.w_f) / (sum_{v trained} exp(h.W_v) + N_f exp(h.w_f)),
 
-and -log(1 - m) = softplus(h.w_f + log N_f - logsumexp_v h.W_v) is convex in w_f. The final hidden states
-(after RMSNorm, all of norm ~10) lie on one side of a hyperplane through 0, so w_f points away from all of
-them (`fit_filler_row`) and is scaled until the mean mass on the kind's pretraining text is below
-FILLER_MASS_FIT; the mass is then measured on
-held-out text (benchmark problems written in the kind's styles) and must stay below FILLER_MASS_LIMIT
-(recorded in build.json). The logits of the used tokens are unchanged, so the re-laid model samples the
-world's tokens as the pretrained one did, up to that mass.
+and -log(1 - m) = softplus(h.w_f + log N_f - logsumexp_v h.W_v) is convex in w_f. w_f is pretrained: the
+compact vocabulary has one more row whose logit gets + log N_f in the loss, which makes the pretraining
+softmax exactly the full layout's with all filler rows equal (never a target, so pushed down). A second
+candidate points away from the response positions' final hidden states (after RMSNorm, of norm ~10) and is
+scaled until the mean mass there on the pretraining text is below FILLER_MASS_FIT (`fit_filler_row`,
+exact where those states lie on one side of a hyperplane through 0); the lower-mass one is kept (build.json
+records both). The mass is then measured at the response
+positions of held-out text (benchmark problems rendered as above) and must stay below FILLER_MASS_LIMIT
+(recorded in build.json, with a greedy Math-Verify probe). The logits of the trained ids are unchanged, so
+the re-laid model samples as the compact one did, up to that mass.
 
 Architectures: Qwen2.5-Math and R1-Distill-Qwen are Qwen2ForCausalLM; a Llama or Mistral kind is
 converted to Qwen2 exactly (same layers, zero q/k/v biases). Qwen3-30B-A3B's MoE architecture (with
@@ -503,10 +512,19 @@ def relayed_config(model, layout: TokenLayout):
     return config
 
 
-def relay(compact_model, compact_ids: list[int], layout: TokenLayout, fit_sequences, held_sequences,
-          held_lengths) -> tuple[Any, dict]:
+def response_positions(sequences, prompt_lengths):
+    """[N] bool over the positions of `sequences` (concatenated as final_hidden_states does): True where the
+    model writes a response token (from the last prompt position on); prompt positions are never sampled."""
+    import torch
+
+    return torch.cat([torch.arange(len(s)) >= n - 1 for s, n in zip(sequences, prompt_lengths)])
+
+
+def relay(compact_model, compact_ids: list[int], layout: TokenLayout, fit_sequences, fit_lengths, held_sequences,
+          held_lengths, *, trained_filler: bool = False) -> tuple[Any, dict]:
     """The layout-sized model of `compact_model` (pretrained on ids renumbered 0..k-1; compact_ids[i] is
-    the layout id of row i) and the filler record; see the module docstring."""
+    the layout id of row i) and the filler record; see the module docstring. The filler row is fitted and
+    its mass measured at response positions (`response_positions`)."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
@@ -515,14 +533,21 @@ def relay(compact_model, compact_ids: list[int], layout: TokenLayout, fit_sequen
         raise ValueError(f"a {source_arch} model has no exact conversion to Qwen2")
     layout_ids = torch.tensor(compact_ids)
     n_fillers = layout.rows - len(compact_ids)
-    fit_hidden = final_hidden_states(compact_model, fit_sequences)
-    held_hidden = final_hidden_states(compact_model, held_sequences)
-    used = compact_model.get_output_embeddings().weight.detach().float()
-    in_rows = compact_model.get_input_embeddings().weight.detach().float()
+    fit_hidden = final_hidden_states(compact_model, fit_sequences)[response_positions(fit_sequences, fit_lengths)]
+    held_hidden = final_hidden_states(compact_model, held_sequences)[response_positions(held_sequences, held_lengths)]
+    k = len(compact_ids)
+    used = compact_model.get_output_embeddings().weight.detach().float()[:k]
+    in_rows = compact_model.get_input_embeddings().weight.detach().float()[:k]
     filler_row, fit = fit_filler_row(fit_hidden, used, n_fillers)
-    # the mass where the model writes its response (the prompt's own positions include the system prompt)
-    response_mask = torch.cat([torch.arange(len(s)) >= n - 1 for s, n in zip(held_sequences, held_lengths)])
-    held_mass = filler_mass(held_hidden[response_mask], used, filler_row, n_fillers)
+    if trained_filler:  # row k was pretrained as the shared row of the fillers (build_standin): keep the better
+        trained = compact_model.get_output_embeddings().weight.detach().float()[k]
+        trained_mass = filler_mass(fit_hidden, used, trained, n_fillers).mean().item()
+        fit["trained_row_mass"] = trained_mass
+        if trained_mass < fit["fit_mass"]:
+            filler_row, fit["chosen"] = trained, "trained"
+        else:
+            fit["chosen"] = "fitted"
+    held_mass = filler_mass(held_hidden, used, filler_row, n_fillers)
 
     config = relayed_config(compact_model, layout)
     relaid = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
@@ -609,13 +634,19 @@ def build_standin(world: str | Path, kind, out: str | Path, *, seed: int, layout
     position = {layout_id: index for index, layout_id in enumerate(compact_ids)}
     compact = lambda rows: [[position[i] for i in row] for row in rows]  # noqa: E731
     torch.manual_seed(seed)
+    # one more row than the trained ids: the fillers' shared row, trained with logit + log N_f, so the
+    # pretraining softmax is the full layout's with all filler rows equal (never a target, pushed down)
+    n_fillers = layout.rows - len(compact_ids)
     model = AutoModelForCausalLM.from_config(
-        model_config(kind, _CompactVocabulary(len(compact_ids), position[layout.id_of(layout.eos)])),
+        model_config(kind, _CompactVocabulary(len(compact_ids) + 1, position[layout.id_of(layout.eos)])),
         attn_implementation="sdpa")
+    offset = torch.zeros(len(compact_ids) + 1)
+    offset[-1] = math.log(n_fillers)
     start = time.perf_counter()
     stats = pretrain_sequences(model, compact(sequences), lengths, 0, steps=kind.steps, batch_size=kind.batch_size,
-                               lr=kind.lr, warmup=kind.warmup, seed=seed)
-    relaid, record = relay(model, compact_ids, layout, compact(sequences[:FIT_ROWS]), compact(held), held_lengths)
+                               lr=kind.lr, warmup=kind.warmup, seed=seed, logit_offset=offset)
+    relaid, record = relay(model, compact_ids, layout, compact(sequences[:FIT_ROWS]), lengths[:FIT_ROWS],
+                           compact(held), held_lengths, trained_filler=True)
     build = {"kind": asdict(kind), "seed": seed, "world": str(world), "parameters": sum(p.numel() for p in relaid.parameters()),
              "pretrain": stats, "standin": record}
     if probe:
