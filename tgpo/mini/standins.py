@@ -158,7 +158,7 @@ class TokenLayout:
     architecture: str | None  # "qwen2": convert the kind to Qwen2; None: keep the kind's
     think: tuple[str, str] | None = None  # the tokens the world's <think> / </think> become
     turn_end: str = "<|im_end|>"  # the token that closes an assistant turn in the chat template
-    opens_think: bool = False  # the pipeline opens `<think>\n` after the generation prompt (prepared students)
+    opens_think: bool = False  # held-out problems open `<think>\n` after the generation prompt (prepared students)
     add_bos_token: bool = False
     regular: int = REGULAR_VOCAB
     extra_config: Mapping[str, Any] = field(default_factory=dict)
@@ -368,7 +368,8 @@ def render(tokenizer, layout: TokenLayout, question: str, response: str, *, syst
 def corpus_examples(tokenizer, layout: TokenLayout, frame, seed: int) -> tuple[list[list[int]], list[int]]:
     """(sequences, prompt lengths) of a corpus frame (prompt, response): RAW_SHARE in the miniature's format,
     the rest chat-templated with a system prompt drawn from whole_string_tokens() or none, `<think>\\n`
-    opened in half of them where the layout's pipeline opens it."""
+    opened after the generation prompt in half of them (prepared students' training prompts and every
+    model's `tgpo_chat` evaluation open it; teacher traces do not)."""
     import random
 
     rng = random.Random(f"standin-{seed}-{layout.name}")
@@ -377,7 +378,7 @@ def corpus_examples(tokenizer, layout: TokenLayout, frame, seed: int) -> tuple[l
     for question, response in zip(frame["prompt"], frame["response"]):
         raw = rng.random() < RAW_SHARE
         prompt, answer = render(tokenizer, layout, question, response, system=rng.choice(systems),
-                                think=layout.opens_think and rng.random() < 0.5, raw=raw)
+                                think=rng.random() < 0.5, raw=raw)
         sequences.append(prompt + answer)
         lengths.append(len(prompt))
     return sequences, lengths
