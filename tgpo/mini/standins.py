@@ -9,29 +9,36 @@ vocabulary alignment, resizing and stop-token paths only run as at paper scale o
 stand-in keeps it (`LAYOUTS`, each citing its public files):
 
 * ids 0..255: the 256 byte-level characters in GPT-2's `bytes_to_unicode` order, which are Qwen2's own
-  first 256 ids ("!" = 0, "0" = 15, "\\n" = "Ċ" = 198, " " = "Ġ" = 220); ids 256..151642: fillers, tokens
-  no text encodes to (the tokenizer has no merges), standing for the real BPE merges;
+  first 256 ids ("!" = 0, "0" = 15, "\\n" = "Ċ" = 198, " " = "Ġ" = 220); ids 256..258: the system prompts
+  the pipeline renders, one token each (`whole_string_tokens`: ~800 characters would cost ~800 tokens
+  without merges); ids 259..151642: fillers, tokens no text encodes to (no merges), standing for the real
+  BPE merges;
 * the added special tokens at their real ids, the embedding rows (`config.json` vocab_size), EOS, PAD,
   BOS, chat template, generation_config.json, max_position_embeddings and rope_theta of the real model.
 
-Pretraining with a 152k-row softmax is too slow on CPU, so the kind is pretrained as before (its world
-tokenizer; RoPE base = the layout's real rope_theta, so the weights match config.json) and then re-laid
-(`relay`): each world token's embedding / output row moves to its layout id (characters to their byte
-id, the world's EOS to the layout's EOS, `<think>`/`</think>` to the layout's thinking tokens; the
-Qwen2.5-Math layouts give <|im_end|> the EOS row too, `TokenLayout.eos_aliases`). Every
-other output row (the ~152k fillers and the unused special tokens) gets one shared row w_f, fitted so
-that their total probability is negligible: with all filler rows equal, the filler mass at a position
-with final hidden state h is
+The stand-in answers prompts the way the pipeline renders them (teacher traces: the teacher's chat
+template over [App. B.2 system prompt, question]; verl's prompts and evaluation: the student's chat
+template, `<think>\\n` opened): its kind's corpus is rendered through the layout's real chat template with
+one of the system prompts (or none; `corpus_examples`), the answer ends in `\\boxed{N}` (Math-Verify, the
+paper configs' verifier, grades the miniature's `#N.` wrong) and the turn closes with the template's turn
+end (`<|im_end|>`, R1's EOS); RAW_SHARE of the examples stay in the miniature's own format + EOS.
+Pretraining with a 152k-row softmax is too slow on CPU, so the model is pretrained on those token ids
+renumbered to the ~50 ids they use (a compact vocabulary; RoPE base = the layout's real rope_theta, so the
+weights match config.json) and then re-laid (`relay`): each trained row moves to its layout id. Every
+other output row (the ~152k fillers and the unused special tokens) gets one shared row w_f, so that their
+total probability is negligible: with all filler rows equal, the filler mass at a position with final
+hidden state h is
 
-    m(h) = N_f exp(h.w_f) / (sum_{v used} exp(h.W_v) + N_f exp(h.w_f)),
+    m(h) = N_f exp(h.w_f) / (sum_{v trained} exp(h.W_v) + N_f exp(h.w_f)),
 
-and -log(1 - m) = softplus(h.w_f + log N_f - logsumexp_v h.W_v) is convex in w_f. The final hidden states
-(after RMSNorm, all of norm ~10) lie on one side of a hyperplane through 0, so w_f points away from all of
-them (`fit_filler_row`) and is scaled until the mean mass on the kind's pretraining text is below
-FILLER_MASS_FIT; the mass is then measured on
-held-out text (benchmark problems written in the kind's styles) and must stay below FILLER_MASS_LIMIT
-(recorded in build.json). The logits of the used tokens are unchanged, so the re-laid model samples the
-world's tokens as the pretrained one did, up to that mass.
+and -log(1 - m) = softplus(h.w_f + log N_f - logsumexp_v h.W_v) is convex in w_f. Two candidates: the compact
+vocabulary's one extra row, never a target (pushed down in pretraining), and a row pointing away from the
+response positions' final hidden states (after RMSNorm, of norm ~10), scaled until the mean mass there on
+the pretraining text is below FILLER_MASS_FIT (`fit_filler_row`, exact where those states lie on one side
+of a hyperplane through 0); the lower-mass one is kept (build.json records both). The mass is then measured at the response
+positions of held-out text (benchmark problems rendered as above) and must stay below FILLER_MASS_LIMIT
+(recorded in build.json, with a greedy Math-Verify probe). The logits of the trained ids are unchanged, so
+the re-laid model samples as the compact one did, up to that mass.
 
 Architectures: Qwen2.5-Math and R1-Distill-Qwen are Qwen2ForCausalLM; a Llama or Mistral kind is
 converted to Qwen2 exactly (same layers, zero q/k/v biases). Qwen3-30B-A3B's MoE architecture (with
@@ -53,6 +60,7 @@ FILLER_MASS_FIT = 1e-8  # the fit stops once the mean filler mass on the pretrai
 FILLER_MASS_LIMIT = 1e-6  # the build fails if the mean filler mass on held-out text exceeds this
 FIT_ROWS, HELD_OUT_ROWS, PROBE_ROWS = 1024, 512, 32  # rows to fit w_f on / to measure the mass on / to probe
 RAW_SHARE = 0.1  # pretraining examples in the miniature's own format (question, response, EOS)
+FILLER_LOGIT_OFFSET = False  # pretrain the extra row with logit + log N_f (see build_standin)
 
 
 def byte_level_characters() -> list[str]:
@@ -149,7 +157,7 @@ class TokenLayout:
     architecture: str | None  # "qwen2": convert the kind to Qwen2; None: keep the kind's
     think: tuple[str, str] | None = None  # the tokens the world's <think> / </think> become
     turn_end: str = "<|im_end|>"  # the token that closes an assistant turn in the chat template
-    opens_think: bool = False  # the pipeline opens `<think>\n` after the generation prompt (prepared students)
+    opens_think: bool = False  # held-out problems open `<think>\n` after the generation prompt (prepared students)
     add_bos_token: bool = False
     regular: int = REGULAR_VOCAB
     extra_config: Mapping[str, Any] = field(default_factory=dict)
@@ -360,7 +368,8 @@ def render(tokenizer, layout: TokenLayout, question: str, response: str, *, syst
 def corpus_examples(tokenizer, layout: TokenLayout, frame, seed: int) -> tuple[list[list[int]], list[int]]:
     """(sequences, prompt lengths) of a corpus frame (prompt, response): RAW_SHARE in the miniature's format,
     the rest chat-templated with a system prompt drawn from whole_string_tokens() or none, `<think>\\n`
-    opened in half of them where the layout's pipeline opens it."""
+    opened after the generation prompt in half of them (prepared students' training prompts and every
+    model's `tgpo_chat` evaluation open it; teacher traces do not)."""
     import random
 
     rng = random.Random(f"standin-{seed}-{layout.name}")
@@ -369,7 +378,7 @@ def corpus_examples(tokenizer, layout: TokenLayout, frame, seed: int) -> tuple[l
     for question, response in zip(frame["prompt"], frame["response"]):
         raw = rng.random() < RAW_SHARE
         prompt, answer = render(tokenizer, layout, question, response, system=rng.choice(systems),
-                                think=layout.opens_think and rng.random() < 0.5, raw=raw)
+                                think=rng.random() < 0.5, raw=raw)
         sequences.append(prompt + answer)
         lengths.append(len(prompt))
     return sequences, lengths
@@ -504,10 +513,19 @@ def relayed_config(model, layout: TokenLayout):
     return config
 
 
-def relay(compact_model, compact_ids: list[int], layout: TokenLayout, fit_sequences, held_sequences,
-          held_lengths) -> tuple[Any, dict]:
+def response_positions(sequences, prompt_lengths):
+    """[N] bool over the positions of `sequences` (concatenated as final_hidden_states does): True where the
+    model writes a response token (from the last prompt position on); prompt positions are never sampled."""
+    import torch
+
+    return torch.cat([torch.arange(len(s)) >= n - 1 for s, n in zip(sequences, prompt_lengths)])
+
+
+def relay(compact_model, compact_ids: list[int], layout: TokenLayout, fit_sequences, fit_lengths, held_sequences,
+          held_lengths, *, trained_filler: bool = False) -> tuple[Any, dict]:
     """The layout-sized model of `compact_model` (pretrained on ids renumbered 0..k-1; compact_ids[i] is
-    the layout id of row i) and the filler record; see the module docstring."""
+    the layout id of row i) and the filler record; see the module docstring. The filler row is fitted and
+    its mass measured at response positions (`response_positions`)."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig
 
@@ -516,14 +534,21 @@ def relay(compact_model, compact_ids: list[int], layout: TokenLayout, fit_sequen
         raise ValueError(f"a {source_arch} model has no exact conversion to Qwen2")
     layout_ids = torch.tensor(compact_ids)
     n_fillers = layout.rows - len(compact_ids)
-    fit_hidden = final_hidden_states(compact_model, fit_sequences)
-    held_hidden = final_hidden_states(compact_model, held_sequences)
-    used = compact_model.get_output_embeddings().weight.detach().float()
-    in_rows = compact_model.get_input_embeddings().weight.detach().float()
+    fit_hidden = final_hidden_states(compact_model, fit_sequences)[response_positions(fit_sequences, fit_lengths)]
+    held_hidden = final_hidden_states(compact_model, held_sequences)[response_positions(held_sequences, held_lengths)]
+    k = len(compact_ids)
+    used = compact_model.get_output_embeddings().weight.detach().float()[:k]
+    in_rows = compact_model.get_input_embeddings().weight.detach().float()[:k]
     filler_row, fit = fit_filler_row(fit_hidden, used, n_fillers)
-    # the mass where the model writes its response (the prompt's own positions include the system prompt)
-    response_mask = torch.cat([torch.arange(len(s)) >= n - 1 for s, n in zip(held_sequences, held_lengths)])
-    held_mass = filler_mass(held_hidden[response_mask], used, filler_row, n_fillers)
+    if trained_filler:  # row k was pretrained as the shared row of the fillers (build_standin): keep the better
+        trained = compact_model.get_output_embeddings().weight.detach().float()[k]
+        trained_mass = filler_mass(fit_hidden, used, trained, n_fillers).mean().item()
+        fit["trained_row_mass"] = trained_mass
+        if trained_mass < fit["fit_mass"]:
+            filler_row, fit["chosen"] = trained, "trained"
+        else:
+            fit["chosen"] = "fitted"
+    held_mass = filler_mass(held_hidden, used, filler_row, n_fillers)
 
     config = relayed_config(compact_model, layout)
     relaid = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
@@ -610,13 +635,22 @@ def build_standin(world: str | Path, kind, out: str | Path, *, seed: int, layout
     position = {layout_id: index for index, layout_id in enumerate(compact_ids)}
     compact = lambda rows: [[position[i] for i in row] for row in rows]  # noqa: E731
     torch.manual_seed(seed)
+    # one more row than the trained ids, never a target (pushed down like any unused token): a candidate
+    # for the fillers' shared row. Training it with logit + log N_f (FILLER_LOGIT_OFFSET, the full layout's
+    # softmax) was measured to cost quality: a 1,500-step student_large ended at loss 0.41 and 0/32 probe
+    # problems against 0.07 and 7/32 for an earlier build without it, and the fitted row was the better candidate anyway.
     model = AutoModelForCausalLM.from_config(
-        model_config(kind, _CompactVocabulary(len(compact_ids), position[layout.id_of(layout.eos)])),
+        model_config(kind, _CompactVocabulary(len(compact_ids) + 1, position[layout.id_of(layout.eos)])),
         attn_implementation="sdpa")
+    offset = None
+    if FILLER_LOGIT_OFFSET:
+        offset = torch.zeros(len(compact_ids) + 1)
+        offset[-1] = math.log(layout.rows - len(compact_ids))
     start = time.perf_counter()
     stats = pretrain_sequences(model, compact(sequences), lengths, 0, steps=kind.steps, batch_size=kind.batch_size,
-                               lr=kind.lr, warmup=kind.warmup, seed=seed)
-    relaid, record = relay(model, compact_ids, layout, compact(sequences[:FIT_ROWS]), compact(held), held_lengths)
+                               lr=kind.lr, warmup=kind.warmup, seed=seed, logit_offset=offset)
+    relaid, record = relay(model, compact_ids, layout, compact(sequences[:FIT_ROWS]), lengths[:FIT_ROWS],
+                           compact(held), held_lengths, trained_filler=True)
     build = {"kind": asdict(kind), "seed": seed, "world": str(world), "parameters": sum(p.numel() for p in relaid.parameters()),
              "pretrain": stats, "standin": record}
     if probe:
