@@ -44,7 +44,7 @@ if "world" in config:
                 f"--steps {config['models'][wc.model]['build_steps']}"
                 if "build_steps" in config["models"][wc.model] else ""
             ),
-            seed=config.get("seed", 0),
+            seed=tgpo_config.build_seed(config),
             size=config["world"].get("size", "default"),
         log:
             log_file("build_model", "{model}"),
