@@ -19,14 +19,14 @@ base models, max |dw| = 0.15, and every table moves):
   The guide promises it for Intel CPUs only: on other CPUs MKL may pick its own branch.
 - `ATEN_CPU_CAPABILITY=avx2`: ATen's vectorised kernels (reductions, softmax, norms, activations) are
   compiled per instruction set and picked at start-up; this picks the AVX2 ones on an AVX-512 CPU
-  (torch docs, "Reproducibility" and aten/src/ATen/native/DispatchStub.cpp). An AVX2 CPU picks them anyway.
+  (the variable is read in pytorch/pytorch aten/src/ATen/native/DispatchStub.cpp). An AVX2 CPU picks them anyway.
 - `ONEDNN_MAX_CPU_ISA=AVX2`: the same cap for oneDNN, which torch's CPU build also ships and which
   dispatches on its own CPU detection.
 - `OMP_NUM_THREADS` / `MKL_NUM_THREADS` / `OPENBLAS_NUM_THREADS` = 1, and `torch.set_num_threads(threads)`
   from the config: ATen splits a parallel reduction by the thread count, and torch's default thread
   count is the machine's core count; a fixed count makes the sums the same everywhere.
 - `torch.use_deterministic_algorithms(True)`: torch's deterministic implementation wherever it has one
-  (and an error where an op has none), https://pytorch.org/docs/stable/notes/randomness.html.
+  (and an error where an op has none), https://docs.pytorch.org/docs/stable/generated/torch.use_deterministic_algorithms.html.
 
 `MKL_ENABLE_INSTRUCTIONS` is left as the user set it: with `MKL_CBWR=AVX2` it must not matter, and the
 test that emulates an AVX2 machine (tests/test_numerics.py) sets it to check exactly that.
