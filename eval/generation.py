@@ -34,10 +34,11 @@ class LocalBackend:
     """The local engine's batched KV-cached sampler on CPU (or whatever device the model is on)."""
 
     def __init__(self, model: str, *, threads: int = 1, batch_size: int | None = None):
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.set_num_threads(threads)
+        from tgpo.numerics import pin_torch
+
+        pin_torch(threads)
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModelForCausalLM.from_pretrained(model)
         self.model.eval()

@@ -1,4 +1,4 @@
-"""Shared test setup: the repository root on sys.path, offline hub, one thread."""
+"""Shared test setup: the repository root on sys.path, pinned numerics, offline hub, one thread."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# the numerics every `python -m tgpo` job runs with (tgpo/numerics.py), set before any test imports torch
+from tgpo.numerics import pin_process_environment  # noqa: E402
+
+pin_process_environment()
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -22,6 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "lm-eval-check": ("eval.lm_eval_check", "score a model with lm-evaluation-harness next to our eval (ARC-c, ...)"),
     "world": ("tgpo.mini.world", "write the miniature world: tokenizers, prompts, corpora, benchmarks"),
     "build-model": ("tgpo.mini.models", "build and pretrain one tiny model of the miniature world"),
+    "draw-config": ("tgpo.mini.draws", "a config's copy under another draw of its base models (build_seed), own results folder"),
     "sweep": ("tgpo.mini.sweep", "the miniature's tuning rule: one sweep per method on the validation split"),
     "traces": ("tgpo.mini.traces", "re-sample training prompts with a teacher, keep verified-correct responses"),
     "verl-train": ("tgpo.verl.run", "train one experiment on the cluster engine (verl 0.9.1)"),

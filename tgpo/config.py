@@ -423,6 +423,12 @@ def pipeline_made_model(config: Mapping[str, Any], key: str) -> bool:
     return "build" in model or "prepare" in model
 
 
+def build_seed(config: Mapping[str, Any]) -> int:
+    """The seed of the built models (initialisation and pretraining: the base models' draw), `build_seed`,
+    else the config's `seed`. The RL seeds of the experiments do not change it."""
+    return int(config.get("build_seed", config.get("seed", 0)))
+
+
 def experiment_seeds(config: Mapping[str, Any], experiment: str) -> list[int]:
     spec = config["experiments"][experiment]
     if spec.get("eval_only"):

@@ -50,7 +50,7 @@ if "world" in config:
                 for key, option in (("build_steps", "steps"), ("layout", "layout"))
                 if key in config["models"][BUILT_MODEL_OF_NAME[wc.built]]
             ),
-            seed=config.get("seed", 0),
+            seed=tgpo_config.build_seed(config),
             size=config["world"].get("size", "default"),
         log:
             log_file("build_model", "{built}"),

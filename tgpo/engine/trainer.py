@@ -171,6 +171,7 @@ def linear_warmup(warmup_steps: int):
 class Trainer:
     def __init__(self, spec: RunSpec, *, progress: bool = True):
         from tgpo.methods import get_method
+        from tgpo.numerics import pin_torch
         from tgpo.verifiers import get_verifier
 
         self.spec = spec
@@ -178,7 +179,7 @@ class Trainer:
         spec.check_against_method(self.method)
         self.hparams = spec.hparams  # complete: every value the run uses (RunSpec.complete_hparams)
         self.progress = progress
-        torch.set_num_threads(spec.threads)
+        pin_torch(spec.threads)
         quiet_transformers()
         self.output_dir = Path(spec.output_dir)
         # a folder of other settings is moved aside (and said so): never resumed, never mixed into metrics

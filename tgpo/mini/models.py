@@ -97,9 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from tgpo.numerics import pin_torch
 
-    torch.set_num_threads(args.threads)
+    pin_torch(args.threads)
     kind = resolve_kind(args.kind, size=args.size, steps=args.steps)
     record = build_model(args.world, kind, args.out, seed=args.seed, probe=not args.no_probe, layout=args.layout)
     print(json.dumps({key: record[key] for key in ("kind", "parameters", "pretrain", "probe", "standin") if key in record},

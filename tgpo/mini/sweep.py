@@ -64,15 +64,14 @@ def sweep_points(config: dict, experiments: list[str]) -> list[tuple[str, str, f
 def run_point(config_path: str, experiment: str, name: str, value: float, shared_lr: float | None = None) -> dict:
     """Train one experiment with one value (seed 0; `shared_lr`: the stage-1 learning rate) and score it
     on the validation split."""
-    import torch
-
     from tgpo.config import load_config
     from tgpo.engine.run_spec import RunSpec
     from tgpo.engine.trainer import train
     from tgpo.layout import ResultsLayout
+    from tgpo.numerics import pin_torch
     from tgpo.resolve import resolve_experiment
 
-    torch.set_num_threads(1)
+    pin_torch(1)
     config = load_config(config_path)
     spec = RunSpec.from_resolved(resolve_experiment(config, experiment, 0))
     if name == "lr":

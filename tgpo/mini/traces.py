@@ -38,9 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from tgpo.numerics import pin_torch
 
-    torch.set_num_threads(args.threads)
+    pin_torch(args.threads)
     stats = write_traces(args.world, args.teacher, args.out, seed=args.seed, temperature=args.temperature,
                          min_kept=args.min_kept)
     print(json.dumps(stats, indent=1))

@@ -1,0 +1,108 @@
+"""Pinned CPU numerics: the same bits from the same config on any x86-64 CPU with AVX2 and FMA.
+
+The one home of every setting that decides which floating-point kernels run. Two parts:
+
+- `pin_process_environment()`: environment variables read once, when torch and its libraries load,
+  so they are set before `import torch`. `python -m tgpo` (tgpo/__main__.py) calls it first, so every
+  verb gets it, whether Snakemake, SLURM or a user starts it, and every process it starts (Ray / verl
+  workers, vLLM servers, grading workers) inherits it.
+- `pin_torch(threads)`: torch's own settings (intra-op threads, deterministic algorithms), called
+  where a verb starts computing.
+
+Why each setting (measured on an AVX-512 machine, issue 19: without them an AVX2 machine pretrains other
+base models, max |dw| = 0.15, and every table moves):
+
+- `MKL_CBWR=AVX2`: MKL's conditional numerical reproducibility: its AVX2 code path on every Intel CPU
+  that has AVX2, also AVX-512 ones (Intel oneMKL developer guide, "Getting Started with Conditional
+  Numerical Reproducibility":
+  https://www.intel.com/content/www/us/en/docs/onemkl/developer-guide-linux/2025-1/get-started-with-conditional-num-reproducibility.html).
+  The guide promises it for Intel CPUs only: on other CPUs MKL may pick its own branch.
+- `ATEN_CPU_CAPABILITY=avx2`: ATen's vectorised kernels (reductions, softmax, norms, activations) are
+  compiled per instruction set and picked at start-up; this picks the AVX2 ones on an AVX-512 CPU
+  (the variable is read in pytorch/pytorch aten/src/ATen/native/DispatchStub.cpp). An AVX2 CPU picks them anyway.
+- `ONEDNN_MAX_CPU_ISA=AVX2`: the same cap for oneDNN, which torch's CPU build also ships and which
+  dispatches on its own CPU detection.
+- `OMP_NUM_THREADS` / `MKL_NUM_THREADS` / `OPENBLAS_NUM_THREADS` = 1, and `torch.set_num_threads(threads)`
+  from the config: ATen splits a parallel reduction by the thread count, and torch's default thread
+  count is the machine's core count; a fixed count makes the sums the same everywhere.
+- `torch.use_deterministic_algorithms(True)`: torch's deterministic implementation wherever it has one
+  (and an error where an op has none), https://docs.pytorch.org/docs/stable/generated/torch.use_deterministic_algorithms.html.
+
+`MKL_ENABLE_INSTRUCTIONS` is left as the user set it: with `MKL_CBWR=AVX2` it must not matter, and the
+test that emulates an AVX2 machine (tests/test_numerics.py) sets it to check exactly that.
+
+Not covered: CPUs without AVX2 or FMA (a warning says so), non-Intel CPUs as far as MKL is concerned
+(MKL's guide promises nothing there), other architectures (nothing is pinned on them: the variables are
+x86 ones), other torch / MKL versions, and the verl engine's GPU kernels.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+PINNED_ENV: dict[str, str] = {
+    "MKL_CBWR": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
+REQUIRED_CPU_FLAGS = ("avx2", "fma")
+X86_64 = ("x86_64", "amd64")
+
+
+def pinned_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` with every pinned variable set to its pinned value (the rest untouched)."""
+    return {**environ, **PINNED_ENV}
+
+
+def is_x86_64(machine: str | None = None) -> bool:
+    return (machine if machine is not None else platform.machine()).lower() in X86_64
+
+
+def missing_cpu_flags(cpuinfo_text: str) -> list[str]:
+    """The flags of REQUIRED_CPU_FLAGS absent from a /proc/cpuinfo text (its first `flags` line)."""
+    for line in cpuinfo_text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return [flag for flag in REQUIRED_CPU_FLAGS if flag not in flags]
+    return list(REQUIRED_CPU_FLAGS)
+
+
+def pin_process_environment() -> None:
+    """Set PINNED_ENV in this process's environment (x86-64 only), before torch loads.
+
+    Raises RuntimeError when torch is already imported with other values: they would not take effect.
+    Warns on stderr when the CPU lacks AVX2 or FMA: results then differ from the README's.
+    """
+    if not is_x86_64():
+        return
+    stale = {key: os.environ.get(key) for key, value in PINNED_ENV.items() if os.environ.get(key) != value}
+    if stale and "torch" in sys.modules:
+        raise RuntimeError(
+            f"tgpo.numerics: torch was imported before the numerics were pinned ({stale} should be "
+            f"{ {key: PINNED_ENV[key] for key in stale} }); call pin_process_environment() before importing torch"
+        )
+    os.environ.update(PINNED_ENV)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        missing = missing_cpu_flags(cpuinfo.read_text(errors="replace"))
+        if missing:
+            print(f"tgpo.numerics: warning: this CPU lacks {missing}; MKL and ATen fall back to other kernels "
+                  "and results will differ from the README's (they are pinned for AVX2 + FMA)", file=sys.stderr)
+
+
+def pin_torch(threads: int) -> None:
+    """torch's side: `threads` intra-op threads (from the config, never the machine's core count) and
+    deterministic algorithms."""
+    import torch
+
+    if threads < 1:
+        raise ValueError(f"tgpo.numerics.pin_torch: threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
