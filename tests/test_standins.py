@@ -362,7 +362,8 @@ print("RESULT " + json.dumps(out))
     assert out["student"]["stop_ids"] == [im_end]
     assert out["many"] == 480
     prepared = out["student"]["ids"]
-    assert len(prepared) == 12 and all(ids[-1] in (im_end, 151643) for ids in prepared)
-    assert sum(ids[-1] == im_end for ids in prepared) >= 6  # answers end their turn
+    # each response ends at a stop id or at the 96-token limit (a 300-step stand-in does not always finish)
+    assert len(prepared) == 12 and all(ids[-1] in (im_end, 151643) or len(ids) == 96 for ids in prepared)
+    assert sum(ids[-1] == im_end for ids in prepared) >= 6, [len(ids) for ids in prepared]  # answers end their turn
     assert all(im_end not in ids[:-1] for ids in prepared)
     assert any(im_end in ids[:-1] for ids in out["built"]["ids"])  # without the stop id: written past it
