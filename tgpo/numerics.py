@@ -97,6 +97,21 @@ def pin_process_environment() -> None:
                   "and results will differ from the README's (they are pinned for AVX2 + FMA)", file=sys.stderr)
 
 
+# The kernel choices above are the local engine's (issue 19's scope). verl's Ray workers (FSDP2 with bf16
+# autocast on CPU) produced a NaN gradient norm at their first step with them set; `verl-train` releases
+# them for the processes it starts (tests/test_verl_cpu_run.py fails with them, passes without).
+KERNEL_PINS = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+
+
+def release_kernel_pins() -> list[str]:
+    """Remove the kernel pins this module set from os.environ (processes started afterwards choose their
+    kernels as torch does by default); returns the names removed. The thread counts stay."""
+    released = [key for key in KERNEL_PINS if os.environ.get(key) == PINNED_ENV[key]]
+    for key in released:
+        del os.environ[key]
+    return released
+
+
 def pin_torch(threads: int) -> None:
     """torch's side: `threads` intra-op threads (from the config, never the machine's core count) and
     deterministic algorithms."""

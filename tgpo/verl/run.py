@@ -167,6 +167,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tgpo.numerics import release_kernel_pins
+
+    release_kernel_pins()  # verl's workers on CPU compute NaN gradients under the local engine's kernel pins
     from tgpo.config import load_config
     from tgpo.methods import get_method
     from tgpo.resolve import resolve_experiment
