@@ -43,6 +43,15 @@ def benchmark_settings(config: Mapping[str, Any], experiment: str, benchmark: st
     return resolve_evaluation(config, experiment, benchmark, model)
 
 
+def benchmark_spec(benchmark: str, settings):
+    """The benchmark's spec (eval.benchmarks) under one experiment's resolved settings (`benchmark_settings`)."""
+    from eval.benchmarks import get_benchmark
+
+    return get_benchmark(benchmark, path=settings.path, k=settings.k, answer_regex=settings.answer_regex,
+                         template=settings.template, max_new_tokens=settings.max_new_tokens,
+                         shuffle_options=settings.shuffle_options)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="config YAML")
     parser.add_argument("--experiment", required=True)
@@ -71,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
 def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threads: int, grading_workers: int,
                  benchmarks: list[str] | None = None) -> None:
     """Generate, grade and write every benchmark of the config (or of `benchmarks`) for one experiment x seed."""
-    from eval.benchmarks import get_benchmark
     from eval.cli import evaluate
     from eval.generation import make_backend
     from eval.metrics import correctness_matrix, score
@@ -96,9 +104,7 @@ def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threa
     layout = ResultsLayout.of(config)
     for benchmark in wanted:
         resolved = settings[benchmark]
-        spec = get_benchmark(benchmark, path=resolved.path, k=resolved.k, answer_regex=resolved.answer_regex,
-                             template=resolved.template, max_new_tokens=resolved.max_new_tokens,
-                             shuffle_options=resolved.shuffle_options)
+        spec = benchmark_spec(benchmark, resolved)
         local = benchmark_source(config, benchmark)
         if local:  # the pinned hub data set's snapshot (tgpo.hub): no network in the job
             spec = replace(spec, hub_id=local)

@@ -10,7 +10,7 @@ and then every experiment is resolved with the code its jobs run:
 - training: the resolved experiment of every seed (tgpo.resolve), the verifier, and on the verl engine the
   Hydra overrides (tgpo.verl.translate, which checks verl's divisibility rules);
 - evaluation: for every experiment x benchmark, the settings of its protocol (eval.protocols, through
-  eval.experiment.benchmark_settings) and the benchmark spec (eval.benchmarks.get_benchmark).
+  eval.experiment.benchmark_settings) and the benchmark spec (eval.experiment.benchmark_spec).
 
 A wrong name fails here, naming the file, the key and the allowed values, instead of in a job days later.
 The Snakefile runs the same check on every invocation. It sits in `eval/` because it reads both layers
@@ -26,7 +26,7 @@ from tgpo import config as tgpo_config
 from tgpo.config import ConfigError
 
 
-def check_training(config: Mapping[str, Any], experiment: str, source: str) -> None:
+def resolve_training(config: Mapping[str, Any], experiment: str, source: str) -> None:
     """Resolve every seed of one training experiment as its job will (and translate it for verl)."""
     from tgpo.resolve import resolve_experiment
     from tgpo.verifiers import get_verifier
@@ -51,21 +51,17 @@ def check_training(config: Mapping[str, Any], experiment: str, source: str) -> N
                 raise ConfigError(f"{where}: {error.args[0] if error.args else error}") from None
 
 
-def check_evaluation(config: Mapping[str, Any], experiment: str, source: str) -> None:
+def resolve_evaluations(config: Mapping[str, Any], experiment: str, source: str) -> None:
     """Resolve every benchmark's evaluation settings (eval.protocols) and spec for one experiment, as its
     eval-experiment job will (the names themselves are checked by tgpo.config.validate)."""
-    from eval.benchmarks import get_benchmark
-    from eval.experiment import benchmark_settings
+    from eval.experiment import benchmark_settings, benchmark_spec
 
     spec = config["experiments"][experiment]
     model = tgpo_config.model_location(config, spec["model"]) if spec.get("eval_only") else ""
     for benchmark in config["benchmarks"]:
         where = f"{source}: evaluation of experiments.{experiment} on benchmarks.{benchmark}"
         try:
-            settings = benchmark_settings(config, experiment, benchmark, model)
-            get_benchmark(benchmark, path=settings.path, k=settings.k, answer_regex=settings.answer_regex,
-                          template=settings.template, max_new_tokens=settings.max_new_tokens,
-                          shuffle_options=settings.shuffle_options)
+            benchmark_spec(benchmark, benchmark_settings(config, experiment, benchmark, model))
         except (KeyError, ValueError) as error:
             raise ConfigError(f"{where}: {error.args[0] if error.args else error}") from None
 
@@ -74,8 +70,8 @@ def preflight(config: Mapping[str, Any], source: str) -> None:
     """Resolve every experiment's training and evaluation settings; ConfigError naming the first failure."""
     for experiment, spec in config["experiments"].items():
         if not spec.get("eval_only"):
-            check_training(config, experiment, source)
-        check_evaluation(config, experiment, source)
+            resolve_training(config, experiment, source)
+        resolve_evaluations(config, experiment, source)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
