@@ -329,7 +329,9 @@ def run_worker(args: argparse.Namespace) -> dict:
                "--vocab-size", str(args.vocab_size), "--param-dtype", args.param_dtype]  # fmt: skip
     if args.guidance_weight is not None:
         command += ["--guidance-weight", str(args.guidance_weight)]
-    env = {**os.environ, **worker_environment(), "MALLOC_MMAP_THRESHOLD_": "65536",
+    from tgpo.numerics import without_kernel_pins
+
+    env = {**without_kernel_pins(os.environ), **worker_environment(), "MALLOC_MMAP_THRESHOLD_": "65536",
            "OMP_NUM_THREADS": str(args.threads)}  # fmt: skip
     # the worker's stderr (verl's log and one line per round) goes to ours, so progress is visible
     result = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)

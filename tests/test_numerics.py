@@ -85,6 +85,16 @@ def test_pin_sets_every_variable_and_keeps_the_rest():
     assert "MKL_ENABLE_INSTRUCTIONS" not in PINNED_ENV  # the emulation below sets it: it must not matter
 
 
+def test_verl_processes_get_the_environment_without_the_kernel_pins_only():
+    from tgpo.numerics import KERNEL_PINS, PINNED_ENV, pinned_environment, without_kernel_pins
+
+    env = without_kernel_pins(pinned_environment({"HOME": "/x"}))
+    assert not set(KERNEL_PINS) & set(env)
+    assert env == {"HOME": "/x", **{key: value for key, value in PINNED_ENV.items() if key not in KERNEL_PINS}}
+    users_own = {"ATEN_CPU_CAPABILITY": "avx512"}  # set by the user, not by us: kept
+    assert without_kernel_pins(users_own) == users_own
+
+
 def test_missing_cpu_flags_reads_cpuinfo():
     from tgpo.numerics import missing_cpu_flags
 

@@ -103,6 +103,12 @@ def pin_process_environment() -> None:
 KERNEL_PINS = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 
 
+def without_kernel_pins(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` less the kernel pins this module sets (the environment for a process that runs verl's
+    engine: the FSDP engine crashed, "double free or corruption", in CI with them inherited)."""
+    return {key: value for key, value in environ.items() if not (key in KERNEL_PINS and value == PINNED_ENV[key])}
+
+
 def release_kernel_pins() -> list[str]:
     """Remove the kernel pins this module set from os.environ (processes started afterwards choose their
     kernels as torch does by default); returns the names removed. The thread counts stay."""
