@@ -175,6 +175,40 @@ def test_filler_mass_is_measured_not_assumed():
     assert fit["margin_min"] > 0 and fit["fit_mass"] < standins.FILLER_MASS_FIT
 
 
+@pytest.mark.parametrize("architecture", ["qwen2", "llama", "mistral"])
+def test_held_channel_stays_constant_through_training_and_bounds_the_filler_mass(architecture):
+    """Pretraining with hold_channel_constant keeps residual channel c one value at every position, so the
+    final norm's h_c > 0 everywhere, also on inputs never trained on; the row -s e_c then bounds the
+    fillers' mass there (the separability a fitted direction cannot promise)."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config
+
+    from tgpo.mini.pretrain import pretrain_sequences
+
+    torch.manual_seed(0)
+    config = {"qwen2": Qwen2Config, "mistral": MistralConfig, "llama": LlamaConfig}[architecture](
+        vocab_size=12, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, tie_word_embeddings=architecture == "qwen2")
+    model = AutoModelForCausalLM.from_config(config)
+    handles = standins.hold_channel_constant(model, channel=3, value=1.0)
+    sequences = [[int(i) for i in torch.randint(1, 12, (10,))] for _ in range(16)]
+    pretrain_sequences(model, sequences, [4] * 16, 0, steps=30, batch_size=8, lr=1e-2, warmup=2, seed=0)
+    for handle in handles:
+        handle.remove()
+    with torch.no_grad():
+        residual = model.model(torch.randint(0, 12, (4, 20)), output_hidden_states=True).hidden_states
+        embedding = model.get_input_embeddings().weight[:, 3]
+    assert embedding.max() == embedding.min() and embedding[0] > 0.9  # one value, decayed uniformly
+    for states in residual[:-1]:  # every layer's output (the last entry is after the final norm)
+        assert torch.equal(states[..., 3], torch.full_like(states[..., 3], embedding[0].item()))
+    unseen = [[int(i) for i in torch.randint(0, 12, (15,))] for _ in range(8)]
+    hidden = standins.final_hidden_states(model, unseen)
+    assert (hidden[:, 3] > 0).all()
+    used = model.get_output_embeddings().weight.detach()
+    row, fit = standins.fit_filler_row(hidden, used, 150_000, constant_channel=3)
+    assert fit["direction"] == "constant channel" and fit["margin_min"] > 0
+    assert row.nonzero().flatten().tolist() == [3] and fit["fit_mass"] < standins.FILLER_MASS_FIT
+
+
 # ------------------------------------------------ prepare-model on the stand-ins (issue 18 items 10, 11)
 
 

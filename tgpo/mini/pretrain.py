@@ -81,10 +81,9 @@ def pretrain(model, tokenizer, prompts: list[str], responses: list[str], *, step
 
 def pretrain_sequences(model, sequences: list[list[int]], prompt_lengths: list[int], pad_id: int, *, steps: int,
                        batch_size: int, lr: float, warmup: int, seed: int, weight_decay: float = 0.01,
-                       log_every: int = 50, logit_offset=None) -> dict:
+                       log_every: int = 50) -> dict:
     """`pretrain` on token ids: each sequence is prompt + response (+ end token); the first
-    `prompt_lengths[i]` tokens are context only. `logit_offset` [V]: added to the logits inside the loss
-    (a row standing for N tokens with one shared row gets + log N; tgpo.mini.standins)."""
+    `prompt_lengths[i]` tokens are context only."""
     from tqdm import tqdm
 
     generator = torch.Generator().manual_seed(seed)
@@ -99,12 +98,7 @@ def pretrain_sequences(model, sequences: list[list[int]], prompt_lengths: list[i
             group["lr"] = learning_rate(step, lr, warmup, steps)
         input_ids, attention_mask, labels = collate([sequences[i] for i in rows], [prompt_lengths[i] for i in rows],
                                                     pad_id)
-        if logit_offset is None:
-            loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
-        else:
-            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1] + logit_offset
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                                                     ignore_index=IGNORE_INDEX)
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
