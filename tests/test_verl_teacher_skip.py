@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -35,11 +39,11 @@ def fake_worker(config):
     return SimpleNamespace(config=config, distillation_enabled=True)
 
 
-def call(worker, global_steps, validate=False, prompt=3, response=4):
+def call(worker, global_steps, validate=False, prompt=3, response=4, method=None):
     from verl.experimental.agent_loop import agent_loop
 
     output = SimpleNamespace(extra_fields={})
-    method = agent_loop.AgentLoopWorker._compute_teacher_logprobs
+    method = (method or agent_loop.AgentLoopWorker)._compute_teacher_logprobs
     asyncio.run(method(worker, output, prompt_ids=list(range(prompt)), response_ids=list(range(response)),
                        validate=validate, sample_kwargs={"global_steps": global_steps}))  # fmt: skip
     return output
@@ -67,6 +71,7 @@ def test_wrapped_agent_loop_asks_the_teacher_only_while_the_weight_is_positive(m
     assert torch.equal(active.extra_fields["teacher_ids"], torch.ones(7, 1, dtype=torch.int32))
     assert idle.extra_fields["teacher_ids"].shape == (7, 1) and idle.extra_fields["teacher_ids"].dtype == torch.int32
     assert not idle.extra_fields["teacher_ids"].any() and not idle.extra_fields["teacher_logprobs"].any()
+    assert idle.extra_fields[teacher_skip.SKIPPED_FIELD] and teacher_skip.SKIPPED_FIELD not in active.extra_fields
     call(worker, 250, validate=True)  # validation goes to verl's own method (which skips the teacher itself)
     assert asked == [200, 250]
 
@@ -84,3 +89,71 @@ def test_paper_7b_experiments_skip_the_teacher_from_step_201_where_the_weight_is
         cfg = compose(config_name="ppo_trainer", overrides=experiment_overrides(config, experiment, seed=0))
     idle = [step for step in range(1, 301) if teacher_skip.idle_step(cfg, step)]
     assert idle == ([] if first_idle is None else list(range(first_idle, 301)))
+
+
+# Run in a fresh interpreter: the import order of a verl process (the plugin loads on `import verl`).
+ACTOR_CLASS_PROBE = textwrap.dedent("""
+    import asyncio
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.v1 import AgentLoopWorkerTQ  # what verl's v1 trainers start as Ray actors
+
+    actor_class = AgentLoopWorkerTQ.__ray_metadata__.modified_class  # the class Ray pickles for the workers
+    asked = []
+
+    class Teacher:
+        async def compute_teacher_logprobs_single(self, sequence_ids, **kwargs):
+            asked.append(len(sequence_ids))
+            raise SystemExit("teacher asked")
+
+    config = OmegaConf.create({"distillation": {"enabled": True, "distillation_loss": {"loss_mode": "tgpo_d", "topk": 1}},
+                               "tgpo": {"w_init": 2e-3, "delta": 1e-5}})
+    worker = SimpleNamespace(config=config, distillation_enabled=True, teacher_key="data_source",
+                             teacher_server_manager=Teacher())
+    output = SimpleNamespace(extra_fields={}, multi_modal_data=None, mm_processor_kwargs=None)
+    # the call AgentLoopWorkerTQ._agent_loop_postprocess makes, at step 201 (w = 0)
+    asyncio.run(actor_class._compute_teacher_logprobs(worker, output, prompt_ids=[1, 2], response_ids=[3],
+                                                      validate=False, sample_kwargs={"global_steps": 201}))
+    print("asked", asked, "ids", output.extra_fields["teacher_ids"].tolist())
+""")
+
+
+def test_the_ray_actor_class_running_verls_agent_loop_skips_the_teacher_at_weight_zero():
+    # Ray's @ray.remote copies every method, inherited ones too, into the actor class it makes; verl's
+    # AgentLoopWorkerTQ is decorated while this plugin imports, before the patch: wrapping verl's
+    # AgentLoopWorker alone left the actor's copy unwrapped and the teacher was asked at w = 0.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", ACTOR_CLASS_PROBE], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert result.stdout.strip().splitlines()[-1] == "asked [] ids [[0], [0], [0]]"
+
+
+def test_registration_names_an_agent_loop_worker_class_with_its_own_unwrapped_copy():
+    import gc
+
+    import tgpo.verl.register  # noqa: F401
+    from verl.experimental.agent_loop import agent_loop
+
+    async def unwrapped(self, output, prompt_ids, response_ids, validate, sample_kwargs=None):
+        raise AssertionError("teacher asked")
+
+    copy = type("CopiedWorker", (agent_loop.AgentLoopWorker,), {"_compute_teacher_logprobs": unwrapped})
+    try:
+        assert any("CopiedWorker" in problem for problem in teacher_skip.registration_problems())
+        teacher_skip.patch()
+        assert teacher_skip.registration_problems() == []
+        output = call(fake_worker(run_config("tgpo_d", w_init=2e-3, delta=1e-5)), 201, method=copy)
+        assert output.extra_fields[teacher_skip.SKIPPED_FIELD]
+    finally:
+        del copy
+        gc.collect()  # drop the class from AgentLoopWorker.__subclasses__()
+
+
+def test_skipped_fraction_counts_the_marked_samples_without_padding_rows():
+    marked = {teacher_skip.SKIPPED_FIELD: True}
+    tags = [{}, {}, {}, {"is_padding": True}]
+    assert teacher_skip.skipped_fraction([marked, {}, marked, marked], tags) == pytest.approx(2 / 3)
+    assert teacher_skip.skipped_fraction([{}, {}, {}, marked], tags) == 0.0
+    assert teacher_skip.skipped_fraction([marked], [{"is_padding": True}]) == 0.0
