@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                 ratios = paired_ratios(steady[args.tgpo], steady[args.grpo], key, part)
                 if ratios:
                     print(f"  {label:15s} {key:16s} {summary_text('paired ratio', ratio_summary(ratios))}")
-        for key in ("tgpo/teacher_idle", "tgpo/teacher_skipped", "tgpo/teacher_oov_frac"):  # placeholders: OOV 0
+        for key in ("tgpo/teacher_idle", "tgpo/teacher_skipped", "tgpo/teacher_request_s", "tgpo/teacher_oov_frac"):
             values = [record.get(key) for records, _ in runs[args.tgpo] for record in records]
             print(f"  {key} per step of {args.tgpo}: {[None if v is None else round(v, 4) for v in values]}")
     print(ratio_line(steady[args.tgpo], steady[args.grpo], args.teacher_off_from))

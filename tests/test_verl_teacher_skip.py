@@ -72,6 +72,7 @@ def test_wrapped_agent_loop_asks_the_teacher_only_while_the_weight_is_positive(m
     assert idle.extra_fields["teacher_ids"].shape == (7, 1) and idle.extra_fields["teacher_ids"].dtype == torch.int32
     assert not idle.extra_fields["teacher_ids"].any() and not idle.extra_fields["teacher_logprobs"].any()
     assert idle.extra_fields[teacher_skip.SKIPPED_FIELD] and teacher_skip.SKIPPED_FIELD not in active.extra_fields
+    assert idle.extra_fields[teacher_skip.SECONDS_FIELD] == 0.0 and active.extra_fields[teacher_skip.SECONDS_FIELD] > 0
     call(worker, 250, validate=True)  # validation goes to verl's own method (which skips the teacher itself)
     assert asked == [200, 250]
 
@@ -151,9 +152,57 @@ def test_registration_names_an_agent_loop_worker_class_with_its_own_unwrapped_co
         gc.collect()  # drop the class from AgentLoopWorker.__subclasses__()
 
 
-def test_skipped_fraction_counts_the_marked_samples_without_padding_rows():
-    marked = {teacher_skip.SKIPPED_FIELD: True}
+def test_step_metrics_count_the_marked_samples_without_padding_rows():
+    skipped = {teacher_skip.SKIPPED_FIELD: True, teacher_skip.SECONDS_FIELD: 0.0}
     tags = [{}, {}, {}, {"is_padding": True}]
-    assert teacher_skip.skipped_fraction([marked, {}, marked, marked], tags) == pytest.approx(2 / 3)
-    assert teacher_skip.skipped_fraction([{}, {}, {}, marked], tags) == 0.0
-    assert teacher_skip.skipped_fraction([marked], [{"is_padding": True}]) == 0.0
+    metrics = teacher_skip.teacher_step_metrics([skipped, {teacher_skip.SECONDS_FIELD: 0.6}, skipped, skipped], tags)
+    assert metrics == pytest.approx({"tgpo/teacher_skipped": 2 / 3, "tgpo/teacher_request_s": 0.2})
+    scored = {teacher_skip.SECONDS_FIELD: 0.3}
+    assert teacher_skip.teacher_step_metrics([scored, scored, scored, skipped], tags) == pytest.approx(
+        {"tgpo/teacher_skipped": 0.0, "tgpo/teacher_request_s": 0.3})
+    assert teacher_skip.teacher_step_metrics([skipped], [{"is_padding": True}])["tgpo/teacher_skipped"] == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_real_verl_tgpo_run_on_cpu_asks_the_teacher_only_while_the_weight_is_positive(tmp_path):
+    """`python -m tgpo verl-train` for TGPO (vLLM teacher pool) on CPU, w_t = 0.1 at step 1 and 0 from step 2:
+    the agent-loop workers (Ray actors) mark step 2 and 3's samples as not scored by the teacher."""
+    import json
+
+    import yaml
+
+    pytest.importorskip("vllm")
+    from test_verl_cpu_run import build_qwen2, write_config, write_rl_parquet
+
+    from tgpo.verl.cpu_support import accelerator_present
+
+    if accelerator_present():
+        pytest.skip("this machine has an accelerator: verl-train does not take the CPU path")
+    build_qwen2(tmp_path / "models" / "student", hidden_size=64, heads=2, seed=0)  # head_dim 32
+    build_qwen2(tmp_path / "models" / "teacher", hidden_size=64, heads=2, seed=1)  # the same byte tokenizer
+    write_rl_parquet(tmp_path / "results" / "verl-cpu" / "data" / "verl", rows=16)
+    config_path = tmp_path / "verl-cpu.yaml"
+    write_config(config_path, tmp_path / "models", steps=3, teacher_gpus=1)
+    config = yaml.safe_load(config_path.read_text())
+    config["models"]["teacher"] = {"path": str(tmp_path / "models" / "teacher"), "label": "tiny teacher",
+                                   "family": "qwen2"}  # fmt: skip
+    config["experiments"] = {"tgpo": {"method": "tgpo_annealing", "student": "student", "teacher": "teacher",
+                                      "hparams": {"w_init": 0.1, "delta": 0.1}}}  # fmt: skip
+    config["report"] = {}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "tgpo", "verl-train", "--config", config_path.name,
+                             "--experiment", "tgpo"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=1100)  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    run_dir = tmp_path / "results" / "verl-cpu" / "runs" / "tgpo" / "seed0"
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in metrics] == [1, 2, 3]
+    assert [line["tgpo/guidance_weight"] for line in metrics] == [0.1, 0.0, 0.0]
+    assert [line["tgpo/teacher_idle"] for line in metrics] == [0.0, 1.0, 1.0]
+    assert [line["tgpo/teacher_skipped"] for line in metrics] == [0.0, 1.0, 1.0]
+    assert metrics[0]["tgpo/teacher_request_s"] > 0 and [line["tgpo/teacher_request_s"] for line in metrics[1:]] == [0, 0]
+    print("timing_s/gen per step:", [round(line["timing_s/gen"], 3) for line in metrics],
+          "tgpo/teacher_request_s:", [round(line["tgpo/teacher_request_s"], 3) for line in metrics])

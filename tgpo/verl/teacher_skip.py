@@ -20,14 +20,16 @@ trainers; imported by verl/trainer/ppo/v1/__init__.py:15) is defined while this 
 wraps anything. Wrapping `AgentLoopWorker` alone (as before) left the actor class's copy, verl's own
 method, which Ray pickles by value for the agent-loop worker processes, so the teacher kept scoring at
 w = 0. `patch()` therefore wraps every agent-loop worker class that has its own copy; classes defined
-later copy the wrapped method. A skipped sample carries `extra_fields["tgpo_teacher_skipped"]`, which
-`tgpo.verl.trainer` logs per step as `tgpo/teacher_skipped` (share of the step's samples).
+later copy the wrapped method. A skipped sample carries `extra_fields["tgpo_teacher_skipped"]` and a scored
+one the seconds it waited for the teacher pool (`tgpo_teacher_s`); `tgpo.verl.trainer` logs them per step
+as `tgpo/teacher_skipped` (share of the step's samples) and `tgpo/teacher_request_s` (mean seconds).
 
 STATUS: measurement pending.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tgpo.annealing import teacher_idle
@@ -64,6 +66,7 @@ def placeholder_teacher_outputs(sequence_length: int, topk: int):
 
 METHOD = "_compute_teacher_logprobs"
 SKIPPED_FIELD = "tgpo_teacher_skipped"  # set in a sample's extra_fields when the teacher was not asked
+SECONDS_FIELD = "tgpo_teacher_s"  # seconds the sample waited for the teacher pool (0.0 when skipped)
 
 
 def _skipping(method):
@@ -77,9 +80,14 @@ def _skipping(method):
             output.extra_fields["teacher_ids"] = ids
             output.extra_fields["teacher_logprobs"] = logprobs
             output.extra_fields[SKIPPED_FIELD] = True
+            output.extra_fields[SECONDS_FIELD] = 0.0
             return None
-        return await method(self, output, prompt_ids=prompt_ids, response_ids=response_ids, validate=validate,
-                            sample_kwargs=sample_kwargs)  # fmt: skip
+        start = time.perf_counter()
+        result = await method(self, output, prompt_ids=prompt_ids, response_ids=response_ids, validate=validate,
+                              sample_kwargs=sample_kwargs)  # fmt: skip
+        if getattr(self, "distillation_enabled", False) and not validate:
+            output.extra_fields[SECONDS_FIELD] = time.perf_counter() - start
+        return result
 
     _compute_teacher_logprobs.tgpo_patch = True
     _compute_teacher_logprobs.__wrapped__ = method
@@ -109,13 +117,16 @@ def patch() -> None:
             setattr(cls, METHOD, _skipping(method))
 
 
-def skipped_fraction(extra_fields: list, tags: list[dict]) -> float:
-    """Share of a step's samples (verl's synthetic padding rows left out) whose agent loop did not ask the
-    teacher: `extra_fields` and `tags` per sample, as the step's TransferQueue rows hold them."""
-    real = [fields for fields, tag in zip(extra_fields, tags, strict=True) if not tag.get("is_padding", False)]
+def teacher_step_metrics(extra_fields: list, tags: list[dict]) -> dict[str, float]:
+    """Per-step teacher metrics from the samples' extra_fields (verl's synthetic padding rows left out):
+    tgpo/teacher_skipped, the share of samples whose agent loop did not ask the teacher, and
+    tgpo/teacher_request_s, the mean seconds a sample waited for the teacher pool (0 for a skipped one)."""
+    real = [fields if isinstance(fields, dict) else {}
+            for fields, tag in zip(extra_fields, tags, strict=True) if not tag.get("is_padding", False)]  # fmt: skip
     if not real:
-        return 0.0
-    return sum(bool(isinstance(fields, dict) and fields.get(SKIPPED_FIELD)) for fields in real) / len(real)
+        return {"tgpo/teacher_skipped": 0.0, "tgpo/teacher_request_s": 0.0}
+    return {"tgpo/teacher_skipped": sum(bool(fields.get(SKIPPED_FIELD)) for fields in real) / len(real),
+            "tgpo/teacher_request_s": sum(float(fields.get(SECONDS_FIELD) or 0.0) for fields in real) / len(real)}
 
 
 def registration_problems() -> list[str]:
