@@ -24,7 +24,15 @@ later copy the wrapped method. A skipped sample carries `extra_fields["tgpo_teac
 one the seconds it waited for the teacher pool (`tgpo_teacher_s`); `tgpo.verl.trainer` logs them per step
 as `tgpo/teacher_skipped` (share of the step's samples) and `tgpo/teacher_request_s` (mean seconds).
 
-STATUS: measurement pending.
+STATUS: acts in real verl runs. tests/test_verl_teacher_skip.py checks the actor class Ray ships, in a
+fresh interpreter (fails on the old wrapping), and (slow) a real `tgpo verl-train` run on CPU with w = 0
+from step 2: tgpo/teacher_skipped [0, 1, 1]. bench/verl_step.py on CPU (bench/verl_tiny_inputs.py: tiny
+random student and teacher, 16 samples x 24 new tokens a step; --steps 12 --teacher-off-from 7):
+tgpo/teacher_skipped 0 at steps 1-6, 1.0 at steps 7-12; tgpo/teacher_request_s 0.07-0.15 s per sample at
+steps 2-6, 0 at 7-12. That is below verl's 2-s replay-buffer poll, so timing_s/gen reads 2.0 s either way
+(paired TGPO / GRPO++ gen ratio 0.996 with the teacher, 1.002 without); on the cluster the skip saves the
+teacher pool's prefill of each sample of the idle steps. The run's numbers are unaffected: the loss
+multiplies the placeholders by 0.
 """
 
 from __future__ import annotations
