@@ -29,8 +29,9 @@ init; also shutdown and the HF export): on CPU that is the teacher pool's main c
 
 Needs the verl-mini models and curated data (results/verl-mini/{models,data}, made by
 `snakemake -c 2 results/verl-mini/data/verl/curated.parquet results/verl-mini/models/teacher_cross
---configfile config/verl-mini.yaml`); they are linked, read-only, into results/<--name>/, where the
-runs, their logs and the config written for them go.
+--configfile config/verl-mini.yaml`), or another config's (bench/verl_tiny_inputs.py writes
+results/verl-tiny/ in a minute: `--config results/verl-tiny/config.yaml --name verl-tiny-bench`); they are
+linked, read-only, into results/<--name>/, where the runs, their logs and the config written for them go.
 
 Alternations and the statistic: each steady-state step index of a TGPO run is paired with the same step
 index of the GRPO++ run of its pair (the same prompts: same data seed), giving one ratio per step and pair;
@@ -43,7 +44,9 @@ pair-level drift that one pair cannot.
 Teacher skip (issue 18, item 14): with --teacher-off-from K (default 11) the TGPO experiment's schedule
 is set to reach w = 0 at verl step K (delta = w_init / (K - 1)), so its steps 2..K-1 score every sample
 with the teacher pool and steps K..N skip it (tgpo.verl.teacher_skip); each part is paired with GRPO++'s
-steps of the same index. `--teacher-off-from 0` keeps the experiment's own schedule.
+steps of the same index. `--teacher-off-from 0` keeps the experiment's own schedule. The TGPO run's
+tgpo/teacher_skipped (share of a step's samples not sent to the teacher) and tgpo/teacher_request_s (mean
+seconds a sample waited for the teacher) are printed per step.
 
 Last line: `verl_tgpo_vs_grpo step_ratio=<median paired TGPO / GRPO++ step> (IQR, 95% CI, n, resolves_5pct)
 update_ratio=<same for update_actor> teacher_off_step_ratio=<same, TGPO steps without the teacher>`.
@@ -368,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 ratios = paired_ratios(steady[args.tgpo], steady[args.grpo], key, part)
                 if ratios:
                     print(f"  {label:15s} {key:16s} {summary_text('paired ratio', ratio_summary(ratios))}")
-        for key in ("tgpo/teacher_idle", "tgpo/teacher_oov_frac"):  # placeholders (a real skip) give OOV 0
+        for key in ("tgpo/teacher_idle", "tgpo/teacher_skipped", "tgpo/teacher_request_s", "tgpo/teacher_oov_frac"):
             values = [record.get(key) for records, _ in runs[args.tgpo] for record in records]
             print(f"  {key} per step of {args.tgpo}: {[None if v is None else round(v, 4) for v in values]}")
     print(ratio_line(steady[args.tgpo], steady[args.grpo], args.teacher_off_from))

@@ -18,7 +18,7 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 from tgpo.annealing import guidance_weight
 from tgpo.verl.losses import COEF_KEY, SHAPING_LAMBDA_KEY, SHAPING_SIGNAL_KEY, STUDENT_VOCAB_KEY
-from tgpo.verl.teacher_skip import idle_step
+from tgpo.verl.teacher_skip import idle_step, teacher_step_metrics
 
 TRAINER_NAME = "tgpo_sync"
 
@@ -49,6 +49,18 @@ def tgpo_step_info(tgpo_config, global_steps: int, tokenizer_size: int) -> dict[
 VERL_SYNC_MODE = "sync"
 
 
+def teacher_metrics(batch) -> dict[str, float]:
+    """tgpo.verl.teacher_skip.teacher_step_metrics of the step's samples (a KVBatchMeta), read from TransferQueue."""
+    import transfer_queue as tq
+
+    if not batch.keys:
+        return teacher_step_metrics([], [])
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+    extra_fields = data["extra_fields"]  # a NonTensorStack of per-sample dicts (as verl reads its spec_* stats)
+    return teacher_step_metrics(extra_fields.tolist() if hasattr(extra_fields, "tolist") else list(extra_fields),
+                                list(batch.tags))  # fmt: skip
+
+
 class SyncModeTrainer(PPOTrainerSync):
     """PPOTrainerSync registered under its own name but running verl's "sync" replay buffer and checkpoints."""
 
@@ -66,10 +78,11 @@ class TGPOTrainerSync(SyncModeTrainer):
         step_info = tgpo_step_info(self.config.get("tgpo"), self.global_steps, len(self.tokenizer))
         batch.extra_info.update(step_info)
         metrics["tgpo/guidance_weight"] = step_info[COEF_KEY]
-        # 1 when the schedule's weight is 0 this step (tgpo.verl.teacher_skip asks the agent loop to skip the
-        # teacher then); it says nothing about whether the agent loop did: on CPU (bench/verl_step.py) the
-        # teacher's ids still arrived at such steps (tgpo/teacher_oov_frac ~0.03, not the placeholders' 0)
+        # teacher_idle: 1 when the schedule's weight is 0 this step, so the agent loop should not ask the
+        # teacher (tgpo.verl.teacher_skip); teacher_skipped / teacher_request_s: what the agent loop did (the
+        # marks the wrapped _compute_teacher_logprobs leaves in the samples' extra_fields)
         metrics["tgpo/teacher_idle"] = float(idle_step(self.config, self.global_steps))
+        metrics.update(teacher_metrics(batch))
         return super()._update_actor(batch, metrics)
 
 
