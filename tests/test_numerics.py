@@ -95,6 +95,17 @@ def test_verl_processes_get_the_environment_without_the_kernel_pins_only():
     assert without_kernel_pins(users_own) == users_own
 
 
+def test_mkl_runs_its_compatible_branch_under_the_pins():
+    """MKL honours MKL_CBWR=AVX2 on Intel CPUs only (AMD EPYC: CNR:AUTO, so another machine's bits);
+    COMPATIBLE is its one branch for every x86-64 CPU. Asks MKL what it ran, from the user's side too."""
+    from tgpo.numerics import is_x86_64, mkl_code_path, pinned_environment
+
+    if not is_x86_64():
+        pytest.skip("the pins are x86-64 ones")
+    for variant in VARIANTS.values():
+        assert mkl_code_path(pinned_environment({**os.environ, **variant})) == "COMPATIBLE", variant
+
+
 def test_missing_cpu_flags_reads_cpuinfo():
     from tgpo.numerics import missing_cpu_flags
 

@@ -12,11 +12,13 @@ The one home of every setting that decides which floating-point kernels run. Two
 Why each setting (measured on an AVX-512 machine, issue 19: without them an AVX2 machine pretrains other
 base models, max |dw| = 0.15, and every table moves):
 
-- `MKL_CBWR=AVX2`: MKL's conditional numerical reproducibility: its AVX2 code path on every Intel CPU
-  that has AVX2, also AVX-512 ones (Intel oneMKL developer guide, "Getting Started with Conditional
-  Numerical Reproducibility":
+- `MKL_CBWR=COMPATIBLE`: MKL's conditional numerical reproducibility, its one code path that runs the
+  same on every x86-64 CPU, Intel's and AMD's (SSE2 kernels; Intel oneMKL developer guide, "Getting
+  Started with Conditional Numerical Reproducibility":
   https://www.intel.com/content/www/us/en/docs/onemkl/developer-guide-linux/2025-1/get-started-with-conditional-num-reproducibility.html).
-  The guide promises it for Intel CPUs only: on other CPUs MKL may pick its own branch.
+  `MKL_CBWR=AVX2`, pinned before, is honoured on Intel CPUs only: on an AMD EPYC, `MKL_VERBOSE=1` reports
+  `CNR:AUTO` for it (and for SSE4_2), `CNR:COMPATIBLE` for this, and the default run's tables written on
+  an AMD machine under `AVX2` differed from the README's, written on another machine, in every row.
 - `ATEN_CPU_CAPABILITY=avx2`: ATen's vectorised kernels (reductions, softmax, norms, activations) are
   compiled per instruction set and picked at start-up; this picks the AVX2 ones on an AVX-512 CPU
   (the variable is read in pytorch/pytorch aten/src/ATen/native/DispatchStub.cpp). An AVX2 CPU picks them anyway.
@@ -28,12 +30,12 @@ base models, max |dw| = 0.15, and every table moves):
 - `torch.use_deterministic_algorithms(True)`: torch's deterministic implementation wherever it has one
   (and an error where an op has none), https://docs.pytorch.org/docs/stable/generated/torch.use_deterministic_algorithms.html.
 
-`MKL_ENABLE_INSTRUCTIONS` is left as the user set it: with `MKL_CBWR=AVX2` it must not matter, and the
+`MKL_ENABLE_INSTRUCTIONS` is left as the user set it: with `MKL_CBWR=COMPATIBLE` it must not matter, and the
 test that emulates an AVX2 machine (tests/test_numerics.py) sets it to check exactly that.
 
-Not covered: CPUs without AVX2 or FMA (a warning says so), non-Intel CPUs as far as MKL is concerned
-(MKL's guide promises nothing there), other architectures (nothing is pinned on them: the variables are
-x86 ones), other torch / MKL versions, and the verl engine's GPU kernels.
+Not covered: CPUs without AVX2 or FMA (a warning says so), other architectures (nothing is pinned on them: the variables are
+x86 ones), other torch / MKL versions, and the verl engine's GPU kernels. `mkl_code_path()` asks MKL which
+branch it runs (tests/test_numerics.py checks it is COMPATIBLE under the pins).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 PINNED_ENV: dict[str, str] = {
-    "MKL_CBWR": "AVX2",
+    "MKL_CBWR": "COMPATIBLE",
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "OMP_NUM_THREADS": "1",
@@ -116,6 +118,21 @@ def release_kernel_pins() -> list[str]:
     for key in released:
         del os.environ[key]
     return released
+
+
+def mkl_code_path(environ: Mapping[str, str]) -> str:
+    """The CNR branch MKL reports (`MKL_VERBOSE=1`) for one SGEMM in a fresh process with `environ`,
+    e.g. "COMPATIBLE" or "AUTO": what MKL ran, not what was asked. Raises if MKL reports nothing."""
+    import re
+    import subprocess
+
+    script = "import torch; torch.ones(8, 8) @ torch.ones(8, 8)"
+    result = subprocess.run([sys.executable, "-c", script], env={**environ, "MKL_VERBOSE": "1"},
+                            capture_output=True, text=True, timeout=120)
+    found = re.search(r"SGEMM\(.*CNR:([A-Z0-9_]+)", result.stdout + result.stderr)
+    if found is None:
+        raise RuntimeError(f"MKL reported no SGEMM with MKL_VERBOSE=1 (is torch built with MKL?): {result.stderr[-500:]}")
+    return found.group(1)
 
 
 def pin_torch(threads: int) -> None:
