@@ -37,9 +37,9 @@ import os
 import re
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
-from typing import Sequence
 
 THINK_END = "</think>"
 COMBINE_RULES = ("any", "math_verify", "boxed")
@@ -301,7 +301,7 @@ class GradingPool:
         self._context.set_forkserver_preload(["eval.grading", "eval.authors_grading", "math_verify", "sympy"])
         self._workers: list[_Worker] = []
 
-    def __enter__(self) -> "GradingPool":
+    def __enter__(self) -> GradingPool:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -391,8 +391,13 @@ class GradingPool:
         return results  # type: ignore[return-value]
 
 
-def grade_all(requests: Sequence[GradeRequest], *, workers: int | None = None,
-              timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = True) -> tuple[list[GradeResult], GradingStats]:
+def grade_all(
+    requests: Sequence[GradeRequest],
+    *,
+    workers: int | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    progress: bool = True,
+) -> tuple[list[GradeResult], GradingStats]:
     """Grade every request in a fresh pool; returns (results in order, stats)."""
     with GradingPool(workers=workers, timeout_s=timeout_s, progress=progress) as pool:
         results = pool.grade(requests)
@@ -424,8 +429,15 @@ def _request(response: str, gold: str, protocol: str, think_opened: bool, kind: 
     return GradeRequest(response=response, gold=gold, kind=kind, grader=protocol, think_opened=think_opened)
 
 
-def grade_response(response: str, gold: str, protocol: str = "authors", think_opened: bool = True, *,
-                   kind: str = "math", timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+def grade_response(
+    response: str,
+    gold: str,
+    protocol: str = "authors",
+    think_opened: bool = True,
+    *,
+    kind: str = "math",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> bool:
     """Is `response` correct for `gold` under `protocol`'s grader? `think_opened`: the prompt ended with
     `<think>\\n` (the authors' `prompt.endswith(...)` check). `kind` matters to the "suite" grader only
     ("math" | "choice"); the authors grade letters like maths. Runs in a worker process under a hard
@@ -433,9 +445,17 @@ def grade_response(response: str, gold: str, protocol: str = "authors", think_op
     return bool(_shared_pool(timeout_s).grade([_request(response, gold, protocol, think_opened, kind)])[0].correct)
 
 
-def grade_responses(responses: Sequence[str], golds: Sequence[str], protocol: str = "authors",
-                    think_opened: bool | Sequence[bool] = True, *, kind: str = "math", workers: int | None = None,
-                    timeout_s: float = DEFAULT_TIMEOUT_S, progress: bool = False) -> list[bool]:
+def grade_responses(
+    responses: Sequence[str],
+    golds: Sequence[str],
+    protocol: str = "authors",
+    think_opened: bool | Sequence[bool] = True,
+    *,
+    kind: str = "math",
+    workers: int | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    progress: bool = False,
+) -> list[bool]:
     """`grade_response` for many responses at once, in parallel worker processes."""
     if len(responses) != len(golds):
         raise ValueError(f"{len(responses)} responses but {len(golds)} golds")

@@ -44,8 +44,9 @@ def score(correct: np.ndarray) -> float:
     return float(100.0 * correct.mean(axis=1).mean())
 
 
-def bootstrap_interval(correct: np.ndarray, *, n_resamples: int = 1000, seed: int = 0,
-                       level: float = 0.95, resample_samples: bool = True) -> tuple[float, float]:
+def bootstrap_interval(
+    correct: np.ndarray, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95, resample_samples: bool = True
+) -> tuple[float, float]:
     """Percentile bootstrap interval of `score`, in percent. correct: [P, k].
 
     Resamples problems with replacement; with `resample_samples` and k > 1 also each drawn problem's k

@@ -11,8 +11,13 @@ from eval.summary import SUMMARY_COLUMNS, build_summary
 
 
 def samples(grades: dict[str, list[int]]) -> pd.DataFrame:
-    return pd.DataFrame([{"prompt_id": pid, "sample_index": j, "correct": bool(c)}
-                         for pid, row in grades.items() for j, c in enumerate(row)])
+    return pd.DataFrame(
+        [
+            {"prompt_id": pid, "sample_index": j, "correct": bool(c)}
+            for pid, row in grades.items()
+            for j, c in enumerate(row)
+        ]
+    )
 
 
 def test_avg_at_k_by_hand():

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_figures_fixtures import FIXTURE_NAME, build_fixture_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +29,8 @@ rule train:
     output: f"{{RESULTS}}/runs/{{{{experiment}}}}/seed{{{{seed}}}}/run.json"
     shell: "cp source/results/{FIXTURE_NAME}/runs/{{wildcards.experiment}}/seed{{wildcards.seed}}/metrics.jsonl $(dirname {{output}})/ && echo {{{{}}}} > {{output}}  # training code v1"
 
-include: "{ROOT / 'workflows' / 'figures.smk'}"
-report: "{ROOT / 'figures' / 'captions' / 'workflow.rst'}"
+include: "{ROOT / "workflows" / "figures.smk"}"
+report: "{ROOT / "figures" / "captions" / "workflow.rst"}"
 
 rule all:
     default_target: True
@@ -49,8 +48,14 @@ def workspace(tmp_path):
 
 def snakemake(workspace: Path, *args: str) -> str:
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    completed = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workspace, env=environment,
-                               capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workspace,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return completed.stdout + completed.stderr
 

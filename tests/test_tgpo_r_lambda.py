@@ -53,12 +53,14 @@ def _loss(step: int, method_name: str = "tgpo_r", seed: int = 3):
     advantages = torch.randn(batch, 1, generator=generator, dtype=torch.float64).expand(batch, length)
     inputs = LossInputs(logits, response_ids, mask, old, advantages, teacher_token_ids=teacher_ids)
     method = get_method(method_name)
-    loss, metrics = compute_loss(method, inputs, {"entropy_coef": 0.0}, step, total_tokens=float(mask.sum()),
-                                 total_sequences=batch)  # fmt: skip
+    loss, metrics = compute_loss(
+        method, inputs, {"entropy_coef": 0.0}, step, total_tokens=float(mask.sum()), total_sequences=batch
+    )
     plain = with_overrides(method, guidance="none", teacher_signal="none")
     plain_inputs = LossInputs(logits, response_ids, mask, old, advantages)
-    plain_loss, _ = compute_loss(plain, plain_inputs, {"entropy_coef": 0.0}, step, total_tokens=float(mask.sum()),
-                                 total_sequences=batch)  # fmt: skip
+    plain_loss, _ = compute_loss(
+        plain, plain_inputs, {"entropy_coef": 0.0}, step, total_tokens=float(mask.sum()), total_sequences=batch
+    )
     return float(loss), float(plain_loss), metrics
 
 

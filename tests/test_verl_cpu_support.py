@@ -44,8 +44,14 @@ def run_dry(monkeypatch, capsys, experiment: str, gpu: bool) -> str:
 @pytest.mark.parametrize("experiment", ["grpo_pp", "tgpo", "sft"])
 def test_gpu_machine_gets_no_cpu_setting(monkeypatch, capsys, experiment):
     command = run_dry(monkeypatch, capsys, experiment, gpu=True)
-    for cpu_only in ["TGPO_VERL_CPU", "VERL_PLATFORM", "trainer.device=cpu", "enable_sleep_mode", "num_gpus=",
-                     "VLLM_CPU"]:
+    for cpu_only in [
+        "TGPO_VERL_CPU",
+        "VERL_PLATFORM",
+        "trainer.device=cpu",
+        "enable_sleep_mode",
+        "num_gpus=",
+        "VLLM_CPU",
+    ]:
         assert cpu_only not in command, cpu_only
     assert "override_config.attn_implementation=sdpa" in command  # both paths (tgpo.verl.translate)
 
@@ -75,7 +81,11 @@ def test_cpu_machine_gets_the_sft_trainers_cpu_settings(monkeypatch, capsys):
 def test_sft_cpu_overrides_replace_the_translated_values():
     translated = ["trainer.device=cuda", "engine.strategy=fsdp", "trainer.seed=0"]
     assert cpu_support.with_sft_cpu_overrides(translated) == [
-        "trainer.seed=0", "trainer.device=cpu", "engine.strategy=fsdp2", "+model.override_config.attn_implementation=sdpa"]
+        "trainer.seed=0",
+        "trainer.device=cpu",
+        "engine.strategy=fsdp2",
+        "+model.override_config.attn_implementation=sdpa",
+    ]
 
 
 def test_cpu_overrides_replace_the_translated_values():
@@ -142,11 +152,19 @@ def test_plugin_applies_nothing_without_the_flag_and_everything_with_it():
     """A GPU cluster's processes (no flag) never load cpu_support; a CPU run's processes apply it all."""
     pytest.importorskip("vllm")
     without = probe_plugin(None)
-    assert without == {"cpu_support_loaded": False, "cpu_platform": False, "vllm_version": None,
-                       "linear_patched": False}
+    assert without == {
+        "cpu_support_loaded": False,
+        "cpu_platform": False,
+        "vllm_version": None,
+        "linear_patched": False,
+    }
     with_flag = probe_plugin("1")
-    assert with_flag == {"cpu_support_loaded": True, "cpu_platform": True,
-                         "vllm_version": importlib.metadata.version("vllm-cpu") + "+cpu", "linear_patched": True}
+    assert with_flag == {
+        "cpu_support_loaded": True,
+        "cpu_platform": True,
+        "vllm_version": importlib.metadata.version("vllm-cpu") + "+cpu",
+        "linear_patched": True,
+    }
 
 
 # ------------------------------------------------------------------ the CPU platform
@@ -214,8 +232,12 @@ def single_rank(fresh_platform_registry, monkeypatch):
     import torch.distributed
 
     cpu_support.register_platform()
-    for name, value in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                        "MASTER_PORT": str(free_port())}.items():
+    for name, value in {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }.items():
         monkeypatch.setenv(name, value)
     yield
     if torch.distributed.is_initialized():
@@ -225,8 +247,11 @@ def single_rank(fresh_platform_registry, monkeypatch):
 def test_verl_process_group_fails_on_cpu_unpatched(single_rank, monkeypatch):
     from verl.utils import distributed as verl_distributed
 
-    original = getattr(verl_distributed.initialize_global_process_group_ray, "__wrapped__",
-                       verl_distributed.initialize_global_process_group_ray)
+    original = getattr(
+        verl_distributed.initialize_global_process_group_ray,
+        "__wrapped__",
+        verl_distributed.initialize_global_process_group_ray,
+    )
     with pytest.raises(ValueError, match="Duplicate device type cpu"):
         original(timeout_second=30)
 
@@ -235,8 +260,11 @@ def test_verl_torchrun_process_group_fails_on_cpu_unpatched(single_rank, monkeyp
     from verl.utils import distributed as verl_distributed
 
     monkeypatch.setenv("LOCAL_RANK", "0")
-    original = getattr(verl_distributed.initialize_global_process_group, "__wrapped__",
-                       verl_distributed.initialize_global_process_group)
+    original = getattr(
+        verl_distributed.initialize_global_process_group,
+        "__wrapped__",
+        verl_distributed.initialize_global_process_group,
+    )
     with pytest.raises(ValueError, match="Duplicate device type cpu"):
         original(timeout_second=30)
 
@@ -244,7 +272,6 @@ def test_verl_torchrun_process_group_fails_on_cpu_unpatched(single_rank, monkeyp
 def test_verl_torchrun_process_group_starts_on_cpu_patched(single_rank, monkeypatch):
     import torch
     import torch.distributed
-
     from verl.utils import distributed as verl_distributed
 
     monkeypatch.setenv("LOCAL_RANK", "0")
@@ -260,15 +287,14 @@ def test_verl_torchrun_process_group_starts_on_cpu_patched(single_rank, monkeypa
 def test_verl_process_group_starts_on_cpu_patched(single_rank, monkeypatch):
     import torch
     import torch.distributed
-
-    from verl.utils import distributed as verl_distributed
-
     import verl.workers.engine_workers as engine_workers
+    from verl.utils import distributed as verl_distributed
 
     for name in ("initialize_global_process_group", "initialize_global_process_group_ray"):
         monkeypatch.setattr(verl_distributed, name, getattr(verl_distributed, name))
-    monkeypatch.setattr(engine_workers, "initialize_global_process_group_ray",
-                        engine_workers.initialize_global_process_group_ray)
+    monkeypatch.setattr(
+        engine_workers, "initialize_global_process_group_ray", engine_workers.initialize_global_process_group_ray
+    )
     cpu_support.patch_process_group_backend()
     verl_distributed.initialize_global_process_group_ray(timeout_second=30)
     tensor = torch.ones(2)
@@ -306,11 +332,12 @@ def sync_weights(layer, dispatch):
 def test_vllm_cpu_linear_dispatch_removes_the_weight_unpatched():
     pytest.importorskip("vllm")
     import torch
-
     from vllm import _custom_ops
     from vllm.model_executor.layers import utils as layer_utils
 
-    original = getattr(layer_utils.dispatch_cpu_unquantized_gemm, "__wrapped__", layer_utils.dispatch_cpu_unquantized_gemm)
+    original = getattr(
+        layer_utils.dispatch_cpu_unquantized_gemm, "__wrapped__", layer_utils.dispatch_cpu_unquantized_gemm
+    )
     if not _custom_ops._supports_onednn and not torch.cpu._is_amx_tile_supported():
         pytest.skip("this CPU takes vLLM's F.linear fallback: no weight is removed")
     linear = Linear2D()
@@ -322,7 +349,6 @@ def test_vllm_cpu_linear_dispatch_removes_the_weight_unpatched():
 def test_vllm_cpu_linear_follows_each_weight_sync_patched(monkeypatch):
     pytest.importorskip("vllm")
     import torch
-
     from vllm.model_executor.layers import utils as layer_utils
 
     monkeypatch.setattr(layer_utils, "dispatch_cpu_unquantized_gemm", layer_utils.dispatch_cpu_unquantized_gemm)
@@ -334,8 +360,9 @@ def test_vllm_cpu_linear_follows_each_weight_sync_patched(monkeypatch):
     x = torch.randn(3, 16)
     for _ in range(2):
         new_weight = sync_weights(layer, dispatch)
-        torch.testing.assert_close(layer_utils.cpu_unquantized_gemm(layer, x, layer.weight), x @ new_weight.T,
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            layer_utils.cpu_unquantized_gemm(layer, x, layer.weight), x @ new_weight.T, rtol=1e-4, atol=1e-4
+        )
 
 
 def test_patch_when_imported_patches_a_module_on_first_import(tmp_path, monkeypatch):
@@ -356,14 +383,18 @@ def test_patch_when_imported_patches_a_module_on_first_import(tmp_path, monkeypa
 def test_vllm_cpu_is_not_found_as_vllm_unpatched(monkeypatch):
     """verl/third_party/vllm/__init__.py: version("vllm") -> None -> "vllm version None not supported"."""
     pytest.importorskip("vllm")
-    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, cpu_support.VllmDistributionFinder)])
+    monkeypatch.setattr(
+        sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, cpu_support.VllmDistributionFinder)]
+    )
     with pytest.raises(importlib.metadata.PackageNotFoundError):
         importlib.metadata.version("vllm")
 
 
 def test_vllm_distribution_finder_reports_the_cpu_build(monkeypatch):
     pytest.importorskip("vllm")
-    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, cpu_support.VllmDistributionFinder)])
+    monkeypatch.setattr(
+        sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, cpu_support.VllmDistributionFinder)]
+    )
     cpu_support.install_vllm_distribution_finder()
     expected = importlib.metadata.version("vllm-cpu") + "+cpu"
     assert importlib.metadata.version("vllm") == expected

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_config(loss_mode: str, **tgpo) -> OmegaConf:
-    return OmegaConf.create({"distillation": {"enabled": True, "distillation_loss": {"loss_mode": loss_mode, "topk": 1}},
-                             "tgpo": tgpo})  # fmt: skip
+    return OmegaConf.create(
+        {"distillation": {"enabled": True, "distillation_loss": {"loss_mode": loss_mode, "topk": 1}}, "tgpo": tgpo}
+    )
 
 
 def test_idle_from_the_step_where_the_weight_reaches_zero():
@@ -40,14 +41,23 @@ def call(worker, global_steps, validate=False, prompt=3, response=4):
 
     output = SimpleNamespace(extra_fields={})
     method = agent_loop.AgentLoopWorker._compute_teacher_logprobs
-    asyncio.run(method(worker, output, prompt_ids=list(range(prompt)), response_ids=list(range(response)),
-                       validate=validate, sample_kwargs={"global_steps": global_steps}))  # fmt: skip
+    asyncio.run(
+        method(
+            worker,
+            output,
+            prompt_ids=list(range(prompt)),
+            response_ids=list(range(response)),
+            validate=validate,
+            sample_kwargs={"global_steps": global_steps},
+        )
+    )
     return output
 
 
 def test_wrapped_agent_loop_asks_the_teacher_only_while_the_weight_is_positive(monkeypatch):
-    import tgpo.verl.register  # noqa: F401  (applies the patch, as verl's plugin entry point does)
     from verl.experimental.agent_loop import agent_loop
+
+    import tgpo.verl.register  # noqa: F401  (applies the patch, as verl's plugin entry point does)
 
     wrapped = agent_loop.AgentLoopWorker._compute_teacher_logprobs
     assert wrapped.tgpo_patch
@@ -71,8 +81,10 @@ def test_wrapped_agent_loop_asks_the_teacher_only_while_the_weight_is_positive(m
     assert asked == [200, 250]
 
 
-@pytest.mark.parametrize(("experiment", "first_idle"), [("tgpo_annealing", 201), ("tgpo_r", 201), ("tgpo", None),
-                                                        ("op_distill", None), ("kdrl", None)])
+@pytest.mark.parametrize(
+    ("experiment", "first_idle"),
+    [("tgpo_annealing", 201), ("tgpo_r", 201), ("tgpo", None), ("op_distill", None), ("kdrl", None)],
+)
 def test_paper_7b_experiments_skip_the_teacher_from_step_201_where_the_weight_is_zero(experiment, first_idle):
     import verl
     from hydra import compose, initialize_config_dir

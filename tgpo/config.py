@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -103,9 +104,14 @@ def _check_references(config: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"{where}.teacher: {teacher!r} is not a key of `models` ({sorted(models)})")
         if method.uses_teacher_traces and "traces" not in config["data"]:
             raise ConfigError(f"{where}.method: {method.name!r} trains on teacher traces but `data.traces` is missing")
-        resolve_settings(method, experiment_hparams=experiment.get("hparams"),  # conflicting settings
-                         experiment_training=experiment.get("training"), config_training=config.get("training"),
-                         engine=config.get("engine", "local"), where=where)
+        resolve_settings(
+            method,
+            experiment_hparams=experiment.get("hparams"),  # conflicting settings
+            experiment_training=experiment.get("training"),
+            config_training=config.get("training"),
+            engine=config.get("engine", "local"),
+            where=where,
+        )
     for name in config.get("only_experiments", []):
         if name not in experiments:
             raise ConfigError(f"{source}: only_experiments: {name!r} is not in `experiments` ({sorted(experiments)})")
@@ -153,16 +159,22 @@ def _check_id_alignment(config: Mapping[str, Any], source: str) -> None:
         if target not in models or target == key:
             raise ConfigError(f"{where}: {target!r} must be another key of `models` ({sorted(models)})")
         if traces_teacher == key:
-            raise ConfigError(f"{source}: data.traces.teacher: {key!r} is a teacher re-indexed to {target!r}'s "
-                              f"token ids ({where}), not a model to sample text from{own}")
+            raise ConfigError(
+                f"{source}: data.traces.teacher: {key!r} is a teacher re-indexed to {target!r}'s "
+                f"token ids ({where}), not a model to sample text from{own}"
+            )
         for name, experiment in experiments.items():
             if key in (experiment.get("student"), experiment.get("model")):
-                raise ConfigError(f"{source}: experiments.{name}: {key!r} is a teacher re-indexed to {target!r}'s "
-                                  f"token ids ({where}); it cannot be trained or evaluated itself{own}")
+                raise ConfigError(
+                    f"{source}: experiments.{name}: {key!r} is a teacher re-indexed to {target!r}'s "
+                    f"token ids ({where}); it cannot be trained or evaluated itself{own}"
+                )
             if experiment.get("teacher") == key and experiment.get("student") != target:
-                raise ConfigError(f"{source}: experiments.{name}.teacher: {key!r} speaks {target!r}'s token ids "
-                                  f"({where}) but the student is {experiment.get('student')!r}; add a copy of the "
-                                  f"teacher aligned to that student")
+                raise ConfigError(
+                    f"{source}: experiments.{name}.teacher: {key!r} speaks {target!r}'s token ids "
+                    f"({where}) but the student is {experiment.get('student')!r}; add a copy of the "
+                    f"teacher aligned to that student"
+                )
 
 
 def load_config(path: str | Path) -> dict:
@@ -265,8 +277,10 @@ def check_scale_overlay(overlay: Mapping[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: {SCALE_KEYS}: expected a list of dotted key patterns")
     for path in leaf_paths({k: v for k, v in overlay.items() if k != SCALE_KEYS}):
         if not _matches(path, patterns):
-            raise ConfigError(f"{source}: {path}: not a scale key of this overlay ({SCALE_KEYS}: {patterns}); an "
-                              "overlay changes only where models and data come from and the size of the work")
+            raise ConfigError(
+                f"{source}: {path}: not a scale key of this overlay ({SCALE_KEYS}: {patterns}); an "
+                "overlay changes only where models and data come from and the size of the work"
+            )
 
 
 def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -307,10 +321,12 @@ def expand_results_placeholder(config: dict) -> dict:
 def drop_overlay_only_experiments(config: dict, files: Mapping[str, Mapping[str, Any]]) -> None:
     """A scale overlay adjusts the experiments a config has (one overlay serves several configs): remove the
     entries that only overlays (files with `scale_keys`) define, in place."""
-    defined = {name for content in files.values() if SCALE_KEYS not in content
-               for name in (content.get("experiments") or {})}
-    overlay_only = {name for content in files.values() if SCALE_KEYS in content
-                    for name in (content.get("experiments") or {})} - defined
+    defined = {
+        name for content in files.values() if SCALE_KEYS not in content for name in (content.get("experiments") or {})
+    }
+    overlay_only = {
+        name for content in files.values() if SCALE_KEYS in content for name in (content.get("experiments") or {})
+    } - defined
     for name in overlay_only:
         config.get("experiments", {}).pop(name, None)
 
@@ -344,8 +360,10 @@ def merged_config_text(config: Mapping[str, Any], sources: list[str]) -> str:
     import os
 
     names = [os.path.relpath(source) if os.path.isabs(source) else source for source in sources]
-    header = ("# Written by the Snakefile: the merged, validated config every job of this results folder reads.\n"
-              f"# Sources, in order: {', '.join(names) or '(none)'} and --config entries. Do not edit; edit those.\n")
+    header = (
+        "# Written by the Snakefile: the merged, validated config every job of this results folder reads.\n"
+        f"# Sources, in order: {', '.join(names) or '(none)'} and --config entries. Do not edit; edit those.\n"
+    )
     return header + yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True)
 
 
@@ -361,8 +379,10 @@ def write_merged_config(config: Mapping[str, Any], sources: list[str], *, main_p
     text = merged_config_text(config, sources)
     if not main_process:
         if not path.exists() or path.read_text() != text:
-            raise ConfigError(f"{path}: this job merged another config than the one the pipeline wrote at "
-                              f"submission (sources {sources}); rerun the pipeline")
+            raise ConfigError(
+                f"{path}: this job merged another config than the one the pipeline wrote at "
+                f"submission (sources {sources}); rerun the pipeline"
+            )
         return path
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -408,8 +428,11 @@ def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
     if model is None:  # a hub id given directly (an eval-only row), pinned by the experiment's `revision:`
         from tgpo.hub import pinned_snapshot
 
-        revisions = {spec.get("revision") for spec in config["experiments"].values()
-                     if spec.get("eval_only") and spec.get("model") == key_or_id} - {None}  # fmt: skip
+        revisions = {
+            spec.get("revision")
+            for spec in config["experiments"].values()
+            if spec.get("eval_only") and spec.get("model") == key_or_id
+        } - {None}
         return pinned_snapshot(config, "model", key_or_id, min(revisions) if len(revisions) == 1 else None)
     if "prepare" in model:
         # prepared (RoPE/context/vocabulary, cluster) by the pipeline itself

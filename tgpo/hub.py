@@ -73,7 +73,9 @@ def hub_items(config: Mapping[str, Any]) -> list[HubItem]:
 
         for name, entry in config.get("benchmarks", {}).items():
             if not (entry or {}).get("path") and name in REGISTRY:
-                items.append(HubItem(f"benchmarks.{name}", REGISTRY[name].hub_id, "dataset", (entry or {}).get("revision")))
+                items.append(
+                    HubItem(f"benchmarks.{name}", REGISTRY[name].hub_id, "dataset", (entry or {}).get("revision"))
+                )
     return items
 
 

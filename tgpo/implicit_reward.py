@@ -21,9 +21,7 @@ from torch import Tensor
 from tgpo.advantages import leave_one_out_token_rewards
 
 
-def implicit_process_rewards(
-    rm_log_probs: Tensor, ref_log_probs: Tensor, beta: float, response_mask: Tensor
-) -> Tensor:
+def implicit_process_rewards(rm_log_probs: Tensor, ref_log_probs: Tensor, beta: float, response_mask: Tensor) -> Tensor:
     """r_t = beta * (log pi_phi - log pi_ref) per token [B, T], zero outside the response (detached)."""
     log_ratio = rm_log_probs.detach() - ref_log_probs.detach()
     return beta * log_ratio * response_mask.to(log_ratio.dtype)

@@ -86,7 +86,7 @@ class ResultsLayout:
     root: Path
 
     @classmethod
-    def of(cls, config: Mapping[str, Any]) -> "ResultsLayout":
+    def of(cls, config: Mapping[str, Any]) -> ResultsLayout:
         """results/<name><name_suffix>/ (a scale overlay such as config/cpu-overlay.yaml sets the suffix, so a
         paper config's CPU stand-in run never shares a folder with the real one)."""
         return cls(RESULTS_ROOT / (config["name"] + config.get("name_suffix", "")))

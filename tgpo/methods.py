@@ -27,11 +27,32 @@ RKL_KINDS = ("none", "token_advantage", "regulariser")
 
 # Every hyper-parameter a method may default or a config `hparams:` may override.
 HPARAM_NAMES = (
-    "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "entropy_coef", "kl_coef", "kl_estimator",
-    "w_init", "delta", "shaping_lambda", "shaping_signal", "rkl_coef", "rkl_estimator", "reward_mask_correct",
-    "luffy_gamma", "off_policy_per_group", "prime_beta", "prime_coef", "prime_outcome_coef", "prime_rm_lr",
-    "prime_accuracy_low", "prime_accuracy_high", "prime_oversample", "loss_scale_factor", "lr", "sft_epochs",
-)  # fmt: skip
+    "clip_ratio_low",
+    "clip_ratio_high",
+    "clip_ratio_c",
+    "entropy_coef",
+    "kl_coef",
+    "kl_estimator",
+    "w_init",
+    "delta",
+    "shaping_lambda",
+    "shaping_signal",
+    "rkl_coef",
+    "rkl_estimator",
+    "reward_mask_correct",
+    "luffy_gamma",
+    "off_policy_per_group",
+    "prime_beta",
+    "prime_coef",
+    "prime_outcome_coef",
+    "prime_rm_lr",
+    "prime_accuracy_low",
+    "prime_accuracy_high",
+    "prime_oversample",
+    "loss_scale_factor",
+    "lr",
+    "sft_epochs",
+)
 
 # verl's compute_policy_loss_vanilla always applies the dual clip and asserts clip_ratio_c > 1. A recipe
 # without one (clip_ratio_c None) is given this bound instead: verl clamps the log-ratio to [-20, 20], so
@@ -112,10 +133,14 @@ class MethodSpec:
             raise ValueError(f"MethodSpec {self.name!r}: guidance={self.guidance!r} needs teacher_signal='argmax'")
         if self.rkl != "none" and self.teacher_signal != "sampled_log_prob":
             raise ValueError(f"MethodSpec {self.name!r}: rkl={self.rkl!r} needs teacher_signal='sampled_log_prob'")
-        unclipped = [key for key in ("clip_ratio_low", "clip_ratio_high") if key in self.defaults and self.defaults[key] is None]
+        unclipped = [
+            key for key in ("clip_ratio_low", "clip_ratio_high") if key in self.defaults and self.defaults[key] is None
+        ]
         if unclipped and self.policy_loss != "off_policy_mix":
-            raise ValueError(f"MethodSpec {self.name!r}: {unclipped} None (no PPO clip) is only implemented by the "
-                             "off_policy_mix loss on verl (verl's own loss falls back to clip_ratio)")  # fmt: skip
+            raise ValueError(
+                f"MethodSpec {self.name!r}: {unclipped} None (no PPO clip) is only implemented by the "
+                "off_policy_mix loss on verl (verl's own loss falls back to clip_ratio)"
+            )
         for attribute in ("defaults", "defaults_source", "verl_overrides"):
             object.__setattr__(self, attribute, MappingProxyType(dict(getattr(self, attribute))))
 
@@ -232,9 +257,7 @@ def resolve_hparams(method: MethodSpec, overrides: Mapping[str, Any] | None = No
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(HPARAM_NAMES))
     if unknown:
-        raise KeyError(
-            f"hparams for method {method.name!r}: unknown keys {unknown}; known: {', '.join(HPARAM_NAMES)}"
-        )
+        raise KeyError(f"hparams for method {method.name!r}: unknown keys {unknown}; known: {', '.join(HPARAM_NAMES)}")
     return {**method.defaults, **overrides}
 
 

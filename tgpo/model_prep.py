@@ -55,8 +55,9 @@ import argparse
 import json
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tgpo import io
 
@@ -66,8 +67,19 @@ EMBEDDING_PADDING_CAP = 128  # vocabularies are padded to multiples of at most 1
 PREPARE_KEYS = ("rope_theta", "max_position_embeddings", "align_vocab_with", "think_template", "align_ids_to")
 VOCAB_MAP_FILE = "vocab_map.json"
 # files of a checkpoint's tokenizer: not copied into a student-aligned teacher (it gets the student's)
-TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
-                             "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json"})
+TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.json",
+        "merges.txt",
+        "tokenizer.model",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "chat_template.jinja",
+        "chat_template.json",
+    }
+)
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 
 
@@ -87,8 +99,10 @@ def apply_rope_and_context(config: Mapping[str, Any], rope_theta: float | None, 
             block = out.get(key)
             if isinstance(block, dict):
                 if block.get("rope_type", block.get("type", "default")) != "default":
-                    raise ValueError(f"config.json {key}: RoPE type {block.get('rope_type')!r} is not 'default'; "
-                                     "refusing to change only its theta")
+                    raise ValueError(
+                        f"config.json {key}: RoPE type {block.get('rope_type')!r} is not 'default'; "
+                        "refusing to change only its theta"
+                    )
                 block["rope_theta"] = float(rope_theta)
         out["rope_theta"] = float(rope_theta)
     if max_positions is not None:
@@ -130,8 +144,10 @@ def other_only_tokens(own_tok, other_tok) -> list[str]:
     disagree: then the vocabularies are not one vocabulary padded differently and need `align_ids_to`."""
     problems = shared_id_mismatches(own_tok, other_tok)
     if problems:
-        raise ValueError("tokenizers disagree on shared ids, so one embedding size cannot align them (use "
-                         "prepare.align_ids_to): " + "; ".join(problems))
+        raise ValueError(
+            "tokenizers disagree on shared ids, so one embedding size cannot align them (use "
+            "prepare.align_ids_to): " + "; ".join(problems)
+        )
     return [other_tok.convert_ids_to_tokens(index) for index in range(len(own_tok), len(other_tok))]
 
 
@@ -162,14 +178,23 @@ def align_vocabularies(model, own_tok, other_tok, other_rows: int) -> dict:
         raise AssertionError(f"aligned vocabulary {rows} smaller than a tokenizer ({len(own_tok)}, {len(other_tok)})")
     if rows != rows_before:
         model.resize_token_embeddings(rows, mean_resizing=False)
-    return {"rows_before": rows_before, "rows_after": rows, "tokens_before": tokens_before,
-            "tokens_after": len(own_tok), "other_tokens": len(other_tok), "other_rows": int(other_rows),
-            "added_tokens": [], "other_only_tokens": other_only}
+    return {
+        "rows_before": rows_before,
+        "rows_after": rows,
+        "tokens_before": tokens_before,
+        "tokens_after": len(own_tok),
+        "other_tokens": len(other_tok),
+        "other_rows": int(other_rows),
+        "added_tokens": [],
+        "other_only_tokens": other_only,
+    }
 
 
 # ---------------------------------------------------------------------------------- 3. chat template
 
-_GENERATION_BLOCK = re.compile(r"\{%-?\s*if\s+add_generation_prompt\s*-?%\}(?P<body>.*?)\{%-?\s*endif\s*-?%\}", re.DOTALL)
+_GENERATION_BLOCK = re.compile(
+    r"\{%-?\s*if\s+add_generation_prompt\s*-?%\}(?P<body>.*?)\{%-?\s*endif\s*-?%\}", re.DOTALL
+)
 
 
 def render_generation_prompt(tokenizer, template: str | None = None) -> str:
@@ -213,7 +238,7 @@ def chat_turn_end_id(tokenizer) -> int | None:
     rendered = tokenizer.apply_chat_template(messages, tokenize=False)
     if _TURN_MARK not in rendered:
         return None
-    tail = rendered[rendered.rindex(_TURN_MARK) + len(_TURN_MARK):]
+    tail = rendered[rendered.rindex(_TURN_MARK) + len(_TURN_MARK) :]
     added = {token.content: index for index, token in (getattr(tokenizer, "added_tokens_decoder", {}) or {}).items()}
     for content in sorted(added, key=len, reverse=True):
         if tail.startswith(content):
@@ -256,8 +281,10 @@ def prepare_settings(config: Mapping, model_key: str) -> dict:
     if "align_ids_to" in settings:
         clashing = sorted({"align_vocab_with", "think_template"} & set(settings))
         if clashing:
-            raise ValueError(f"models.{model_key}.prepare: align_ids_to gives the copy the student's tokenizer and "
-                             f"ids; it cannot be combined with {clashing}")
+            raise ValueError(
+                f"models.{model_key}.prepare: align_ids_to gives the copy the student's tokenizer and "
+                f"ids; it cannot be combined with {clashing}"
+            )
     return settings
 
 
@@ -291,8 +318,9 @@ def prepare_model(source: str, out: str | Path, settings: Mapping, *, align_sour
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         config_path = tmp / "config.json"
-        patched = apply_rope_and_context(json.loads(config_path.read_text()), settings.get("rope_theta"),
-                                         settings.get("max_position_embeddings"))
+        patched = apply_rope_and_context(
+            json.loads(config_path.read_text()), settings.get("rope_theta"), settings.get("max_position_embeddings")
+        )
         io.write_json(config_path, patched)
         io.write_json(tmp / "prepare.json", record)
     return record
@@ -387,8 +415,10 @@ def tokenizer_with_teacher_only(student_tokenizer, alignment, teacher_dir: Path)
     from tokenizers import AddedToken, Tokenizer
 
     if len(student_tokenizer) != alignment.student_vocab_size:
-        raise ValueError(f"student tokenizer of {len(student_tokenizer)} ids, but the alignment was made for "
-                         f"V_S = {alignment.student_vocab_size}")
+        raise ValueError(
+            f"student tokenizer of {len(student_tokenizer)} ids, but the alignment was made for "
+            f"V_S = {alignment.student_vocab_size}"
+        )
     teacher = Tokenizer.from_file(str(teacher_dir / "tokenizer.json"))
     added_flags = teacher.get_added_tokens_decoder()  # {id: AddedToken} of the teacher's added tokens
     for teacher_id in alignment.teacher_only_ids:
@@ -416,8 +446,13 @@ def align_teacher_ids(source: str, student_source: str, out: str | Path, setting
     student_config = AutoConfig.from_pretrained(student_source)
     student_rows = int(getattr(student_config, "vocab_size", None) or student_config.get_text_config().vocab_size)
     student_vocab, teacher_vocab = student_tokenizer.get_vocab(), checkpoint_vocabulary(teacher_dir)
-    alignment = string_alignment(student_vocab, teacher_vocab, teacher_rows, min_rows=student_rows,
-                                 row_multiple=embedding_padding_multiple(teacher_rows))
+    alignment = string_alignment(
+        student_vocab,
+        teacher_vocab,
+        teacher_rows,
+        min_rows=student_rows,
+        row_multiple=embedding_padding_multiple(teacher_rows),
+    )
     vocab_map = alignment.summary(ids_by_string(student_vocab, "student"), ids_by_string(teacher_vocab, "teacher"))
 
     names, index_path = weight_map(teacher_dir)
@@ -452,10 +487,19 @@ def align_teacher_ids(source: str, student_source: str, out: str | Path, setting
             io.write_json(tmp / "generation_config.json", remap_token_ids(generation, alignment.aligned_id_of_teacher))
         tokenizer_with_teacher_only(student_tokenizer, alignment, teacher_dir).save_pretrained(tmp)
         io.write_json(tmp / VOCAB_MAP_FILE, vocab_map)
-        record = {"source": str(source), "settings": dict(settings), "align_source": str(student_source),
-                  "vocabulary": {"aligned_rows": alignment.aligned_rows, "teacher_rows": teacher_rows,
-                                 "student_vocab_size": alignment.student_vocab_size, **vocab_map["counts"]},
-                  "rewritten_shards": shards, "tied_embeddings": head is None}
+        record = {
+            "source": str(source),
+            "settings": dict(settings),
+            "align_source": str(student_source),
+            "vocabulary": {
+                "aligned_rows": alignment.aligned_rows,
+                "teacher_rows": teacher_rows,
+                "student_vocab_size": alignment.student_vocab_size,
+                **vocab_map["counts"],
+            },
+            "rewritten_shards": shards,
+            "tied_embeddings": head is None,
+        }
         io.write_json(tmp / "prepare.json", record)
     return record
 
@@ -465,8 +509,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model key with a `prepare:` block")
     parser.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<name>/models/<key>")
     parser.add_argument("--source", help="local checkpoint folder replacing the model's hub id / path")
-    parser.add_argument("--align-source", help="local folder (tokenizer + config.json) replacing the location of "
-                                               "the model named by prepare.align_vocab_with / align_ids_to")
+    parser.add_argument(
+        "--align-source",
+        help="local folder (tokenizer + config.json) replacing the location of "
+        "the model named by prepare.align_vocab_with / align_ids_to",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

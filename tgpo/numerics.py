@@ -93,8 +93,11 @@ def pin_process_environment() -> None:
     if cpuinfo.exists():
         missing = missing_cpu_flags(cpuinfo.read_text(errors="replace"))
         if missing:
-            print(f"tgpo.numerics: warning: this CPU lacks {missing}; MKL and ATen fall back to other kernels "
-                  "and results will differ from the README's (they are pinned for AVX2 + FMA)", file=sys.stderr)
+            print(
+                f"tgpo.numerics: warning: this CPU lacks {missing}; MKL and ATen fall back to other kernels "
+                "and results will differ from the README's (they are pinned for AVX2 + FMA)",
+                file=sys.stderr,
+            )
 
 
 # The kernel choices above are the local engine's (issue 19's scope). verl's Ray workers (FSDP2 with bf16

@@ -134,8 +134,14 @@ def _policy_term(
     advantages = inputs.advantages
     if method.guidance == "reward_shaping":
         shaping_lambda = guidance_weight(step, float(hp["shaping_lambda"]), float(hp.get("delta") or 0.0))
-        advantages = shaped_advantages(advantages, log_probs["teacher"], shaping_lambda, teacher_valid,
-                                       response_mask=mask, signal=hp.get("shaping_signal", "log_prob"))  # fmt: skip
+        advantages = shaped_advantages(
+            advantages,
+            log_probs["teacher"],
+            shaping_lambda,
+            teacher_valid,
+            response_mask=mask,
+            signal=hp.get("shaping_signal", "log_prob"),
+        )
         metrics["tgpo/shaping_lambda"] = shaping_lambda
     on_policy_mask = mask
     if method.policy_loss == "off_policy_mix":

@@ -34,8 +34,12 @@ def _log_to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def claim_run_dir(run: RunLayout, run_hash: str, description: Mapping[str, Any] | None = None,
-                  log: Callable[[str], None] = _log_to_stderr) -> Path | None:
+def claim_run_dir(
+    run: RunLayout,
+    run_hash: str,
+    description: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = _log_to_stderr,
+) -> Path | None:
     """Make `run.root` a folder of `run_hash`'s training; return where an old run was moved, else None.
 
     description: written into the marker beside the hash (e.g. the resolved experiment).

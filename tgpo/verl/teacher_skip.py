@@ -62,15 +62,25 @@ def patch() -> None:
         return
 
     async def _compute_teacher_logprobs(self, output, prompt_ids, response_ids, validate, sample_kwargs=None):
-        if (getattr(self, "distillation_enabled", False) and not validate and sample_kwargs is not None
-                and idle_step(self.config, sample_kwargs.get("global_steps"))):  # fmt: skip
+        if (
+            getattr(self, "distillation_enabled", False)
+            and not validate
+            and sample_kwargs is not None
+            and idle_step(self.config, sample_kwargs.get("global_steps"))
+        ):
             topk = int(self.config.distillation.distillation_loss.topk)
             ids, logprobs = placeholder_teacher_outputs(len(prompt_ids) + len(response_ids), topk)
             output.extra_fields["teacher_ids"] = ids
             output.extra_fields["teacher_logprobs"] = logprobs
             return None
-        return await original(self, output, prompt_ids=prompt_ids, response_ids=response_ids, validate=validate,
-                              sample_kwargs=sample_kwargs)  # fmt: skip
+        return await original(
+            self,
+            output,
+            prompt_ids=prompt_ids,
+            response_ids=response_ids,
+            validate=validate,
+            sample_kwargs=sample_kwargs,
+        )
 
     _compute_teacher_logprobs.tgpo_patch = True
     _compute_teacher_logprobs.__wrapped__ = original

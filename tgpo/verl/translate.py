@@ -66,8 +66,11 @@ def checkpoint_overrides(training: Mapping, experiment: str) -> dict[str, Any]:
     if choice == "last":
         return {"trainer.max_actor_ckpt_to_keep": None, "trainer.checkpoint_callback_class": KEEP_LAST_CALLBACK}
     if choice == "validation":
-        return {"trainer.max_actor_ckpt_to_keep": None, "trainer.checkpoint_callback_class": CHECKPOINT_CALLBACK,
-                "trainer.test_freq": int(training["save_every"])}
+        return {
+            "trainer.max_actor_ckpt_to_keep": None,
+            "trainer.checkpoint_callback_class": CHECKPOINT_CALLBACK,
+            "trainer.test_freq": int(training["save_every"]),
+        }
     raise ValueError(f"experiment {experiment!r}: training.checkpoint_choice {choice!r}: expected last or validation")
 
 
@@ -100,7 +103,9 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
     prompts = int(training["prompts_per_step"])
     updates = int(training["updates_per_step"])
     if prompts % updates:
-        raise ValueError(f"experiment {experiment!r}: prompts_per_step {prompts} not divisible by updates_per_step {updates}")
+        raise ValueError(
+            f"experiment {experiment!r}: prompts_per_step {prompts} not divisible by updates_per_step {updates}"
+        )
     max_response = int(training["max_new_tokens"])
     max_prompt = int(training["max_prompt_length"])
     run = ResultsLayout.of(config).run(experiment, seed)
@@ -166,9 +171,14 @@ def reward_overrides(training: Mapping) -> dict[str, Any]:
 def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str, Any]:
     """The experiment's resolved hyper-parameters (tgpo.resolve) on verl keys."""
     out: dict[str, Any] = {}
-    simple = {"lr": ACTOR + "optim.lr", "clip_ratio_low": ACTOR + "clip_ratio_low",
-              "clip_ratio_high": ACTOR + "clip_ratio_high", "clip_ratio_c": ACTOR + "clip_ratio_c",
-              "entropy_coef": ACTOR + "entropy_coeff", "loss_scale_factor": ACTOR + "loss_scale_factor"}  # fmt: skip
+    simple = {
+        "lr": ACTOR + "optim.lr",
+        "clip_ratio_low": ACTOR + "clip_ratio_low",
+        "clip_ratio_high": ACTOR + "clip_ratio_high",
+        "clip_ratio_c": ACTOR + "clip_ratio_c",
+        "entropy_coef": ACTOR + "entropy_coeff",
+        "loss_scale_factor": ACTOR + "loss_scale_factor",
+    }
     for ours, theirs in simple.items():
         if hparams.get(ours) is not None:
             out[theirs] = hparams[ours]
@@ -205,7 +215,9 @@ def teacher_overrides(config: Mapping, experiment: str, teacher_key: str, traini
         raise ValueError(f"experiment {experiment!r}: has a teacher but training.teacher_gpus is {teacher_gpus}")
     tensor_parallel = min(TEACHER_TP, teacher_gpus)
     if teacher_gpus % tensor_parallel:
-        raise ValueError(f"experiment {experiment!r}: teacher_gpus {teacher_gpus} not a multiple of TP {tensor_parallel}")
+        raise ValueError(
+            f"experiment {experiment!r}: teacher_gpus {teacher_gpus} not a multiple of TP {tensor_parallel}"
+        )
     max_len = int(training["max_prompt_length"]) + int(training["max_new_tokens"]) + 1
     return {
         "distillation.enabled": True,
@@ -222,8 +234,13 @@ def teacher_overrides(config: Mapping, experiment: str, teacher_key: str, traini
 def distillation_defaults(method: MethodSpec) -> dict[str, Any]:
     """Keys whose YAML and dataclass defaults differ in verl 0.9.1 (docs/verl-0.9.md section 3): set explicitly."""
     loss = "distillation.distillation_loss."
-    out = {loss + "loss_max_clamp": None, loss + "log_prob_min_clamp": None, loss + "use_task_rewards": True,
-           loss + "distillation_loss_coef": 1.0, loss + "use_policy_gradient": False}  # fmt: skip
+    out = {
+        loss + "loss_max_clamp": None,
+        loss + "log_prob_min_clamp": None,
+        loss + "use_task_rewards": True,
+        loss + "distillation_loss_coef": 1.0,
+        loss + "use_policy_gradient": False,
+    }
     out[loss + "topk"] = 1  # argmax for TGPO; unused by the estimator modes (sampled-token log-prob)
     return out
 
