@@ -1,7 +1,7 @@
 """Cost of TGPO's guidance term: one full update (forward, loss, backward) of TGPO vs GRPO++ on one batch.
 
 Model: a Qwen2 body (hidden 64, 2 layers) with the real Qwen2.5 vocabulary (151,936), so the [B, T, V]
-logits dominate as they do at scale. Both methods run `tgpo.objective.compute_loss` on the same batch
+logits dominate as they do at scale. Both methods run `tgpo.objectives.compose.compute_loss` on the same batch
 with their registered defaults (clipped loss, token-mean, entropy bonus 1e-3); TGPO additionally gathers
 the teacher-token log-prob from the same logsumexp and adds w * guidance. The teacher ids are given (the
 teacher's forward pass is not part of the student update).
@@ -95,7 +95,7 @@ class UpdateBench:
     def update(self, method_name: str) -> tuple[float, float]:
         """One forward + compute_loss + backward; returns its (CPU, wall-clock) seconds."""
         from tgpo.methods import get_method
-        from tgpo.objective import LossInputs, compute_loss
+        from tgpo.objectives.compose import LossInputs, compute_loss
 
         method = get_method(method_name)
         start, start_cpu = time.perf_counter(), time.process_time()

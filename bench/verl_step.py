@@ -353,9 +353,9 @@ def run_experiment(config_path: Path, experiment: str, seed: int, run_dir: Path,
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.chdir(ROOT)
-    from tgpo import io
     from tgpo.config import load_config
-    from tgpo.layout import ResultsLayout
+    from tgpo.results import io
+    from tgpo.results.layout import ResultsLayout
 
     source = load_config(args.config)
     if args.name == source["name"]:

@@ -189,7 +189,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from eval.generation import make_backend
-    from tgpo.io import write_parquet
+    from tgpo.results.io import write_parquet
 
     protocol = PROTOCOLS[args.protocol]
     released = RELEASED_CHECKPOINT_TEMPLATES.get(str(args.model))

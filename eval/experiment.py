@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from tgpo import config as tgpo_config
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
 
 def experiment_model(config: Mapping[str, Any], experiment: str, seed: int) -> str:
@@ -104,7 +104,7 @@ def evaluate_run(
     from eval.generation import make_backend
     from eval.metrics import correctness_matrix, score
     from tgpo.hub import benchmark_source
-    from tgpo.io import write_parquet
+    from tgpo.results.io import write_parquet
 
     model = experiment_model(config, experiment, seed)
     evaluation = config.get("evaluation", {})

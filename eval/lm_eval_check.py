@@ -195,7 +195,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     report = check(args)
     if args.out:
-        from tgpo.io import write_json
+        from tgpo.results.io import write_json
 
         write_json(args.out, report)
     width = max(len(key) for key in report)

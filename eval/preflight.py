@@ -7,7 +7,7 @@ The files are merged in order as `snakemake --configfile A B --config ...` merge
 (tgpo.config.merge_configs), checked against the schema and its cross-references (tgpo.config.validate),
 and then every experiment is resolved with the code its jobs run:
 
-- training: the resolved experiment of every seed (tgpo.resolve), the verifier, and on the verl engine the
+- training: the resolved experiment of every seed (tgpo.config.resolve), the verifier, and on the verl engine the
   Hydra overrides (tgpo.verl.translate, which checks verl's divisibility rules);
 - evaluation: for every experiment x benchmark, the settings of its protocol (eval.protocols, through
   eval.experiment.benchmark_settings) and the benchmark spec (eval.experiment.benchmark_spec).
@@ -29,7 +29,7 @@ from tgpo.config import ConfigError
 
 def resolve_training(config: Mapping[str, Any], experiment: str, source: str) -> None:
     """Resolve every seed of one training experiment as its job will (and translate it for verl)."""
-    from tgpo.resolve import resolve_experiment
+    from tgpo.config.resolve import resolve_experiment
     from tgpo.verifiers import get_verifier
 
     where = f"{source}: experiments.{experiment}"

@@ -17,7 +17,7 @@ question as is (the miniature world, whose multiple-choice prompts are `q|A:x|B:
 eval_scripts/generate_vllm.py, build_prompt_from_message; flags in eval_scripts/my_eval_sh.sh): the model's
 own chat template over [system = LUFFY's system prompt as stored in every row of ElliottYan/LUFFY
 data/valid.*.parquet, user = the question], generation prompt added. The prepared checkpoints' chat
-templates end the generation prompt with `<think>\n` (tgpo.model_prep, as the authors' aligned models,
+templates end the generation prompt with `<think>\n` (tgpo.models.prepare, as the authors' aligned models,
 helldog-star/TGPO data/download.sh), so the response starts inside the thought section; `think_opened`
 tells the grader whether a prompt did (the authors' `prompt.endswith("<think>\n")`).
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from eval.metrics import bootstrap_interval, correctness_matrix, score
-from tgpo.layout import ResultsLayout, seed_of_dir
+from tgpo.results.layout import ResultsLayout, seed_of_dir
 
 SUMMARY_COLUMNS = [
     "experiment",
@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tgpo.io import write_parquet
+    from tgpo.results.io import write_parquet
 
     summary = build_summary(
         args.results, n_resamples=args.bootstrap, bootstrap_seed=args.bootstrap_seed, only=args.files

@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     text = render({Path(root).name: check(Draw(root)) for root in args.results})
     if args.out:
-        from tgpo.io import write_text
+        from tgpo.results.io import write_text
 
         write_text(args.out, text)
     else:

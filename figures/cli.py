@@ -23,7 +23,7 @@ from figures import FIGURES, OUTPUTS, TABLES
 from figures.results import MissingResultsError
 from figures.spec import load_spec
 from figures.tables import MODES, make_table
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
 
 def _spec_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 from figures import style
 from figures.results import load_training_curves
 from figures.spec import SeriesSpec, figure_series, not_run_note
-from tgpo.io import atomic_path
+from tgpo.results.io import atomic_path
 
 STEP_LABEL = "Training step"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from figures.stats import Estimate, average_of_independent, over_seeds
-from tgpo.layout import run_layout, seed_of_dir
+from tgpo.results.layout import run_layout, seed_of_dir
 
 SUMMARY_COLUMNS = (
     "experiment",

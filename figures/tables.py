@@ -23,7 +23,7 @@ from figures.paper_numbers import benchmark_names, paper_table
 from figures.results import average_estimate, benchmark_domains, estimate, load_summary, select_scores
 from figures.spec import RowSpec, not_run_note, seeds_for, table_rows
 from figures.stats import Estimate
-from tgpo.io import write_text
+from tgpo.results.io import write_text
 
 MODES = ("reproduced", "paper", "compare")
 DECIMALS = 1

@@ -61,8 +61,8 @@ def test_paired_ratios_split_at_the_teacher_off_step(tmp_path):
 
 
 def test_teacher_off_config_reaches_zero_weight_at_the_given_step():
-    from tgpo.annealing import guidance_weight
     from tgpo.config import load_config
+    from tgpo.objectives.annealing import guidance_weight
 
     source = load_config(ROOT / "config" / "verl-mini.yaml")
     config = verl_step.bench_config(source, "verl-bench", 20, ["grpo_pp", "tgpo"], teacher_off=("tgpo", 11))

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from tgpo.config import ConfigError, load_config, validate
+from tgpo.config.resolve import resolve_experiment
 from tgpo.engine.run_spec import RunSpec
-from tgpo.resolve import resolve_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 # whole configs; an overlay (a file with `scale_keys`) is valid on top of one (tests/test_cpu_overlay.py)

@@ -14,7 +14,9 @@ import yaml
 
 from tgpo import config as tgpo_config
 from tgpo.config import ConfigError, changed_paths, merge_configs, read_config_file
-from tgpo.resolve import resolve_experiment
+from tgpo.config.loading import _matches as matches
+from tgpo.config.resolve import resolve_experiment
+from tgpo.results.layout import ResultsLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAY = ROOT / "config" / "cpu-overlay.yaml"
@@ -32,7 +34,7 @@ def test_overlay_changes_only_its_scale_keys(paper):
     declared = read_config_file(OVERLAY)["scale_keys"]
     changed = [path for path in changed_paths(base, merged) if path != "scale_keys"]
     assert changed, "the overlay changes nothing"
-    undeclared = [path for path in changed if not tgpo_config._matches(path, declared)]
+    undeclared = [path for path in changed if not matches(path, declared)]
     assert not undeclared, f"the overlay changes keys it does not declare as scale keys: {undeclared}"
     # what must come from the paper config unchanged: in experiments, evaluation and report only GPUs, job
     # time limits and batch sizes move
@@ -56,7 +58,7 @@ def test_overlay_changes_only_its_scale_keys(paper):
     }
     # every model key stands in locally; the results go to a folder of their own
     assert all("build" in model for model in merged["models"].values())
-    assert tgpo_config.ResultsLayout.of(merged).root.name == f"{base['name']}-cpu"
+    assert ResultsLayout.of(merged).root.name == f"{base['name']}-cpu"
 
 
 def test_overlay_adjusts_only_experiments_the_config_has():

@@ -300,9 +300,9 @@ def test_only_the_last_two_intermediate_checkpoints_are_kept(make_spec):
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(make_spec, monkeypatch):
-    import tgpo.objective
+    import tgpo.objectives.compose
 
-    real_compute_loss = tgpo.objective.compute_loss
+    real_compute_loss = tgpo.objectives.compose.compute_loss
 
     def poisoned(method, inputs, hparams, step, **kwargs):
         loss, metrics = real_compute_loss(method, inputs, hparams, step, **kwargs)
@@ -311,7 +311,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(make_s
             loss = loss * float("nan")
         return loss, metrics
 
-    monkeypatch.setattr(tgpo.objective, "compute_loss", poisoned)
+    monkeypatch.setattr(tgpo.objectives.compose, "compute_loss", poisoned)
     spec = make_spec("tgpo", name="nan")
     with pytest.raises(TrainingDiverged, match=r"'tgpo-nan'.*step 3.*tgpo/guidance_loss.*step_2"):
         train(spec, progress=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -50,7 +50,7 @@ def test_bootstrap_interval_is_seeded_and_covers_the_score():
 
 
 def test_summary_from_eval_parquets(tmp_path):
-    from tgpo.io import write_parquet
+    from tgpo.results.io import write_parquet
 
     def write(experiment, seed, benchmark, domain, metric, grades):
         frame = samples(grades)

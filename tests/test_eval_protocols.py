@@ -100,7 +100,7 @@ def test_unknown_protocol_names_the_key_and_the_allowed_values(paper_config):
 
 
 class ChatTokenizer:
-    """A chat template like the prepared checkpoints' (tgpo.model_prep): Qwen's format, `<think>\\n` opened."""
+    """A chat template like the prepared checkpoints' (tgpo.models.prepare): Qwen's format, `<think>\\n` opened."""
 
     chat_template = "qwen-like"
 

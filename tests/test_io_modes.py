@@ -1,4 +1,4 @@
-"""tgpo.io's atomic writes give files and folders the modes the umask allows (issue 18, item 13):
+"""tgpo.results.io's atomic writes give files and folders the modes the umask allows (issue 18, item 13):
 mkstemp/mkdtemp create 0600/0700, which colleagues on a shared cluster cannot read."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from tgpo import io
+from tgpo.results import io
 
 
 @pytest.fixture

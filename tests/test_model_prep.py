@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tgpo.model_prep import (  # noqa: E402
+from tgpo.models.prepare import (  # noqa: E402
     aligned_vocab_size,
     apply_rope_and_context,
     other_only_tokens,

@@ -7,17 +7,17 @@ import math
 import pytest
 import torch
 
-from tgpo.advantages import group_advantages, leave_one_out_token_rewards
-from tgpo.aggregation import AGG_MODES, aggregate
-from tgpo.annealing import guidance_weight
-from tgpo.guidance import guidance_loss_per_token, shaped_advantages
-from tgpo.implicit_reward import implicit_process_rewards, prime_advantages, reward_model_loss
 from tgpo.methods import get_method, with_overrides
-from tgpo.objective import LossInputs, compute_advantages, compute_loss
-from tgpo.off_policy import off_policy_loss_per_token, off_policy_shaping
-from tgpo.policy_loss import clipped_policy_loss
-from tgpo.reverse_kl import kl_estimate, rkl_regulariser_per_token, rkl_token_advantages, sequence_rkl_reward
-from tgpo.token_log_probs import entropy_from_logits, gather_token_log_probs
+from tgpo.objectives.advantages import group_advantages, leave_one_out_token_rewards
+from tgpo.objectives.aggregation import AGG_MODES, aggregate
+from tgpo.objectives.annealing import guidance_weight
+from tgpo.objectives.compose import LossInputs, compute_advantages, compute_loss
+from tgpo.objectives.guidance import guidance_loss_per_token, shaped_advantages
+from tgpo.objectives.implicit_reward import implicit_process_rewards, prime_advantages, reward_model_loss
+from tgpo.objectives.off_policy import off_policy_loss_per_token, off_policy_shaping
+from tgpo.objectives.policy_loss import clipped_policy_loss
+from tgpo.objectives.reverse_kl import kl_estimate, rkl_regulariser_per_token, rkl_token_advantages, sequence_rkl_reward
+from tgpo.objectives.token_log_probs import entropy_from_logits, gather_token_log_probs
 
 torch.set_num_threads(1)
 DOUBLE = torch.float64
@@ -65,9 +65,9 @@ def test_gather_token_log_probs_rejects_out_of_vocabulary_ids():
 
 @pytest.mark.parametrize("elements_per_chunk", [1 << 24, 30])  # one chunk / many chunks of 2 rows
 def test_entropy_from_logits_matches_definition_and_gradient(monkeypatch, elements_per_chunk):
-    import tgpo.token_log_probs
+    import tgpo.objectives.token_log_probs
 
-    monkeypatch.setattr(tgpo.token_log_probs, "_ELEMENTS_PER_CHUNK", elements_per_chunk)
+    monkeypatch.setattr(tgpo.objectives.token_log_probs, "_ELEMENTS_PER_CHUNK", elements_per_chunk)
     logits, *_ = random_batch(seed=1)
     ours_logits = logits.clone().requires_grad_(True)
     ref_logits = logits.clone().requires_grad_(True)

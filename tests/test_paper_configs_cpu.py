@@ -239,7 +239,7 @@ def test_killed_run_resumed_from_its_checkpoint(paper_runs):
 def test_guidance_weight_follows_the_schedule_and_oov_is_counted(paper_runs):
     """TGPO's w_t step by step; the cross-family teachers' ids that the student cannot represent are masked and
     counted at every step (Qwen3's thinking tokens, R1-Distill's re-indexed vocabulary)."""
-    from tgpo.annealing import guidance_weight
+    from tgpo.objectives.annealing import guidance_weight
 
     workdir, configs = paper_runs
     config = configs["config/paper-7b.yaml"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tgpo.config import evaluation_setting, experiment_seeds, load_config, training_experiments
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 

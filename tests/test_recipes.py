@@ -11,9 +11,11 @@ import math
 import pytest
 import torch
 
-from tgpo.advantages import leave_one_out_token_rewards
-from tgpo.guidance import shaped_advantages
-from tgpo.implicit_reward import (
+from tgpo.methods import VERL_NO_DUAL_CLIP, get_method, list_methods, resolve_hparams
+from tgpo.objectives.advantages import leave_one_out_token_rewards
+from tgpo.objectives.compose import LossInputs, compute_advantages, compute_loss
+from tgpo.objectives.guidance import shaped_advantages
+from tgpo.objectives.implicit_reward import (
     accuracy_filter,
     batch_norm_process_rewards,
     last_token_mask,
@@ -21,10 +23,8 @@ from tgpo.implicit_reward import (
     prime_advantages,
     return_to_go,
 )
-from tgpo.methods import VERL_NO_DUAL_CLIP, get_method, list_methods, resolve_hparams
-from tgpo.objective import LossInputs, compute_advantages, compute_loss
-from tgpo.off_policy import off_policy_shaping
-from tgpo.policy_loss import clipped_policy_loss
+from tgpo.objectives.off_policy import off_policy_shaping
+from tgpo.objectives.policy_loss import clipped_policy_loss
 
 torch.set_num_threads(1)
 DOUBLE = torch.float64

@@ -1,4 +1,4 @@
-"""The resolver (tgpo.resolve): one precedence for every setting, identical in both engines; the
+"""The resolver (tgpo.config.resolve): one precedence for every setting, identical in both engines; the
 schema's setting lists are the registry's; the layout names every run path."""
 
 from __future__ import annotations
@@ -14,11 +14,7 @@ from conftest import tiny_config, write_config
 
 from tgpo.cli import main as tgpo_main
 from tgpo.config import ConfigError, load_config, validate
-from tgpo.engine.run_spec import RunSpec
-from tgpo.engine.trainer import Trainer
-from tgpo.layout import ResultsLayout, run_layout, seed_of_dir
-from tgpo.methods import HPARAM_NAMES, get_method
-from tgpo.resolve import (
+from tgpo.config.resolve import (
     CONFIG_TRAINING,
     ENGINE_DEFAULT,
     EXPERIMENT_HPARAMS,
@@ -27,6 +23,10 @@ from tgpo.resolve import (
     TRAINING_NAMES,
     resolve_experiment,
 )
+from tgpo.engine.run_spec import RunSpec
+from tgpo.engine.trainer import Trainer
+from tgpo.methods import HPARAM_NAMES, get_method
+from tgpo.results.layout import ResultsLayout, run_layout, seed_of_dir
 from tgpo.verl.translate import experiment_overrides
 
 torch.set_num_threads(1)
@@ -194,7 +194,7 @@ def test_method_defaults_reach_verl_through_the_resolver():
 
 
 def test_schema_setting_lists_are_the_registry_lists():
-    schema = json.loads(resources.files("tgpo").joinpath("config_schema.json").read_text())
+    schema = json.loads(resources.files("tgpo.config").joinpath("schema.json").read_text())
     assert set(schema["$defs"]["hparams"]["properties"]) == set(HPARAM_NAMES)
     assert set(schema["$defs"]["training"]["properties"]) == set(TRAINING_NAMES) | {"lr"}
 

@@ -1,4 +1,4 @@
-"""Resume integrity (tgpo.run_guard): a run never resumes a checkpoint of other settings, on either
+"""Resume integrity (tgpo.results.run_guard): a run never resumes a checkpoint of other settings, on either
 engine; the old run is moved aside, never deleted, and metrics.jsonl holds one setting's steps."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import torch
 from conftest import tiny_config, write_config
 
 from tgpo.config import load_config
+from tgpo.config.resolve import resolve_experiment
 from tgpo.engine import checkpoint as ckpt
 from tgpo.engine.run_spec import RunSpec
 from tgpo.engine.trainer import train
-from tgpo.layout import RunLayout
-from tgpo.resolve import resolve_experiment
-from tgpo.run_guard import claim_run_dir, recorded_hash
+from tgpo.results.layout import RunLayout
+from tgpo.results.run_guard import claim_run_dir, recorded_hash
 
 torch.set_num_threads(1)
 

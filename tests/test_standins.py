@@ -158,7 +158,7 @@ def test_standin_checkpoint_carries_the_layout(built):
         layout = resolve_layout(f"{name}@{SHRUNK}")
         config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
         # tokenizer.json itself (transformers 5 loads R1's as Qwen2Tokenizer and appends <|endoftext|>, as
-        # for the real checkpoint; tgpo.model_prep.checkpoint_vocabulary reads the file for that reason)
+        # for the real checkpoint; tgpo.models.prepare.checkpoint_vocabulary reads the file for that reason)
         vocabulary = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab(with_added_tokens=True)
         assert config.vocab_size == layout.rows and len(vocabulary) == layout.tokens
         assert all(vocabulary[token] == index for index, token, _ in layout.added)
@@ -234,7 +234,7 @@ def test_filler_mass_is_measured_not_assumed():
 def prepared(built, tmp_path_factory):
     """The student stand-in prepared as the paper configs prepare Qwen2.5-Math-7B, and the R1 stand-in
     re-indexed to that student's ids."""
-    from tgpo.model_prep import align_teacher_ids, prepare_model
+    from tgpo.models.prepare import align_teacher_ids, prepare_model
 
     root = tmp_path_factory.mktemp("prepared")
     settings = {"rope_theta": 40000, "max_position_embeddings": 16384, "align_vocab_with": "qwen3_30b_a3b"}
@@ -381,7 +381,7 @@ def test_vllm_cpu_generates_with_a_full_size_standin_and_stops_at_im_end(world, 
     import sys
 
     from tgpo.mini.models import build_model, resolve_kind
-    from tgpo.model_prep import prepare_model
+    from tgpo.models.prepare import prepare_model
 
     build_model(
         world,

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from tgpo.config import load_config
-from tgpo.guidance import shaped_advantages
 from tgpo.methods import get_method, with_overrides
-from tgpo.objective import LossInputs, compute_loss
+from tgpo.objectives.compose import LossInputs, compute_loss
+from tgpo.objectives.guidance import shaped_advantages
 from tgpo.verl.losses import COEF_KEY, SHAPING_LAMBDA_KEY, SHAPING_SIGNAL_KEY
 from tgpo.verl.trainer import tgpo_step_info
 

@@ -207,7 +207,7 @@ def test_loggers_setting_is_validated_by_the_schema(tmp_path):
 
 
 def test_loggers_do_not_change_the_run_hash():
-    from tgpo.resolve import resolve_experiment
+    from tgpo.config.resolve import resolve_experiment
 
     config = load_config(PAPER_7B)
     before = resolve_experiment(config, "grpo_pp", 0).run_hash

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tgpo.config import load_config
-from tgpo.resolve import resolve_experiment
-from tgpo.run_guard import claim_run_dir
+from tgpo.config.resolve import resolve_experiment
+from tgpo.results.run_guard import claim_run_dir
 from tgpo.verl import lifecycle
 from tgpo.verl import run as verl_run
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from tgpo.advantages import broadcast_to_tokens, group_advantages
-from tgpo.aggregation import AGG_MODES, aggregate
-from tgpo.policy_loss import clipped_policy_loss
-from tgpo.reverse_kl import kl_estimate
+from tgpo.objectives.advantages import broadcast_to_tokens, group_advantages
+from tgpo.objectives.aggregation import AGG_MODES, aggregate
+from tgpo.objectives.policy_loss import clipped_policy_loss
+from tgpo.objectives.reverse_kl import kl_estimate
 
 torch.set_num_threads(1)
 TOLERANCE = 1e-6

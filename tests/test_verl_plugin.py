@@ -1,5 +1,5 @@
 """The verl plugin's TGPO / TGPO_R loss, run through verl 0.9.1's own engine path on CPU, equals
-tgpo.objective.compute_loss (loss and gradient) on the same tensors; the teacher-token log-prob shares
+tgpo.objectives.compose.compute_loss (loss and gradient) on the same tensors; the teacher-token log-prob shares
 verl's single pass over the vocabulary; registrations are idempotent."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 import tgpo.verl.register as plugin  # noqa: E402
 from tgpo.methods import get_method  # noqa: E402
-from tgpo.objective import LossInputs, compute_loss  # noqa: E402
+from tgpo.objectives.compose import LossInputs, compute_loss  # noqa: E402
 
 torch.set_num_threads(1)
 PROMPT_LENS, RESPONSE_LENS, VOCAB, STUDENT_VOCAB = [2, 3, 2], [4, 2, 5], 11, 9
@@ -221,7 +221,7 @@ def test_registrations_are_active_and_idempotent():
 def test_tgpo_loss_and_gradient_equal_objective_library(step):
     w_init, delta, entropy = 0.5, 2e-3, 1e-3  # large weight so a wrong guidance term cannot hide
     hparams = {"w_init": w_init, "delta": delta, "entropy_coef": entropy}
-    from tgpo.annealing import guidance_weight
+    from tgpo.objectives.annealing import guidance_weight
 
     coef = guidance_weight(step, w_init, delta)
     loss, grad, metrics, tensors = run_through_verl("tgpo_d", entropy, coef, 0.0)

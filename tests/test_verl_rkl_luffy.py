@@ -1,5 +1,5 @@
 """RKL-only and LUFFY on verl 0.9.1 (CPU): the plugin's advantage hook, agent loop and actor loss equal the
-objective library (tgpo.objective.compute_advantages / compute_loss), and the translated overrides validate."""
+objective library (tgpo.objectives.compose.compute_advantages / compute_loss), and the translated overrides validate."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 import tgpo.verl.register as plugin  # noqa: E402
 from tgpo.methods import get_method  # noqa: E402
-from tgpo.objective import LossInputs, compute_advantages, compute_loss  # noqa: E402
+from tgpo.objectives.compose import LossInputs, compute_advantages, compute_loss  # noqa: E402
 from tgpo.verl import luffy, rkl_trainer  # noqa: E402
 
 torch.set_num_threads(1)

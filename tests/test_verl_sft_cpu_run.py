@@ -72,7 +72,7 @@ def write_config(path: Path, student: Path) -> None:
         "engine": "verl",
         "seed": 0,
         "models": {"student": {"path": str(student), "label": "tiny", "family": "qwen2"}},
-        # the conversations are written here where prepare-data writes the curated traces (tgpo.layout)
+        # the conversations are written here where prepare-data writes the curated traces (tgpo.results.layout)
         "data": {"train": {"path": "results/verl-sft-cpu/world/train.parquet"}, "traces": {"teacher": "student"}},
         "benchmarks": {"math500": {}},
         "training": {

@@ -1,5 +1,5 @@
 """TGPO through verl 0.9.1's real FSDP engine (the one bench/verl_update_cost.py measures) on CPU: the
-gradient the engine's update puts on the logits equals tgpo.objective.compute_loss's on the same logits.
+gradient the engine's update puts on the logits equals tgpo.objectives.compose.compute_loss's on the same logits.
 
 The engine runs in a fresh process (it sets verl's platform and a world-size-1 gloo process group), in
 fp32, with a tiny Qwen2 body saved with save_pretrained. A forward hook on the model's lm_head keeps the
@@ -65,11 +65,11 @@ def engine_logits_and_gradient(model_dir: str, out_path: str) -> None:
 
 
 def library_gradient(logits, batch, guidance_weight: float):
-    """dL/dlogits [N, V] of tgpo.objective.compute_loss (method "tgpo") on the engine's packed logits."""
+    """dL/dlogits [N, V] of tgpo.objectives.compose.compute_loss (method "tgpo") on the engine's packed logits."""
     import torch
 
     from tgpo.methods import get_method
-    from tgpo.objective import LossInputs, compute_loss
+    from tgpo.objectives.compose import LossInputs, compute_loss
 
     logits = logits.detach().requires_grad_(True)
     length = PROMPT + RESPONSE

@@ -15,7 +15,7 @@ import sys
 VERBS: dict[str, tuple[str, str]] = {
     "verl-overrides": ("tgpo.verl.overrides_cli", "print the verl Hydra overrides of one experiment (cluster engine)"),
     "figures": ("figures.cli", "render tables/figures (table1-3, fig2, fig4-6, all) from results/<name>/"),
-    "methods": ("tgpo.methods_cli", "list every registered method, one name per line"),
+    "methods": ("tgpo.methods.cli", "list every registered method, one name per line"),
     "train": ("tgpo.engine.cli", "train one experiment with the local engine"),
     "eval": ("eval.cli", "sample and grade one model on one benchmark -> per-sample parquet"),
     "summarize": ("eval.summary", "per-sample eval parquets of results/<name>/ -> summary.parquet"),
@@ -30,7 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "traces": ("tgpo.mini.traces", "re-sample training prompts with a teacher, keep verified-correct responses"),
     "verl-train": ("tgpo.verl.run", "train one experiment on the cluster engine (verl 0.9.1)"),
     "prepare-model": (
-        "tgpo.model_prep",
+        "tgpo.models.prepare",
         "prepare a cluster checkpoint: RoPE theta/context in config.json, aligned vocabulary, <think> template",
     ),
     "prepare-data": ("tgpo.verl.data_prep", "OpenR1-Math-46k-8192 to the prompt table and verl's RL parquet"),

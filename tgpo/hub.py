@@ -50,7 +50,7 @@ def snapshot_dir(config: Mapping[str, Any], repo_type: str, repo_id: str, revisi
 
 
 def manifest_path(config: Mapping[str, Any]) -> Path:
-    from tgpo.layout import ResultsLayout
+    from tgpo.results.layout import ResultsLayout
 
     return ResultsLayout.of(config).root / "hub.json"
 
@@ -104,7 +104,7 @@ def download(config: Mapping[str, Any], *, source: str, fetch=None) -> dict:
 
     fetch(repo_id=, repo_type=, revision=, local_dir=): huggingface_hub.snapshot_download by default
     (skips files already complete, so a rerun costs nothing)."""
-    from tgpo import io
+    from tgpo.results import io
 
     missing = missing_revisions(config)
     if missing:

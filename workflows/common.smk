@@ -5,9 +5,9 @@ from pathlib import Path
 
 from tgpo import config as tgpo_config
 from tgpo import hub as tgpo_hub
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
-LAYOUT = ResultsLayout.of(config)  # every path under results/<name>/ (tgpo/layout.py)
+LAYOUT = ResultsLayout.of(config)  # every path under results/<name>/ (tgpo/results/layout.py)
 RESULTS = str(LAYOUT.root)
 ENGINE = config["engine"]
 SELECTED = tgpo_config.selected_experiments(config)  # all experiments, or the config's only_experiments

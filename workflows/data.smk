@@ -4,7 +4,7 @@
 import re
 from pathlib import Path
 
-from tgpo.resolve import ENGINE_DEFAULTS
+from tgpo.config.resolve import ENGINE_DEFAULTS
 
 WORLD = str(LAYOUT.world)
 TRAIN_DATA = tgpo_config.train_data_path(config)

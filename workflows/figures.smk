@@ -5,7 +5,7 @@
 # `--rerun-triggers mtime` (set in the profile; see README "Regenerate a single figure").
 #
 # Uses from the including Snakefile: `config` (name, experiments, report) and `seeds_of`; paths come
-# from tgpo.layout.
+# from tgpo.results.layout.
 # Exposes FIGURE_TARGETS (alias ALL_REPORT_OUTPUTS: every output file) and the rule `all_figures`.
 
 import json
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tgpo.config import selected_experiments
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
 FIGURES_LAYOUT = ResultsLayout.of(config)
 FIGURES_SELECTED = selected_experiments(config)  # all, or the config's only_experiments

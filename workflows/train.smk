@@ -7,7 +7,7 @@
 import re
 
 from tgpo.methods import get_method
-from tgpo.resolve import resolve_experiment
+from tgpo.config.resolve import resolve_experiment
 
 
 def _model_inputs(keys):
@@ -29,7 +29,7 @@ def train_inputs(wildcards):
 
 
 def _resolved(wildcards):
-    """The resolved experiment (tgpo.resolve): every setting, the run's paths, its hash."""
+    """The resolved experiment (tgpo.config.resolve): every setting, the run's paths, its hash."""
     return resolve_experiment(config, wildcards.experiment, int(wildcards.seed))
 
 
@@ -94,7 +94,7 @@ if ENGINE == "local":
                     _training_of(wc.experiment, seed)["runtime_min"] for seed in seeds_of(wc.experiment)))),
             params:
                 # re-train when what determines a run changes (method, settings, models, data), not otherwise;
-                # the engine then moves the old run folder aside instead of resuming it (tgpo.run_guard)
+                # the engine then moves the old run folder aside instead of resuming it (tgpo.results.run_guard)
                 run_hash=lambda wildcards: [resolve_experiment(config, wildcards.experiment, seed).run_hash
                                             for seed in seeds_of(wildcards.experiment)],
                 seeds=" ".join(str(seed) for seed in _seeds),
@@ -119,7 +119,7 @@ else:
             **TRAIN_RESOURCES,
         params:
             # re-train when what determines this run changes (method, settings, models, data), not otherwise;
-            # the engine then moves the old run folder aside instead of resuming it (tgpo.run_guard)
+            # the engine then moves the old run folder aside instead of resuming it (tgpo.results.run_guard)
             run_hash=lambda wildcards: _resolved(wildcards).run_hash,
         shell:
             TRAIN_COMMAND + " > {log} 2>&1"

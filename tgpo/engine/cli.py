@@ -1,7 +1,7 @@
 """`python -m tgpo train`: train one experiment with the local engine.
 
 Either from a config (`--config <yaml> --experiment <name> --seed <k>`, resolved by
-`tgpo.resolve.resolve_experiment`) or from a RunSpec JSON file (`--run-spec <json>`).
+`tgpo.config.resolve.resolve_experiment`) or from a RunSpec JSON file (`--run-spec <json>`).
 `--seeds 0 1 2` trains several seeds one after the other in one process, and `--evaluate` evaluates
 each on every benchmark of the config right after its training (`eval.experiment.evaluate_run`): the
 miniature's pipeline does both, so that a run of seconds does not pay for starting Python and importing
@@ -54,7 +54,7 @@ def resolve_specs(args: argparse.Namespace) -> tuple[dict | None, list]:
         if missing:
             raise SystemExit(f"train: missing {', '.join(missing)} (or give --run-spec <json>)")
         from tgpo.config import load_config
-        from tgpo.resolve import resolve_experiment
+        from tgpo.config.resolve import resolve_experiment
 
         config = load_config(args.config)
         specs = [RunSpec.from_resolved(resolve_experiment(config, args.experiment, seed)) for seed in seeds]

@@ -1,6 +1,6 @@
 """metrics.jsonl (one JSON object per step, verl's metric names) and the per-step log line.
 
-The file is rewritten atomically (tgpo.io) after every step; on resume it is truncated to the line
+The file is rewritten atomically (tgpo.results.io) after every step; on resume it is truncated to the line
 count recorded in the checkpoint, so steps after the checkpoint are logged once.
 """
 
@@ -11,8 +11,8 @@ import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from tgpo.io import write_text
-from tgpo.layout import RunLayout
+from tgpo.results.io import write_text
+from tgpo.results.layout import RunLayout
 
 # The names every step logs (docs/architecture.md); methods without a term log 0 for it.
 STEP_METRICS = (

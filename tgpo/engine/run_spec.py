@@ -1,12 +1,12 @@
 """RunSpec: everything one local-engine training run needs, validated on construction.
 
-Built from the resolved experiment (`RunSpec.from_resolved(tgpo.resolve.resolve_experiment(config,
+Built from the resolved experiment (`RunSpec.from_resolved(tgpo.config.resolve.resolve_experiment(config,
 experiment, seed))`), or read from a JSON file (`RunSpec.from_json`, used by tests and by
 `python -m tgpo train --run-spec`). A spec written by hand may give only some hyper-parameters: the
-rest come from the method's defaults through `tgpo.resolve.layered_settings` (its `lr` and
+rest come from the method's defaults through `tgpo.config.resolve.layered_settings` (its `lr` and
 `sft_epochs` fields rank above them), so `hparams` always holds every value the run uses. Method-
 dependent checks (a teacher for teacher-signal methods, traces for SFT/LUFFY) are in
-`check_against_method`. `run_hash` identifies what the run trains (tgpo.run_guard).
+`check_against_method`. `run_hash` identifies what the run trains (tgpo.results.run_guard).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tgpo.resolve import TRAINING_DEFAULTS, layered_settings, settings_hash
+from tgpo.config.resolve import TRAINING_DEFAULTS, layered_settings, settings_hash
 
 # Fields that do not change what is trained (where it is written, remarks, provenance): not in run_hash.
 NOT_DETERMINING = frozenset({"output_dir", "run_hash", "extra", "sources", "experiment", "loggers"})
@@ -69,9 +69,9 @@ class RunSpec:
     threads: int = TRAINING_DEFAULTS["threads"]
     sft_epochs: int = TRAINING_DEFAULTS["sft_epochs"]
     loggers: list = field(default_factory=list)  # trackers beside metrics.jsonl (tgpo.engine.loggers)
-    run_hash: str = ""  # tgpo.resolve's hash of what the run trains; "" -> the hash of this spec's settings
+    run_hash: str = ""  # tgpo.config.resolve's hash of what the run trains; "" -> the hash of this spec's settings
     top_p: float = 1.0
-    sources: dict = field(default_factory=dict)  # setting name -> where its value came from (tgpo.resolve)
+    sources: dict = field(default_factory=dict)  # setting name -> where its value came from (tgpo.config.resolve)
     extra: dict = field(default_factory=dict)  # free-form remarks carried into run.json
 
     def __post_init__(self) -> None:
@@ -167,7 +167,7 @@ class RunSpec:
 
     @classmethod
     def from_resolved(cls, resolved) -> RunSpec:
-        """The local engine's spec of a `tgpo.resolve.ResolvedExperiment` (every value and source kept)."""
+        """The local engine's spec of a `tgpo.config.resolve.ResolvedExperiment` (every value and source kept)."""
         verl_only = sorted(VERL_ONLY_SETTINGS & set(resolved.settings))
         if verl_only:
             raise RunSpecError(

@@ -1,4 +1,4 @@
-"""The local training loop: a thin loop around tgpo's pure functions (Eq. 4-6 live in `tgpo.objective`).
+"""The local training loop: a thin loop around tgpo's pure functions (Eq. 4-6 live in `tgpo.objectives.compose`).
 
 One step of an on-policy method:
   1. sample G rollouts per prompt from the student (LUFFY: the last `off_policy_per_group` of each group
@@ -9,14 +9,14 @@ One step of an on-policy method:
   2. one teacher forward over the student's sequences -> teacher_token_ids / teacher_log_probs;
   3. old_log_probs (and the reference's log-probs) in inference mode, once, before any update;
      PRIME: implicit process rewards from the reward model, then one reward-model update;
-  4. advantages = tgpo.objective.compute_advantages(...);
+  4. advantages = tgpo.objectives.compose.compute_advantages(...);
   5. `updates_per_step` AdamW updates, each on one mini-batch, accumulated over micro-batches whose
      losses are normalised by the mini-batch totals (total_tokens, total_sequences), so their sum is the
      mini-batch loss; the gradient norm before clipping is logged as actor/grad_norm.
 SFT (rollouts=False) runs the same update on batches of teacher traces for `sft_epochs` epochs.
 
 Checkpoints every `save_every` steps, resume from the last complete one of the same settings (a run
-folder of other settings is moved aside first, tgpo.run_guard), metrics.jsonl, run.json (what ran).
+folder of other settings is moved aside first, tgpo.results.run_guard), metrics.jsonl, run.json (what ran).
 A non-finite loss, gradient norm or advantage stops the run (TrainingDiverged) and keeps the last good
 checkpoint.
 """
@@ -34,18 +34,18 @@ from typing import Any
 
 import torch
 
-from tgpo.annealing import teacher_idle
+from tgpo.config.resolve import TRAINING_DEFAULTS
 from tgpo.engine import checkpoint as ckpt
 from tgpo.engine.batch import RolloutBatch, build_batch, response_logits
 from tgpo.engine.metrics import MetricsLog, combine_micro_batch_metrics, log_line, mean_metrics, non_finite_keys
 from tgpo.engine.run_spec import RunSpec
 from tgpo.engine.sampling import Rollout, eos_token_ids, pad_token_id, sample
 from tgpo.engine.teacher import TeacherSignals, idle_teacher_signals, student_vocab_limit, teacher_signals
-from tgpo.layout import RunLayout
-from tgpo.resolve import TRAINING_DEFAULTS
-from tgpo.run_guard import claim_run_dir
+from tgpo.objectives.annealing import teacher_idle
+from tgpo.results.layout import RunLayout
+from tgpo.results.run_guard import claim_run_dir
 
-# RunSpec fields that are settings (tgpo.resolve), recorded in run.json with their sources
+# RunSpec fields that are settings (tgpo.config.resolve), recorded in run.json with their sources
 RUN_SPEC_SETTINGS = tuple(sorted((set(TRAINING_DEFAULTS) | {"lr", "top_p"}) & {f.name for f in fields(RunSpec)}))
 
 
@@ -248,7 +248,7 @@ class Trainer:
 
     def log_probs(self, model, batch: RolloutBatch) -> torch.Tensor:
         """log pi(response token) [N, T] under `model`, in inference mode, one pass per micro-batch."""
-        from tgpo.token_log_probs import gather_token_log_probs
+        from tgpo.objectives.token_log_probs import gather_token_log_probs
 
         parts = []
         with torch.inference_mode():
@@ -307,7 +307,7 @@ class Trainer:
     # ------------------------------------------------------------------ PRIME
     def accuracy_filtered(self, rollouts: list[Rollout], scores: torch.Tensor, off_policy_mask: torch.Tensor):
         """The first prompts_per_step groups whose accuracy is in [prime_accuracy_low, prime_accuracy_high]."""
-        from tgpo.implicit_reward import accuracy_filter
+        from tgpo.objectives.implicit_reward import accuracy_filter
 
         group_index = torch.tensor([r.prompt_index for r in rollouts], dtype=torch.long)
         keep = accuracy_filter(
@@ -320,8 +320,8 @@ class Trainer:
 
     def prime_rewards(self, batch: RolloutBatch, scores: torch.Tensor, ref_log_probs: torch.Tensor, step: int):
         """Implicit process rewards [N, T] of the reward model (before its update), then one RM update."""
-        from tgpo.implicit_reward import implicit_process_rewards, reward_model_loss
-        from tgpo.token_log_probs import gather_token_log_probs
+        from tgpo.objectives.implicit_reward import implicit_process_rewards, reward_model_loss
+        from tgpo.objectives.token_log_probs import gather_token_log_probs
 
         beta = float(self.hparams["prime_beta"])
         reward_model = self.models.reward_model
@@ -357,7 +357,7 @@ class Trainer:
         off_policy_mask,
         step: int,
     ) -> dict[str, float]:
-        from tgpo import objective
+        from tgpo.objectives import compose as objective
 
         spec = self.spec
         mini_size = len(batch) // spec.updates_per_step if self.method.rollouts else len(batch)
@@ -413,7 +413,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def run_step(self, step: int) -> dict[str, float]:
-        from tgpo import objective
+        from tgpo.objectives import compose as objective
 
         spec, method = self.spec, self.method
         step_start = time.perf_counter()
@@ -455,7 +455,9 @@ class Trainer:
         idle = self.models.teacher is not None and teacher_idle(
             method.teacher_signal, method.guidance, self.hparams, step - 1
         )
-        if idle:  # the argmax's weight is 0 from this step on: no teacher forward (tgpo.annealing.teacher_idle)
+        if (
+            idle
+        ):  # the argmax's weight is 0 from this step on: no teacher forward (tgpo.objectives.annealing.teacher_idle)
             signals = idle_teacher_signals(batch)
         elif self.models.teacher is not None:
             signals = teacher_signals(self.models.teacher, batch, method.teacher_signal, self.vocab_limit)
@@ -565,7 +567,7 @@ class Trainer:
         }
 
     def write_run_json(self, wall_s: float) -> None:
-        from tgpo.io import write_json
+        from tgpo.results.io import write_json
 
         write_json(
             RunLayout(self.output_dir).run_json,
@@ -623,7 +625,7 @@ def train(spec: RunSpec, *, stop_after_step: int | None = None, progress: bool =
     """Train one run (resuming from its last checkpoint if there is one); see the module docstring.
 
     A run whose run.json says it completed (same run hash and seed) is not trained again; a run folder
-    of other settings is moved aside first (tgpo.run_guard).
+    of other settings is moved aside first (tgpo.results.run_guard).
     """
     info = completed_run(spec)
     if info is not None:

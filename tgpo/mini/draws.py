@@ -55,7 +55,7 @@ def draw_config(config: dict, build_seed: int) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from tgpo.config import load_config, validate
-    from tgpo.io import write_text
+    from tgpo.results.io import write_text
 
     config = draw_config(load_config(args.config), args.build_seed)
     validate(config, str(args.out))

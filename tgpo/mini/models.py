@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from tgpo import io
+from tgpo.results import io
 
 # RoPE base: 100 rather than 10,000, so that the rotation frequencies resolve offsets within the ~100-token
 # sequences of this world (the paper rescaled rope_theta too, to 40,000, for 16k-token contexts).

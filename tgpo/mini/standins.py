@@ -802,9 +802,9 @@ def build_standin(world: str | Path, kind, out: str | Path, *, seed: int, layout
     import torch
     from transformers import AutoModelForCausalLM
 
-    from tgpo import io
     from tgpo.mini.models import load_corpus, model_config
     from tgpo.mini.pretrain import pretrain_sequences
+    from tgpo.results import io
 
     world, layout = Path(world), resolve_layout(layout_name)
     kind = replace(kind, rope_theta=layout.rope_theta)  # the weights match the real config.json

@@ -65,11 +65,11 @@ def run_point(config_path: str, experiment: str, name: str, value: float, shared
     """Train one experiment with one value (seed 0; `shared_lr`: the stage-1 learning rate) and score it
     on the validation split."""
     from tgpo.config import load_config
+    from tgpo.config.resolve import resolve_experiment
     from tgpo.engine.run_spec import RunSpec
     from tgpo.engine.trainer import train
-    from tgpo.layout import ResultsLayout
     from tgpo.numerics import pin_torch
-    from tgpo.resolve import resolve_experiment
+    from tgpo.results.layout import ResultsLayout
 
     pin_torch(1)
     config = load_config(config_path)
@@ -140,8 +140,8 @@ def best_values(results: list[dict]) -> dict[str, dict]:
 
 def run(args: argparse.Namespace) -> int:
     from tgpo.config import load_config
-    from tgpo.io import write_json
-    from tgpo.layout import ResultsLayout
+    from tgpo.results.io import write_json
+    from tgpo.results.layout import ResultsLayout
 
     config = load_config(args.config)
     stages = [

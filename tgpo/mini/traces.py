@@ -18,9 +18,9 @@ import argparse
 import json
 from pathlib import Path
 
-from tgpo import io
 from tgpo.mini.task import extract_answer, response_style
 from tgpo.mini.tokenizer import TEACHER_EXTRA_TOKENS
+from tgpo.results import io
 
 TEMPERATURE = 0.7
 MAX_NEW_TOKENS = 48

@@ -25,7 +25,6 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tgpo import io
 from tgpo.mini import benchmarks as bench
 from tgpo.mini.task import (
     ANSWER_REGEX,
@@ -42,6 +41,7 @@ from tgpo.mini.task import (
     solution,
 )
 from tgpo.mini.tokenizer import build_student_tokenizer, build_teacher_tokenizer
+from tgpo.results import io
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tgpo import io
+from tgpo.results import io
 
 DATA_SOURCE = "openr1_math"
 ABILITY = "math"
@@ -167,7 +167,7 @@ def read_rows(source: str | Path, split: str = "train") -> list[dict]:
 
 
 def prepare_data(source: str, out: str | Path, verl_dir: str | Path, *, split: str = "train") -> dict:
-    from tgpo.layout import VERL_TRAIN_FILE, VERL_VAL_FILE
+    from tgpo.results.layout import VERL_TRAIN_FILE, VERL_VAL_FILE
 
     rows = read_rows(source, split)
     frame = prompt_table(rows, str(source))

@@ -9,7 +9,7 @@ The last complete one is the step its tracker file `latest_checkpointed_iteratio
 after a successful run we merge that checkpoint with verl's own merger (`python -m verl.model_merger merge
 --backend fsdp`, `verl/model_merger/`), which writes the weights (in bfloat16: the merger casts every
 shard), config and tokenizer, into a temporary folder that replaces the target only when the merge
-succeeded (tgpo.io.atomic_dir).
+succeeded (tgpo.results.io.atomic_dir).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tgpo import io
+from tgpo.results import io
 
 TOKENIZER_FILES = ("tokenizer_config.json",)
 

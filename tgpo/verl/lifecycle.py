@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tgpo import io
+from tgpo.results import io
 
 VERL_TRACKER = "latest_checkpointed_iteration.txt"  # verl's tracker file (find_latest_ckpt_path)
 FINISHED_MARKER = "tgpo_finished.json"  # ours, beside the tracker: {"step": n, "reason": "..."}

@@ -2,7 +2,7 @@
 
 Each prompt's group of K samples mixes `off_policy_per_group` teacher traces (taken whole from the row's
 `extra_info.target`, LUFFY's prefix ratio 1.0) with K - off_policy_per_group student rollouts. The
-per-token loss is (tgpo.off_policy, tgpo.policy_loss)
+per-token loss is (tgpo.objectives.off_policy, tgpo.objectives.policy_loss)
 
     on-policy rows:   -A rho with LUFFY's loss_remove_clip (luffy.remove_clip=true, the recipe), else the
                       clipped surrogate of Eq. 4, max(-A rho, -A clip(rho, 1-eps, 1+eps)) with verl's dual clip
@@ -10,7 +10,7 @@ per-token loss is (tgpo.off_policy, tgpo.policy_loss)
 
 aggregated with the actor's loss_agg_mode (seq-mean-token-sum-norm over a constant, LUFFY's
 loss_remove_token_mean), minus entropy_coeff * entropy; advantages come from
-tgpo.objective.compute_advantages over the whole mixed group (Dr.GRPO, mean-only). Three pieces:
+tgpo.objectives.compose.compute_advantages over the whole mixed group (Dr.GRPO, mean-only). Three pieces:
 
 1. `LuffyAgentLoop` ("luffy_agent"): for sessions `session_id < off_policy_per_group` it returns the
    tokenized trace instead of generating; every sample carries a per-token `off_policy_mask`. The trace is
@@ -19,7 +19,7 @@ tgpo.objective.compute_advantages over the whole mixed group (Dr.GRPO, mean-only
 2. `luffy_policy_loss`: the actor loss above, reading `off_policy_mask` from the micro-batch; installed on
    the actor workers with `set_loss_fn` by the trainer.
 3. `LuffyTrainerSync` ("luffy_sync"): installs the loss after the workers exist, and computes the
-   advantages with tgpo.objective.compute_advantages (tgpo.verl.rkl_trainer.MethodAdvantageTrainer).
+   advantages with tgpo.objectives.compose.compute_advantages (tgpo.verl.rkl_trainer.MethodAdvantageTrainer).
 
 Hyper-parameters come from the root config group `luffy` (`+luffy.gamma`, `+luffy.off_policy_per_group`,
 `+luffy.remove_clip`).
@@ -40,8 +40,8 @@ from verl.trainer.ppo.core_algos import agg_loss
 from verl.utils.metric import AggregationType, Metric
 from verl.workers.utils.padding import no_padding_2_padding
 
-from tgpo.off_policy import mix_on_off_policy, off_policy_loss_per_token
-from tgpo.policy_loss import clipped_policy_loss
+from tgpo.objectives.off_policy import mix_on_off_policy, off_policy_loss_per_token
+from tgpo.objectives.policy_loss import clipped_policy_loss
 from tgpo.verl.rkl_trainer import MethodAdvantageTrainer, register_trainer_cls
 
 AGENT_NAME = "luffy_agent"
@@ -89,9 +89,9 @@ def trace_text(extra_info: Mapping[str, Any] | None) -> str:
 
 def continuation_of(prompt_text: str, trace: str) -> str:
     """The trace as the continuation of the prompt: without its opening `<think>` when the prompt (the
-    student's template, tgpo.model_prep.think_chat_template) already ends with one, so the sequence holds
+    student's template, tgpo.models.prepare.think_chat_template) already ends with one, so the sequence holds
     exactly one; unchanged otherwise."""
-    from tgpo.model_prep import THINK_OPEN
+    from tgpo.models.prepare import THINK_OPEN
     from tgpo.verl.teacher_traces import trace_text
 
     return trace_text(trace) if prompt_text.rstrip().endswith(THINK_OPEN) else trace

@@ -1,6 +1,6 @@
 """RKL-only (Section 2.3) on verl 0.9.1: the sequence reverse-KL reward is the sole reward.
 
-For a response y ~ pi_theta of prompt x, the reward is (tgpo.reverse_kl.sequence_rkl_reward)
+For a response y ~ pi_theta of prompt x, the reward is (tgpo.objectives.reverse_kl.sequence_rkl_reward)
 
     r(y) = -sum_t ( log pi_old(y_t | x, y_<t) - log pi_T(y_t | x, y_<t) )
 
@@ -12,7 +12,7 @@ Eq. 9; baselines/rkl_only.py), and the clipped loss is verl's ppo_loss. Three pi
    and which contributes exactly zero to the loss (the teacher enters through the reward only; verl's own
    estimator modes would add a gradient term, and `k1` without policy gradient is rejected by verl).
 2. `MethodAdvantageTrainer._compute_advantage` - replaces verl's advantage step by
-   `tgpo.objective.compute_advantages` of the trainer's method (the same function the local engine
+   `tgpo.objectives.compose.compute_advantages` of the trainer's method (the same function the local engine
    calls), from old_log_probs and the teacher's sampled-token log-probs. The verifier score (rm_scores)
    stays in the batch, untouched, so verl still logs it as `critic/score/mean` (Figure 2), while
    `token_level_rewards` carries the reward actually optimised (logged as `critic/rewards/mean`).
@@ -35,8 +35,8 @@ from verl.utils.metric import AggregationType, Metric
 from verl.workers.utils.padding import no_padding_2_padding, response_from_nested, response_to_nested
 
 from tgpo.methods import MethodSpec, get_method
-from tgpo.objective import compute_advantages
-from tgpo.reverse_kl import sequence_rkl_reward
+from tgpo.objectives.compose import compute_advantages
+from tgpo.objectives.reverse_kl import sequence_rkl_reward
 from tgpo.verl.trainer import SyncModeTrainer
 
 TRAINER_NAME = "rkl_reward_sync"
@@ -139,12 +139,12 @@ def check_algorithm_config(algorithm, method: MethodSpec) -> None:
     if wrong:
         raise ValueError(
             f"tgpo verl plugin: method {method.name!r} computes advantages with "
-            f"tgpo.objective.compute_advantages and needs algorithm.{expected}; got {wrong}"
+            f"tgpo.objectives.compose.compute_advantages and needs algorithm.{expected}; got {wrong}"
         )
 
 
 class MethodAdvantageTrainer(SyncModeTrainer):
-    """Sync trainer whose advantage step is tgpo.objective.compute_advantages of `METHOD`."""
+    """Sync trainer whose advantage step is tgpo.objectives.compose.compute_advantages of `METHOD`."""
 
     METHOD = ""
 

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from tgpo import io
+from tgpo.results import io
 
 VERL_LOG_GLOB = "verl_metrics.*.jsonl"
 # verl's names for metrics the local engine logs under other names (tgpo.engine.metrics.STEP_METRICS):
@@ -114,7 +114,7 @@ def driver_command(
             raise ValueError(
                 f"experiment {experiment!r}: SFT runs on one node (torchrun --standalone); got --nodes {nodes}"
             )
-        from tgpo.resolve import resolve_experiment
+        from tgpo.config.resolve import resolve_experiment
 
         processes = int(resolve_experiment(config, experiment, seed).value("n_gpus"))
         overrides = sft_overrides(config, experiment, seed)
@@ -124,7 +124,7 @@ def driver_command(
     overrides = experiment_overrides(config, experiment, seed)
     if cpu:
         overrides = cpu_support.with_cpu_overrides(overrides)
-    from tgpo.resolve import resolve_experiment
+    from tgpo.config.resolve import resolve_experiment
 
     trackers = tracker_environment(metrics_log.parent, resolve_experiment(config, experiment, seed).training)
     command = [
@@ -200,9 +200,9 @@ def run(args: argparse.Namespace) -> int:
 
     release_kernel_pins()  # verl's workers on CPU compute NaN gradients under the local engine's kernel pins
     from tgpo.config import load_config
+    from tgpo.config.resolve import resolve_experiment
     from tgpo.methods import get_method
-    from tgpo.resolve import resolve_experiment
-    from tgpo.run_guard import claim_run_dir
+    from tgpo.results.run_guard import claim_run_dir
     from tgpo.verl import lifecycle
 
     config = load_config(args.config)

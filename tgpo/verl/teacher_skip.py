@@ -8,7 +8,7 @@ that weight is 0 (TGPO-annealing from step 201 of 300, TGPO_R from step 201) the
 change the update. `patch()` wraps `_compute_teacher_logprobs` so that such a sample gets placeholder
 teacher ids and log-probs (zeros, the shapes the teacher pool returns: [prompt + response, topk]) without
 a request to the teacher; the loss multiplies them by 0. Whether a step is idle is decided by
-`tgpo.annealing.teacher_idle` from the run's `tgpo` config group, the same rule the local engine uses and
+`tgpo.objectives.annealing.teacher_idle` from the run's `tgpo` config group, the same rule the local engine uses and
 the one `tgpo.verl.trainer` derives w_t / lambda_t from.
 
 STATUS: unit-tested (tests/test_verl_teacher_skip.py), but NOT effective in a real verl run: in
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tgpo.annealing import teacher_idle
+from tgpo.objectives.annealing import teacher_idle
 
 # loss mode -> how the teacher's argmax enters the loss (tgpo.methods.GUIDANCE_KINDS)
 GUIDANCE_OF_LOSS_MODE = {"tgpo_d": "regulariser", "tgpo_r": "reward_shaping"}

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tgpo import io
+from tgpo.results import io
 
 FINISHED = "stop"
 GRADING_TIMEOUT_S = 10.0
@@ -52,7 +52,7 @@ def teacher_prompts(tokenizer, questions: Sequence[str], system: str) -> list[st
 
 def trace_text(response: str) -> str:
     """The response without a leading `<think>` (and its newline): the student prompt ends with `<think>\\n`."""
-    from tgpo.model_prep import THINK_OPEN
+    from tgpo.models.prepare import THINK_OPEN
 
     stripped = response.lstrip()
     if stripped.startswith(THINK_OPEN):
@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
     from tgpo.config import load_config, model_location, train_data_path, verl_data_dir
-    from tgpo.layout import CURATED_RL_FILE, CURATED_SFT_FILE
+    from tgpo.results.layout import CURATED_RL_FILE, CURATED_SFT_FILE
     from tgpo.verl.data_prep import system_prompt
 
     require_vllm()

@@ -3,7 +3,7 @@
 Shared paper settings (Section 4, App. B.1): lr 1e-6 constant, K = 8 rollouts per prompt, 300 steps,
 max response 8192 tokens, no KL to a reference unless the method needs one. Method specifics come from
 the method's `MethodSpec.verl_overrides` (tgpo.methods), its hyper-parameters and engine settings
-(resolved by `tgpo.resolve`, the same values the local engine uses) are mapped onto verl keys here, and the teacher pool is sized from
+(resolved by `tgpo.config.resolve`, the same values the local engine uses) are mapped onto verl keys here, and the teacher pool is sized from
 `training.teacher_gpus`. Divisibility constraints verl checks only at run time are checked here.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from tgpo import config as tgpo_config
-from tgpo.layout import ResultsLayout
+from tgpo.config.resolve import resolve_experiment
 from tgpo.methods import VERL_NO_DUAL_CLIP, MethodSpec, get_method
-from tgpo.resolve import resolve_experiment
+from tgpo.results.layout import ResultsLayout
 
 # Methods the verl engine does not train (each with what to do instead).
 NOT_TRAINED_ON_VERL = {
@@ -148,7 +148,7 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
         "trainer.logger": trainer_loggers(training),
         "trainer.project_name": config["name"],
         "trainer.experiment_name": f"{experiment}-seed{seed}",
-        "trainer.default_local_dir": str(run.checkpoints),  # the run folder is claimed first (tgpo.run_guard)
+        "trainer.default_local_dir": str(run.checkpoints),  # the run folder is claimed first (tgpo.results.run_guard)
         "trainer.resume_mode": "auto",
         **checkpoint_overrides(training, experiment),
     }
@@ -169,7 +169,7 @@ def reward_overrides(training: Mapping) -> dict[str, Any]:
 
 
 def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """The experiment's resolved hyper-parameters (tgpo.resolve) on verl keys."""
+    """The experiment's resolved hyper-parameters (tgpo.config.resolve) on verl keys."""
     out: dict[str, Any] = {}
     simple = {
         "lr": ACTOR + "optim.lr",

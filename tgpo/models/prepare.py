@@ -34,12 +34,12 @@ Four changes, the first three as the TGPO authors' "aligned" checkpoints (helldo
    checkpoint it saves, so the trained students stop there too.
 
 The tokenizer is saved beside the weights; `prepare.json` records what was changed. The output folder is
-written atomically (tgpo.io.atomic_dir).
+written atomically (tgpo.results.io.atomic_dir).
 
 A teacher whose tokenizer gives some token strings other ids than the student's (DeepSeek-R1-Distill-Qwen vs
 Qwen2.5: `<think>` = 151648 = Qwen2.5's `<|box_start|>`) gets `prepare.align_ids_to: <student key>` instead:
 a student-aligned copy whose embedding / output-head rows are permuted by token string
-(tgpo.vocab_alignment), written without loading the model: only the safetensors shards holding those
+(tgpo.models.vocab_alignment), written without loading the model: only the safetensors shards holding those
 tensors are rewritten, the others are hard-linked (or copied). The copy carries the student's tokenizer
 with the teacher-only strings appended at their aligned ids (`tokenizer_with_teacher_only`), and
 `vocab_map.json` (the unmapped / renumbered / teacher-only ids and their counts). The appended strings
@@ -59,7 +59,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tgpo import io
+from tgpo.results import io
 
 THINK_OPEN = "<think>"
 THINK_START = THINK_OPEN + "\n"
@@ -409,7 +409,7 @@ def checkpoint_vocabulary(checkpoint: Path) -> dict[str, int]:
 
 def tokenizer_with_teacher_only(student_tokenizer, alignment, teacher_dir: Path):
     """`student_tokenizer` (changed in place and returned) with the teacher-only strings of `alignment`
-    (tgpo.vocab_alignment.VocabAlignment) appended, each at its aligned id V_S, V_S + 1, ... and with the
+    (tgpo.models.vocab_alignment.VocabAlignment) appended, each at its aligned id V_S, V_S + 1, ... and with the
     teacher's flags (special or not, stripping): len(tokenizer) covers every real teacher row, and the ids
     below V_S are the student's."""
     from tokenizers import AddedToken, Tokenizer
@@ -430,14 +430,14 @@ def tokenizer_with_teacher_only(student_tokenizer, alignment, teacher_dir: Path)
 
 def align_teacher_ids(source: str, student_source: str, out: str | Path, settings: Mapping) -> dict:
     """Write a copy of teacher `source` whose token ids are the student's (`student_source`: a folder with the
-    student's tokenizer and config.json), by token string (tgpo.vocab_alignment); RoPE/context settings of
+    student's tokenizer and config.json), by token string (tgpo.models.vocab_alignment); RoPE/context settings of
     `settings` are applied to config.json as well. Returns the record written to prepare.json."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
     from transformers import AutoConfig, AutoTokenizer
 
-    from tgpo.vocab_alignment import ids_by_string, permute_rows, string_alignment
+    from tgpo.models.vocab_alignment import ids_by_string, permute_rows, string_alignment
 
     teacher_dir = local_checkpoint(source)
     student_tokenizer = AutoTokenizer.from_pretrained(student_source)  # the ids verl and vLLM use

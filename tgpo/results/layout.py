@@ -70,7 +70,7 @@ class RunLayout:
 
     @property
     def settings_marker(self) -> Path:
-        """Written when a run starts: the resolved experiment's hash (tgpo.run_guard compares it)."""
+        """Written when a run starts: the resolved experiment's hash (tgpo.results.run_guard compares it)."""
         return self.root / "run_settings.json"
 
     def stale(self, old_hash: str, when: float | None = None) -> Path:

@@ -2,9 +2,9 @@
 
 A `MethodSpec` names the pieces of the objective library a method composes (advantage estimator, reward,
 aggregation, policy loss, teacher signal, guidance, reverse-KL use) plus its default hyper-parameters
-(each with its source) and its verl overrides. `tgpo.objective` turns a spec into a loss.
+(each with its source) and its verl overrides. `tgpo.objectives.compose` turns a spec into a loss.
 
-TGPO and its variants are registered by `tgpo.tgpo_methods`; each baseline by one module of the
+TGPO and its variants are registered by `tgpo.methods.tgpo_family`; each baseline by one module of the
 `baselines` package, imported here with pkgutil on first use, so adding a module adds a method.
 """
 
@@ -149,7 +149,7 @@ def verl_overrides_from_fields(spec_fields: Mapping[str, Any]) -> dict[str, Any]
     """The Hydra overrides every method shares, derived from its estimator and aggregation mode.
 
     Hyper-parameter values (lr, clip ratios, KL, ...) are not here: tgpo.verl.translate maps the
-    resolved experiment's values (tgpo.resolve) onto verl keys, so a method default has one home.
+    resolved experiment's values (tgpo.config.resolve) onto verl keys, so a method default has one home.
     """
     overrides: dict[str, Any] = {"algorithm.use_kl_in_reward": False}
     estimator = spec_fields["advantage_estimator"]
@@ -227,12 +227,12 @@ def register_method(spec: MethodSpec) -> MethodSpec:
 
 
 def _load_registrations() -> None:
-    """Import tgpo.tgpo_methods and every module of the `baselines` package (once)."""
+    """Import tgpo.methods.tgpo_family and every module of the `baselines` package (once)."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    importlib.import_module("tgpo.tgpo_methods")
+    importlib.import_module("tgpo.methods.tgpo_family")
     baselines = importlib.import_module("baselines")
     for module in pkgutil.iter_modules(baselines.__path__, prefix="baselines."):
         importlib.import_module(module.name)

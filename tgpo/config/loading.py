@@ -4,7 +4,7 @@ A config (`config/*.yaml`) lists models, data, benchmarks, engine defaults and n
 (method + student + teacher + overrides + seeds); see `docs/architecture.md`. Every error names the
 file and the key path, e.g. ``config/default.yaml: experiments.tgpo.hparms: unknown key``, and is
 raised before any job runs (the Snakefile validates on load). Settings of one run are merged by
-`tgpo.resolve`, paths under results/<name>/ are named by `tgpo.layout`.
+`tgpo.config.resolve`, paths under results/<name>/ are named by `tgpo.results.layout`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
 # Methods whose teacher signal is not "none" need a teacher; SFT and LUFFY need teacher traces.
 TEACHER_FREE_SIGNAL = "none"
@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 
 def _schema() -> dict:
-    return json.loads(resources.files("tgpo").joinpath("config_schema.json").read_text())
+    return json.loads(resources.files("tgpo.config").joinpath("schema.json").read_text())
 
 
 def _key_path(parts) -> str:
@@ -67,8 +67,8 @@ def validate(config: Mapping[str, Any], source: str = "<config>") -> None:
 
 
 def _check_references(config: Mapping[str, Any], source: str) -> None:
+    from tgpo.config.resolve import resolve_settings
     from tgpo.methods import get_method, list_methods
-    from tgpo.resolve import resolve_settings
 
     models = config["models"]
     experiments = config["experiments"]
@@ -146,7 +146,7 @@ def _check_evaluation(config: Mapping[str, Any], source: str) -> None:
 
 def _check_id_alignment(config: Mapping[str, Any], source: str) -> None:
     """`models.<t>.prepare.align_ids_to: <s>` makes a copy of teacher t whose token ids are student s's
-    (tgpo.model_prep, tgpo.vocab_alignment): it only scores s's token ids as s's teacher. Generating text
+    (tgpo.models.prepare, tgpo.models.vocab_alignment): it only scores s's token ids as s's teacher. Generating text
     (evaluation, teacher traces) and training use the teacher with its own tokenizer."""
     models, experiments = config["models"], config["experiments"]
     traces_teacher = (config["data"].get("traces") or {}).get("teacher")
@@ -373,7 +373,7 @@ def write_merged_config(config: Mapping[str, Any], sources: list[str], *, main_p
     A job process (Snakemake re-reads the Snakefile inside every job, with the config files and --config
     entries it forwards) does not write: it checks that what it merged is what the main process wrote, so a
     job never runs on settings other than the ones validated at submission."""
-    from tgpo import io
+    from tgpo.results import io
 
     path = ResultsLayout.of(config).merged_config
     text = merged_config_text(config, sources)
@@ -485,7 +485,7 @@ def traces_path(config: Mapping[str, Any]) -> str:
 
 
 # verl parquet files (written by tgpo.verl.data_prep and tgpo.verl.teacher_traces, read by
-# tgpo.verl.translate); their names live in tgpo.layout. App. B.1: every experiment uses one curated set,
+# tgpo.verl.translate); their names live in tgpo.results.layout. App. B.1: every experiment uses one curated set,
 # the prompts with a correct teacher trace.
 def verl_data_dir(config: Mapping[str, Any]) -> Path:
     return ResultsLayout.of(config).verl_data

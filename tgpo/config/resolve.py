@@ -9,10 +9,10 @@ engines:
   3. the method's default (`MethodSpec.defaults`, each with its source)
   4. the engine default (`TRAINING_DEFAULTS`, `ENGINE_DEFAULTS`)
 
-The resolved experiment also holds the model and data paths, the run's folder (tgpo.layout) and a
+The resolved experiment also holds the model and data paths, the run's folder (tgpo.results.layout) and a
 hash of everything that determines the training (`run_hash`): the Snakefile re-runs a training job
 when it changes, run.json and every checkpoint record it, and a run never resumes a checkpoint whose
-hash differs (tgpo.run_guard). The local engine (`tgpo.engine.run_spec.RunSpec.from_resolved`), the
+hash differs (tgpo.results.run_guard). The local engine (`tgpo.engine.run_spec.RunSpec.from_resolved`), the
 verl translation (`tgpo.verl.translate`) and the workflows all read settings from here.
 """
 
@@ -26,8 +26,8 @@ from types import MappingProxyType
 from typing import Any
 
 from tgpo.config import ConfigError, model_location, traces_path, train_data_path
-from tgpo.layout import ResultsLayout, RunLayout
 from tgpo.methods import HPARAM_NAMES, MethodSpec, get_method
+from tgpo.results.layout import ResultsLayout, RunLayout
 
 # Where a value came from, highest precedence first.
 EXPERIMENT_HPARAMS = "experiment hparams"

@@ -21,7 +21,7 @@ row would tie with the original in the argmax). The teacher's log-probability of
 token is therefore not meaningful; such ids are listed in the vocabulary map beside the checkpoint.
 
 This module is pure: strings and ids in, a row map out (`string_alignment`), and the row gather
-(`permute_rows`). tgpo.model_prep applies it to a checkpoint's shards.
+(`permute_rows`). tgpo.models.prepare applies it to a checkpoint's shards.
 """
 
 from __future__ import annotations

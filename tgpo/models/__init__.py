@@ -1,0 +1,1 @@
+"""Preparing cluster checkpoints (`python -m tgpo prepare-model`) and aligning vocabularies."""
