@@ -300,9 +300,9 @@ def is_luffy_layout(row: dict) -> bool:
 
 def luffy_problems(rows: list[dict], spec: BenchmarkSpec, *, source: str) -> list[tuple[Problem, int]]:
     """(problem, times its row is repeated) for the rows of `spec.luffy_source` in a LUFFY evaluation file,
-    in first-appearance order. The system message must be LUFFY's (eval.prompts.LUFFY_SYSTEM_PROMPT): the
+    in first-appearance order. The system message must be LUFFY's (tgpo.system_prompt.LUFFY_SYSTEM_PROMPT): the
     "authors" template rebuilds the prompt from it."""
-    from eval.prompts import LUFFY_SYSTEM_PROMPT
+    from tgpo.system_prompt import LUFFY_SYSTEM_PROMPT
 
     if not spec.luffy_source:
         raise BenchmarkError(f"{source}: benchmark {spec.name!r} has no rows in LUFFY's evaluation files")
@@ -317,7 +317,7 @@ def luffy_problems(rows: list[dict], spec: BenchmarkSpec, *, source: str) -> lis
         if messages[0]["content"] != LUFFY_SYSTEM_PROMPT:
             raise BenchmarkError(
                 f"{source}: row {index} has another system prompt than LUFFY's "
-                "(eval.prompts.LUFFY_SYSTEM_PROMPT); the 'authors' template would not rebuild it"
+                "(tgpo.system_prompt.LUFFY_SYSTEM_PROMPT); the 'authors' template would not rebuild it"
             )
         question = messages[1]["content"]
         if not isinstance(question, str) or not question.strip():

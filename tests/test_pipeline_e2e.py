@@ -137,17 +137,17 @@ def test_slurm_run_matches_the_local_run(slurm, local_run, tmp_path):
 
 NEW_BASELINE = '''"""GRPO with DAPO's clip-higher: the upper clip bound raised to 1 + 0.28 (Yu et al., 2025)."""
 
-from tgpo.methods import method_spec, register_method
+from tgpo.methods.spec import method_spec
 
-register_method(
-    method_spec(
-        "grpo_clip_higher",
-        "GRPO (clip-higher)",
-        "GRPO++ with DAPO's asymmetric clipping [1 - 0.2, 1 + 0.28]",
-        defaults={"clip_ratio_high": 0.28},
-        defaults_source={"clip_ratio_high": "DAPO (Yu et al., 2025): clip-higher 0.28"},
-    )
+GRPO_CLIP_HIGHER = method_spec(
+    "grpo_clip_higher",
+    "GRPO (clip-higher)",
+    "GRPO++ with DAPO's asymmetric clipping [1 - 0.2, 1 + 0.28]",
+    defaults={"clip_ratio_high": 0.28},
+    defaults_source={"clip_ratio_high": "DAPO (Yu et al., 2025): clip-higher 0.28"},
 )
+
+METHODS = (GRPO_CLIP_HIGHER,)
 '''
 
 

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_HUB_DIR = "results/hub"
+from tgpo.config.paths import hub_dir, pinned_snapshot, snapshot_dir  # noqa: F401  (tgpo.hub.X: the download's paths)
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,6 @@ class HubItem:
     repo_id: str
     repo_type: str  # "model" | "dataset"
     revision: str | None
-
-
-def hub_dir(config: Mapping[str, Any]) -> Path:
-    return Path(config.get("hub_dir", DEFAULT_HUB_DIR))
-
-
-def snapshot_dir(config: Mapping[str, Any], repo_type: str, repo_id: str, revision: str) -> Path:
-    """<hub_dir>/<models|datasets>/<owner>--<name>/<revision>: where `download` puts that commit."""
-    return hub_dir(config) / f"{repo_type}s" / repo_id.replace("/", "--") / revision
 
 
 def manifest_path(config: Mapping[str, Any]) -> Path:
@@ -81,12 +72,6 @@ def hub_items(config: Mapping[str, Any]) -> list[HubItem]:
 
 def missing_revisions(config: Mapping[str, Any]) -> list[str]:
     return [f"{item.where}.revision ({item.repo_id})" for item in hub_items(config) if not item.revision]
-
-
-def pinned_snapshot(config: Mapping[str, Any], repo_type: str, repo_id: str, revision: str | None) -> str:
-    """The local snapshot folder of a pinned hub repository, else the hub id itself (the `download` job,
-    which every job reading hub content waits for, fails on unpinned entries)."""
-    return str(snapshot_dir(config, repo_type, repo_id, revision)) if revision else repo_id
 
 
 def benchmark_source(config: Mapping[str, Any], benchmark: str) -> str | None:

@@ -1,53 +1,66 @@
-"""Settings: config files loaded, merged and validated, and the paths and experiments a config names.
+"""Settings: config files read, merged and validated (`loading`), where a config's inputs live (`paths`),
+what it runs (`experiments`), one experiment's settings merged (`resolve`), and the one error (`errors`).
 
-`tgpo.config.resolve` merges one experiment's settings. The names below keep `tgpo.config.X` working.
+`errors` and `paths` are leaves: `resolve` imports them, `loading` imports `resolve` to check every
+experiment resolves. The names below keep `tgpo.config.X` working.
 """
 
-from tgpo.config.loading import (
+from tgpo.config.errors import (
+    ConfigError,
+)
+from tgpo.config.experiments import (
     EVALUATION_RESOURCE_DEFAULTS,
+    build_seed,
+    evaluation_setting,
+    experiment_seeds,
+    selected_experiments,
+    training_experiments,
+)
+from tgpo.config.loading import (
     RESULTS_PLACEHOLDER,
     SCALE_KEYS,
     TEACHER_FREE_SIGNAL,
-    ConfigError,
-    build_seed,
     changed_paths,
     check_scale_overlay,
-    curated_rl_path,
-    curated_sft_path,
     drop_overlay_only_experiments,
-    evaluation_setting,
     expand_results_placeholder,
-    experiment_seeds,
     finish_merged_config,
     leaf_paths,
     load_config,
     merge_configs,
     merge_into,
     merged_config_text,
+    parse_config_args,
+    read_config_file,
+    validate,
+    write_merged_config,
+)
+from tgpo.config.paths import (
+    DEFAULT_HUB_DIR,
+    curated_rl_path,
+    curated_sft_path,
+    hub_dir,
     model_location,
     model_source,
-    parse_config_args,
+    pinned_snapshot,
     pipeline_made_model,
-    read_config_file,
     rl_train_path,
-    selected_experiments,
+    snapshot_dir,
     traces_path,
     train_data_path,
-    training_experiments,
-    validate,
     verl_data_dir,
     verl_train_files,
     verl_train_path,
     verl_val_path,
-    write_merged_config,
 )
 
 __all__ = [
+    "ConfigError",
+    "DEFAULT_HUB_DIR",
     "EVALUATION_RESOURCE_DEFAULTS",
     "RESULTS_PLACEHOLDER",
     "SCALE_KEYS",
     "TEACHER_FREE_SIGNAL",
-    "ConfigError",
     "build_seed",
     "changed_paths",
     "check_scale_overlay",
@@ -58,6 +71,7 @@ __all__ = [
     "expand_results_placeholder",
     "experiment_seeds",
     "finish_merged_config",
+    "hub_dir",
     "leaf_paths",
     "load_config",
     "merge_configs",
@@ -66,10 +80,12 @@ __all__ = [
     "model_location",
     "model_source",
     "parse_config_args",
+    "pinned_snapshot",
     "pipeline_made_model",
     "read_config_file",
     "rl_train_path",
     "selected_experiments",
+    "snapshot_dir",
     "traces_path",
     "train_data_path",
     "training_experiments",

@@ -1,10 +1,11 @@
-"""Experiment configs: load, validate (JSON schema + cross-references), and answer questions about them.
+"""Config files: read, merged as Snakemake merges them (scale overlays, --config entries), validated (JSON
+schema + cross-references).
 
 A config (`config/*.yaml`) lists models, data, benchmarks, engine defaults and named experiments
 (method + student + teacher + overrides + seeds); see `docs/architecture.md`. Every error names the
 file and the key path, e.g. ``config/default.yaml: experiments.tgpo.hparms: unknown key``, and is
 raised before any job runs (the Snakefile validates on load). Settings of one run are merged by
-`tgpo.config.resolve`, paths under results/<name>/ are named by `tgpo.results.layout`.
+`tgpo.config.resolve`; where a config's inputs live is `tgpo.config.paths`, what it runs `tgpo.config.experiments`.
 """
 
 from __future__ import annotations
@@ -18,14 +19,11 @@ from typing import Any
 
 import yaml
 
+from tgpo.config.errors import ConfigError
 from tgpo.results.layout import ResultsLayout
 
 # Methods whose teacher signal is not "none" need a teacher; SFT and LUFFY need teacher traces.
 TEACHER_FREE_SIGNAL = "none"
-
-
-class ConfigError(ValueError):
-    """A config is invalid; the message names the file and the key."""
 
 
 def _schema() -> dict:
@@ -388,135 +386,3 @@ def write_merged_config(config: Mapping[str, Any], sources: list[str], *, main_p
         path.parent.mkdir(parents=True, exist_ok=True)
         io.write_text(path, text)
     return path
-
-
-def model_source(config: Mapping[str, Any], key: str) -> str:
-    """Where the unprepared weights of model `key` come from: its local `path`, else the folder the pipeline
-    builds (`build:`), else its hub id. `path` and `build` are local overrides of `hub` (a scale overlay such
-    as config/cpu-overlay.yaml sets them over a paper config's hub ids)."""
-    model = config["models"][key]
-    if "path" in model:
-        return model["path"]
-    if "build" in model:
-        layout = ResultsLayout.of(config)
-        return str(layout.built_model(key) if "prepare" in model else layout.model(key))
-    from tgpo.hub import pinned_snapshot
-
-    return pinned_snapshot(config, "model", model["hub"], model.get("revision"))
-
-
-# An evaluation job's resources on the cluster (vLLM backend), unless `evaluation:` or the experiment's own
-# `evaluation:` block says otherwise: GPUs = vLLM's tensor-parallel size, and the time limit of ONE job, which
-# generates ONE benchmark (workflows/eval.smk).
-EVALUATION_RESOURCE_DEFAULTS = {"n_gpus": 1, "runtime_min": 240}
-
-
-def evaluation_setting(config: Mapping[str, Any], experiment: str, key: str) -> Any:
-    """An evaluation setting for one experiment: its own `evaluation:` block, else the config's, else
-    EVALUATION_RESOURCE_DEFAULTS (None for a key without a default)."""
-    own = config["experiments"][experiment].get("evaluation") or {}
-    if key in own:
-        return own[key]
-    shared = config.get("evaluation") or {}
-    return shared.get(key, EVALUATION_RESOURCE_DEFAULTS.get(key))
-
-
-def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
-    """Where the checkpoint of a model key lives: its prepared folder, else `model_source`; a string that
-    is not a model key is returned as it is (a hub id or a local path)."""
-    model = config["models"].get(key_or_id)
-    if model is None:  # a hub id given directly (an eval-only row), pinned by the experiment's `revision:`
-        from tgpo.hub import pinned_snapshot
-
-        revisions = {
-            spec.get("revision")
-            for spec in config["experiments"].values()
-            if spec.get("eval_only") and spec.get("model") == key_or_id
-        } - {None}
-        return pinned_snapshot(config, "model", key_or_id, min(revisions) if len(revisions) == 1 else None)
-    if "prepare" in model:
-        # prepared (RoPE/context/vocabulary, cluster) by the pipeline itself
-        return str(ResultsLayout.of(config).model(key_or_id))
-    return model_source(config, key_or_id)
-
-
-def pipeline_made_model(config: Mapping[str, Any], key: str) -> bool:
-    """True when the pipeline writes this model's checkpoint (so it is a Snakemake input)."""
-    model = config["models"].get(key, {})
-    return "build" in model or "prepare" in model
-
-
-def build_seed(config: Mapping[str, Any]) -> int:
-    """The seed of the built models (initialisation and pretraining: the base models' draw), `build_seed`,
-    else the config's `seed`. The RL seeds of the experiments do not change it."""
-    return int(config.get("build_seed", config.get("seed", 0)))
-
-
-def experiment_seeds(config: Mapping[str, Any], experiment: str) -> list[int]:
-    spec = config["experiments"][experiment]
-    if spec.get("eval_only"):
-        return [0]
-    return list(spec.get("seeds", [config.get("seed", 0)]))
-
-
-def selected_experiments(config: Mapping[str, Any]) -> list[str]:
-    """The experiments this invocation runs: `only_experiments` when set (a selection), else all of them."""
-    only = config.get("only_experiments")
-    return [name for name in config["experiments"] if only is None or name in only]
-
-
-def training_experiments(config: Mapping[str, Any]) -> list[str]:
-    """The selected experiments that train (not eval_only)."""
-    return [name for name in selected_experiments(config) if not config["experiments"][name].get("eval_only")]
-
-
-def train_data_path(config: Mapping[str, Any]) -> str:
-    """The prompt table training reads: the local engine reads `data.train.path` as it is; on the verl
-    engine that path (or hub id) is prepare-data's source and the table is prepare-data's output."""
-    train = config["data"]["train"]
-    if config.get("engine") == "verl":
-        return str(ResultsLayout.of(config).train_data)
-    return train.get("path") or str(ResultsLayout.of(config).train_data)
-
-
-def traces_path(config: Mapping[str, Any]) -> str:
-    traces = config["data"].get("traces", {})
-    return traces.get("path") or str(ResultsLayout.of(config).traces_data)
-
-
-# verl parquet files (written by tgpo.verl.data_prep and tgpo.verl.teacher_traces, read by
-# tgpo.verl.translate); their names live in tgpo.results.layout. App. B.1: every experiment uses one curated set,
-# the prompts with a correct teacher trace.
-def verl_data_dir(config: Mapping[str, Any]) -> Path:
-    return ResultsLayout.of(config).verl_data
-
-
-def verl_train_path(config: Mapping[str, Any]) -> Path:
-    return ResultsLayout.of(config).verl_train
-
-
-def verl_val_path(config: Mapping[str, Any]) -> Path:
-    return ResultsLayout.of(config).verl_val
-
-
-def curated_rl_path(config: Mapping[str, Any]) -> Path:
-    return ResultsLayout.of(config).curated_rl
-
-
-def curated_sft_path(config: Mapping[str, Any]) -> Path:
-    return ResultsLayout.of(config).curated_sft
-
-
-def rl_train_path(config: Mapping[str, Any]) -> Path:
-    """What every RL experiment trains on: the curated set when the config re-samples teacher traces
-    (`data.traces`, the paper's setting), else all prompts."""
-    return curated_rl_path(config) if config["data"].get("traces") else verl_train_path(config)
-
-
-def verl_train_files(config: Mapping[str, Any], experiment: str) -> Path:
-    """The parquet one experiment trains on under verl: SFT (no rollouts) the curated conversations,
-    every RL method `rl_train_path`."""
-    from tgpo.methods import get_method
-
-    method = get_method(config["experiments"][experiment]["method"])
-    return rl_train_path(config) if method.rollouts else curated_sft_path(config)

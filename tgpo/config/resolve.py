@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from tgpo.config import ConfigError, model_location, traces_path, train_data_path
+from tgpo.config.errors import ConfigError
+from tgpo.config.paths import model_location, traces_path, train_data_path
 from tgpo.methods import HPARAM_NAMES, MethodSpec, get_method
 from tgpo.results.layout import ResultsLayout, RunLayout
 

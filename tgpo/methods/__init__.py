@@ -1,8 +1,16 @@
-"""The method registry: what makes each training method different (`spec`), and where each is registered.
+"""Methods: what makes each one different (`spec`, a leaf), TGPO's three (`tgpo_family`), the registry
+that collects them and the baselines (`registry`), and the `methods` verb (`cli`).
 
 The names below keep `tgpo.methods.X` working.
 """
 
+from tgpo.methods.registry import (
+    REGISTRANTS,
+    get_method,
+    list_methods,
+    register_method,
+    registrant_modules,
+)
 from tgpo.methods.spec import (
     ADVANTAGE_ESTIMATORS,
     GUIDANCE_KINDS,
@@ -14,10 +22,7 @@ from tgpo.methods.spec import (
     TEACHER_SIGNALS,
     VERL_NO_DUAL_CLIP,
     MethodSpec,
-    get_method,
-    list_methods,
     method_spec,
-    register_method,
     resolve_hparams,
     verl_overrides_from_fields,
     with_overrides,
@@ -28,16 +33,18 @@ __all__ = [
     "GUIDANCE_KINDS",
     "HPARAM_NAMES",
     "LOSS_AGG_MODES",
+    "MethodSpec",
     "POLICY_LOSSES",
+    "REGISTRANTS",
     "REWARD_SOURCES",
     "RKL_KINDS",
     "TEACHER_SIGNALS",
     "VERL_NO_DUAL_CLIP",
-    "MethodSpec",
     "get_method",
     "list_methods",
     "method_spec",
     "register_method",
+    "registrant_modules",
     "resolve_hparams",
     "verl_overrides_from_fields",
     "with_overrides",

@@ -1,17 +1,15 @@
-"""The method registry: what makes each of the twelve training methods different.
+"""What makes each training method different: `MethodSpec`, built by `method_spec`.
 
 A `MethodSpec` names the pieces of the objective library a method composes (advantage estimator, reward,
 aggregation, policy loss, teacher signal, guidance, reverse-KL use) plus its default hyper-parameters
 (each with its source) and its verl overrides. `tgpo.objectives.compose` turns a spec into a loss.
 
-TGPO and its variants are registered by `tgpo.methods.tgpo_family`; each baseline by one module of the
-`baselines` package, imported here with pkgutil on first use, so adding a module adds a method.
+A leaf: the registrants (tgpo.methods.tgpo_family, the modules of `baselines`) import it to declare their
+specs; tgpo.methods.registry collects them.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -211,45 +209,6 @@ def method_spec(
         verl_overrides=merged_overrides,
         **fields,
     )
-
-
-_REGISTRY: dict[str, MethodSpec] = {}
-_LOADED = False
-
-
-def register_method(spec: MethodSpec) -> MethodSpec:
-    """Add `spec` to the registry (idempotent for an equal spec; a different spec under a taken name fails)."""
-    existing = _REGISTRY.get(spec.name)
-    if existing is not None and existing != spec:
-        raise ValueError(f"register_method: a different method is already registered as {spec.name!r}")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _load_registrations() -> None:
-    """Import tgpo.methods.tgpo_family and every module of the `baselines` package (once)."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    importlib.import_module("tgpo.methods.tgpo_family")
-    baselines = importlib.import_module("baselines")
-    for module in pkgutil.iter_modules(baselines.__path__, prefix="baselines."):
-        importlib.import_module(module.name)
-
-
-def list_methods() -> list[str]:
-    """Names of every registered method, TGPO's first, then the baselines in registration order."""
-    _load_registrations()
-    return list(_REGISTRY)
-
-
-def get_method(name: str) -> MethodSpec:
-    """The spec registered as `name`; KeyError listing the known names otherwise."""
-    _load_registrations()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown method {name!r}; known methods: {', '.join(list_methods())}")
-    return _REGISTRY[name]
 
 
 def resolve_hparams(method: MethodSpec, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -802,7 +802,7 @@ def build_standin(world: str | Path, kind, out: str | Path, *, seed: int, layout
     import torch
     from transformers import AutoModelForCausalLM
 
-    from tgpo.mini.models import load_corpus, model_config
+    from tgpo.mini.model_kinds import load_corpus, model_config
     from tgpo.mini.pretrain import pretrain_sequences
     from tgpo.results import io
 

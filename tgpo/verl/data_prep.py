@@ -193,7 +193,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tgpo.config import load_config, verl_data_dir
-    from tgpo.hub import pinned_snapshot
+    from tgpo.config.paths import pinned_snapshot
 
     config = load_config(args.config)
     train = config["data"]["train"]
