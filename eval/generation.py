@@ -110,10 +110,10 @@ def vllm_cpu_settings() -> dict[str, Any]:
 
 def stop_token_ids(tokenizer) -> list[int]:
     """Token ids that end a response besides the tokenizer's EOS: the chat template's turn end (Qwen's
-    `<|im_end|>`), which Qwen2.5-Math's generation_config.json does not list (tgpo.models.prepare.generation_eos_ids).
+    `<|im_end|>`), which Qwen2.5-Math's generation_config.json does not list (tgpo.models.chat_template.generation_eos_ids).
     Passed to vLLM explicitly, so released checkpoints and prepared students stop at the end of their turn
     whatever their generation_config.json says."""
-    from tgpo.models.prepare import chat_turn_end_id
+    from tgpo.models.chat_template import chat_turn_end_id
 
     turn_end = chat_turn_end_id(tokenizer)
     return [] if turn_end is None or turn_end == tokenizer.eos_token_id else [turn_end]

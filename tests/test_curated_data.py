@@ -128,7 +128,7 @@ def test_luffy_sequence_holds_exactly_one_think(trace):
     pytest.importorskip("verl")
     from test_vocab_alignment import STUDENT_ADDED, STUDENT_SPECIAL, tokenizer_with
 
-    from tgpo.models.prepare import think_chat_template
+    from tgpo.models.chat_template import think_chat_template
     from tgpo.verl import luffy
 
     tokenizer = tokenizer_with(STUDENT_SPECIAL, STUDENT_ADDED)  # <think> is a token, as in the prepared student

@@ -9,14 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tgpo.models.prepare import (  # noqa: E402
-    aligned_vocab_size,
-    apply_rope_and_context,
-    other_only_tokens,
-    prepare_model,
-    prepare_settings,
-    think_chat_template,
-)
+from tgpo.models.chat_template import think_chat_template  # noqa: E402
+from tgpo.models.prepare import prepare_model, prepare_settings  # noqa: E402
+from tgpo.models.rope_context import apply_rope_and_context  # noqa: E402
+from tgpo.models.vocab_size import aligned_vocab_size, other_only_tokens  # noqa: E402
 
 CHARS = list("0123456789+-=. abcdef")
 STUDENT_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]

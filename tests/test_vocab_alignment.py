@@ -18,7 +18,8 @@ pytest.importorskip("safetensors")
 
 from tgpo.config import ConfigError, validate  # noqa: E402
 from tgpo.engine.teacher import argmax_signals  # noqa: E402
-from tgpo.models.prepare import VOCAB_MAP_FILE, align_teacher_ids, prepare_settings  # noqa: E402
+from tgpo.models.prepare import prepare_settings  # noqa: E402
+from tgpo.models.teacher_ids import VOCAB_MAP_FILE, align_teacher_ids  # noqa: E402
 from tgpo.models.vocab_alignment import ZERO_ROW, permute_rows, string_alignment  # noqa: E402
 
 CHARS = list("0123456789+-=. \nabc")

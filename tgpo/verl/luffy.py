@@ -89,9 +89,9 @@ def trace_text(extra_info: Mapping[str, Any] | None) -> str:
 
 def continuation_of(prompt_text: str, trace: str) -> str:
     """The trace as the continuation of the prompt: without its opening `<think>` when the prompt (the
-    student's template, tgpo.models.prepare.think_chat_template) already ends with one, so the sequence holds
+    student's template, tgpo.models.chat_template.think_chat_template) already ends with one, so the sequence holds
     exactly one; unchanged otherwise."""
-    from tgpo.models.prepare import THINK_OPEN
+    from tgpo.models.chat_template import THINK_OPEN
     from tgpo.verl.teacher_traces import trace_text
 
     return trace_text(trace) if prompt_text.rstrip().endswith(THINK_OPEN) else trace

@@ -52,7 +52,7 @@ def teacher_prompts(tokenizer, questions: Sequence[str], system: str) -> list[st
 
 def trace_text(response: str) -> str:
     """The response without a leading `<think>` (and its newline): the student prompt ends with `<think>\\n`."""
-    from tgpo.models.prepare import THINK_OPEN
+    from tgpo.models.chat_template import THINK_OPEN
 
     stripped = response.lstrip()
     if stripped.startswith(THINK_OPEN):
