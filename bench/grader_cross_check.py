@@ -5,7 +5,7 @@
 Responses: every `step`-th real gold of the six maths sets and ARC-c (tests/data/benchmarks, LUFFY's
 evaluation sets de-duplicated), rendered in each style of `eval.response_styles` with the right answer,
 the right answer written as a model would (`as_a_model_writes`) and the next row's (different) gold.
-Graders: ours (`eval.grading.grade_responses`, protocol "authors", prompts that opened `<think>\\n`)
+Graders: ours (`eval.grading_pool.grade_responses`, protocol "authors", prompts that opened `<think>\\n`)
 and lm-eval's answer extraction and equivalence for its AIME tasks (lm_eval/tasks/aime/utils.py
 `process_results`: the last `\\boxed{}` of the whole response, else the text between its first and last
 `$`, compared after Hendrycks' `strip_string`). lm-eval's
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from eval import response_styles as styles  # noqa: E402
-from eval.grading import grade_responses  # noqa: E402
+from eval.grading_pool import grade_responses  # noqa: E402
 
 MATH_SETS = ("aime24", "aime25", "amc", "math500", "minerva", "olympiadbench")
 

@@ -71,7 +71,7 @@ def adversarial_requests():
 
 
 def main() -> int:
-    from eval.grading import DEFAULT_TIMEOUT_S, grade_all
+    from eval.grading_pool import DEFAULT_TIMEOUT_S, grade_all
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("benchmark_dir", nargs="?", type=Path, default=ROOT / "tests" / "data" / "benchmarks")

@@ -1,7 +1,7 @@
 """Cost of TGPO's guidance term on verl: one actor update of TGPO (`tgpo_d`) vs GRPO++ through verl's FSDP engine.
 
 What runs: verl 0.9.1's own `FSDPEngineWithLMHead` (FSDP2, world size 1 over gloo, on CPU through the
-CPU platform of tgpo/verl/cpu_support.py, which our plugin applies in the worker processes), built from
+CPU platform of tgpo/verl/cpu/, which our plugin applies in the worker processes), built from
 verl's Hydra config with each method's registered overrides (`tgpo.methods`), runs
 `forward_backward_batch` on one packed micro-batch: the model forward, `prepare_model_outputs` (the
 logits processor for TGPO, the sampled-token log-prob, the entropy), the actor loss
@@ -101,21 +101,21 @@ def packed_tokens(args: argparse.Namespace) -> int:
 
 def check_cpu_platform() -> None:
     """verl's engine module must see the CPU platform: `import verl` loads our plugin, which applies
-    tgpo/verl/cpu_support.py when the worker's environment (cpu_environment()) asks for it."""
+    tgpo/verl/cpu/ when the worker's environment (cpu_environment()) asks for it."""
     import verl.workers.engine.fsdp.transformer_impl as transformer_impl
 
     if transformer_impl.device_name != "cpu":
         raise RuntimeError(
             f"bench: verl's FSDP engine runs on {transformer_impl.device_name!r}, not the CPU platform; start the "
-            "worker with tgpo.verl.cpu_support.cpu_environment() (TGPO_VERL_CPU=1, VERL_PLATFORM=cpu)"
+            "worker with tgpo.verl.cpu.settings.cpu_environment() (TGPO_VERL_CPU=1, VERL_PLATFORM=cpu)"
         )
 
 
 def init_single_process_group() -> None:
-    """World size 1 over gloo, the backend the CPU platform uses (tgpo.verl.cpu_support)."""
+    """World size 1 over gloo, the backend the CPU platform uses (tgpo.verl.cpu)."""
     import torch.distributed
 
-    from tgpo.verl.cpu_support import CPU_PROCESS_GROUP_BACKEND
+    from tgpo.verl.cpu.patches import CPU_PROCESS_GROUP_BACKEND
 
     if torch.distributed.is_initialized():
         return
@@ -353,9 +353,9 @@ def worker(args: argparse.Namespace) -> dict:
 
 
 def worker_environment() -> dict[str, str]:
-    """verl on the CPU platform (tgpo.verl.cpu_support: the FSDP engine picked through VERL_ENGINE_DEVICE,
+    """verl on the CPU platform (tgpo.verl.cpu: the FSDP engine picked through VERL_ENGINE_DEVICE,
     gloo), offline, this checkout's tgpo first."""
-    from tgpo.verl.cpu_support import cpu_environment
+    from tgpo.verl.cpu.settings import cpu_environment
 
     return {**cpu_environment(), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
 

@@ -27,7 +27,7 @@ Multiple-choice golds (a letter) go through the same rules: `\\boxed{C}`, `\\box
 The normalisation tables below are this project's (shorter than Oat's MathQA unit list); where they
 differ from Oat's, a response can grade differently: the README's Evaluation section lists the known cases.
 Every function here is pure and may run long on hostile input (sympy): call it through
-`eval.grading.GradingPool` / `grade_response`, which bound each item with a hard timeout.
+`eval.grading_pool.GradingPool` / `grade_response`, which bound each item with a hard timeout.
 """
 
 from __future__ import annotations

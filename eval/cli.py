@@ -23,7 +23,8 @@ from typing import Any
 import pandas as pd
 
 from eval.benchmarks import BenchmarkSpec, Problem, get_benchmark, load_problems
-from eval.grading import COMBINE_RULES, DEFAULT_TIMEOUT_S, GRADERS, GradeRequest, GradingStats, grade_all
+from eval.grading import COMBINE_RULES, GRADERS, GradeRequest
+from eval.grading_pool import DEFAULT_TIMEOUT_S, GradingStats, grade_all
 from eval.metrics import correctness_matrix, score
 from eval.prompts import RELEASED_CHECKPOINT_TEMPLATES, build_prompt, template_for_model, think_opened
 from eval.protocols import DEFAULT_PROTOCOL, PROTOCOLS

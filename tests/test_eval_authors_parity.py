@@ -23,7 +23,8 @@ from test_eval_benchmarks import MATH_ROWS, real_file
 
 import eval.authors_grading as authors
 from eval import response_styles as styles
-from eval.grading import GradeRequest, grade_all, grade_response, grade_responses
+from eval.grading import GradeRequest
+from eval.grading_pool import grade_all, grade_response, grade_responses
 
 
 def gold(row_id: str) -> str:

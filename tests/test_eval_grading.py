@@ -21,16 +21,8 @@ import json
 import pytest
 from test_eval_benchmarks import MATH_ROWS, real_file
 
-from eval.grading import (
-    GradeRequest,
-    GradingPool,
-    answer_region,
-    choice_letter,
-    grade,
-    grade_all,
-    last_boxed,
-    normalise_answer,
-)
+from eval.grading import GradeRequest, answer_region, choice_letter, grade, last_boxed, normalise_answer
+from eval.grading_pool import GradingPool, grade_all
 
 
 def test_answer_region_and_last_boxed():

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 from tgpo.config import load_config  # noqa: E402
 from tgpo.verl import checkpoint_retention as retention  # noqa: E402
-from tgpo.verl.cpu_support import parse_overrides  # noqa: E402
+from tgpo.verl.cpu.settings import parse_overrides  # noqa: E402
 from tgpo.verl.translate import ATTN_IMPLEMENTATION, experiment_overrides, sft_overrides  # noqa: E402
 
 torch.set_num_threads(1)

@@ -6,7 +6,7 @@ vllm/v1/attention/backends/cpu_attn.py) and a byte-level BPE tokenizer without m
 byte, so "\\n" is one token as verl's Qwen wiring requires; transformers 5 loads any qwen2 checkpoint's
 tokenizer as Qwen2Tokenizer, which re-applies the byte-level pre-tokenizer) with a ChatML template.
 The learning rate is large so that the weights move: vLLM's log-probs still equal the actor's at step 2
-only if the weight sync reached every vLLM layer (tgpo.verl.cpu_support.patch_vllm_cpu_linear).
+only if the weight sync reached every vLLM layer (tgpo.verl.cpu.patches.patch_vllm_cpu_linear).
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def write_config(path: Path, models: Path, steps: int, **training) -> None:
 def test_grpo_pp_runs_real_verl_steps_on_cpu(tmp_path):
     pytest.importorskip("verl")
     pytest.importorskip("vllm")
-    from tgpo.verl.cpu_support import accelerator_present
+    from tgpo.verl.cpu.settings import accelerator_present
 
     if accelerator_present():
         pytest.skip("this machine has an accelerator: verl-train does not take the CPU path")
@@ -209,7 +209,7 @@ def test_stop_rule_validation_choice_and_tensorboard_in_real_verl_on_cpu(tmp_pat
     choice exported, TensorBoard written into the run folder; a second call does not start verl."""
     pytest.importorskip("verl")
     pytest.importorskip("vllm")
-    from tgpo.verl.cpu_support import accelerator_present
+    from tgpo.verl.cpu.settings import accelerator_present
 
     if accelerator_present():
         pytest.skip("this machine has an accelerator: verl-train does not take the CPU path")

@@ -56,7 +56,7 @@ def test_sft_cpu_overrides_compose_with_verls_sft_config_and_select_sdpa(tmp_pat
     from transformers import AutoModelForCausalLM
     from verl.utils.config import omega_conf_to_dataclass
 
-    from tgpo.verl.cpu_support import with_sft_cpu_overrides
+    from tgpo.verl.cpu.settings import with_sft_cpu_overrides
 
     overrides = [*sft_overrides(load_config(PAPER_7B), "sft", 0), f"model.path={tiny_qwen2(tmp_path / 'student')}"]
     cpu = compose_sft(with_sft_cpu_overrides(overrides))

