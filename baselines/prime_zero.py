@@ -3,7 +3,7 @@
 r_t = beta * (log pi_phi - log pi_ref); pi_phi trained by BCE(sigmoid(beta * sum_t q_t), r); process rewards
 batch-normalised, both reward sources weighted 5 (reward_dpo_coef = reward_gt_coef = 5) before returns and
 whitening; only prompts whose group accuracy is in [0.2, 0.8] are trained on, from 4x oversampled prompts
-(tgpo/objectives/implicit_reward.py). The cluster path evaluates the released checkpoint instead (README).
+(tgpo/objectives/implicit_reward.py). The cluster path evaluates the released checkpoint instead (docs/evaluation.md).
 """
 
 from tgpo.methods.spec import method_spec

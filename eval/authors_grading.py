@@ -25,7 +25,7 @@ Multiple-choice golds (a letter) go through the same rules: `\\boxed{C}`, `\\box
 `\\boxed{\\text{C}}` and `\\boxed{c}` are accepted, a bare "ANSWER: C" is not.
 
 The normalisation tables below are this project's (shorter than Oat's MathQA unit list); where they
-differ from Oat's, a response can grade differently: the README's Evaluation section lists the known cases.
+differ from Oat's, a response can grade differently: docs/evaluation.md lists the known cases.
 Every function here is pure and may run long on hostile input (sympy): call it through
 `eval.grading_pool.GradingPool` / `grade_response`, which bound each item with a hard timeout.
 """

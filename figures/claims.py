@@ -2,7 +2,7 @@
 
     python -m figures.claims --results results/mini results/mini-build1 results/mini-build2
 
-prints, per results folder, every claim of the README's claims table with its verdict and the numbers
+prints, per results folder, every claim of the claims table in docs/results.md with its verdict and the numbers
 behind it, then a table of how many folders each verdict holds in. The verdicts come from rules fixed
 here, before any draw was looked at, so that no verdict is worded after the numbers:
 

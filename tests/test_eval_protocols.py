@@ -7,7 +7,7 @@ protocol or template fails validation naming the key and the allowed values.
 LUFFY's files (ElliottYan/LUFFY data/valid.*.parquet) are not shipped: the loader tests build files of
 their layout from the real de-duplicated copies in tests/data/benchmarks, and
 `test_luffy_files_match_the_registry_copies` compares the real files when TGPO_LUFFY_DATA_DIR names a
-folder holding them (the README gives the numbers of that comparison).
+folder holding them (docs/evaluation.md gives the numbers of that comparison).
 """
 
 from __future__ import annotations

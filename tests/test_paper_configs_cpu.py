@@ -6,7 +6,7 @@ CI mode (the default) runs every distinct code path once: each method with each 
 every kind of evaluated row (base, the teacher with its 32k budget and with 8,192, the three released
 checkpoints with their own templates), selected with `only_experiments`; each config's tables and figures
 are written from what ran and name what did not. `TGPO_E2E_FULL=1` runs both whole configs (the long mode,
-README "The paper configs on CPU").
+docs/cluster.md, "The paper configs on CPU").
 
 1. `verl-train` of one experiment is killed once verl has written its first checkpoint, locally; the SLURM
    pipeline re-runs it and it resumes from that checkpoint.

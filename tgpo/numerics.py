@@ -78,7 +78,7 @@ def pin_process_environment() -> None:
     """Set PINNED_ENV in this process's environment (x86-64 only), before torch loads.
 
     Raises RuntimeError when torch is already imported with other values: they would not take effect.
-    Warns on stderr when the CPU lacks AVX2 or FMA: results then differ from the README's.
+    Warns on stderr when the CPU lacks AVX2 or FMA: results then differ from docs/results.md's.
     """
     if not is_x86_64():
         return
@@ -95,7 +95,7 @@ def pin_process_environment() -> None:
         if missing:
             print(
                 f"tgpo.numerics: warning: this CPU lacks {missing}; MKL and ATen fall back to other kernels "
-                "and results will differ from the README's (they are pinned for AVX2 + FMA)",
+                "and results will differ from docs/results.md's (they are pinned for AVX2 + FMA)",
                 file=sys.stderr,
             )
 

@@ -2,7 +2,7 @@
 # output the config's `report:` section names. The rules read only results/<name>/summary.parquet or
 # results/<name>/runs/<experiment>/seed<k>/metrics.jsonl (plus the figure code itself), so
 # regenerating one output never retrains or re-evaluates anything, provided the pipeline runs with
-# `--rerun-triggers mtime` (set in the profile; see README "Regenerate a single figure").
+# `--rerun-triggers mtime` (set in the profile; see docs/evaluation.md, "Tables and figures").
 #
 # Uses from the including Snakefile: `config` (name, experiments, report) and `seeds_of`; paths come
 # from tgpo.results.layout.
