@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
-import subprocess
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -567,48 +565,21 @@ class Trainer:
         }
 
     def write_run_json(self, wall_s: float) -> None:
-        from tgpo.results.io import write_json
+        from tgpo.results.run_record import write_run_record
 
-        write_json(
+        write_run_record(
             RunLayout(self.output_dir).run_json,
-            {
-                "experiment": self.spec.experiment,
-                "method": self.method.name,
-                "seed": self.spec.seed,
-                "engine": "local",
-                "run_hash": self.spec.run_hash,
-                "git_commit": git_commit(),
-                "versions": library_versions(),
-                "wall_time_s": wall_s,
-                "steps": self.steps,
-                "settings": self.settings_used(),
-                "hparams": self.hparams,
-                "run_spec": self.spec.to_dict(),
-                "completed": True,
-            },
+            engine="local",
+            experiment=self.spec.experiment,
+            seed=self.spec.seed,
+            run_hash=self.spec.run_hash,
+            method=self.method.name,
+            wall_time_s=wall_s,
+            steps=self.steps,
+            settings=self.settings_used(),
+            hparams=self.hparams,
+            run_spec=self.spec.to_dict(),
         )
-
-
-def git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def library_versions() -> dict[str, str]:
-    import transformers
-
-    import tgpo
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "tgpo": tgpo.__version__,
-    }
 
 
 def completed_run(spec: RunSpec) -> dict | None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -331,25 +330,24 @@ def run(args: argparse.Namespace) -> int:
         return 1
     io.write_text(run.metrics, "".join(json.dumps(line) + "\n" for line in metrics))
     marker = lifecycle.finished_marker(run.checkpoints) or {}
-    io.write_json(
+    from tgpo.results.run_record import write_run_record
+
+    write_run_record(
         run.run_json,
-        {
-            "experiment": args.experiment,
-            "seed": args.seed,
-            "engine": "verl",
-            "run_hash": resolved.run_hash,
-            "settings": resolved.to_dict()["settings"],
-            "command": command,
-            "wall_time_s": time.time() - start,
-            "steps_logged": len(metrics),
-            "python": platform.python_version(),
-            "checkpoints": str(run.checkpoints),
-            "checkpoint": str(run.final_checkpoint),
-            "completed": True,
-            "ended": marker.get("reason", "verl finished"),
-            "checkpoint_step": chosen,
-            "checkpoint_choice": choice,
-            "checkpoint_chosen_by": why,
-        },
+        engine="verl",
+        experiment=args.experiment,
+        seed=args.seed,
+        run_hash=resolved.run_hash,
+        method=resolved.method,
+        settings=resolved.to_dict()["settings"],
+        command=command,
+        wall_time_s=time.time() - start,
+        steps_logged=len(metrics),
+        checkpoints=str(run.checkpoints),
+        checkpoint=str(run.final_checkpoint),
+        ended=marker.get("reason", "verl finished"),
+        checkpoint_step=chosen,
+        checkpoint_choice=choice,
+        checkpoint_chosen_by=why,
     )
     return 0
