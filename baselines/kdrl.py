@@ -17,13 +17,6 @@ KDRL = method_spec(
         "rkl_estimator": "KDRL (Xu et al. 2025, arXiv 2506.02208): k2 estimator; helldog-star/TGPO mix_core_alg.py compute_token_on_kdrl_loss uses k2",
         "reward_mask_correct": "off, as helldog-star/TGPO train_kdrl_7b.sh; KDRL's reward-guided masking (arXiv 2506.02208) is optional",
     },
-    verl_overrides={
-        "distillation.enabled": True,
-        "distillation.distillation_loss.loss_mode": "k2",
-        "distillation.distillation_loss.use_policy_gradient": False,
-        "distillation.distillation_loss.use_task_rewards": True,
-        "distillation.distillation_loss.distillation_loss_coef": 2e-3,
-    },
 )
 
 METHODS = (KDRL,)

@@ -40,8 +40,6 @@ LUFFY = method_spec(
     verl_overrides={
         "actor_rollout_ref.rollout.agent.default_agent_loop": "luffy_agent",
         "actor_rollout_ref.rollout.calculate_log_probs": False,
-        "+luffy.gamma": 0.1,
-        "+luffy.off_policy_per_group": 1,
         "trainer.v1.trainer_mode": "luffy_sync",
     },
 )

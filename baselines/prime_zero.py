@@ -40,7 +40,6 @@ PRIME_ZERO = method_spec(
         "prime_rm_lr": f"{_PRIME}: reward_model.prime_model.optim.lr=1e-6",
         "entropy_coef": f"{_PRIME}: actor_rollout_ref.actor.entropy_coeff=0.",
     },
-    verl_overrides={"+prime.beta": 0.05, "+prime.rm_coef": 5.0, "+prime.rm_lr": 1e-6},
 )
 
 METHODS = (PRIME_ZERO,)

@@ -150,16 +150,17 @@ def save_student(directory: Path, args: argparse.Namespace) -> None:
 def method_overrides(method_name: str) -> list[str]:
     """verl Hydra overrides for the actor and loss of `method_name` (the trainer-only keys are dropped)."""
     from tgpo.methods import get_method
+    from tgpo.verl.translate import MODEL_SETTINGS, distillation_defaults
 
     def value(v):
         return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
-    overrides = [
-        f"{key}={value(v)}"
-        for key, v in get_method(method_name).verl_overrides.items()
-        if not key.startswith(("+tgpo.", "trainer."))
-    ]
-    if any(key.startswith("distillation.") for key in get_method(method_name).verl_overrides):
+    method = get_method(method_name)
+    settings = dict(method.verl_overrides)
+    if method.teacher_signal != "none":  # the teacher pool's keys, as tgpo.verl.translate sets them
+        settings = {"distillation.enabled": True, **distillation_defaults(method), **MODEL_SETTINGS, **settings}
+    overrides = [f"{key}={value(v)}" for key, v in settings.items() if not key.startswith(("+tgpo.", "trainer."))]
+    if any(key.startswith("distillation.") for key in settings):
         overrides += [
             "distillation.teacher_models.teacher_model.model_path=/nonexistent/teacher",
             "distillation.teacher_models.teacher_model.inference.name=vllm",

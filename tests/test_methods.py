@@ -73,7 +73,20 @@ def test_defaults_from_the_notes():
     assert get_method("luffy").defaults["luffy_gamma"] == 0.1
     assert get_method("sft").rollouts is False and get_method("sft").uses_teacher_traces
     assert get_method("prime_zero").needs_reward_model
-    assert get_method("tgpo").verl_overrides["actor_rollout_ref.actor.calculate_entropy"] is True
+    from tgpo.verl.translate import MODEL_SETTINGS  # every RL run's (TGPO's included): the entropy bonus reads it
+
+    assert MODEL_SETTINGS["actor_rollout_ref.actor.calculate_entropy"] is True
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_verl_overrides_hold_no_hyperparameter_value(name):
+    """A hyper-parameter's value lives in its method's defaults only; tgpo.verl.translate maps the resolved
+    value onto verl's key (+tgpo.*, +luffy.*, the distillation coefficient and estimator)."""
+    overrides = get_method(name).verl_overrides
+    assert not [key for key in overrides if key.startswith(("+tgpo.", "+luffy.", "+prime."))]
+    if get_method(name).rkl == "regulariser":
+        loss = "distillation.distillation_loss."
+        assert loss + "distillation_loss_coef" not in overrides and loss + "loss_mode" not in overrides
 
 
 def test_resolve_hparams_overrides_and_rejects_unknown_keys():

@@ -27,7 +27,10 @@ def test_defaults_are_the_authors_tipo_adv_script_with_sources():
     assert method.defaults["shaping_signal"] == "prob"
     assert "mix_core_alg.py" in method.defaults_source["shaping_signal"]
     assert "decay_rate 1e-4" in method.defaults_source["delta"]
-    assert method.verl_overrides["+tgpo.shaping_signal"] == "prob" and method.verl_overrides["+tgpo.delta"] == 1e-4
+    from tgpo.verl.translate import hparam_overrides  # what verl receives: the defaults, mapped
+
+    on_verl = hparam_overrides(method, method.defaults)
+    assert on_verl["+tgpo.shaping_signal"] == "prob" and on_verl["+tgpo.delta"] == 1e-4
 
 
 def test_prob_signal_adds_lambda_times_the_probability_in_unit_interval():

@@ -11,19 +11,11 @@ from __future__ import annotations
 
 from tgpo.methods.spec import method_spec
 
-_TEACHER_POOL = {
-    "distillation.enabled": True,
-    "distillation.distillation_loss.topk": 1,
-    "distillation.distillation_loss.use_task_rewards": True,
-    "distillation.distillation_loss.distillation_loss_coef": 1.0,
-    "distillation.distillation_loss.loss_max_clamp": None,
-    "distillation.distillation_loss.log_prob_min_clamp": None,
-    # the entropy bonus (entropy_coef 1e-3) reads it; the guidance term no longer needs it: it shares verl's
-    # log-prob pass and reads no logits in backward (tgpo/verl/losses.py, docs/verl-0.9.md section 2)
-    "actor_rollout_ref.actor.calculate_entropy": True,
-    "actor_rollout_ref.model.use_fused_kernels": False,
-    "trainer.v1.trainer_mode": "tgpo_sync",
-}
+# Only what is TGPO's own reaches verl from here: the trainer and the loss modes. The teacher pool and the
+# distillation defaults every teacher method shares are tgpo.verl.translate's (teacher_overrides,
+# distillation_defaults, shared_overrides); hyper-parameter values are the defaults below, which the
+# translation maps onto verl keys (+tgpo.w_init, +tgpo.delta, ...).
+_TGPO_TRAINER = {"trainer.v1.trainer_mode": "tgpo_sync"}
 
 _GUIDANCE_SOURCES = {
     "w_init": "paper Section 5.3: w_init = 2e-3 (helldog-star/TGPO exp_scripts_qwen2d5_math_7b/train_tipo_reg_7b.sh: "
@@ -40,13 +32,7 @@ def _regulariser(name: str, display_name: str, summary: str, delta: float, delta
         guidance="regulariser",
         defaults={"w_init": 2e-3, "delta": delta},
         defaults_source={**_GUIDANCE_SOURCES, "delta": delta_source},
-        verl_overrides={
-            **_TEACHER_POOL,
-            "distillation.distillation_loss.loss_mode": "tgpo_d",
-            "distillation.distillation_loss.use_policy_gradient": False,
-            "+tgpo.w_init": 2e-3,
-            "+tgpo.delta": delta,
-        },
+        verl_overrides={**_TGPO_TRAINER, "distillation.distillation_loss.loss_mode": "tgpo_d"},
     )
 
 
@@ -87,14 +73,7 @@ TGPO_R = method_spec(
         "shaping term is teacher_coef * exp(log-prob of the teacher's token), a probability in [0, 1]; "
         "paper Eq. 5 prints log pi (set shaping_signal: log_prob for that form)",
     },
-    verl_overrides={
-        **_TEACHER_POOL,
-        "distillation.distillation_loss.loss_mode": "tgpo_r",
-        "distillation.distillation_loss.use_policy_gradient": False,
-        "+tgpo.shaping_lambda": 0.02,
-        "+tgpo.delta": 1e-4,
-        "+tgpo.shaping_signal": "prob",
-    },
+    verl_overrides={**_TGPO_TRAINER, "distillation.distillation_loss.loss_mode": "tgpo_r"},
 )
 
 METHODS = (TGPO, TGPO_ANNEALING, TGPO_R)

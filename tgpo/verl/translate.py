@@ -46,6 +46,10 @@ TEACHER_TP = 2  # tensor parallel size of one teacher vLLM replica (30B-A3B bf16
 # at most ~1.1-1.3x the actor's update time when several sequences share a micro-batch, not the rollout
 # (vLLM brings its own attention kernels). Not measured: no GPU has run this path.
 ATTN_IMPLEMENTATION = "sdpa"
+# Model settings of every RL experiment (docs/verl-0.9.md section 2): the entropy bonus (entropy_coeff) reads
+# the entropy, which also keeps verl's log-prob cross-entropy off its in-place backward; fused kernels never
+# materialise the logits on FSDP, where TGPO's teacher-token hook reads them.
+MODEL_SETTINGS = {ACTOR + "calculate_entropy": True, "actor_rollout_ref.model.use_fused_kernels": False}
 # What verl keeps of its saves (tgpo.verl.checkpoint_retention): the last save whole; with
 # checkpoint_choice: validation also every save's model shards.
 KEEP_LAST_CALLBACK = "tgpo.verl.retention_callback.KeepLastSave"
@@ -129,11 +133,10 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
         ACTOR + "optim.lr": float(training["lr"]),
         ACTOR + "optim.lr_warmup_steps": int(training["warmup_steps"]),
         ACTOR + "optim.weight_decay": float(training["weight_decay"]),
-        ACTOR + "calculate_entropy": True,  # also keeps verl's log-prob CE off the in-place backward
+        **MODEL_SETTINGS,
         ACTOR + "data_loader_seed": seed,
         "actor_rollout_ref.model.use_remove_padding": True,
         "+actor_rollout_ref.model.override_config.attn_implementation": ATTN_IMPLEMENTATION,
-        "actor_rollout_ref.model.use_fused_kernels": False,
         ROLLOUT + "name": "vllm",
         ROLLOUT + "n": int(training["group_size"]),
         ROLLOUT + "temperature": float(training["temperature"]),
