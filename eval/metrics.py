@@ -63,15 +63,3 @@ def bootstrap_interval(
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(scores, [tail, 1.0 - tail])
     return float(low), float(high)
-
-
-def domain_averages(summary: pd.DataFrame) -> pd.DataFrame:
-    """Table 1's averages: per experiment x seed x domain, the unweighted mean of the benchmark scores.
-
-    Columns: experiment, seed, domain, score, n_benchmarks, benchmarks (comma-separated)."""
-    grouped = summary.groupby(["experiment", "seed", "domain"], sort=False)
-    return grouped.agg(
-        score=("score", "mean"),
-        n_benchmarks=("benchmark", "nunique"),
-        benchmarks=("benchmark", lambda names: ",".join(names)),
-    ).reset_index()

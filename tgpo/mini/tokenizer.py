@@ -34,7 +34,6 @@ SPECIAL_TOKENS = [PAD, EOS, UNK]
 CHARACTERS = list("0123456789+=;#.:|") + list(CHOICE_LABELS)
 TEACHER_EXTRA_TOKENS = [THINK_OPEN, THINK_CLOSE]
 VERL_TEACHER_EOS = "<|im_end|>"  # the verl world's teacher EOS (module docstring)
-NEWLINE = "\n"
 # transformers 5 loads the tokenizer of a Qwen2 checkpoint as Qwen2Tokenizer, whose byte-level
 # pre-tokenizer turns "\n" into "Ċ" (GPT-2's printable stand-in for byte 0x0A) before the vocabulary is
 # looked up; the verl world's tokenizers byte-map the same way, so "\n" is one token in both.

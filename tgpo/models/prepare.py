@@ -91,11 +91,6 @@ def prepare_settings(config: Mapping, model_key: str) -> dict:
     return settings
 
 
-def alignment_partner(settings: Mapping) -> str | None:
-    """The other model a `prepare:` block reads (align_vocab_with or align_ids_to), if any."""
-    return settings.get("align_vocab_with") or settings.get("align_ids_to")
-
-
 def prepare_model(source: str, out: str | Path, settings: Mapping, *, align_source: str | None = None) -> dict:
     """Load `source`, apply `settings` (a `prepare:` block), write the checkpoint to `out` atomically."""
     import torch
