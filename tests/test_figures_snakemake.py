@@ -1,6 +1,6 @@
 """workflows/figures.smk in a temporary workspace with FIXTURE results (tests/test_figures_fixtures.py).
 
-The Snakefile here is a stand-in for the lead's: it defines `config`, `RESULTS`, `seeds_of` and a fake
+The Snakefile here is a stand-in for the main Snakefile: it defines `config`, `LAYOUT`, `SELECTED`, `RESULTS`, `seeds_of` and a fake
 `train` rule that produces metrics.jsonl (by copying fixture files), then includes figures.smk.
 """
 
@@ -20,6 +20,10 @@ FIG5 = f"results/{FIXTURE_NAME}/figures/fig5.pdf"
 
 SNAKEFILE = f"""
 configfile: "config.yaml"
+from tgpo.config import selected_experiments
+from tgpo.results.layout import ResultsLayout
+LAYOUT = ResultsLayout.of(config)
+SELECTED = selected_experiments(config)
 RESULTS = f"results/{{config['name']}}"
 
 def seeds_of(experiment):

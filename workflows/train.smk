@@ -10,14 +10,9 @@ from tgpo.methods import get_method
 from tgpo.config.resolve import resolve_experiment
 
 
-def _model_inputs(keys):
-    """Checkpoint folders the pipeline makes (built or prepared models); hub ids are not files."""
-    return [model_dir(k) for k in keys if k and tgpo_config.pipeline_made_model(config, k)]
-
-
 def train_inputs(wildcards):
     spec = config["experiments"][wildcards.experiment]
-    inputs = {"models": _model_inputs([spec["student"], spec.get("teacher")]), "hub": HUB_INPUTS}
+    inputs = {"models": model_inputs([spec["student"], spec.get("teacher")]), "hub": HUB_INPUTS}
     if ENGINE == "verl":
         # the curated set (App. B.1) when the config has data.traces, else all prompts; val for verl's loader
         inputs["data"] = [str(tgpo_config.verl_train_files(config, wildcards.experiment)), VERL_VAL]
@@ -51,19 +46,6 @@ if ENGINE != "local":
         runtime=lambda wc: _training(wc)["runtime_min"],
     ))
     TRAIN_COMMAND = "python -m tgpo verl-train --config {CFG} --experiment {wildcards.experiment} --seed {wildcards.seed}"
-
-
-def seed_sets(experiments):
-    """{(seed, ...): [experiment, ...]}: the experiments grouped by their seed lists."""
-    sets = {}
-    for experiment in experiments:
-        sets.setdefault(tuple(seeds_of(experiment)), []).append(experiment)
-    return sets
-
-
-def seed_set_rule_name(verb, seeds, sets):
-    """`verb` when every experiment has the same seeds, else e.g. `train_seeds_0_1_2`."""
-    return verb if len(sets) == 1 else f"{verb}_seeds_" + "_".join(str(seed) for seed in seeds)
 
 
 if ENGINE == "local":
