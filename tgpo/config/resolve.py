@@ -29,6 +29,7 @@ from tgpo.config.errors import ConfigError
 from tgpo.config.paths import model_location, traces_path, train_data_path
 from tgpo.methods import HPARAM_NAMES, MethodSpec, get_method
 from tgpo.results.layout import ResultsLayout, RunLayout
+from tgpo.settings import TRAINING
 
 # Where a value came from, highest precedence first.
 EXPERIMENT_HPARAMS = "experiment hparams"
@@ -38,34 +39,9 @@ METHOD_DEFAULT = "method default"
 ENGINE_DEFAULT = "engine default"
 
 # Engine settings a config's `training:` (or an experiment's) may set, with the default used when none
-# does; None: no default (the engine that needs it says so). lr and sft_epochs are hyper-parameters
-# (their defaults are the method's) that `training:` may set as well.
-TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {
-        "steps": None,
-        "prompts_per_step": None,
-        "group_size": None,
-        "max_new_tokens": None,
-        "micro_batch_size": None,  # local engine only (verl packs micro-batches by tokens)
-        "temperature": 1.0,  # rollout sampling temperature (verl's default)
-        "updates_per_step": 1,  # optimizer steps (mini-batches) per rollout batch
-        "warmup_steps": 0,  # linear lr warm-up (paper App. B.1: constant lr, no warm-up)
-        "weight_decay": 0.0,
-        "grad_clip": 1.0,  # verl's actor default
-        "save_every": 50,  # checkpoint every 50 steps
-        "threads": 1,  # local engine: torch CPU threads
-        "sft_epochs": 3,  # paper App. B.1: SFT for 3 epochs
-        "verifier": "math_verify",
-        "max_prompt_length": 1024,  # verl only
-        "teacher_gpus": 0,  # verl only: GPUs of the vLLM teacher pool
-        "n_gpus": None,  # verl only: GPUs of one training node (ENGINE_DEFAULTS)
-        "runtime_min": None,  # SLURM time limit of a training job (ENGINE_DEFAULTS)
-        # verl only (tgpo.verl.lifecycle): App. B.3's stop rule, mean response length >= this x max_new_tokens
-        "stop_length_fraction": None,
-        "checkpoint_choice": None,  # verl only: which save is evaluated, "last" (None) or "validation"
-        "loggers": None,  # extra trackers beside metrics.jsonl: wandb, tensorboard, mlflow, console
-    }
-)
+# does; None: no default (the engine that needs it says so). Their table, with types and meanings, is
+# tgpo.settings.TRAINING; lr is a hyper-parameter (its default is the method's) that `training:` may set too.
+TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType({setting.name: setting.default for setting in TRAINING})
 ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "local": MappingProxyType({"runtime_min": 60}),

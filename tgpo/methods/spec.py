@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from tgpo.settings import HPARAMS
+
 ADVANTAGE_ESTIMATORS = ("grpo", "drgrpo", "rloo", "none")
 REWARD_SOURCES = ("verifier", "sequence_rkl", "verifier+implicit_prm", "none")
 LOSS_AGG_MODES = ("token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
@@ -23,34 +25,8 @@ TEACHER_SIGNALS = ("none", "argmax", "sampled_log_prob")
 GUIDANCE_KINDS = ("none", "regulariser", "reward_shaping")
 RKL_KINDS = ("none", "token_advantage", "regulariser")
 
-# Every hyper-parameter a method may default or a config `hparams:` may override.
-HPARAM_NAMES = (
-    "clip_ratio_low",
-    "clip_ratio_high",
-    "clip_ratio_c",
-    "entropy_coef",
-    "kl_coef",
-    "kl_estimator",
-    "w_init",
-    "delta",
-    "shaping_lambda",
-    "shaping_signal",
-    "rkl_coef",
-    "rkl_estimator",
-    "reward_mask_correct",
-    "luffy_gamma",
-    "off_policy_per_group",
-    "prime_beta",
-    "prime_coef",
-    "prime_outcome_coef",
-    "prime_rm_lr",
-    "prime_accuracy_low",
-    "prime_accuracy_high",
-    "prime_oversample",
-    "loss_scale_factor",
-    "lr",
-    "sft_epochs",
-)
+# Every hyper-parameter a method may default or a config `hparams:` may override (tgpo.settings).
+HPARAM_NAMES = tuple(setting.name for setting in HPARAMS)
 
 # verl's compute_policy_loss_vanilla always applies the dual clip and asserts clip_ratio_c > 1. A recipe
 # without one (clip_ratio_c None) is given this bound instead: verl clamps the log-ratio to [-20, 20], so
