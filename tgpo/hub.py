@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tgpo.config.paths import hub_dir, pinned_snapshot, snapshot_dir  # noqa: F401  (tgpo.hub.X: the download's paths)
+from tgpo.config.paths import snapshot_dir
 
 
 @dataclass(frozen=True)
