@@ -8,7 +8,7 @@ results/hub, shared by configs so the 61 GB teacher is fetched once), then write
 `results/<name>/hub.json`, which every job that reads hub content takes as input. A hub entry without a
 `revision:` makes the download fail, naming every such key, before anything is fetched: an unpinned hub
 id would give a different model or data set whenever its owner pushes. Jobs resolve a pinned entry to its
-snapshot folder (tgpo.config.model_location, hub_source), so nothing in a GPU job touches the network.
+snapshot folder (tgpo.config.paths: model_location, pinned_snapshot), so nothing in a GPU job touches the network.
 
 Hub entries of a config (`hub_items`):
 - `models.<key>.hub` (not built, no local `path`), with `models.<key>.revision`;
