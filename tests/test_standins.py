@@ -158,7 +158,7 @@ def test_standin_checkpoint_carries_the_layout(built):
         layout = resolve_layout(f"{name}@{SHRUNK}")
         config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
         # tokenizer.json itself (transformers 5 loads R1's as Qwen2Tokenizer and appends <|endoftext|>, as
-        # for the real checkpoint; tgpo.models.prepare.checkpoint_vocabulary reads the file for that reason)
+        # for the real checkpoint; tgpo.models.teacher_ids.checkpoint_vocabulary reads the file for that reason)
         vocabulary = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab(with_added_tokens=True)
         assert config.vocab_size == layout.rows and len(vocabulary) == layout.tokens
         assert all(vocabulary[token] == index for index, token, _ in layout.added)
