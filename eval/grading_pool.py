@@ -79,7 +79,9 @@ class GradingPool:
         self.progress = progress
         self.stats = GradingStats()
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["eval.grading", "eval.authors_grading", "math_verify", "sympy"])
+        self._context.set_forkserver_preload(
+            ["eval.grading_pool", "eval.grading", "eval.authors_grading", "math_verify", "sympy"]
+        )
         self._workers: list[_Worker] = []
 
     def __enter__(self) -> GradingPool:
