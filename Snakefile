@@ -12,7 +12,7 @@
 # Nested settings go in as mappings: --config 'training={steps: 2}'.
 
 from tgpo.config import finish_merged_config, write_merged_config
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 from eval.preflight import preflight
 
 if not config:

@@ -3,27 +3,20 @@
 Optional reward-guided masking (reward_mask_correct): no RKL term on correct responses.
 """
 
-from tgpo.methods import method_spec, register_method
+from tgpo.methods.spec import method_spec
 
-KDRL = register_method(
-    method_spec(
-        "kdrl",
-        "KDRL",
-        "GRPO + beta * k2 estimate of KL(student || teacher) on sampled tokens as a differentiable loss",
-        teacher_signal="sampled_log_prob",
-        rkl="regulariser",
-        defaults={"rkl_coef": 2e-3, "rkl_estimator": "k2", "reward_mask_correct": False},
-        defaults_source={
-            "rkl_coef": "helldog-star/TGPO exp_scripts_qwen2d5_math_7b/train_kdrl_7b.sh: teacher_coef 0.002, constant",
-            "rkl_estimator": "KDRL (Xu et al. 2025, arXiv 2506.02208): k2 estimator; helldog-star/TGPO mix_core_alg.py compute_token_on_kdrl_loss uses k2",
-            "reward_mask_correct": "off, as helldog-star/TGPO train_kdrl_7b.sh; KDRL's reward-guided masking (arXiv 2506.02208) is optional",
-        },
-        verl_overrides={
-            "distillation.enabled": True,
-            "distillation.distillation_loss.loss_mode": "k2",
-            "distillation.distillation_loss.use_policy_gradient": False,
-            "distillation.distillation_loss.use_task_rewards": True,
-            "distillation.distillation_loss.distillation_loss_coef": 2e-3,
-        },
-    )
+KDRL = method_spec(
+    "kdrl",
+    "KDRL",
+    "GRPO + beta * k2 estimate of KL(student || teacher) on sampled tokens as a differentiable loss",
+    teacher_signal="sampled_log_prob",
+    rkl="regulariser",
+    defaults={"rkl_coef": 2e-3, "rkl_estimator": "k2", "reward_mask_correct": False},
+    defaults_source={
+        "rkl_coef": "helldog-star/TGPO exp_scripts_qwen2d5_math_7b/train_kdrl_7b.sh: teacher_coef 0.002, constant",
+        "rkl_estimator": "KDRL (Xu et al. 2025, arXiv 2506.02208): k2 estimator; helldog-star/TGPO mix_core_alg.py compute_token_on_kdrl_loss uses k2",
+        "reward_mask_correct": "off, as helldog-star/TGPO train_kdrl_7b.sh; KDRL's reward-guided masking (arXiv 2506.02208) is optional",
+    },
 )
+
+METHODS = (KDRL,)

@@ -9,23 +9,23 @@ either. Its per-token form (advantage log pi_T - log pi_old per token) is OP Dis
 Figure 2's token-level series. The clipped loss of Eq. 4 is unchanged.
 """
 
-from tgpo.methods import method_spec, register_method
+from tgpo.methods.spec import method_spec
 
-RKL_ONLY = register_method(
-    method_spec(
-        "rkl_only",
-        "RKL",
-        "Policy gradient whose only reward, unnormalised, is the sequence reverse-KL -sum_t log(pi_s / pi_T) (Section 2.3)",
-        advantage_estimator="none",
-        reward_source="sequence_rkl",
-        teacher_signal="sampled_log_prob",
-        verl_overrides={
-            "distillation.enabled": True,
-            "distillation.distillation_loss.loss_mode": "rkl_reward",
-            "distillation.distillation_loss.use_task_rewards": True,
-            "distillation.distillation_loss.use_policy_gradient": False,
-            "distillation.distillation_loss.distillation_loss_coef": 0.0,
-            "trainer.v1.trainer_mode": "rkl_reward_sync",
-        },
-    )
+RKL_ONLY = method_spec(
+    "rkl_only",
+    "RKL",
+    "Policy gradient whose only reward, unnormalised, is the sequence reverse-KL -sum_t log(pi_s / pi_T) (Section 2.3)",
+    advantage_estimator="none",
+    reward_source="sequence_rkl",
+    teacher_signal="sampled_log_prob",
+    verl_overrides={
+        "distillation.enabled": True,
+        "distillation.distillation_loss.loss_mode": "rkl_reward",
+        "distillation.distillation_loss.use_task_rewards": True,
+        "distillation.distillation_loss.use_policy_gradient": False,
+        "distillation.distillation_loss.distillation_loss_coef": 0.0,
+        "trainer.v1.trainer_mode": "rkl_reward_sync",
+    },
 )
+
+METHODS = (RKL_ONLY,)

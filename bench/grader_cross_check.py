@@ -5,7 +5,7 @@
 Responses: every `step`-th real gold of the six maths sets and ARC-c (tests/data/benchmarks, LUFFY's
 evaluation sets de-duplicated), rendered in each style of `eval.response_styles` with the right answer,
 the right answer written as a model would (`as_a_model_writes`) and the next row's (different) gold.
-Graders: ours (`eval.grading.grade_responses`, protocol "authors", prompts that opened `<think>\\n`)
+Graders: ours (`eval.grading_pool.grade_responses`, protocol "authors", prompts that opened `<think>\\n`)
 and lm-eval's answer extraction and equivalence for its AIME tasks (lm_eval/tasks/aime/utils.py
 `process_results`: the last `\\boxed{}` of the whole response, else the text between its first and last
 `$`, compared after Hendrycks' `strip_string`). lm-eval's
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from eval import response_styles as styles  # noqa: E402
-from eval.grading import grade_responses  # noqa: E402
+from eval.grading_pool import grade_responses  # noqa: E402
 
 MATH_SETS = ("aime24", "aime25", "amc", "math500", "minerva", "olympiadbench")
 
@@ -56,7 +56,7 @@ def responses_for(golds: list[str], renderers: dict) -> list[tuple[str, str, str
     gold as a model writes it (when that differs), and the next different gold."""
     items = []
     for index, gold in enumerate(golds):
-        wrong = next((g for g in golds[index + 1:] + golds[:index] if g != gold), None)
+        wrong = next((g for g in golds[index + 1 :] + golds[:index] if g != gold), None)
         for style, render in renderers.items():
             items.append((style, "right", render(gold), gold))
             if as_a_model_writes(gold) != gold:
@@ -84,8 +84,9 @@ def main() -> int:
     for name in (*MATH_SETS, "arc_c"):
         renderers = styles.LETTER_STYLES if name == "arc_c" else styles.STYLES
         items = responses_for(real_golds(args.data_dir, name, args.step), renderers)
-        ours = grade_responses([i[2] for i in items], [i[3] for i in items], protocol="authors",
-                               think_opened=True, workers=args.workers)
+        ours = grade_responses(
+            [i[2] for i in items], [i[3] for i in items], protocol="authors", think_opened=True, workers=args.workers
+        )
         theirs = [lm_eval_label(response, gold) for _, _, response, gold in items]
         disagree = Counter()
         by_direction = defaultdict(int)
@@ -97,15 +98,22 @@ def main() -> int:
         plain = [(a, b) for (style, _, _, _), a, b in zip(items, ours, theirs) if style == "boxed_after_think"]
         plain_agreement = 100 * sum(a == b for a, b in plain) / len(plain)
         total_agree, total = total_agree + agree, total + len(items)
-        report[name] = {"responses": len(items), "agreement": 100 * agree / len(items),
-                        "agreement_boxed_after_think": plain_agreement,
-                        "ours_accuracy": 100 * sum(ours) / len(items),
-                        "lm_eval_accuracy": 100 * sum(theirs) / len(items),
-                        "disagreements": dict(disagree.most_common()), "direction": dict(by_direction)}
-        print(f"{name:14s} n={len(items):5d} agree={report[name]['agreement']:5.1f}% "
-              f"(boxed after </think>: {plain_agreement:5.1f}% of {len(plain)}) "
-              f"ours={report[name]['ours_accuracy']:5.1f}% lm-eval={report[name]['lm_eval_accuracy']:5.1f}% "
-              f"{dict(by_direction)} {dict(disagree.most_common(6))}", flush=True)
+        report[name] = {
+            "responses": len(items),
+            "agreement": 100 * agree / len(items),
+            "agreement_boxed_after_think": plain_agreement,
+            "ours_accuracy": 100 * sum(ours) / len(items),
+            "lm_eval_accuracy": 100 * sum(theirs) / len(items),
+            "disagreements": dict(disagree.most_common()),
+            "direction": dict(by_direction),
+        }
+        print(
+            f"{name:14s} n={len(items):5d} agree={report[name]['agreement']:5.1f}% "
+            f"(boxed after </think>: {plain_agreement:5.1f}% of {len(plain)}) "
+            f"ours={report[name]['ours_accuracy']:5.1f}% lm-eval={report[name]['lm_eval_accuracy']:5.1f}% "
+            f"{dict(by_direction)} {dict(disagree.most_common(6))}",
+            flush=True,
+        )
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
     print(f"overall agreement {100 * total_agree / total:.1f}% on {total} responses")

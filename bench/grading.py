@@ -24,8 +24,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SAMPLES = {"aime24": 32, "aime25": 32, "amc": 32, "math500": 1, "minerva": 1, "olympiadbench": 1}
-REASONING = ("Let $x$ be the unknown. Then $x^2 - 5x + 6 = 0$, so $(x-2)(x-3)=0$ and we check both roots. "
-             "Substituting, $\\frac{a+b}{2} \\ge \\sqrt{ab}$ holds with equality iff $a=b$. ") * 12
+REASONING = (
+    "Let $x$ be the unknown. Then $x^2 - 5x + 6 = 0$, so $(x-2)(x-3)=0$ and we check both roots. "
+    "Substituting, $\\frac{a+b}{2} \\ge \\sqrt{ab}$ holds with equality iff $a=b$. "
+) * 12
 STYLES = (
     "<think>\n{reasoning}\n</think>\nThe final answer is $\\boxed{{{answer}}}$.",
     "<think>\n{reasoning}\n</think>\nThe answer is ${answer}$.",
@@ -69,7 +71,7 @@ def adversarial_requests():
 
 
 def main() -> int:
-    from eval.grading import DEFAULT_TIMEOUT_S, grade_all
+    from eval.grading_pool import DEFAULT_TIMEOUT_S, grade_all
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("benchmark_dir", nargs="?", type=Path, default=ROOT / "tests" / "data" / "benchmarks")
@@ -83,12 +85,16 @@ def main() -> int:
     results, stats = grade_all(gold + adversarial, workers=args.workers, timeout_s=args.timeout, progress=False)
     elapsed = time.perf_counter() - started
     gold_correct = sum(result.correct for result in results[: len(gold)])
-    adversarial_timeouts = sum(result.timed_out for result in results[len(gold):])
-    print(f"gold-style responses correct: {gold_correct}/{len(gold)}; adversarial: {len(adversarial)} "
-          f"({adversarial_timeouts} killed at the {args.timeout:g} s timeout); worker errors {stats.errors}; "
-          f"workers {args.workers}")
-    print(f"graded {len(results)} responses in {elapsed:.1f} s, slowest {stats.slowest_s:.2f} s, "
-          f"timeouts {stats.timeouts}")
+    adversarial_timeouts = sum(result.timed_out for result in results[len(gold) :])
+    print(
+        f"gold-style responses correct: {gold_correct}/{len(gold)}; adversarial: {len(adversarial)} "
+        f"({adversarial_timeouts} killed at the {args.timeout:g} s timeout); worker errors {stats.errors}; "
+        f"workers {args.workers}"
+    )
+    print(
+        f"graded {len(results)} responses in {elapsed:.1f} s, slowest {stats.slowest_s:.2f} s, "
+        f"timeouts {stats.timeouts}"
+    )
     return 0
 
 

@@ -46,12 +46,22 @@ def ratio_summary(ratios: Sequence[float]) -> dict:
     ranks = median_ci_ranks(n)
     ci = (values[ranks[0] - 1], values[ranks[1] - 1]) if ranks else None
     resolved = ci is not None and ci[0] >= median * (1 - RESOLUTION) and ci[1] <= median * (1 + RESOLUTION)
-    return {"n": n, "median": median, "q1": quartiles[0], "q3": quartiles[2], "min": values[0], "max": values[-1],
-            "ci": ci, "resolved": resolved}  # fmt: skip
+    return {
+        "n": n,
+        "median": median,
+        "q1": quartiles[0],
+        "q3": quartiles[2],
+        "min": values[0],
+        "max": values[-1],
+        "ci": ci,
+        "resolved": resolved,
+    }
 
 
 def summary_text(name: str, summary: dict) -> str:
     """`<name>=<median> (IQR a-b, 95% CI c-d, n pairs, resolves 5 %: yes/no)`."""
     ci = f"{summary['ci'][0]:.3f}-{summary['ci'][1]:.3f}" if summary["ci"] else "none (n < 6)"
-    return (f"{name}={summary['median']:.3f} (IQR {summary['q1']:.3f}-{summary['q3']:.3f}, 95% CI {ci}, "
-            f"n={summary['n']}, resolves_5pct={'yes' if summary['resolved'] else 'no'})")  # fmt: skip
+    return (
+        f"{name}={summary['median']:.3f} (IQR {summary['q1']:.3f}-{summary['q3']:.3f}, 95% CI {ci}, "
+        f"n={summary['n']}, resolves_5pct={'yes' if summary['resolved'] else 'no'})"
+    )

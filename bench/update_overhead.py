@@ -1,7 +1,7 @@
 """Cost of TGPO's guidance term: one full update (forward, loss, backward) of TGPO vs GRPO++ on one batch.
 
 Model: a Qwen2 body (hidden 64, 2 layers) with the real Qwen2.5 vocabulary (151,936), so the [B, T, V]
-logits dominate as they do at scale. Both methods run `tgpo.objective.compute_loss` on the same batch
+logits dominate as they do at scale. Both methods run `tgpo.objectives.compose.compute_loss` on the same batch
 with their registered defaults (clipped loss, token-mean, entropy bonus 1e-3); TGPO additionally gathers
 the teacher-token log-prob from the same logsumexp and adds w * guidance. The teacher ids are given (the
 teacher's forward pass is not part of the student update).
@@ -70,14 +70,21 @@ class UpdateBench:
         self.torch = torch
         self.device = torch.device(args.device)
         config = Qwen2Config(
-            vocab_size=VOCAB_SIZE, hidden_size=args.hidden_size, intermediate_size=4 * args.hidden_size,
-            num_hidden_layers=args.layers, num_attention_heads=4, num_key_value_heads=2,
-            max_position_embeddings=PROMPT_LENGTH + args.response_length + 1, tie_word_embeddings=False,
-        )  # fmt: skip
+            vocab_size=VOCAB_SIZE,
+            hidden_size=args.hidden_size,
+            intermediate_size=4 * args.hidden_size,
+            num_hidden_layers=args.layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=PROMPT_LENGTH + args.response_length + 1,
+            tie_word_embeddings=False,
+        )
         self.model = Qwen2ForCausalLM(config).to(self.device)
         batch, length = args.batch_size, args.response_length
         generator = torch.Generator().manual_seed(1)
-        self.sequence = torch.randint(0, VOCAB_SIZE, (batch, PROMPT_LENGTH + length), generator=generator).to(self.device)
+        self.sequence = torch.randint(0, VOCAB_SIZE, (batch, PROMPT_LENGTH + length), generator=generator).to(
+            self.device
+        )
         self.response_ids = self.sequence[:, PROMPT_LENGTH:]
         self.teacher_ids = torch.randint(0, VOCAB_SIZE, (batch, length), generator=generator).to(self.device)
         self.mask = torch.ones(batch, length, device=self.device)
@@ -88,17 +95,20 @@ class UpdateBench:
     def update(self, method_name: str) -> tuple[float, float]:
         """One forward + compute_loss + backward; returns its (CPU, wall-clock) seconds."""
         from tgpo.methods import get_method
-        from tgpo.objective import LossInputs, compute_loss
+        from tgpo.objectives.compose import LossInputs, compute_loss
 
         method = get_method(method_name)
         start, start_cpu = time.perf_counter(), time.process_time()
         hidden = self.model.model(input_ids=self.sequence).last_hidden_state
         logits = self.model.lm_head(hidden[:, PROMPT_LENGTH - 1 : -1])  # row t predicts response token t
         inputs = LossInputs(
-            logits=logits, response_ids=self.response_ids, response_mask=self.mask,
-            old_log_probs=self.old_log_probs, advantages=self.advantages,
+            logits=logits,
+            response_ids=self.response_ids,
+            response_mask=self.mask,
+            old_log_probs=self.old_log_probs,
+            advantages=self.advantages,
             teacher_token_ids=self.teacher_ids if method.teacher_signal == "argmax" else None,
-        )  # fmt: skip
+        )
         loss, _ = compute_loss(
             method, inputs, {}, 0, total_tokens=float(self.mask.sum()), total_sequences=self.mask.shape[0]
         )
@@ -125,14 +135,30 @@ def memory_worker(args: argparse.Namespace) -> int:
 
 
 def measure_peak(args: argparse.Namespace, method: str) -> int:
-    command = [sys.executable, str(Path(__file__).resolve()), "--memory-worker", method,
-               "--batch-size", str(args.batch_size), "--response-length", str(args.response_length),
-               "--hidden-size", str(args.hidden_size), "--layers", str(args.layers),
-               "--threads", str(args.threads), "--device", args.device]  # fmt: skip
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--memory-worker",
+        method,
+        "--batch-size",
+        str(args.batch_size),
+        "--response-length",
+        str(args.response_length),
+        "--hidden-size",
+        str(args.hidden_size),
+        "--layers",
+        str(args.layers),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+    ]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"bench memory worker for {method} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"bench memory worker for {method} failed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+        )
     return int(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
@@ -142,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(memory_worker(args)))
         return 0
     logits_mib = args.batch_size * args.response_length * VOCAB_SIZE * 4 / 2**20
-    print(f"batch {args.batch_size} x response {args.response_length} x vocab {VOCAB_SIZE}: one fp32 logits "
-          f"tensor = {logits_mib:.0f} MiB; device {args.device}, {args.threads} thread(s)", flush=True)  # fmt: skip
+    print(
+        f"batch {args.batch_size} x response {args.response_length} x vocab {VOCAB_SIZE}: one fp32 logits "
+        f"tensor = {logits_mib:.0f} MiB; device {args.device}, {args.threads} thread(s)",
+        flush=True,
+    )
     peaks: dict[str, list[int]] = {method: [] for method in METHODS}
     for repeat in range(args.memory_repeats):
         for method in METHODS if repeat % 2 == 0 else METHODS[::-1]:
@@ -160,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
             times[method].append(cpu_seconds)
             wall[method].append(wall_seconds)
     for method in METHODS:
-        print(f"time   {method:8s} CPU {', '.join(f'{t:.3f}' for t in times[method])} s "
-              f"(median {statistics.median(times[method]):.3f}); wall median {statistics.median(wall[method]):.3f} s")  # fmt: skip
-    print(f"wall-clock ratio (load-sensitive): {statistics.median(wall['tgpo']) / statistics.median(wall['grpo_pp']):.3f}")
+        print(
+            f"time   {method:8s} CPU {', '.join(f'{t:.3f}' for t in times[method])} s "
+            f"(median {statistics.median(times[method]):.3f}); wall median {statistics.median(wall[method]):.3f} s"
+        )
+    print(
+        f"wall-clock ratio (load-sensitive): {statistics.median(wall['tgpo']) / statistics.median(wall['grpo_pp']):.3f}"
+    )
     time_ratio = statistics.median(times["tgpo"]) / statistics.median(times["grpo_pp"])
     mem_ratio = statistics.median(peaks["tgpo"]) / statistics.median(peaks["grpo_pp"])
     print(f"tgpo_vs_grpo time_ratio={time_ratio:.3f} mem_ratio={mem_ratio:.3f}")

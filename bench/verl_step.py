@@ -81,14 +81,24 @@ MIN_STEADY_STEPS = 4
 PHASE_ORDER = ("gen", "reward", "old_log_prob", "ref", "adv", "update_actor", "save_checkpoint", "update_weights")
 # verl overrides that must be equal for the two runs to be the same workload on the same student ranks
 SAME_WORKLOAD_KEYS = (
-    "actor_rollout_ref.model.path", "data.train_files", "data.train_batch_size", "data.max_prompt_length",
-    "data.max_response_length", "data.seed", "actor_rollout_ref.rollout.n",
-    "actor_rollout_ref.actor.ppo_mini_batch_size", "actor_rollout_ref.actor.ppo_epochs",
-    "trainer.n_gpus_per_node", "trainer.nnodes", "trainer.total_training_steps",
-)  # fmt: skip
+    "actor_rollout_ref.model.path",
+    "data.train_files",
+    "data.train_batch_size",
+    "data.max_prompt_length",
+    "data.max_response_length",
+    "data.seed",
+    "actor_rollout_ref.rollout.n",
+    "actor_rollout_ref.actor.ppo_mini_batch_size",
+    "actor_rollout_ref.actor.ppo_epochs",
+    "trainer.n_gpus_per_node",
+    "trainer.nnodes",
+    "trainer.total_training_steps",
+)
 SOURCE_DATA = ("data/verl/curated.parquet", "data/verl/val.parquet")
-MAKE_INPUTS = ("snakemake -c 2 results/verl-mini/data/verl/curated.parquet results/verl-mini/models/teacher_cross "
-               "--configfile config/verl-mini.yaml")  # fmt: skip
+MAKE_INPUTS = (
+    "snakemake -c 2 results/verl-mini/data/verl/curated.parquet results/verl-mini/models/teacher_cross "
+    "--configfile config/verl-mini.yaml"
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,14 +108,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grpo", default="grpo_pp", help="GRPO++ experiment of the config")
     parser.add_argument("--tgpo", default="tgpo", help="TGPO experiment of the config (tgpo_d, vLLM teacher)")
     parser.add_argument("--steps", type=int, default=20, help="verl steps per run (default 20: 19 steady-state)")
-    parser.add_argument("--teacher-off-from", type=int, default=11,
-                        help="verl step from which TGPO's weight is 0 and the teacher is skipped (default 11; 0: off)")
+    parser.add_argument(
+        "--teacher-off-from",
+        type=int,
+        default=11,
+        help="verl step from which TGPO's weight is 0 and the teacher is skipped (default 11; 0: off)",
+    )
     parser.add_argument("--pairs", type=int, default=1, help="GRPO++/TGPO run pairs, order alternating")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.steps - WARMUP_STEPS < MIN_STEADY_STEPS:
-        parser.error(f"--steps {args.steps}: need >= {MIN_STEADY_STEPS + WARMUP_STEPS} "
-                     f"({MIN_STEADY_STEPS} steady-state steps after {WARMUP_STEPS} warm-up step)")  # fmt: skip
+        parser.error(
+            f"--steps {args.steps}: need >= {MIN_STEADY_STEPS + WARMUP_STEPS} "
+            f"({MIN_STEADY_STEPS} steady-state steps after {WARMUP_STEPS} warm-up step)"
+        )
     if args.pairs < 1:
         parser.error(f"--pairs {args.pairs}: need >= 1")
     if args.teacher_off_from and not WARMUP_STEPS + 2 <= args.teacher_off_from <= args.steps:
@@ -133,25 +149,34 @@ def read_metrics(path: str | Path) -> list[dict]:
     return sorted(records, key=lambda record: record["step"])
 
 
-def steady_state(records: Sequence[Mapping], source: str, warmup_steps: int = WARMUP_STEPS,
-                 min_steps: int = MIN_STEADY_STEPS) -> list[Mapping]:
+def steady_state(
+    records: Sequence[Mapping], source: str, warmup_steps: int = WARMUP_STEPS, min_steps: int = MIN_STEADY_STEPS
+) -> list[Mapping]:
     """The records after the first `warmup_steps` steps; each must hold timing_s/step and update_actor."""
     steady = [record for record in records if record["step"] > warmup_steps]
     if len(steady) < min_steps:
-        raise ValueError(f"{source}: {len(steady)} steady-state steps (steps > {warmup_steps}), "
-                         f"need >= {min_steps}; steps logged: {[r['step'] for r in records]}")  # fmt: skip
+        raise ValueError(
+            f"{source}: {len(steady)} steady-state steps (steps > {warmup_steps}), "
+            f"need >= {min_steps}; steps logged: {[r['step'] for r in records]}"
+        )
     for record in steady:
         for key in (STEP_KEY, UPDATE_KEY):
             if not isinstance(record.get(key), (int, float)):
-                raise ValueError(f"{source}: step {record['step']}: {key!r} missing or not a number "
-                                 f"(got {record.get(key)!r})")  # fmt: skip
+                raise ValueError(
+                    f"{source}: step {record['step']}: {key!r} missing or not a number (got {record.get(key)!r})"
+                )
     return steady
 
 
 def phase_names(runs: Sequence[Sequence[Mapping]]) -> list[str]:
     """The timing_s/* phases (without the prefix; `step` excluded) logged by any record, pipeline order first."""
-    logged = {key[len(TIMING_PREFIX):] for records in runs for record in records for key in record
-              if key.startswith(TIMING_PREFIX) and key != STEP_KEY}  # fmt: skip
+    logged = {
+        key[len(TIMING_PREFIX) :]
+        for records in runs
+        for record in records
+        for key in record
+        if key.startswith(TIMING_PREFIX) and key != STEP_KEY
+    }
     return [name for name in PHASE_ORDER if name in logged] + sorted(logged - set(PHASE_ORDER))
 
 
@@ -168,8 +193,12 @@ def outside_steps_seconds(wall_seconds: float, records: Sequence[Mapping]) -> fl
     return wall_seconds - sum(float(record[STEP_KEY]) for record in records)
 
 
-def paired_ratios(tgpo_steady: Sequence[Sequence[Mapping]], grpo_steady: Sequence[Sequence[Mapping]], key: str,
-                  steps: Callable[[int], bool] = lambda step: True) -> list[float]:
+def paired_ratios(
+    tgpo_steady: Sequence[Sequence[Mapping]],
+    grpo_steady: Sequence[Sequence[Mapping]],
+    key: str,
+    steps: Callable[[int], bool] = lambda step: True,
+) -> list[float]:
     """TGPO / GRPO++ of `key` for every steady step index (selected by `steps`) of every run pair."""
     if len(tgpo_steady) != len(grpo_steady):
         raise ValueError(f"{len(tgpo_steady)} TGPO runs vs {len(grpo_steady)} GRPO++ runs: runs come in pairs")
@@ -183,14 +212,16 @@ def paired_ratios(tgpo_steady: Sequence[Sequence[Mapping]], grpo_steady: Sequenc
     return ratios
 
 
-def ratio_line(tgpo_steady: Sequence[Sequence[Mapping]], grpo_steady: Sequence[Sequence[Mapping]],
-               teacher_off_from: int = 0) -> str:
+def ratio_line(
+    tgpo_steady: Sequence[Sequence[Mapping]], grpo_steady: Sequence[Sequence[Mapping]], teacher_off_from: int = 0
+) -> str:
     """The last line: paired step and update ratios over the steps with the teacher (all of them when
     `teacher_off_from` is 0), and the step ratio over the steps without it."""
     with_teacher = (lambda step: step < teacher_off_from) if teacher_off_from else (lambda step: True)
-    parts = [summary_text("step_ratio", ratio_summary(paired_ratios(tgpo_steady, grpo_steady, STEP_KEY, with_teacher))),
-             summary_text("update_ratio", ratio_summary(paired_ratios(tgpo_steady, grpo_steady, UPDATE_KEY,
-                                                                      with_teacher)))]  # fmt: skip
+    parts = [
+        summary_text("step_ratio", ratio_summary(paired_ratios(tgpo_steady, grpo_steady, STEP_KEY, with_teacher))),
+        summary_text("update_ratio", ratio_summary(paired_ratios(tgpo_steady, grpo_steady, UPDATE_KEY, with_teacher))),
+    ]
     if teacher_off_from:
         off = paired_ratios(tgpo_steady, grpo_steady, STEP_KEY, lambda step: step >= teacher_off_from)
         parts.append(summary_text("teacher_off_step_ratio", ratio_summary(off)))
@@ -202,21 +233,26 @@ def step_table(label: str, records: Sequence[Mapping], phases: Sequence[str]) ->
     header = f"{'step':>6} {'total':>8} " + " ".join(f"{name[:14]:>14}" for name in phases)
     lines = [f"{label}: timing_s per step", header]
     for record in records:
-        cells = " ".join(f"{record[TIMING_PREFIX + name]:14.3f}" if TIMING_PREFIX + name in record else f"{'-':>14}"
-                         for name in phases)  # fmt: skip
+        cells = " ".join(
+            f"{record[TIMING_PREFIX + name]:14.3f}" if TIMING_PREFIX + name in record else f"{'-':>14}"
+            for name in phases
+        )
         mark = "*" if record["step"] <= WARMUP_STEPS else " "
         lines.append(f"{record['step']:>5}{mark} {float(record[STEP_KEY]):8.3f} {cells}")
     return "\n".join(lines)
 
 
-def bench_config(source: Mapping, name: str, steps: int, experiments: Sequence[str],
-                 teacher_off: tuple[str, int] | None = None) -> dict:
+def bench_config(
+    source: Mapping, name: str, steps: int, experiments: Sequence[str], teacher_off: tuple[str, int] | None = None
+) -> dict:
     """The source config restricted to `experiments`, renamed `name` (its own runs/ folder), `steps` steps;
     the report is emptied (it names the other experiments). teacher_off (experiment, K): that experiment's
     guidance weight reaches 0 at verl step K (delta = w_init / (K - 1), w_init as resolved)."""
     missing = [experiment for experiment in experiments if experiment not in source["experiments"]]
     if missing:
-        raise KeyError(f"config {source.get('name')!r}: no experiment {missing}; known: {sorted(source['experiments'])}")
+        raise KeyError(
+            f"config {source.get('name')!r}: no experiment {missing}; known: {sorted(source['experiments'])}"
+        )
     config = copy.deepcopy(dict(source))
     config["name"] = name
     config["description"] = f"bench/verl_step.py: {', '.join(experiments)} of {source['name']}, {steps} steps"
@@ -246,14 +282,22 @@ def check_same_workload(config: dict, grpo: str, tgpo: str, seed: int) -> dict[s
 
     grpo_overrides = overrides_dict(experiment_overrides(config, grpo, seed))
     tgpo_overrides = overrides_dict(experiment_overrides(config, tgpo, seed))
-    differing = [f"{key}: {grpo}={grpo_overrides.get(key)!r} vs {tgpo}={tgpo_overrides.get(key)!r}"
-                 for key in SAME_WORKLOAD_KEYS if grpo_overrides.get(key) != tgpo_overrides.get(key)]  # fmt: skip
+    differing = [
+        f"{key}: {grpo}={grpo_overrides.get(key)!r} vs {tgpo}={tgpo_overrides.get(key)!r}"
+        for key in SAME_WORKLOAD_KEYS
+        if grpo_overrides.get(key) != tgpo_overrides.get(key)
+    ]
     if differing:
-        raise ValueError(f"config {config['name']!r}: {grpo} and {tgpo} are not the same workload on the same "
-                         f"student ranks (set training.n_gpus 1 for {grpo}, n_gpus 2 + teacher_gpus 1 for "
-                         f"{tgpo}): " + "; ".join(differing))  # fmt: skip
-    expected = {"distillation.enabled": "true", "distillation.distillation_loss.loss_mode": "tgpo_d",
-                "distillation.teacher_models.teacher_model.inference.name": "vllm"}  # fmt: skip
+        raise ValueError(
+            f"config {config['name']!r}: {grpo} and {tgpo} are not the same workload on the same "
+            f"student ranks (set training.n_gpus 1 for {grpo}, n_gpus 2 + teacher_gpus 1 for "
+            f"{tgpo}): " + "; ".join(differing)
+        )
+    expected = {
+        "distillation.enabled": "true",
+        "distillation.distillation_loss.loss_mode": "tgpo_d",
+        "distillation.teacher_models.teacher_model.inference.name": "vllm",
+    }
     wrong = {key: tgpo_overrides.get(key) for key, value in expected.items() if tgpo_overrides.get(key) != value}
     if wrong:
         raise ValueError(f"experiment {tgpo!r}: expected {expected}, got {wrong}")
@@ -285,12 +329,23 @@ def run_experiment(config_path: Path, experiment: str, seed: int, run_dir: Path,
     if run_dir.exists():
         shutil.rmtree(run_dir)  # verl resumes a finished run (resume_mode=auto): start from nothing
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "tgpo", "verl-train", "--config", str(config_path),
-               "--experiment", experiment, "--seed", str(seed)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "tgpo",
+        "verl-train",
+        "--config",
+        str(config_path),
+        "--experiment",
+        experiment,
+        "--seed",
+        str(seed),
+    ]
     start = time.perf_counter()
     with open(log_path, "w") as log:
-        completed = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+        completed = subprocess.run(
+            command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        )
     wall = time.perf_counter() - start
     if completed.returncode != 0:
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-40:])
@@ -301,9 +356,9 @@ def run_experiment(config_path: Path, experiment: str, seed: int, run_dir: Path,
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.chdir(ROOT)
-    from tgpo import io
     from tgpo.config import load_config
-    from tgpo.layout import ResultsLayout
+    from tgpo.results import io
+    from tgpo.results.layout import ResultsLayout
 
     source = load_config(args.config)
     if args.name == source["name"]:
@@ -312,8 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     config = bench_config(source, args.name, args.steps, [args.grpo, args.tgpo], teacher_off)
     check_same_workload(config, args.grpo, args.tgpo, args.seed)
     layout, source_layout = ResultsLayout.of(config), ResultsLayout.of(source)
-    model_keys = sorted({config["experiments"][e][role] for e in config["experiments"] for role in ("student", "teacher")
-                         if config["experiments"][e].get(role)})  # fmt: skip
+    model_keys = sorted(
+        {
+            config["experiments"][e][role]
+            for e in config["experiments"]
+            for role in ("student", "teacher")
+            if config["experiments"][e].get(role)
+        }
+    )
     link_source_inputs(source_layout.root, layout.root, model_keys)
     import yaml
 
@@ -321,16 +382,20 @@ def main(argv: list[str] | None = None) -> int:
     io.write_text(config_path, yaml.safe_dump(config, sort_keys=False))
     load_config(config_path)  # the written config validates
     training = config["training"]
-    print(f"{args.grpo} vs {args.tgpo} on {source['name']}'s models and data: {training['prompts_per_step']} prompts "
-          f"x {training['group_size']} samples x {training['max_new_tokens']} new tokens, {args.steps} steps, "
-          f"{args.pairs} pair(s); runs in {layout.runs}", flush=True)  # fmt: skip
+    print(
+        f"{args.grpo} vs {args.tgpo} on {source['name']}'s models and data: {training['prompts_per_step']} prompts "
+        f"x {training['group_size']} samples x {training['max_new_tokens']} new tokens, {args.steps} steps, "
+        f"{args.pairs} pair(s); runs in {layout.runs}",
+        flush=True,
+    )
 
     runs: dict[str, list[tuple[list[dict], float]]] = {args.grpo: [], args.tgpo: []}
     for pair in range(args.pairs):
         for experiment in (args.grpo, args.tgpo) if pair % 2 == 0 else (args.tgpo, args.grpo):
             run = layout.run(experiment, args.seed)
-            wall = run_experiment(config_path, experiment, args.seed, run.root,
-                                  layout.log("bench", f"{experiment}-pair{pair}"))  # fmt: skip
+            wall = run_experiment(
+                config_path, experiment, args.seed, run.root, layout.log("bench", f"{experiment}-pair{pair}")
+            )
             records = read_metrics(run.metrics)
             if len(records) != args.steps:
                 raise RuntimeError(f"{run.metrics}: {len(records)} steps logged, expected {args.steps}")
@@ -342,31 +407,56 @@ def main(argv: list[str] | None = None) -> int:
         for index, (records, wall) in enumerate(method_runs):
             print()
             print(step_table(f"{experiment} run {index}", records, phases))
-            print(f"  wall {wall:.1f} s, steps {sum(float(r[STEP_KEY]) for r in records):.1f} s, "
-                  f"start-up/shutdown/export {outside_steps_seconds(wall, records):.1f} s")  # fmt: skip
+            print(
+                f"  wall {wall:.1f} s, steps {sum(float(r[STEP_KEY]) for r in records):.1f} s, "
+                f"start-up/shutdown/export {outside_steps_seconds(wall, records):.1f} s"
+            )
     grpo_keys = {key for records, _ in runs[args.grpo] for record in records for key in record}
-    only_tgpo = sorted({key for records, _ in runs[args.tgpo] for record in records for key in record
-                        if key.startswith(TIMING_PREFIX) and key not in grpo_keys})  # fmt: skip
-    print(f"\ntiming keys only the {args.tgpo} run logs: {only_tgpo or 'none'} "
-          f"(the teacher's scoring runs inside timing_s/gen)")  # fmt: skip
-    steady = {experiment: [steady_state(records, f"{experiment} run {index}")
-                           for index, (records, _) in enumerate(method_runs)]
-              for experiment, method_runs in runs.items()}  # fmt: skip
+    only_tgpo = sorted(
+        {
+            key
+            for records, _ in runs[args.tgpo]
+            for record in records
+            for key in record
+            if key.startswith(TIMING_PREFIX) and key not in grpo_keys
+        }
+    )
+    print(
+        f"\ntiming keys only the {args.tgpo} run logs: {only_tgpo or 'none'} "
+        f"(the teacher's scoring runs inside timing_s/gen)"
+    )
+    steady = {
+        experiment: [
+            steady_state(records, f"{experiment} run {index}") for index, (records, _) in enumerate(method_runs)
+        ]
+        for experiment, method_runs in runs.items()
+    }
     print(f"medians over steady-state steps (> {WARMUP_STEPS}), s:")
     for key in [STEP_KEY] + [TIMING_PREFIX + name for name in phases]:
-        values = {experiment: median_of(steady[experiment], key) if any(key in r for rs in steady[experiment] for r in rs)
-                  else None for experiment in runs}  # fmt: skip
-        cells = "  ".join(f"{experiment} {value:8.3f}" if value is not None else f"{experiment} {'-':>8}"
-                          for experiment, value in values.items())  # fmt: skip
-        ratio = (f"  ratio {values[args.tgpo] / values[args.grpo]:.3f}"
-                 if values[args.grpo] and values[args.tgpo] is not None else "")  # fmt: skip
+        values = {
+            experiment: median_of(steady[experiment], key)
+            if any(key in r for rs in steady[experiment] for r in rs)
+            else None
+            for experiment in runs
+        }
+        cells = "  ".join(
+            f"{experiment} {value:8.3f}" if value is not None else f"{experiment} {'-':>8}"
+            for experiment, value in values.items()
+        )
+        ratio = (
+            f"  ratio {values[args.tgpo] / values[args.grpo]:.3f}"
+            if values[args.grpo] and values[args.tgpo] is not None
+            else ""
+        )
         print(f"  {key:28s} {cells}{ratio}")
     for experiment, method_runs in runs.items():
         outside = [outside_steps_seconds(wall, records) for records, wall in method_runs]
         print(f"  start-up etc. (wall - steps) {experiment}: {', '.join(f'{s:.1f}' for s in outside)} s")
     if args.teacher_off_from:
-        for label, part in (("with teacher", lambda step: step < args.teacher_off_from),
-                            ("teacher skipped", lambda step: step >= args.teacher_off_from)):  # fmt: skip
+        for label, part in (
+            ("with teacher", lambda step: step < args.teacher_off_from),
+            ("teacher skipped", lambda step: step >= args.teacher_off_from),
+        ):
             for key in (STEP_KEY, TIMING_PREFIX + "gen"):
                 ratios = paired_ratios(steady[args.tgpo], steady[args.grpo], key, part)
                 if ratios:

@@ -51,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
                                    "family": "qwen2"}  # fmt: skip
     config["experiments"] = {
         "grpo_pp": {"method": "grpo_pp", "student": "student", "training": {"n_gpus": 1}},
-        "tgpo": {"method": "tgpo", "student": "student", "teacher": "teacher", "hparams": {"w_init": 0.1, "delta": 0.0}},
+        "tgpo": {
+            "method": "tgpo",
+            "student": "student",
+            "teacher": "teacher",
+            "hparams": {"w_init": 0.1, "delta": 0.0},
+        },
     }
     config["report"] = {}
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))

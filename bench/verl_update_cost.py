@@ -1,7 +1,7 @@
 """Cost of TGPO's guidance term on verl: one actor update of TGPO (`tgpo_d`) vs GRPO++ through verl's FSDP engine.
 
 What runs: verl 0.9.1's own `FSDPEngineWithLMHead` (FSDP2, world size 1 over gloo, on CPU through the
-CPU platform of tgpo/verl/cpu_support.py, which our plugin applies in the worker processes), built from
+CPU platform of tgpo/verl/cpu/, which our plugin applies in the worker processes), built from
 verl's Hydra config with each method's registered overrides (`tgpo.methods`), runs
 `forward_backward_batch` on one packed micro-batch: the model forward, `prepare_model_outputs` (the
 logits processor for TGPO, the sampled-token log-prob, the entropy), the actor loss
@@ -70,14 +70,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--head-dim", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=20,
-                        help="alternations: rounds of one TGPO and one GRPO++ update (default 20, at least 6)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=20,
+        help="alternations: rounds of one TGPO and one GRPO++ update (default 20, at least 6)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--vocab-size", type=int, default=VOCAB_SIZE, help=f"default {VOCAB_SIZE} (the paper's)")
-    parser.add_argument("--param-dtype", choices=("bf16", "fp32"), default="bf16",
-                        help="FSDP mixed-precision compute dtype (default bf16, verl's default)")
-    parser.add_argument("--guidance-weight", type=float,
-                        help="TGPO's w_t for the update (default: the method's registered w_init)")
+    parser.add_argument(
+        "--param-dtype",
+        choices=("bf16", "fp32"),
+        default="bf16",
+        help="FSDP mixed-precision compute dtype (default bf16, verl's default)",
+    )
+    parser.add_argument(
+        "--guidance-weight", type=float, help="TGPO's w_t for the update (default: the method's registered w_init)"
+    )
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -92,21 +101,21 @@ def packed_tokens(args: argparse.Namespace) -> int:
 
 def check_cpu_platform() -> None:
     """verl's engine module must see the CPU platform: `import verl` loads our plugin, which applies
-    tgpo/verl/cpu_support.py when the worker's environment (cpu_environment()) asks for it."""
+    tgpo/verl/cpu/ when the worker's environment (cpu_environment()) asks for it."""
     import verl.workers.engine.fsdp.transformer_impl as transformer_impl
 
     if transformer_impl.device_name != "cpu":
         raise RuntimeError(
             f"bench: verl's FSDP engine runs on {transformer_impl.device_name!r}, not the CPU platform; start the "
-            "worker with tgpo.verl.cpu_support.cpu_environment() (TGPO_VERL_CPU=1, VERL_PLATFORM=cpu)"
+            "worker with tgpo.verl.cpu.settings.cpu_environment() (TGPO_VERL_CPU=1, VERL_PLATFORM=cpu)"
         )
 
 
 def init_single_process_group() -> None:
-    """World size 1 over gloo, the backend the CPU platform uses (tgpo.verl.cpu_support)."""
+    """World size 1 over gloo, the backend the CPU platform uses (tgpo.verl.cpu)."""
     import torch.distributed
 
-    from tgpo.verl.cpu_support import CPU_PROCESS_GROUP_BACKEND
+    from tgpo.verl.cpu.patches import CPU_PROCESS_GROUP_BACKEND
 
     if torch.distributed.is_initialized():
         return
@@ -125,27 +134,38 @@ def save_student(directory: Path, args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     heads = args.hidden_size // args.head_dim
     config = Qwen2Config(
-        vocab_size=args.vocab_size, hidden_size=args.hidden_size, intermediate_size=4 * args.hidden_size,
-        num_hidden_layers=args.layers, num_attention_heads=heads, num_key_value_heads=max(1, heads // 2),
-        head_dim=args.head_dim, max_position_embeddings=args.prompt_length + args.response_length + 1,
+        vocab_size=args.vocab_size,
+        hidden_size=args.hidden_size,
+        intermediate_size=4 * args.hidden_size,
+        num_hidden_layers=args.layers,
+        num_attention_heads=heads,
+        num_key_value_heads=max(1, heads // 2),
+        head_dim=args.head_dim,
+        max_position_embeddings=args.prompt_length + args.response_length + 1,
         tie_word_embeddings=False,
-    )  # fmt: skip
+    )
     Qwen2ForCausalLM(config).save_pretrained(directory)
 
 
 def method_overrides(method_name: str) -> list[str]:
     """verl Hydra overrides for the actor and loss of `method_name` (the trainer-only keys are dropped)."""
     from tgpo.methods import get_method
+    from tgpo.verl.translate import MODEL_SETTINGS, distillation_defaults
 
     def value(v):
         return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
 
-    overrides = [f"{key}={value(v)}" for key, v in get_method(method_name).verl_overrides.items()
-                 if not key.startswith(("+tgpo.", "trainer."))]  # fmt: skip
-    if any(key.startswith("distillation.") for key in get_method(method_name).verl_overrides):
-        overrides += ["distillation.teacher_models.teacher_model.model_path=/nonexistent/teacher",
-                      "distillation.teacher_models.teacher_model.inference.name=vllm",
-                      "distillation.teacher_models.teacher_model.inference.max_model_len=20000"]  # fmt: skip
+    method = get_method(method_name)
+    settings = dict(method.verl_overrides)
+    if method.teacher_signal != "none":  # the teacher pool's keys, as tgpo.verl.translate sets them
+        settings = {"distillation.enabled": True, **distillation_defaults(method), **MODEL_SETTINGS, **settings}
+    overrides = [f"{key}={value(v)}" for key, v in settings.items() if not key.startswith(("+tgpo.", "trainer."))]
+    if any(key.startswith("distillation.") for key in settings):
+        overrides += [
+            "distillation.teacher_models.teacher_model.model_path=/nonexistent/teacher",
+            "distillation.teacher_models.teacher_model.inference.name=vllm",
+            "distillation.teacher_models.teacher_model.inference.max_model_len=20000",
+        ]
     return overrides
 
 
@@ -160,26 +180,32 @@ class VerlActorUpdate:
         init_single_process_group()
         from functools import partial
 
+        import verl
         from hydra import compose, initialize_config_dir
         from verl.trainer.distillation.losses import distillation_ppo_loss
         from verl.utils.config import omega_conf_to_dataclass
         from verl.workers.engine import EngineRegistry
         from verl.workers.utils.losses import ppo_loss
 
-        import verl
         import tgpo.verl.register  # noqa: F401  (loaded by `import verl` already: loss modes, compute_topk_loss)
 
         n_tokens = packed_tokens(args)
         engine_overrides = [
-            f"actor_rollout_ref.model.path={args.model_dir}", "+actor_rollout_ref.model.load_tokenizer=false",
+            f"actor_rollout_ref.model.path={args.model_dir}",
+            "+actor_rollout_ref.model.load_tokenizer=false",
             "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
-            "actor_rollout_ref.model.use_remove_padding=true", "actor_rollout_ref.model.use_fused_kernels=false",
-            "actor_rollout_ref.actor.strategy=fsdp2", "actor_rollout_ref.actor.calculate_entropy=true",
-            "actor_rollout_ref.actor.use_dynamic_bsz=true", "critic.enable=false",
+            "actor_rollout_ref.model.use_remove_padding=true",
+            "actor_rollout_ref.model.use_fused_kernels=false",
+            "actor_rollout_ref.actor.strategy=fsdp2",
+            "actor_rollout_ref.actor.calculate_entropy=true",
+            "actor_rollout_ref.actor.use_dynamic_bsz=true",
+            "critic.enable=false",
             f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={n_tokens}",
-        ]  # fmt: skip
+        ]
         if args.param_dtype != "bf16":
-            engine_overrides.append(f"+actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype={args.param_dtype}")
+            engine_overrides.append(
+                f"+actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype={args.param_dtype}"
+            )
         config_dir = str(Path(verl.__file__).parent / "trainer" / "config")
         with initialize_config_dir(config_dir=config_dir, version_base=None):
             cfg = compose(config_name="ppo_trainer", overrides=method_overrides(method_name) + engine_overrides)
@@ -201,9 +227,13 @@ class VerlActorUpdate:
             self.loss_fn = partial(ppo_loss, config=actor_config)
             self.use_topk = False
         self.engine = EngineRegistry.new(
-            model_type="language_model", backend=actor_config.strategy, model_config=model_config,
-            engine_config=engine_config, optimizer_config=actor_config.optim, checkpoint_config=actor_config.checkpoint,
-        )  # fmt: skip
+            model_type="language_model",
+            backend=actor_config.strategy,
+            model_config=model_config,
+            engine_config=engine_config,
+            optimizer_config=actor_config.optim,
+            checkpoint_config=actor_config.checkpoint,
+        )
         self.engine.initialize()
         self.args, self.method_name, self.actor_config = args, method_name, actor_config
         self.torch = torch
@@ -234,20 +264,27 @@ class VerlActorUpdate:
             "response_mask": nested([torch.ones(response, dtype=torch.int64) for _ in input_ids]),
             "loss_mask": nested([torch.ones(response, dtype=torch.int64) for _ in input_ids]),
             "old_log_probs": nested([torch.full((response,), -12.0) for _ in input_ids]),
-            "advantages": nested([torch.full((response,), float(torch.randn(1, generator=generator)))
-                                  for _ in input_ids]),
-        }  # fmt: skip
+            "advantages": nested(
+                [torch.full((response,), float(torch.randn(1, generator=generator))) for _ in input_ids]
+            ),
+        }
         if self.distillation:
             teacher_ids = [torch.randint(0, vocab_size, (length, 1), generator=generator) for _ in input_ids]
             tensors["teacher_ids"] = nested(teacher_ids)
             tensors["teacher_logprobs"] = nested([torch.zeros(length, 1) for _ in input_ids])
         extra = {
             # V1 trainer (verl/trainer/ppo/v1/trainer_base.py, _update_actor) and TrainingWorker.train_batch
-            "calculate_entropy": True, "distillation_use_topk": self.use_topk, "distillation_only": False,
-            "global_batch_size": args.sequences, "use_remove_padding": True, "use_dynamic_bsz": True,
-            "max_token_len_per_gpu": packed_tokens(args), "micro_batch_size_per_gpu": args.sequences,
-            "use_fused_kernels": False, "temperature": 1.0,
-        }  # fmt: skip
+            "calculate_entropy": True,
+            "distillation_use_topk": self.use_topk,
+            "distillation_only": False,
+            "global_batch_size": args.sequences,
+            "use_remove_padding": True,
+            "use_dynamic_bsz": True,
+            "max_token_len_per_gpu": packed_tokens(args),
+            "micro_batch_size_per_gpu": args.sequences,
+            "use_fused_kernels": False,
+            "temperature": 1.0,
+        }
         method = get_method(self.method_name)
         if self.distillation:
             extra.update(tgpo_step_info(dict(method.defaults), global_steps=1, tokenizer_size=vocab_size))
@@ -294,8 +331,12 @@ def timed_update(bench: VerlActorUpdate) -> dict:
     reset_peak_rss()
     before = memory_status_kib()["VmRSS"]
     cpu_seconds, wall_seconds, micro_batches = bench.update()
-    return {"cpu": cpu_seconds, "wall": wall_seconds, "peak_bytes": (memory_status_kib()["VmHWM"] - before) * 1024,
-            "micro_batches": micro_batches}  # fmt: skip
+    return {
+        "cpu": cpu_seconds,
+        "wall": wall_seconds,
+        "peak_bytes": (memory_status_kib()["VmHWM"] - before) * 1024,
+        "micro_batches": micro_batches,
+    }
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -313,20 +354,41 @@ def worker(args: argparse.Namespace) -> dict:
 
 
 def worker_environment() -> dict[str, str]:
-    """verl on the CPU platform (tgpo.verl.cpu_support: the FSDP engine picked through VERL_ENGINE_DEVICE,
+    """verl on the CPU platform (tgpo.verl.cpu: the FSDP engine picked through VERL_ENGINE_DEVICE,
     gloo), offline, this checkout's tgpo first."""
-    from tgpo.verl.cpu_support import cpu_environment
+    from tgpo.verl.cpu.settings import cpu_environment
 
     return {**cpu_environment(), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
 
 
 def run_worker(args: argparse.Namespace) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--model-dir", args.model_dir,
-               "--sequences", str(args.sequences), "--prompt-length", str(args.prompt_length),
-               "--response-length", str(args.response_length), "--hidden-size", str(args.hidden_size),
-               "--layers", str(args.layers), "--head-dim", str(args.head_dim),
-               "--rounds", str(args.rounds), "--threads", str(args.threads),
-               "--vocab-size", str(args.vocab_size), "--param-dtype", args.param_dtype]  # fmt: skip
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--model-dir",
+        args.model_dir,
+        "--sequences",
+        str(args.sequences),
+        "--prompt-length",
+        str(args.prompt_length),
+        "--response-length",
+        str(args.response_length),
+        "--hidden-size",
+        str(args.hidden_size),
+        "--layers",
+        str(args.layers),
+        "--head-dim",
+        str(args.head_dim),
+        "--rounds",
+        str(args.rounds),
+        "--threads",
+        str(args.threads),
+        "--vocab-size",
+        str(args.vocab_size),
+        "--param-dtype",
+        args.param_dtype,
+    ]
     if args.guidance_weight is not None:
         command += ["--guidance-weight", str(args.guidance_weight)]
     from tgpo.numerics import without_kernel_pins
@@ -346,35 +408,49 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args)))
         return 0
     n_tokens = packed_tokens(args)
-    print(f"verl FSDP engine, {args.sequences} sequences x ({args.prompt_length} + {args.response_length}) = "
-          f"{n_tokens} packed tokens in one micro-batch, vocab {args.vocab_size}: one fp32 [N, V] tensor = "
-          f"{n_tokens * args.vocab_size * 4 / 2**30:.2f} GiB; compute {args.param_dtype}; "
-          f"{args.threads} thread(s)", flush=True)  # fmt: skip
+    print(
+        f"verl FSDP engine, {args.sequences} sequences x ({args.prompt_length} + {args.response_length}) = "
+        f"{n_tokens} packed tokens in one micro-batch, vocab {args.vocab_size}: one fp32 [N, V] tensor = "
+        f"{n_tokens * args.vocab_size * 4 / 2**30:.2f} GiB; compute {args.param_dtype}; "
+        f"{args.threads} thread(s)",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="verl_update_cost_") as model_dir:
         save_student(Path(model_dir), args)
         args.model_dir = model_dir
         result = run_worker(args)
     rounds = result["rounds"]
     for index, timed in enumerate(rounds):
-        print(f"round {index:2d} ({' then '.join(round_order(index))}): "
-              + ", ".join(f"{m} CPU {timed[m]['cpu']:.2f} s peak {timed[m]['peak_bytes'] / 2**20:.0f} MiB"
-                          for m in METHODS)
-              + f", ratio {timed['tgpo']['cpu'] / timed['grpo_pp']['cpu']:.3f}", flush=True)  # fmt: skip
+        print(
+            f"round {index:2d} ({' then '.join(round_order(index))}): "
+            + ", ".join(
+                f"{m} CPU {timed[m]['cpu']:.2f} s peak {timed[m]['peak_bytes'] / 2**20:.0f} MiB" for m in METHODS
+            )
+            + f", ratio {timed['tgpo']['cpu'] / timed['grpo_pp']['cpu']:.3f}",
+            flush=True,
+        )
     micro_batches = {timed[m]["micro_batches"] for timed in rounds for m in METHODS}
-    path = ("flash-attn Triton cross-entropy" if result["flash_attn_cross_entropy"]
-            else "logprobs_from_logits_v2 (no flash-attn)")  # fmt: skip
+    path = (
+        "flash-attn Triton cross-entropy"
+        if result["flash_attn_cross_entropy"]
+        else "logprobs_from_logits_v2 (no flash-attn)"
+    )
     print(f"verl log-prob path: {path}; micro-batches per update: {sorted(micro_batches)}")
     cpu = {m: statistics.median(timed[m]["cpu"] for timed in rounds) for m in METHODS}
     wall = {m: statistics.median(timed[m]["wall"] for timed in rounds) for m in METHODS}
     peak = {m: statistics.median(timed[m]["peak_bytes"] for timed in rounds) for m in METHODS}
     for method in METHODS:
-        print(f"{method:8s} median CPU {cpu[method]:.2f} s, wall {wall[method]:.2f} s, peak RSS above pre-update "
-              f"{peak[method] / 2**20:.0f} MiB")  # fmt: skip
+        print(
+            f"{method:8s} median CPU {cpu[method]:.2f} s, wall {wall[method]:.2f} s, peak RSS above pre-update "
+            f"{peak[method] / 2**20:.0f} MiB"
+        )
     print(f"wall-clock ratio of medians (load-sensitive): {wall['tgpo'] / wall['grpo_pp']:.3f}")
     time_ratios = [timed["tgpo"]["cpu"] / timed["grpo_pp"]["cpu"] for timed in rounds]
     time_summary = ratio_summary(time_ratios)
-    print(f"verl_update tgpo_vs_grpo {summary_text('time_ratio', time_summary)} "
-          f"mem_ratio={peak['tgpo'] / peak['grpo_pp']:.3f}")
+    print(
+        f"verl_update tgpo_vs_grpo {summary_text('time_ratio', time_summary)} "
+        f"mem_ratio={peak['tgpo'] / peak['grpo_pp']:.3f}"
+    )
     return 0
 
 

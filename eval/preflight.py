@@ -7,7 +7,7 @@ The files are merged in order as `snakemake --configfile A B --config ...` merge
 (tgpo.config.merge_configs), checked against the schema and its cross-references (tgpo.config.validate),
 and then every experiment is resolved with the code its jobs run:
 
-- training: the resolved experiment of every seed (tgpo.resolve), the verifier, and on the verl engine the
+- training: the resolved experiment of every seed (tgpo.config.resolve), the verifier, and on the verl engine the
   Hydra overrides (tgpo.verl.translate, which checks verl's divisibility rules);
 - evaluation: for every experiment x benchmark, the settings of its protocol (eval.protocols, through
   eval.experiment.benchmark_settings) and the benchmark spec (eval.experiment.benchmark_spec).
@@ -20,7 +20,8 @@ The Snakefile runs the same check on every invocation. It sits in `eval/` becaus
 from __future__ import annotations
 
 import argparse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from tgpo import config as tgpo_config
 from tgpo.config import ConfigError
@@ -28,7 +29,7 @@ from tgpo.config import ConfigError
 
 def resolve_training(config: Mapping[str, Any], experiment: str, source: str) -> None:
     """Resolve every seed of one training experiment as its job will (and translate it for verl)."""
-    from tgpo.resolve import resolve_experiment
+    from tgpo.config.resolve import resolve_experiment
     from tgpo.verifiers import get_verifier
 
     where = f"{source}: experiments.{experiment}"
@@ -75,10 +76,16 @@ def preflight(config: Mapping[str, Any], source: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("configs", nargs="+",
-                        help="config YAML files, merged in order as `snakemake --configfile A B` merges them")
-    parser.add_argument("--config", nargs="*", default=[], metavar="NAME=VALUE",
-                        help="overrides as for `snakemake --config` (values read as YAML)")
+    parser.add_argument(
+        "configs", nargs="+", help="config YAML files, merged in order as `snakemake --configfile A B` merges them"
+    )
+    parser.add_argument(
+        "--config",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="overrides as for `snakemake --config` (values read as YAML)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     source = " + ".join(args.configs)
     preflight(config, source)
     n_train = len(tgpo_config.training_experiments(config))
-    print(f"{source}: OK ({len(config['experiments'])} experiments, {n_train} trained, every training and "
-          f"evaluation setting resolved)")
+    print(
+        f"{source}: OK ({len(config['experiments'])} experiments, {n_train} trained, every training and "
+        f"evaluation setting resolved)"
+    )
     return 0

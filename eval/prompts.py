@@ -17,7 +17,7 @@ question as is (the miniature world, whose multiple-choice prompts are `q|A:x|B:
 eval_scripts/generate_vllm.py, build_prompt_from_message; flags in eval_scripts/my_eval_sh.sh): the model's
 own chat template over [system = LUFFY's system prompt as stored in every row of ElliottYan/LUFFY
 data/valid.*.parquet, user = the question], generation prompt added. The prepared checkpoints' chat
-templates end the generation prompt with `<think>\n` (tgpo.model_prep, as the authors' aligned models,
+templates end the generation prompt with `<think>\n` (tgpo.models.prepare, as the authors' aligned models,
 helldog-star/TGPO data/download.sh), so the response starts inside the thought section; `think_opened`
 tells the grader whether a prompt did (the authors' `prompt.endswith("<think>\n")`).
 
@@ -30,27 +30,15 @@ benchmark's instruction, GPQA's "ANSWER: $LETTER" line, before the question); "r
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from eval.benchmarks import Problem
 
-# Appendix B.2, verbatim (the PDF's typographic quotes kept).
-from tgpo.system_prompt import SYSTEM_PROMPT  # noqa: E402  (App. B.2, defined once for both engines)
+# App. B.2 verbatim (the PDF's typographic quotes kept) and LUFFY's (its data files).
+from tgpo.system_prompt import LUFFY_SYSTEM_PROMPT, SYSTEM_PROMPT  # defined once for both engines
 
 THINK_START = "<think>\n"
-# The system prompt stored in every row of ElliottYan/LUFFY data/valid.all.parquet, valid.arc_c.parquet and
-# valid.gpqa.parquet (and the training data Elliott/Openr1-Math-46k-8192); it differs from the paper's App. B.2
-# text (tgpo.system_prompt.SYSTEM_PROMPT) in its quotes, "{thoughts}" and the backticks around \boxed{}.
-LUFFY_SYSTEM_PROMPT = (
-    "Your task is to follow a systematic, thorough reasoning process before providing the final solution. "
-    "This involves analyzing, summarizing, exploring, reassessing, and refining your thought process through "
-    "multiple iterations. Structure your response into two sections: Thought and Solution. In the Thought "
-    "section, present your reasoning using the format: \"<think>\n {thoughts} </think>\n\". Each thought "
-    "should include detailed analysis, brainstorming, verification, and refinement of ideas. After "
-    "\"</think>\n,\" in the Solution section, provide the final, logical, and accurate answer, clearly derived "
-    "from the exploration in the Thought section. If applicable, include the answer in \\boxed{} for "
-    "closed-form results like multiple choices or mathematical solutions."
-)
 QWEN_MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 PRIME_ZERO_INSTRUCTION = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "

@@ -21,8 +21,9 @@ names in a config (protocol, every template) and is called by `tgpo validate-con
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 DEFAULT_PROTOCOL = "suite"
 
@@ -42,7 +43,12 @@ class Protocol:
 
 PROTOCOLS: dict[str, Protocol] = {
     "authors": Protocol(
-        name="authors", template="authors", temperature=0.6, top_p=1.0, max_new_tokens=8192, max_model_len=16384,
+        name="authors",
+        template="authors",
+        temperature=0.6,
+        top_p=1.0,
+        max_new_tokens=8192,
+        max_model_len=16384,
         grader="authors",
         # LUFFY's valid.arc_c.parquet: original ARC-Challenge order and labels; MMLU-Pro: the hub's order
         # (LUFFY's file could not be read); GPQA-Diamond: the hub has no order, so it stays shuffled once.
@@ -50,8 +56,14 @@ PROTOCOLS: dict[str, Protocol] = {
         source="helldog-star/TGPO eval_scripts/my_eval_sh.sh + eval_scripts/generate_vllm.py",
     ),
     "suite": Protocol(
-        name="suite", template="auto", temperature=0.6, top_p=1.0, max_new_tokens=8192, max_model_len=None,
-        grader="suite", source="this project's first protocol (paper Sec. 4 settings)",
+        name="suite",
+        template="auto",
+        temperature=0.6,
+        top_p=1.0,
+        max_new_tokens=8192,
+        max_model_len=None,
+        grader="suite",
+        source="this project's first protocol (paper Sec. 4 settings)",
     ),
 }
 
@@ -91,8 +103,11 @@ def resolve_evaluation(config: Mapping[str, Any], experiment: str, benchmark: st
     entry = dict((config.get("benchmarks") or {}).get(benchmark) or {})
     own = dict((config["experiments"][experiment].get("evaluation")) or {})
     protocol = get_protocol(evaluation.get("protocol", DEFAULT_PROTOCOL))
-    levels = ((f"experiments.{experiment}.evaluation", own), (f"benchmarks.{benchmark}", entry),
-              ("evaluation", evaluation))
+    levels = (
+        (f"experiments.{experiment}.evaluation", own),
+        (f"benchmarks.{benchmark}", entry),
+        ("evaluation", evaluation),
+    )
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key in SETTING_KEYS:
@@ -108,9 +123,14 @@ def resolve_evaluation(config: Mapping[str, Any], experiment: str, benchmark: st
                 values[key], sources[key] = getattr(protocol, key), f"protocol {protocol.name}"
     shuffle = entry.get("shuffle_options", protocol.shuffle_options.get(benchmark))
     return EvalSettings(
-        protocol=protocol.name, grader=protocol.grader, path=entry.get("path"), k=entry.get("k"),
-        answer_regex=entry.get("answer_regex", evaluation.get("answer_regex")), shuffle_options=shuffle,
-        sources=sources, **values,
+        protocol=protocol.name,
+        grader=protocol.grader,
+        path=entry.get("path"),
+        k=entry.get("k"),
+        answer_regex=entry.get("answer_regex", evaluation.get("answer_regex")),
+        shuffle_options=shuffle,
+        sources=sources,
+        **values,
     )
 
 
@@ -122,14 +142,19 @@ def check_evaluation(config: Mapping[str, Any], source: str) -> None:
     allowed_templates = sorted(TEMPLATES) + ["auto"]
     evaluation = config.get("evaluation") or {}
     if "protocol" in evaluation and evaluation["protocol"] not in PROTOCOLS:
-        raise ValueError(f"{source}: evaluation.protocol: unknown protocol {evaluation['protocol']!r}; "
-                         f"allowed values: {', '.join(sorted(PROTOCOLS))}")
+        raise ValueError(
+            f"{source}: evaluation.protocol: unknown protocol {evaluation['protocol']!r}; "
+            f"allowed values: {', '.join(sorted(PROTOCOLS))}"
+        )
     blocks = [("evaluation", evaluation)]
     blocks += [(f"benchmarks.{name}", entry or {}) for name, entry in (config.get("benchmarks") or {}).items()]
-    blocks += [(f"experiments.{name}.evaluation", spec.get("evaluation") or {})
-               for name, spec in config["experiments"].items()]
+    blocks += [
+        (f"experiments.{name}.evaluation", spec.get("evaluation") or {}) for name, spec in config["experiments"].items()
+    ]
     for where, block in blocks:
         template = block.get("template")
         if template is not None and template not in allowed_templates:
-            raise ValueError(f"{source}: {where}.template: unknown template {template!r}; "
-                           f"allowed values: {', '.join(allowed_templates)}")
+            raise ValueError(
+                f"{source}: {where}.template: unknown template {template!r}; "
+                f"allowed values: {', '.join(allowed_templates)}"
+            )

@@ -8,7 +8,7 @@ can name the case it checks.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 THINK_END = "</think>"
 REASONING = "Let me work through the problem step by step and check each part carefully."

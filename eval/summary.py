@@ -14,10 +14,20 @@ from pathlib import Path
 import pandas as pd
 
 from eval.metrics import bootstrap_interval, correctness_matrix, score
-from tgpo.layout import ResultsLayout, seed_of_dir
+from tgpo.results.layout import ResultsLayout, seed_of_dir
 
-SUMMARY_COLUMNS = ["experiment", "benchmark", "domain", "metric", "seed", "score", "ci_low", "ci_high",
-                   "n_problems", "n_samples"]
+SUMMARY_COLUMNS = [
+    "experiment",
+    "benchmark",
+    "domain",
+    "metric",
+    "seed",
+    "score",
+    "ci_low",
+    "ci_high",
+    "n_problems",
+    "n_samples",
+]
 REQUIRED_METADATA = ("domain", "metric")
 
 
@@ -30,9 +40,16 @@ def summarize_file(path: Path, experiment: str, seed: int, *, n_resamples: int, 
     correct = correctness_matrix(samples, source=str(path))
     low, high = bootstrap_interval(correct, n_resamples=n_resamples, seed=bootstrap_seed)
     return {
-        "experiment": experiment, "benchmark": path.stem, "domain": metadata["domain"],
-        "metric": metadata["metric"], "seed": seed, "score": score(correct), "ci_low": low, "ci_high": high,
-        "n_problems": int(correct.shape[0]), "n_samples": int(correct.size),
+        "experiment": experiment,
+        "benchmark": path.stem,
+        "domain": metadata["domain"],
+        "metric": metadata["metric"],
+        "seed": seed,
+        "score": score(correct),
+        "ci_low": low,
+        "ci_high": high,
+        "n_problems": int(correct.shape[0]),
+        "n_samples": int(correct.size),
     }
 
 
@@ -55,12 +72,15 @@ def eval_files(results_dir: Path, only: list[Path] | None = None) -> list[tuple[
     return found
 
 
-def build_summary(results_dir: Path, *, n_resamples: int = 1000, bootstrap_seed: int = 0,
-                  only: list[Path] | None = None) -> pd.DataFrame:
+def build_summary(
+    results_dir: Path, *, n_resamples: int = 1000, bootstrap_seed: int = 0, only: list[Path] | None = None
+) -> pd.DataFrame:
     from tqdm import tqdm
 
-    rows = [summarize_file(path, experiment, seed, n_resamples=n_resamples, bootstrap_seed=bootstrap_seed)
-            for experiment, seed, path in tqdm(eval_files(results_dir, only), desc="summarize", unit="file")]
+    rows = [
+        summarize_file(path, experiment, seed, n_resamples=n_resamples, bootstrap_seed=bootstrap_seed)
+        for experiment, seed, path in tqdm(eval_files(results_dir, only), desc="summarize", unit="file")
+    ]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -69,17 +89,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output parquet (default <results>/summary.parquet)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% interval")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
-    parser.add_argument("--files", nargs="+", type=Path, default=None,
-                        help="summarize only these eval parquets (default: every one under <results>/eval)")
+    parser.add_argument(
+        "--files",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="summarize only these eval parquets (default: every one under <results>/eval)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from tgpo.io import write_parquet
+    from tgpo.results.io import write_parquet
 
-    summary = build_summary(args.results, n_resamples=args.bootstrap, bootstrap_seed=args.bootstrap_seed,
-                            only=args.files)
+    summary = build_summary(
+        args.results, n_resamples=args.bootstrap, bootstrap_seed=args.bootstrap_seed, only=args.files
+    )
     out = args.out or ResultsLayout(args.results).summary
     write_parquet(out, summary)
-    print(f"wrote {out}: {len(summary)} rows ({summary['experiment'].nunique()} experiments, "
-          f"{summary['benchmark'].nunique()} benchmarks)")
+    print(
+        f"wrote {out}: {len(summary)} rows ({summary['experiment'].nunique()} experiments, "
+        f"{summary['benchmark'].nunique()} benchmarks)"
+    )
     return 0

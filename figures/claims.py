@@ -2,7 +2,7 @@
 
     python -m figures.claims --results results/mini results/mini-build1 results/mini-build2
 
-prints, per results folder, every claim of the README's claims table with its verdict and the numbers
+prints, per results folder, every claim of the claims table in docs/results.md with its verdict and the numbers
 behind it, then a table of how many folders each verdict holds in. The verdicts come from rules fixed
 here, before any draw was looked at, so that no verdict is worded after the numbers:
 
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -47,7 +47,7 @@ class Claim:
 
 
 def compare(a: Estimate, b: Estimate) -> str:
-    """"above" / "below" when the 95 % intervals are disjoint, else "ties"."""
+    """ "above" / "below" when the 95 % intervals are disjoint, else "ties"."""
     if a.ci_low is not None and b.ci_high is not None and a.ci_low > b.ci_high:
         return "above"
     if a.ci_high is not None and b.ci_low is not None and a.ci_high < b.ci_low:
@@ -91,11 +91,14 @@ class Draw:
                 values.append(float({"first": column.head(10), "last": column.tail(20), "all": column}[part].mean()))
             return sum(values) / len(values)
 
-        return {"score_first": mean_of("critic/score/mean", "first"), "score_last": mean_of("critic/score/mean", "last"),
-                "length_first": mean_of("response_length/mean", "first"),
-                "length_last": mean_of("response_length/mean", "last"),
-                "grad_norm": mean_of("actor/grad_norm", "all"),
-                "grad_norm_max": max(float(frame["actor/grad_norm"].max()) for frame in frames)}
+        return {
+            "score_first": mean_of("critic/score/mean", "first"),
+            "score_last": mean_of("critic/score/mean", "last"),
+            "length_first": mean_of("response_length/mean", "first"),
+            "length_last": mean_of("response_length/mean", "last"),
+            "grad_norm": mean_of("actor/grad_norm", "all"),
+            "grad_norm_max": max(float(frame["actor/grad_norm"].max()) for frame in frames),
+        }
 
 
 def collapses(draw: Draw, experiment: str, base: str) -> bool:
@@ -103,8 +106,10 @@ def collapses(draw: Draw, experiment: str, base: str) -> bool:
 
 
 def describe_dynamics(d: dict[str, float]) -> str:
-    return (f"score {d['score_first']:.2f} → {d['score_last']:.2f}, length {d['length_first']:.0f} → "
-            f"{d['length_last']:.0f}, grad norm {d['grad_norm']:.1f} (max {d['grad_norm_max']:.0f})")
+    return (
+        f"score {d['score_first']:.2f} → {d['score_last']:.2f}, length {d['length_first']:.0f} → "
+        f"{d['length_last']:.0f}, grad norm {d['grad_norm']:.1f} (max {d['grad_norm_max']:.0f})"
+    )
 
 
 def rkl_claim(draw: Draw, key: str, form: str, in_family: str, cross: str) -> Claim:
@@ -112,81 +117,153 @@ def rkl_claim(draw: Draw, key: str, form: str, in_family: str, cross: str) -> Cl
     din, dcross = draw.dynamics(in_family), draw.dynamics(cross)
     cross_collapses, in_collapses = collapses(draw, cross, "base_1p5b"), collapses(draw, in_family, "base_1p5b")
     holds = cross_collapses and not in_collapses
-    signatures = [name for name, ok in (
-        ("gradient norm", dcross["grad_norm"] > din["grad_norm"]),
-        ("length drift", abs(dcross["length_last"] - dcross["length_first"]) > abs(din["length_last"] - din["length_first"])),
-        ("score drop", dcross["score_first"] - dcross["score_last"] > din["score_first"] - din["score_last"]),
-    ) if ok]
-    verdict = ("yes" if holds else "no") + (f"; cross-family worse in: {', '.join(signatures)}" if signatures else
-                                            "; cross-family worse in no training signature")
-    evidence = (f"base {fmt(draw.score('base_1p5b'))}; in-family ID {fmt(draw.score(in_family))} "
-                f"({'collapses' if in_collapses else 'no collapse'}; {describe_dynamics(din)}); cross-family ID "
-                f"{fmt(draw.score(cross))} ({'collapses' if cross_collapses else 'no collapse'}; {describe_dynamics(dcross)})")
+    signatures = [
+        name
+        for name, ok in (
+            ("gradient norm", dcross["grad_norm"] > din["grad_norm"]),
+            (
+                "length drift",
+                abs(dcross["length_last"] - dcross["length_first"]) > abs(din["length_last"] - din["length_first"]),
+            ),
+            ("score drop", dcross["score_first"] - dcross["score_last"] > din["score_first"] - din["score_last"]),
+        )
+        if ok
+    ]
+    verdict = ("yes" if holds else "no") + (
+        f"; cross-family worse in: {', '.join(signatures)}"
+        if signatures
+        else "; cross-family worse in no training signature"
+    )
+    evidence = (
+        f"base {fmt(draw.score('base_1p5b'))}; in-family ID {fmt(draw.score(in_family))} "
+        f"({'collapses' if in_collapses else 'no collapse'}; {describe_dynamics(din)}); cross-family ID "
+        f"{fmt(draw.score(cross))} ({'collapses' if cross_collapses else 'no collapse'}; {describe_dynamics(dcross)})"
+    )
     return Claim(key, f"(a) RKL {form}: stable in-family, collapses cross-family", holds, verdict, evidence)
 
 
-def versus(draw: Draw, subject: str, others: Sequence[str], benchmarks: Sequence[str] = ID_BENCHMARKS) -> dict[str, str]:
+def versus(
+    draw: Draw, subject: str, others: Sequence[str], benchmarks: Sequence[str] = ID_BENCHMARKS
+) -> dict[str, str]:
     return {other: compare(draw.score(subject, benchmarks), draw.score(other, benchmarks)) for other in others}
 
 
 def check(draw: Draw) -> list[Claim]:
     s = draw.score
-    claims = [rkl_claim(draw, "a_token", "token-level (OP Distill advantage)", "s_op_distill_in_family", "s_op_distill"),
-              rkl_claim(draw, "a_seq", "sequence-level (`rkl_only`)", "rkl_in_family", "rkl_cross")]
+    claims = [
+        rkl_claim(draw, "a_token", "token-level (OP Distill advantage)", "s_op_distill_in_family", "s_op_distill"),
+        rkl_claim(draw, "a_seq", "sequence-level (`rkl_only`)", "rkl_in_family", "rkl_cross"),
+    ]
 
     b = versus(draw, "tgpo_annealing", ["grpo_pp", "op_distill", "kdrl"])
-    claims.append(Claim("b", "(b) TGPO-annealing above GRPO++, OP Distill and KDRL (ID)", all(v == "above" for v in b.values()),
-                        ", ".join(f"{v} {name}" for name, v in b.items()),
-                        ", ".join(f"{name} {fmt(s(name))}" for name in ["tgpo_annealing", "tgpo", *b])
-                        + f"; TGPO-annealing per seed {' / '.join(f'{x:.1f}' for x in draw.per_seed('tgpo_annealing'))}, "
-                        f"KDRL {' / '.join(f'{x:.1f}' for x in draw.per_seed('kdrl'))}"))
+    claims.append(
+        Claim(
+            "b",
+            "(b) TGPO-annealing above GRPO++, OP Distill and KDRL (ID)",
+            all(v == "above" for v in b.values()),
+            ", ".join(f"{v} {name}" for name, v in b.items()),
+            ", ".join(f"{name} {fmt(s(name))}" for name in ["tgpo_annealing", "tgpo", *b])
+            + f"; TGPO-annealing per seed {' / '.join(f'{x:.1f}' for x in draw.per_seed('tgpo_annealing'))}, "
+            f"KDRL {' / '.join(f'{x:.1f}' for x in draw.per_seed('kdrl'))}",
+        )
+    )
 
     c = {name: compare(s(name), s("tgpo_r")) for name in ("tgpo", "tgpo_annealing")}
-    claims.append(Claim("c", "(c) TGPO and TGPO-annealing above TGPO_R (ID)", all(v == "above" for v in c.values()),
-                        ", ".join(f"{name} {v} TGPO_R" for name, v in c.items()),
-                        f"TGPO {fmt(s('tgpo'))}, TGPO-annealing {fmt(s('tgpo_annealing'))}, TGPO_R {fmt(s('tgpo_r'))}, "
-                        f"GRPO++ {fmt(s('grpo_pp'))}"))
+    claims.append(
+        Claim(
+            "c",
+            "(c) TGPO and TGPO-annealing above TGPO_R (ID)",
+            all(v == "above" for v in c.values()),
+            ", ".join(f"{name} {v} TGPO_R" for name, v in c.items()),
+            f"TGPO {fmt(s('tgpo'))}, TGPO-annealing {fmt(s('tgpo_annealing'))}, TGPO_R {fmt(s('tgpo_r'))}, "
+            f"GRPO++ {fmt(s('grpo_pp'))}",
+        )
+    )
 
     d = versus(draw, "tgpo_annealing", ["anneal_constant"])
-    seeds = {name: " / ".join(f"{x:.1f}" for x in draw.per_seed(name))
-             for name in ("anneal_constant", "anneal_aggressive", "anneal_continuous", "tgpo_annealing")}
-    claims.append(Claim("d", "(d) annealed w above constant w (ID)", d["anneal_constant"] == "above",
-                        f"ours {d['anneal_constant']} constant",
-                        "ID per seed: " + "; ".join(f"{name} {value}" for name, value in seeds.items())))
+    seeds = {
+        name: " / ".join(f"{x:.1f}" for x in draw.per_seed(name))
+        for name in ("anneal_constant", "anneal_aggressive", "anneal_continuous", "tgpo_annealing")
+    }
+    claims.append(
+        Claim(
+            "d",
+            "(d) annealed w above constant w (ID)",
+            d["anneal_constant"] == "above",
+            f"ours {d['anneal_constant']} constant",
+            "ID per seed: " + "; ".join(f"{name} {value}" for name, value in seeds.items()),
+        )
+    )
 
     t2 = versus(draw, "tgpo_annealing", ["grpo_pp"], TABLE2_BENCHMARKS)["grpo_pp"]
     t2r1 = versus(draw, "tgpo_annealing_r1", ["grpo_pp"], TABLE2_BENCHMARKS)["grpo_pp"]
-    claims.append(Claim("t2", "Table 2: both teachers above no teacher", t2 == "above" and t2r1 == "above",
-                        f"teacher 1 {t2} no teacher, teacher 2 {t2r1} no teacher; teacher 1 "
-                        f"{compare(s('tgpo_annealing', TABLE2_BENCHMARKS), s('tgpo_annealing_r1', TABLE2_BENCHMARKS))} teacher 2",
-                        f"avg: no teacher {fmt(s('grpo_pp', TABLE2_BENCHMARKS))}, teacher 2 "
-                        f"{fmt(s('tgpo_annealing_r1', TABLE2_BENCHMARKS))}, teacher 1 {fmt(s('tgpo_annealing', TABLE2_BENCHMARKS))}"))
+    claims.append(
+        Claim(
+            "t2",
+            "Table 2: both teachers above no teacher",
+            t2 == "above" and t2r1 == "above",
+            f"teacher 1 {t2} no teacher, teacher 2 {t2r1} no teacher; teacher 1 "
+            f"{compare(s('tgpo_annealing', TABLE2_BENCHMARKS), s('tgpo_annealing_r1', TABLE2_BENCHMARKS))} teacher 2",
+            f"avg: no teacher {fmt(s('grpo_pp', TABLE2_BENCHMARKS))}, teacher 2 "
+            f"{fmt(s('tgpo_annealing_r1', TABLE2_BENCHMARKS))}, teacher 1 {fmt(s('tgpo_annealing', TABLE2_BENCHMARKS))}",
+        )
+    )
 
     small = ["s_luffy", "s_grpo_pp", "s_kdrl", "s_op_distill", "s_tgpo_r", "s_tgpo_annealing"]
     t3_vs = versus(draw, "s_tgpo_annealing", ["s_grpo_pp"])["s_grpo_pp"]
     fails = {name: compare(s(name), s("base_1p5b")) == "below" for name in ("s_kdrl", "s_op_distill")}
     best = max(small, key=lambda name: s(name).score)
-    claims.append(Claim("t3", "Table 3: TGPO-annealing above GRPO++; KDRL and OP Distill below the base (Student-S)",
-                        t3_vs == "above" and all(fails.values()),
-                        f"TGPO-annealing {t3_vs} GRPO++; KDRL {'below' if fails['s_kdrl'] else 'not below'} base, "
-                        f"OP Distill {'below' if fails['s_op_distill'] else 'not below'} base; best mean: {best}",
-                        f"base {fmt(s('base_1p5b'))}; " + ", ".join(f"{name[2:]} {fmt(s(name))}" for name in small)))
+    claims.append(
+        Claim(
+            "t3",
+            "Table 3: TGPO-annealing above GRPO++; KDRL and OP Distill below the base (Student-S)",
+            t3_vs == "above" and all(fails.values()),
+            f"TGPO-annealing {t3_vs} GRPO++; KDRL {'below' if fails['s_kdrl'] else 'not below'} base, "
+            f"OP Distill {'below' if fails['s_op_distill'] else 'not below'} base; best mean: {best}",
+            f"base {fmt(s('base_1p5b'))}; " + ", ".join(f"{name[2:]} {fmt(s(name))}" for name in small),
+        )
+    )
 
-    o = {name: compare(s(name, OOD_BENCHMARKS), s("base_7b", OOD_BENCHMARKS))
-         for name in ("tgpo_annealing", "op_distill", "sft")}
-    claims.append(Claim("ood", "OOD: TGPO-annealing not below the base; OP Distill and SFT below it",
-                        o["tgpo_annealing"] != "below" and o["op_distill"] == "below" and o["sft"] == "below",
-                        ", ".join(f"{name} {v} base" for name, v in o.items()),
-                        "OOD: " + ", ".join(f"{name} {fmt(s(name, OOD_BENCHMARKS))}" for name in
-                                            ("base_7b", "teacher", "tgpo_annealing", "tgpo", "grpo_pp", "kdrl",
-                                             "op_distill", "sft", "prime_zero"))
-                        + f"; SFT per seed {' / '.join(f'{x:.1f}' for x in draw.per_seed('sft', OOD_BENCHMARKS))}"))
+    o = {
+        name: compare(s(name, OOD_BENCHMARKS), s("base_7b", OOD_BENCHMARKS))
+        for name in ("tgpo_annealing", "op_distill", "sft")
+    }
+    claims.append(
+        Claim(
+            "ood",
+            "OOD: TGPO-annealing not below the base; OP Distill and SFT below it",
+            o["tgpo_annealing"] != "below" and o["op_distill"] == "below" and o["sft"] == "below",
+            ", ".join(f"{name} {v} base" for name, v in o.items()),
+            "OOD: "
+            + ", ".join(
+                f"{name} {fmt(s(name, OOD_BENCHMARKS))}"
+                for name in (
+                    "base_7b",
+                    "teacher",
+                    "tgpo_annealing",
+                    "tgpo",
+                    "grpo_pp",
+                    "kdrl",
+                    "op_distill",
+                    "sft",
+                    "prime_zero",
+                )
+            )
+            + f"; SFT per seed {' / '.join(f'{x:.1f}' for x in draw.per_seed('sft', OOD_BENCHMARKS))}",
+        )
+    )
 
     sft_id, sft_ood = compare(s("sft"), s("grpo_pp")), compare(s("sft", OOD_BENCHMARKS), s("grpo_pp", OOD_BENCHMARKS))
-    claims.append(Claim("sft", "SFT below on-policy RL (GRPO++) in and out of distribution",
-                        sft_id == "below" and sft_ood == "below", f"ID {sft_id} GRPO++, OOD {sft_ood} GRPO++",
-                        f"ID: SFT {fmt(s('sft'))} (per seed {' / '.join(f'{x:.1f}' for x in draw.per_seed('sft'))}), "
-                        f"GRPO++ {fmt(s('grpo_pp'))}, teacher {fmt(s('teacher'))}"))
+    claims.append(
+        Claim(
+            "sft",
+            "SFT below on-policy RL (GRPO++) in and out of distribution",
+            sft_id == "below" and sft_ood == "below",
+            f"ID {sft_id} GRPO++, OOD {sft_ood} GRPO++",
+            f"ID: SFT {fmt(s('sft'))} (per seed {' / '.join(f'{x:.1f}' for x in draw.per_seed('sft'))}), "
+            f"GRPO++ {fmt(s('grpo_pp'))}, teacher {fmt(s('teacher'))}",
+        )
+    )
     return claims
 
 
@@ -201,8 +278,9 @@ def render(draws: dict[str, list[Claim]]) -> str:
     lines += ["| claim | holds in | " + " | ".join(draws) + " |", "|---|---|" + "---|" * len(draws)]
     for key in keys:
         row = [next(c for c in claims if c.key == key) for claims in draws.values()]
-        lines.append(f"| {texts[key]} | {sum(c.holds for c in row)} of {len(row)} | "
-                     + " | ".join(c.verdict for c in row) + " |")
+        lines.append(
+            f"| {texts[key]} | {sum(c.holds for c in row)} of {len(row)} | " + " | ".join(c.verdict for c in row) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -213,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     text = render({Path(root).name: check(Draw(root)) for root in args.results})
     if args.out:
-        from tgpo.io import write_text
+        from tgpo.results.io import write_text
 
         write_text(args.out, text)
     else:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import yaml
 
@@ -23,7 +23,7 @@ from figures import FIGURES, OUTPUTS, TABLES
 from figures.results import MissingResultsError
 from figures.spec import load_spec
 from figures.tables import MODES, make_table
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
 
 def _spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,13 +34,18 @@ def _spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def table_parser(name: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m figures.{name}",
-                                     description=f"Render {name} as Markdown, LaTeX and CSV.")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m figures.{name}", description=f"Render {name} as Markdown, LaTeX and CSV."
+    )
     parser.add_argument("--summary", help="results/<name>/summary.parquet (not needed with --mode paper)")
     _spec_arguments(parser)
-    parser.add_argument("--mode", choices=MODES, default=None,
-                        help="reproduced numbers, the paper's alone, or both with the difference "
-                             "(default: the spec's `mode`, else reproduced)")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="reproduced numbers, the paper's alone, or both with the difference "
+        "(default: the spec's `mode`, else reproduced)",
+    )
     parser.add_argument("--no-ci", action="store_true", help="omit the 95%% intervals from .md/.tex")
     return parser
 
@@ -51,13 +56,18 @@ def table_main(name: str, argv: Sequence[str] | None = None) -> int:
     if args.config or args.spec:
         spec = load_spec(name, config_path=args.config, spec_json=args.spec)
     mode = args.mode or (spec or {}).get("mode") or "reproduced"
-    return _report(name, lambda: make_table(name, out_dir=args.out_dir, mode=mode, summary=args.summary,
-                                            spec=spec, show_ci=not args.no_ci))
+    return _report(
+        name,
+        lambda: make_table(
+            name, out_dir=args.out_dir, mode=mode, summary=args.summary, spec=spec, show_ci=not args.no_ci
+        ),
+    )
 
 
 def figure_parser(name: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"python -m figures.{name}",
-                                     description=f"Render {name} as PDF and PNG from metrics.jsonl files.")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m figures.{name}", description=f"Render {name} as PDF and PNG from metrics.jsonl files."
+    )
     parser.add_argument("--runs", required=True, help="results/<name>/runs (holds <experiment>/seed<k>/metrics.jsonl)")
     _spec_arguments(parser)
     return parser
@@ -84,8 +94,13 @@ def _report(name: str, render: Callable[[], dict]) -> int:
 
 # ------------------------------------------------------------------------------- `python -m tgpo figures`
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("outputs", nargs="+", choices=[*OUTPUTS, "all"], metavar="OUTPUT",
-                        help=f"one or more of {', '.join(OUTPUTS)}, or all")
+    parser.add_argument(
+        "outputs",
+        nargs="+",
+        choices=[*OUTPUTS, "all"],
+        metavar="OUTPUT",
+        help=f"one or more of {', '.join(OUTPUTS)}, or all",
+    )
     parser.add_argument("--config", required=True, help="the pipeline config (YAML)")
     parser.add_argument("--results", help="results directory (default results/<config name>)")
     parser.add_argument("--mode", choices=MODES, default=None, help="table mode (default: the spec's, else reproduced)")

@@ -7,9 +7,9 @@ the seeds present at each step; the band spans the smoothed seeds' minimum to ma
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import matplotlib.ticker as ticker
@@ -19,16 +19,16 @@ import pandas as pd
 from figures import style
 from figures.results import load_training_curves
 from figures.spec import SeriesSpec, figure_series, not_run_note
-from tgpo.io import atomic_path
+from tgpo.results.io import atomic_path
 
 STEP_LABEL = "Training step"
 
 
 @dataclass(frozen=True)
 class Panel:
-    metric: str          # metrics.jsonl key, e.g. "critic/score/mean"
-    title: str           # e.g. "Training reward"
-    ylabel: str          # with the unit, e.g. "Response length (tokens)"
+    metric: str  # metrics.jsonl key, e.g. "critic/score/mean"
+    title: str  # e.g. "Training reward"
+    ylabel: str  # with the unit, e.g. "Response length (tokens)"
     log_y: bool = False
 
 
@@ -55,14 +55,23 @@ def curve_of(label: str, long: pd.DataFrame, metric: str, smooth: bool = True) -
     """Aggregate a long frame (step, seed, metric, value) of one experiment into a Curve."""
     table = long[long["metric"] == metric].pivot_table(index="step", columns="seed", values="value", aggfunc="mean")
     table = table.sort_index()
-    smoothed = table.apply(lambda column: pd.Series(style.ema(column.to_numpy()), index=column.index)) if smooth else table
+    smoothed = (
+        table.apply(lambda column: pd.Series(style.ema(column.to_numpy()), index=column.index)) if smooth else table
+    )
     smoothed = smoothed.where(table.notna())  # no values past a seed's last step
     counts = smoothed.notna().sum(axis=1).to_numpy()
     several = counts >= 2
     low = np.where(several, smoothed.min(axis=1).to_numpy(), np.nan)
     high = np.where(several, smoothed.max(axis=1).to_numpy(), np.nan)
-    return Curve(label, table.index.to_numpy(), smoothed.mean(axis=1).to_numpy(), low, high,
-                 table.mean(axis=1).to_numpy(), int(table.shape[1]))
+    return Curve(
+        label,
+        table.index.to_numpy(),
+        smoothed.mean(axis=1).to_numpy(),
+        low,
+        high,
+        table.mean(axis=1).to_numpy(),
+        int(table.shape[1]),
+    )
 
 
 def draw(ax, curves: Sequence[Curve], panel: Panel, *, legend_lines: bool = True) -> None:
@@ -87,8 +96,9 @@ def ordered_series(series: Sequence[SeriesSpec]) -> list[SeriesSpec]:
     return [series[index] for index in style.in_method_order([entry.label for entry in series])]
 
 
-def load_series_curves(output: str, spec: Mapping, runs_dir: str | Path,
-                       panels: Sequence[Panel]) -> list[dict[str, Curve]]:
+def load_series_curves(
+    output: str, spec: Mapping, runs_dir: str | Path, panels: Sequence[Panel]
+) -> list[dict[str, Curve]]:
     """Per series (legend order): metric -> Curve. Raises MissingResultsError for missing inputs."""
     series = ordered_series(figure_series(output, spec))
     duplicated = sorted({entry.label for entry in series if [s.label for s in series].count(entry.label) > 1})
@@ -96,13 +106,20 @@ def load_series_curves(output: str, spec: Mapping, runs_dir: str | Path,
         raise ValueError(f"report.{output}: series labels must be distinct, repeated: {duplicated}")
     metrics = [panel.metric for panel in panels]
     long_frames = load_training_curves(output, runs_dir, {entry.experiment: entry.seeds for entry in series}, metrics)
-    return [{panel.metric: curve_of(entry.label, long_frames[entry.experiment], panel.metric,
-                                    smooth=panel is not GUIDANCE_WEIGHT)
-             for panel in panels} for entry in series]
+    return [
+        {
+            panel.metric: curve_of(
+                entry.label, long_frames[entry.experiment], panel.metric, smooth=panel is not GUIDANCE_WEIGHT
+            )
+            for panel in panels
+        }
+        for entry in series
+    ]
 
 
-def panel_row_figure(output: str, spec: Mapping, runs_dir: str | Path, out_dir: str | Path,
-                     panels: Sequence[Panel]) -> dict[str, Path]:
+def panel_row_figure(
+    output: str, spec: Mapping, runs_dir: str | Path, out_dir: str | Path, panels: Sequence[Panel]
+) -> dict[str, Path]:
     """One row of panels sharing one legend above them (Figures 2, 4, 6)."""
     per_series = load_series_curves(output, spec, runs_dir, panels)
     style.apply_style()

@@ -7,8 +7,8 @@ Panels as in the paper: training score `critic/score/mean` (left), gradient norm
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from figures.cli import figure_main
 from figures.curves import GRAD_NORM, LENGTH, Panel, panel_row_figure

@@ -9,8 +9,8 @@ w_t = max(w_init - delta * t, 0) as logged (`tgpo/guidance_weight`, unsmoothed).
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import matplotlib.pyplot as plt
 
@@ -26,8 +26,9 @@ def make(*, spec: Mapping, runs_dir: str | Path, out_dir: str | Path) -> dict[st
     """Write fig5.pdf and fig5.png to `out_dir`; returns the paths by format."""
     per_series = load_series_curves(NAME, spec, runs_dir, (SCORE, GUIDANCE_WEIGHT))
     style.apply_style()
-    figure, (ax, weight_ax) = plt.subplots(1, 2, figsize=(style.COLUMN_WIDTH_IN, 2.9),
-                                           gridspec_kw={"width_ratios": WIDTH_RATIOS})
+    figure, (ax, weight_ax) = plt.subplots(
+        1, 2, figsize=(style.COLUMN_WIDTH_IN, 2.9), gridspec_kw={"width_ratios": WIDTH_RATIOS}
+    )
     draw(ax, [curves[SCORE.metric] for curves in per_series], SCORE)
     ax.set_title("")
     handles, labels = ax.get_legend_handles_labels()

@@ -8,8 +8,8 @@ Panels as in the paper: training reward `critic/score/mean` (left), response len
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from figures.cli import figure_main
 from figures.curves import GRAD_NORM, LENGTH, SCORE, panel_row_figure

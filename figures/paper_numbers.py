@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -10,7 +10,7 @@ import yaml
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: str) -> dict:
     return yaml.safe_load(Path(path).read_text())
 

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import pandas as pd
 
 from figures.stats import Estimate, average_of_independent, over_seeds
-from tgpo.layout import run_layout, seed_of_dir
+from tgpo.results.layout import run_layout, seed_of_dir
 
-SUMMARY_COLUMNS = ("experiment", "benchmark", "domain", "metric", "seed", "score", "ci_low", "ci_high",
-                   "n_problems", "n_samples")
+SUMMARY_COLUMNS = (
+    "experiment",
+    "benchmark",
+    "domain",
+    "metric",
+    "seed",
+    "score",
+    "ci_low",
+    "ci_high",
+    "n_problems",
+    "n_samples",
+)
 
 
 class MissingResultsError(RuntimeError):
@@ -44,8 +54,13 @@ def load_summary(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def select_scores(summary: pd.DataFrame, output: str, source: str | Path,
-                  wanted: dict[str, tuple[int, ...] | None], benchmarks: Sequence[str]) -> pd.DataFrame:
+def select_scores(
+    summary: pd.DataFrame,
+    output: str,
+    source: str | Path,
+    wanted: dict[str, tuple[int, ...] | None],
+    benchmarks: Sequence[str],
+) -> pd.DataFrame:
     """Rows of `summary` for the wanted experiments (-> their seeds, None = all) and benchmarks.
 
     Raises MissingResultsError naming experiments absent from the summary, and per experiment the
@@ -71,9 +86,11 @@ def select_scores(summary: pd.DataFrame, output: str, source: str | Path,
             cells = cells[cells["seed"].astype(int).isin(seeds_here)]
             duplicated = cells[cells.duplicated(["seed"], keep=False)]
             if not duplicated.empty:
-                raise ValueError(f"{source}: several rows for experiment {experiment!r}, benchmark "
-                                 f"{benchmark!r}, seeds {sorted(set(duplicated['seed']))} (metrics "
-                                 f"{sorted(set(duplicated['metric']))}); expected one per seed")
+                raise ValueError(
+                    f"{source}: several rows for experiment {experiment!r}, benchmark "
+                    f"{benchmark!r}, seeds {sorted(set(duplicated['seed']))} (metrics "
+                    f"{sorted(set(duplicated['metric']))}); expected one per seed"
+                )
             chosen.append(cells)
     if missing:
         raise MissingResultsError(output, source, missing)
@@ -83,9 +100,10 @@ def select_scores(summary: pd.DataFrame, output: str, source: str | Path,
 def estimate(scores: pd.DataFrame, experiment: str, benchmark: str) -> Estimate:
     """Mean over seeds of one cell, with its 95 % interval (see figures.stats)."""
     cells = scores[(scores["experiment"] == experiment) & (scores["benchmark"] == benchmark)].sort_values("seed")
-    return over_seeds([float(value) for value in cells["score"]],
-                      [(_float_or_none(low), _float_or_none(high))
-                       for low, high in zip(cells["ci_low"], cells["ci_high"])])
+    return over_seeds(
+        [float(value) for value in cells["score"]],
+        [(_float_or_none(low), _float_or_none(high)) for low, high in zip(cells["ci_low"], cells["ci_high"])],
+    )
 
 
 def average_estimate(scores: pd.DataFrame, experiment: str, benchmarks: Sequence[str]) -> Estimate:
@@ -99,8 +117,10 @@ def average_estimate(scores: pd.DataFrame, experiment: str, benchmarks: Sequence
 
 def benchmark_domains(summary: pd.DataFrame) -> dict[str, str]:
     """benchmark -> domain ("id" / "ood") as the evaluation recorded it."""
-    return {str(benchmark): str(domain) for benchmark, domain in
-            summary[["benchmark", "domain"]].drop_duplicates().itertuples(index=False)}
+    return {
+        str(benchmark): str(domain)
+        for benchmark, domain in summary[["benchmark", "domain"]].drop_duplicates().itertuples(index=False)
+    }
 
 
 # ---------------------------------------------------------------------------------------- metrics.jsonl
@@ -119,8 +139,9 @@ def discover_seeds(runs_dir: str | Path, experiment: str) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
-def load_training_curves(output: str, runs_dir: str | Path, experiments: dict[str, tuple[int, ...] | None],
-                         metrics: Iterable[str]) -> dict[str, pd.DataFrame]:
+def load_training_curves(
+    output: str, runs_dir: str | Path, experiments: dict[str, tuple[int, ...] | None], metrics: Iterable[str]
+) -> dict[str, pd.DataFrame]:
     """experiment -> long frame (step, seed, metric, value) with every wanted metric.
 
     Raises MissingResultsError naming missing experiments, seeds (metrics.jsonl files) and metrics.
@@ -146,8 +167,7 @@ def load_training_curves(output: str, runs_dir: str | Path, experiments: dict[st
             frame = pd.DataFrame.from_records(records)
             if "step" not in frame.columns:
                 raise ValueError(f"{path}: records have no `step` key (keys: {sorted(frame.columns)})")
-            absent = [metric for metric in metrics
-                      if metric not in frame.columns or frame[metric].isna().all()]
+            absent = [metric for metric in metrics if metric not in frame.columns or frame[metric].isna().all()]
             if absent:
                 missing.append(f"experiment {experiment!r}: seed {seed} metrics {absent} ({path})")
                 continue

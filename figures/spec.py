@@ -17,9 +17,10 @@ rows or series a selection (config `only_experiments`) dropped; the output then 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -62,8 +63,11 @@ def load_spec(output: str, *, config_path: str | Path | None = None, spec_json: 
         raise KeyError(f"{config_path}: no `report.{output}` section (which experiments {output} shows)")
     spec = dict(report[output])
     experiments = config.get("experiments") or {}
-    seeds = {name: list(entry["seeds"]) for name, entry in experiments.items()
-             if isinstance(entry, dict) and entry.get("seeds") is not None}
+    seeds = {
+        name: list(entry["seeds"])
+        for name, entry in experiments.items()
+        if isinstance(entry, dict) and entry.get("seeds") is not None
+    }
     spec.setdefault("seeds", seeds)
     return spec
 
@@ -90,9 +94,15 @@ def table_rows(output: str, spec: Mapping[str, Any]) -> list[RowSpec]:
         for row_index, row in enumerate(group["rows"]):
             where = f"report.{output}.groups[{group_index}].rows[{row_index}]"
             _require_keys(row, ("experiment", "label"), where)
-            rows.append(RowSpec(experiment=str(row["experiment"]), label=str(row["label"]),
-                                teacher=bool(row.get("teacher", False)), group=group.get("title"),
-                                paper_label=row.get("paper_label")))
+            rows.append(
+                RowSpec(
+                    experiment=str(row["experiment"]),
+                    label=str(row["label"]),
+                    teacher=bool(row.get("teacher", False)),
+                    group=group.get("title"),
+                    paper_label=row.get("paper_label"),
+                )
+            )
     if not rows:
         raise ValueError(f"report.{output}: no rows")
     return rows
@@ -108,8 +118,11 @@ def figure_series(output: str, spec: Mapping[str, Any]) -> list[SeriesSpec]:
         _require_keys(entry, ("experiment", "label"), f"report.{output}.series[{index}]")
         experiment = str(entry["experiment"])
         known = seeds.get(experiment)
-        series.append(SeriesSpec(experiment, str(entry["label"]),
-                                 tuple(int(seed) for seed in known) if known is not None else None))
+        series.append(
+            SeriesSpec(
+                experiment, str(entry["label"]), tuple(int(seed) for seed in known) if known is not None else None
+            )
+        )
     if not series:
         raise ValueError(f"report.{output}: no series")
     return series

@@ -10,8 +10,8 @@ of freedom, Abramowitz & Stegun 26.7.3-4, inverted by bisection) so the base ins
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ def student_t_quantile(confidence: float, dof: int) -> float:
     return (low + high) / 2.0
 
 
-def over_seeds(scores: Sequence[float], intervals: Sequence[tuple[float | None, float | None]],
-               confidence: float = 0.95) -> Estimate:
+def over_seeds(
+    scores: Sequence[float], intervals: Sequence[tuple[float | None, float | None]], confidence: float = 0.95
+) -> Estimate:
     """Mean over seeds; t interval over seeds when there are several, else the stored interval."""
     if not scores:
         raise ValueError("no scores to aggregate")

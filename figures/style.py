@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import matplotlib
 
@@ -57,8 +57,8 @@ METHOD_STYLES: tuple[tuple[str, str], ...] = (
 )
 SPARE_COLOURS = (BROWN, GREY, YELLOW, BLACK, REDDISH_PURPLE, SKY_BLUE)
 
-FULL_WIDTH_IN = 7.0     # a two-column paper's text width
-COLUMN_WIDTH_IN = 3.4   # one column
+FULL_WIDTH_IN = 7.0  # a two-column paper's text width
+COLUMN_WIDTH_IN = 3.4  # one column
 PANEL_HEIGHT_IN = 2.3
 PNG_DPI = 200
 
@@ -76,7 +76,7 @@ RC_PARAMS = {
     "grid.alpha": 0.25,
     "grid.linewidth": 0.5,
     "lines.linewidth": 1.4,
-    "pdf.fonttype": 42,   # TrueType in the PDF: editable text, accepted by publishers
+    "pdf.fonttype": 42,  # TrueType in the PDF: editable text, accepted by publishers
     "ps.fonttype": 42,
     "savefig.bbox": "tight",
     "savefig.pad_inches": 0.02,

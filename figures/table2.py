@@ -7,8 +7,8 @@ Columns and the marking rule come from paper_numbers.yaml (table2); rows from th
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from figures.cli import table_main
 from figures.tables import make_table
@@ -16,8 +16,14 @@ from figures.tables import make_table
 NAME = "table2"
 
 
-def make(*, out_dir: str | Path, mode: str = "reproduced", summary: str | Path | None = None,
-         spec: Mapping | None = None, show_ci: bool = True) -> dict[str, Path]:
+def make(
+    *,
+    out_dir: str | Path,
+    mode: str = "reproduced",
+    summary: str | Path | None = None,
+    spec: Mapping | None = None,
+    show_ci: bool = True,
+) -> dict[str, Path]:
     """Write table2.{md,tex,csv} to `out_dir`; returns the paths by format."""
     return make_table(NAME, out_dir=out_dir, mode=mode, summary=summary, spec=spec, show_ci=show_ci)
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -23,7 +23,7 @@ from figures.paper_numbers import benchmark_names, paper_table
 from figures.results import average_estimate, benchmark_domains, estimate, load_summary, select_scores
 from figures.spec import RowSpec, not_run_note, seeds_for, table_rows
 from figures.stats import Estimate
-from tgpo.io import write_text
+from tgpo.results.io import write_text
 
 MODES = ("reproduced", "paper", "compare")
 DECIMALS = 1
@@ -32,9 +32,9 @@ DOMAIN_TITLES = {"id": "In-Distribution Performance", "ood": "Out-of-Distributio
 
 @dataclass(frozen=True)
 class Column:
-    key: str                     # benchmark key, or an average's key (id_avg, ood_avg, avg)
-    name: str                    # as in the paper ("AMC", "Avg.")
-    domain: str | None = None    # "id" | "ood" | None
+    key: str  # benchmark key, or an average's key (id_avg, ood_avg, avg)
+    name: str  # as in the paper ("AMC", "Avg.")
+    domain: str | None = None  # "id" | "ood" | None
     average_of: tuple[str, ...] | None = None
 
 
@@ -61,9 +61,15 @@ class Table:
 
 # ------------------------------------------------------------------------------------------- building
 def paper_columns(name: str) -> list[Column]:
-    return [Column(column["key"], column["name"], column.get("domain"),
-                   tuple(column["average_of"]) if column.get("average_of") else None)
-            for column in paper_table(name)["columns"]]
+    return [
+        Column(
+            column["key"],
+            column["name"],
+            column.get("domain"),
+            tuple(column["average_of"]) if column.get("average_of") else None,
+        )
+        for column in paper_table(name)["columns"]
+    ]
 
 
 def columns_from_spec(name: str, spec: Mapping, domains: Mapping[str, str]) -> list[Column]:
@@ -77,8 +83,9 @@ def columns_from_spec(name: str, spec: Mapping, domains: Mapping[str, str]) -> l
     names = {**benchmark_names(), **{column.key: column.name for column in paper_columns(name)}}
     entries = [entry if isinstance(entry, Mapping) else {"key": entry} for entry in spec["benchmarks"]]
     keys = [str(entry["key"]) for entry in entries]
-    label = {str(entry["key"]): str(entry.get("name") or names.get(str(entry["key"]), entry["key"]))
-             for entry in entries}
+    label = {
+        str(entry["key"]): str(entry.get("name") or names.get(str(entry["key"]), entry["key"])) for entry in entries
+    }
     if name != "table1":
         columns = [Column(key, label[key], domains.get(key)) for key in keys]
         return columns + [Column("avg", "Avg.", None, tuple(keys))]
@@ -95,9 +102,14 @@ def columns_from_spec(name: str, spec: Mapping, domains: Mapping[str, str]) -> l
 
 
 def paper_rows(name: str) -> list[tuple[Row, dict[str, float]]]:
-    return [(Row(row["label"], group["title"], bool(row.get("teacher", False)), None, row["label"]),
-             {key: float(value) for key, value in row["scores"].items()})
-            for group in paper_table(name)["groups"] for row in group["rows"]]
+    return [
+        (
+            Row(row["label"], group["title"], bool(row.get("teacher", False)), None, row["label"]),
+            {key: float(value) for key, value in row["scores"].items()},
+        )
+        for group in paper_table(name)["groups"]
+        for row in group["rows"]
+    ]
 
 
 def table_from_paper(name: str) -> Table:
@@ -110,8 +122,7 @@ def table_from_paper(name: str) -> Table:
     return table
 
 
-def table_from_results(name: str, spec: Mapping, summary: pd.DataFrame, source: str | Path,
-                       with_paper: bool) -> Table:
+def table_from_results(name: str, spec: Mapping, summary: pd.DataFrame, source: str | Path, with_paper: bool) -> Table:
     """Our numbers for the spec's rows (and the paper's, matched by `paper_label` or label)."""
     row_specs: list[RowSpec] = table_rows(name, spec)
     columns = columns_from_spec(name, spec, benchmark_domains(summary))
@@ -119,19 +130,27 @@ def table_from_results(name: str, spec: Mapping, summary: pd.DataFrame, source: 
     wanted = {row.experiment: seeds_for(spec, row.experiment) for row in row_specs}
     scores = select_scores(summary, name, source, wanted, benchmarks)
     definition = paper_table(name)
-    table = Table(name, definition["caption"], columns,
-                  [Row(row.label, row.group, row.teacher, row.experiment, row.paper_label or row.label)
-                   for row in row_specs], tuple(definition.get("marks", ())), note=not_run_note(spec))
+    table = Table(
+        name,
+        definition["caption"],
+        columns,
+        [Row(row.label, row.group, row.teacher, row.experiment, row.paper_label or row.label) for row in row_specs],
+        tuple(definition.get("marks", ())),
+        note=not_run_note(spec),
+    )
     paper_by_label = {row.label: scores_ for row, scores_ in paper_rows(name)}
     paper_average_of = {column.key: column.average_of for column in paper_columns(name)}
     for index, row in enumerate(table.rows):
         for column in columns:
             table.ours[(index, column.key)] = (
-                estimate(scores, row.experiment, column.key) if column.average_of is None
-                else average_estimate(scores, row.experiment, column.average_of))
+                estimate(scores, row.experiment, column.key)
+                if column.average_of is None
+                else average_estimate(scores, row.experiment, column.average_of)
+            )
             paper_scores = paper_by_label.get(row.paper_label) if with_paper else None
-            same_definition = (column.average_of is None
-                               or set(paper_average_of.get(column.key) or ()) == set(column.average_of))
+            same_definition = column.average_of is None or set(paper_average_of.get(column.key) or ()) == set(
+                column.average_of
+            )
             if paper_scores and column.key in paper_scores and same_definition:
                 table.paper[(index, column.key)] = paper_scores[column.key]
     return table
@@ -140,8 +159,9 @@ def table_from_results(name: str, spec: Mapping, summary: pd.DataFrame, source: 
 # -------------------------------------------------------------------------------------------- marking
 def rank_marks(values: Sequence[float | None], eligible: Sequence[bool], marks: Sequence[str]) -> list[str | None]:
     """Per value: "bold" (best), "underline" (second best) or None; competition ranking on displayed values."""
-    shown = [round(value, DECIMALS) if value is not None and eligible[index] else None
-             for index, value in enumerate(values)]
+    shown = [
+        round(value, DECIMALS) if value is not None and eligible[index] else None for index, value in enumerate(values)
+    ]
     result: list[str | None] = []
     for value in shown:
         if value is None:
@@ -170,7 +190,7 @@ def column_marks(table: Table, source: str) -> dict[tuple[int, str], str]:
 @dataclass(frozen=True)
 class SubColumn:
     column: Column
-    kind: str      # "ours" | "paper" | "delta"
+    kind: str  # "ours" | "paper" | "delta"
     header: str
 
 
@@ -182,8 +202,11 @@ def sub_columns(table: Table, mode: str) -> list[SubColumn]:
         if names.count(column.name) > 1 and column.domain:
             header = f"{column.name} ({column.domain.upper()})"
         if mode == "compare":
-            result += [SubColumn(column, "ours", header), SubColumn(column, "paper", f"{header} paper"),
-                       SubColumn(column, "delta", f"{header} Δ")]
+            result += [
+                SubColumn(column, "ours", header),
+                SubColumn(column, "paper", f"{header} paper"),
+                SubColumn(column, "delta", f"{header} Δ"),
+            ]
         else:
             result.append(SubColumn(column, "paper" if mode == "paper" else "ours", header))
     return result
@@ -215,8 +238,10 @@ def cell_text(table: Table, index: int, sub: SubColumn, marks: Mapping, show_ci:
 def render_markdown(table: Table, mode: str, show_ci: bool) -> str:
     subs = sub_columns(table, mode)
     marks = {"ours": column_marks(table, "ours"), "paper": column_marks(table, "paper")}
-    lines = ["| Model | " + " | ".join(sub.header for sub in subs) + " |",
-             "|---|" + "|".join("---:" for _ in subs) + "|"]
+    lines = [
+        "| Model | " + " | ".join(sub.header for sub in subs) + " |",
+        "|---|" + "|".join("---:" for _ in subs) + "|",
+    ]
     group = None
     for index, row in enumerate(table.rows):
         if row.group and row.group != group:
@@ -233,8 +258,7 @@ def render_latex(table: Table, mode: str, show_ci: bool) -> str:
     subs = sub_columns(table, mode)
     marks = {"ours": column_marks(table, "ours"), "paper": column_marks(table, "paper")}
     width = 1 + len(subs)
-    lines = [r"\begin{table*}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "c" * len(subs) + "}",
-             r"\toprule"]
+    lines = [r"\begin{table*}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "c" * len(subs) + "}", r"\toprule"]
     domains = [column.domain for column in table.columns]
     per_column = 3 if mode == "compare" else 1
     if len(set(domains)) > 1 and None not in domains:
@@ -244,10 +268,16 @@ def render_latex(table: Table, mode: str, show_ci: bool) -> str:
             spans.append(rf"\multicolumn{{{count}}}{{c}}{{{DOMAIN_TITLES.get(domain, domain)}}}")
         lines.append(" & " + " & ".join(spans) + r" \\")
     if mode == "compare":
-        lines.append(" & " + " & ".join(rf"\multicolumn{{3}}{{c}}{{{_tex_escape(column.name)}}}"
-                                        for column in table.columns) + r" \\")
-        lines.append("Model & " + " & ".join({"ours": "Ours", "paper": "Paper", "delta": r"$\Delta$"}[sub.kind]
-                                             for sub in subs) + r" \\")
+        lines.append(
+            " & "
+            + " & ".join(rf"\multicolumn{{3}}{{c}}{{{_tex_escape(column.name)}}}" for column in table.columns)
+            + r" \\"
+        )
+        lines.append(
+            "Model & "
+            + " & ".join({"ours": "Ours", "paper": "Paper", "delta": r"$\Delta$"}[sub.kind] for sub in subs)
+            + r" \\"
+        )
     else:
         lines.append("Model & " + " & ".join(_tex_escape(sub.column.name) for sub in subs) + r" \\")
     lines.append(r"\midrule")
@@ -260,10 +290,17 @@ def render_latex(table: Table, mode: str, show_ci: bool) -> str:
         group = row.group
         cells = [cell_text(table, index, sub, marks, show_ci, "tex").replace("–", "--") for sub in subs]
         lines.append(_tex_escape(row.label) + " & " + " & ".join(cells) + r" \\")
-    caption = _tex_escape((table.caption if mode == "paper" else f"Reproduction of the paper's {table.name}: "
-                           + table.caption) + (f" {table.note}" if table.note else ""))
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{tab:{table.name}}}",
-              r"\end{table*}"]
+    caption = _tex_escape(
+        (table.caption if mode == "paper" else f"Reproduction of the paper's {table.name}: " + table.caption)
+        + (f" {table.note}" if table.note else "")
+    )
+    lines += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        rf"\caption{{{caption}}}",
+        rf"\label{{tab:{table.name}}}",
+        r"\end{table*}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -303,8 +340,15 @@ def write_table(table: Table, out_dir: str | Path, mode: str, show_ci: bool = Tr
     return paths
 
 
-def make_table(name: str, *, out_dir: str | Path, mode: str = "reproduced", summary: str | Path | None = None,
-               spec: Mapping | None = None, show_ci: bool = True) -> dict[str, Path]:
+def make_table(
+    name: str,
+    *,
+    out_dir: str | Path,
+    mode: str = "reproduced",
+    summary: str | Path | None = None,
+    spec: Mapping | None = None,
+    show_ci: bool = True,
+) -> dict[str, Path]:
     """Render table `name` in `mode`; `summary` and `spec` are needed unless mode is `paper`."""
     if mode not in MODES:
         raise ValueError(f"{name}: mode {mode!r} is not one of {MODES}")

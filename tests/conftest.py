@@ -108,13 +108,26 @@ def tiny_models(tmp_path_factory) -> dict:
     tokenizer = build_char_tokenizer(root / "tokenizer")
     vocab_size = len(tokenizer)
     common = dict(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
     )
-    _save_tiny_model(Qwen2Config(vocab_size=vocab_size, tie_word_embeddings=True, **common), root / "student", tokenizer, 0)
-    _save_tiny_model(LlamaConfig(vocab_size=vocab_size + TEACHER_EXTRA_TOKENS, **common), root / "teacher", tokenizer, 1,
-                     boost_ids_from=vocab_size)
+    _save_tiny_model(
+        Qwen2Config(vocab_size=vocab_size, tie_word_embeddings=True, **common), root / "student", tokenizer, 0
+    )
+    _save_tiny_model(
+        LlamaConfig(vocab_size=vocab_size + TEACHER_EXTRA_TOKENS, **common),
+        root / "teacher",
+        tokenizer,
+        1,
+        boost_ids_from=vocab_size,
+    )
     return {"student": root / "student", "teacher": root / "teacher", "vocab_size": vocab_size}
 
 
@@ -153,8 +166,15 @@ def digit_verifier(monkeypatch) -> str:
 
 
 # ------------------------------------------------------------------ configs over the tiny models
-def tiny_config(tiny_models, tiny_data, verifier: str, *, method: str = "tgpo", training: dict | None = None,
-                experiment: dict | None = None) -> dict:
+def tiny_config(
+    tiny_models,
+    tiny_data,
+    verifier: str,
+    *,
+    method: str = "tgpo",
+    training: dict | None = None,
+    experiment: dict | None = None,
+) -> dict:
     """A valid config over the tiny fixture models: one experiment `run` of `method`."""
     from tgpo.methods import get_method
 
@@ -165,15 +185,29 @@ def tiny_config(tiny_models, tiny_data, verifier: str, *, method: str = "tgpo", 
     data = {"train": {"path": str(tiny_data["train"])}}
     if spec.uses_teacher_traces:
         data["traces"] = {"teacher": "teacher", "path": str(tiny_data["traces"])}
-    base_training = dict(steps=3, prompts_per_step=2, group_size=2, max_new_tokens=8, updates_per_step=1,
-                         micro_batch_size=4, save_every=2, verifier=verifier, n_gpus=2, teacher_gpus=1)  # fmt: skip
+    base_training = dict(
+        steps=3,
+        prompts_per_step=2,
+        group_size=2,
+        max_new_tokens=8,
+        updates_per_step=1,
+        micro_batch_size=4,
+        save_every=2,
+        verifier=verifier,
+        n_gpus=2,
+        teacher_gpus=1,
+    )
     return {
-        "name": "tiny", "engine": "local",
+        "name": "tiny",
+        "engine": "local",
         "models": {"student": {"path": str(tiny_models["student"])}, "teacher": {"path": str(tiny_models["teacher"])}},
-        "data": data, "benchmarks": {"mini_arith": {"path": str(tiny_data["train"])}},
-        "training": {**base_training, **(training or {})}, "evaluation": {},
-        "experiments": {"run": entry}, "report": {},
-    }  # fmt: skip
+        "data": data,
+        "benchmarks": {"mini_arith": {"path": str(tiny_data["train"])}},
+        "training": {**base_training, **(training or {})},
+        "evaluation": {},
+        "experiments": {"run": entry},
+        "report": {},
+    }
 
 
 def write_config(config: dict, directory: Path) -> Path:

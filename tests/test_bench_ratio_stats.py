@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tgpo.annealing import guidance_weight, teacher_idle
+from tgpo.objectives.annealing import guidance_weight, teacher_idle
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = importlib.util.spec_from_file_location("ratio_stats", ROOT / "bench" / "ratio_stats.py")

@@ -17,18 +17,29 @@ SPEC.loader.exec_module(verl_step)
 
 def write_metrics(path: Path, steps: list[tuple[float, float]], extra: dict | None = None) -> Path:
     """metrics.jsonl with (timing_s/step, timing_s/update_actor) per step, as tgpo.verl.run writes it."""
-    lines = [{"step": index, "timing_s/step": step, "timing_s/update_actor": update, "timing_s/gen": step / 2,
-              "actor/pg_loss": 0.1, **(extra or {})} for index, (step, update) in enumerate(steps, start=1)]
+    lines = [
+        {
+            "step": index,
+            "timing_s/step": step,
+            "timing_s/update_actor": update,
+            "timing_s/gen": step / 2,
+            "actor/pg_loss": 0.1,
+            **(extra or {}),
+        }
+        for index, (step, update) in enumerate(steps, start=1)
+    ]
     path.write_text("".join(json.dumps(line) + "\n" for line in reversed(lines)))  # order is restored by step
     return path
 
 
 def test_steady_state_medians_exclude_the_first_step_and_give_the_ratio(tmp_path):
     # step 1 is huge (warm-up): it must not reach the medians
-    grpo = verl_step.read_metrics(write_metrics(tmp_path / "g.jsonl", [(50.0, 9.0), (2.0, 0.5), (3.0, 0.6),
-                                                                        (4.0, 0.7), (5.0, 0.8), (6.0, 0.9)]))
-    tgpo = verl_step.read_metrics(write_metrics(tmp_path / "t.jsonl", [(90.0, 9.0), (3.0, 0.6), (4.5, 0.7),
-                                                                        (6.0, 0.8), (7.5, 0.9), (9.0, 1.0)]))
+    grpo = verl_step.read_metrics(
+        write_metrics(tmp_path / "g.jsonl", [(50.0, 9.0), (2.0, 0.5), (3.0, 0.6), (4.0, 0.7), (5.0, 0.8), (6.0, 0.9)])
+    )
+    tgpo = verl_step.read_metrics(
+        write_metrics(tmp_path / "t.jsonl", [(90.0, 9.0), (3.0, 0.6), (4.5, 0.7), (6.0, 0.8), (7.5, 0.9), (9.0, 1.0)])
+    )
     assert [record["step"] for record in grpo] == [1, 2, 3, 4, 5, 6]
     grpo_steady = [verl_step.steady_state(grpo, "grpo")]
     tgpo_steady = [verl_step.steady_state(tgpo, "tgpo")]
@@ -50,8 +61,8 @@ def test_paired_ratios_split_at_the_teacher_off_step(tmp_path):
 
 
 def test_teacher_off_config_reaches_zero_weight_at_the_given_step():
-    from tgpo.annealing import guidance_weight
     from tgpo.config import load_config
+    from tgpo.objectives.annealing import guidance_weight
 
     source = load_config(ROOT / "config" / "verl-mini.yaml")
     config = verl_step.bench_config(source, "verl-bench", 20, ["grpo_pp", "tgpo"], teacher_off=("tgpo", 11))
@@ -61,8 +72,10 @@ def test_teacher_off_config_reaches_zero_weight_at_the_given_step():
 
 
 def test_medians_pool_the_steps_of_every_run_of_a_method(tmp_path):
-    runs = [verl_step.steady_state(verl_step.read_metrics(write_metrics(tmp_path / f"{i}.jsonl", steps)), str(i))
-            for i, steps in enumerate([[(9, 9), (1, 1), (2, 2), (3, 3), (4, 4)], [(9, 9), (5, 5), (6, 6), (7, 7), (8, 8)]])]
+    runs = [
+        verl_step.steady_state(verl_step.read_metrics(write_metrics(tmp_path / f"{i}.jsonl", steps)), str(i))
+        for i, steps in enumerate([[(9, 9), (1, 1), (2, 2), (3, 3), (4, 4)], [(9, 9), (5, 5), (6, 6), (7, 7), (8, 8)]])
+    ]
     assert verl_step.median_of(runs, "timing_s/step") == 4.5
 
 
@@ -88,8 +101,16 @@ def test_too_few_steady_steps_or_a_missing_timer_is_an_error(tmp_path):
 
 
 def test_phase_columns_follow_the_pipeline_then_the_rest(tmp_path):
-    records = [{"step": 1, "timing_s/step": 1, "timing_s/update_actor": 1, "timing_s/zzz": 1, "timing_s/gen": 1,
-                "timing_s/old_log_prob": 1}]
+    records = [
+        {
+            "step": 1,
+            "timing_s/step": 1,
+            "timing_s/update_actor": 1,
+            "timing_s/zzz": 1,
+            "timing_s/gen": 1,
+            "timing_s/old_log_prob": 1,
+        }
+    ]
     assert verl_step.phase_names([records]) == ["gen", "old_log_prob", "update_actor", "zzz"]
     table = verl_step.step_table("run", records, ["gen", "adv"])
     assert "1*" in table and table.splitlines()[-1].rstrip().endswith("-")

@@ -18,8 +18,10 @@ def test_compare_needs_disjoint_intervals():
 
 
 def test_render_counts_the_draws_a_claim_holds_in():
-    draws = {"mini": [Claim("b", "(b) x", True, "above y", "...")],
-             "mini-build1": [Claim("b", "(b) x", False, "ties y", "...")]}
+    draws = {
+        "mini": [Claim("b", "(b) x", True, "above y", "...")],
+        "mini-build1": [Claim("b", "(b) x", False, "ties y", "...")],
+    }
     text = render(draws)
     assert "| (b) x | 1 of 2 | above y | ties y |" in text
     assert "#### mini-build1" in text
@@ -41,17 +43,33 @@ def fake_draw(root, scores: dict[str, float]):
         for index, seed in enumerate(experiment_seeds(config, experiment)):
             for benchmark in config["benchmarks"]:
                 score = scores.get(experiment, 40.0) + (index - 1.0)
-                rows.append({"experiment": experiment, "benchmark": benchmark,
-                             "domain": "ood" if benchmark in ("arc_c", "gpqa_diamond", "mmlu_pro") else "id",
-                             "metric": "pass@1", "seed": seed, "score": score, "ci_low": score - 5,
-                             "ci_high": score + 5, "n_problems": 100, "n_samples": 100})
+                rows.append(
+                    {
+                        "experiment": experiment,
+                        "benchmark": benchmark,
+                        "domain": "ood" if benchmark in ("arc_c", "gpqa_diamond", "mmlu_pro") else "id",
+                        "metric": "pass@1",
+                        "seed": seed,
+                        "score": score,
+                        "ci_low": score - 5,
+                        "ci_high": score + 5,
+                        "n_problems": 100,
+                        "n_samples": 100,
+                    }
+                )
     for experiment in training_experiments(config):
         for seed in experiment_seeds(config, experiment):
             run = root / "runs" / experiment / f"seed{seed}"
             run.mkdir(parents=True)
-            records = [{"step": step, "critic/score/mean": 0.3, "response_length/mean": 28.0,
-                        "actor/grad_norm": 3.0 if "cross" not in experiment and experiment != "s_op_distill" else 12.0}
-                       for step in range(1, 61)]
+            records = [
+                {
+                    "step": step,
+                    "critic/score/mean": 0.3,
+                    "response_length/mean": 28.0,
+                    "actor/grad_norm": 3.0 if "cross" not in experiment and experiment != "s_op_distill" else 12.0,
+                }
+                for step in range(1, 61)
+            ]
             (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     pd.DataFrame(rows).to_parquet(root / "summary.parquet")
     return root
@@ -60,9 +78,24 @@ def fake_draw(root, scores: dict[str, float]):
 def test_check_gives_every_claim_its_verdict_by_the_rules(tmp_path):
     from figures.claims import Draw, check
 
-    root = fake_draw(tmp_path, {"base_1p5b": 30, "s_op_distill": 5, "s_op_distill_in_family": 29, "rkl_cross": 25,
-                                "rkl_in_family": 28, "tgpo_annealing": 50, "grpo_pp": 36, "op_distill": 6, "kdrl": 48,
-                                "tgpo": 47, "tgpo_r": 36, "anneal_constant": 5, "sft": 90})
+    root = fake_draw(
+        tmp_path,
+        {
+            "base_1p5b": 30,
+            "s_op_distill": 5,
+            "s_op_distill_in_family": 29,
+            "rkl_cross": 25,
+            "rkl_in_family": 28,
+            "tgpo_annealing": 50,
+            "grpo_pp": 36,
+            "op_distill": 6,
+            "kdrl": 48,
+            "tgpo": 47,
+            "tgpo_r": 36,
+            "anneal_constant": 5,
+            "sft": 90,
+        },
+    )
     claims = {claim.key: claim for claim in check(Draw(root))}
     assert list(claims) == ["a_token", "a_seq", "b", "c", "d", "t2", "t3", "ood", "sft"]
     assert claims["a_token"].holds and claims["a_token"].verdict.startswith("yes; cross-family worse in: gradient norm")

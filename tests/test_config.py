@@ -10,12 +10,14 @@ import pytest
 import yaml
 
 from tgpo.config import ConfigError, load_config, validate
+from tgpo.config.resolve import resolve_experiment
 from tgpo.engine.run_spec import RunSpec
-from tgpo.resolve import resolve_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 # whole configs; an overlay (a file with `scale_keys`) is valid on top of one (tests/test_cpu_overlay.py)
-CONFIGS = sorted(path for path in (ROOT / "config").glob("*.yaml") if "scale_keys" not in yaml.safe_load(path.read_text()))
+CONFIGS = sorted(
+    path for path in (ROOT / "config").glob("*.yaml") if "scale_keys" not in yaml.safe_load(path.read_text())
+)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
@@ -85,8 +87,11 @@ def test_resolved_run_spec_applies_overrides(default_config):
 def test_ci_config_is_the_default_pipeline_made_small():
     default = load_config(ROOT / "config" / "default.yaml")
     ci = load_config(ROOT / "config" / "ci.yaml")
+
     def one_seed(experiments):  # CI trains one seed of each experiment
-        return {name: {key: value for key, value in spec.items() if key != "seeds"} for name, spec in experiments.items()}
+        return {
+            name: {key: value for key, value in spec.items() if key != "seeds"} for name, spec in experiments.items()
+        }
 
     assert one_seed(ci["experiments"]) == one_seed(default["experiments"])
     assert not any("seeds" in spec for spec in ci["experiments"].values())

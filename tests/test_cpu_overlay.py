@@ -14,7 +14,9 @@ import yaml
 
 from tgpo import config as tgpo_config
 from tgpo.config import ConfigError, changed_paths, merge_configs, read_config_file
-from tgpo.resolve import resolve_experiment
+from tgpo.config.loading import _matches as matches
+from tgpo.config.resolve import resolve_experiment
+from tgpo.results.layout import ResultsLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAY = ROOT / "config" / "cpu-overlay.yaml"
@@ -22,8 +24,7 @@ PAPER_CONFIGS = [ROOT / "config" / "paper-7b.yaml", ROOT / "config" / "paper-1.5
 
 
 def tgpo_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tgpo", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "tgpo", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("paper", PAPER_CONFIGS, ids=lambda path: path.stem)
@@ -33,22 +34,31 @@ def test_overlay_changes_only_its_scale_keys(paper):
     declared = read_config_file(OVERLAY)["scale_keys"]
     changed = [path for path in changed_paths(base, merged) if path != "scale_keys"]
     assert changed, "the overlay changes nothing"
-    undeclared = [path for path in changed if not tgpo_config._matches(path, declared)]
+    undeclared = [path for path in changed if not matches(path, declared)]
     assert not undeclared, f"the overlay changes keys it does not declare as scale keys: {undeclared}"
     # what must come from the paper config unchanged: in experiments, evaluation and report only GPUs, job
     # time limits and batch sizes move
-    resource_keys = (".training.n_gpus", ".training.prompts_per_step", ".training.save_every", ".evaluation.n_gpus",
-                     ".evaluation.runtime_min")
+    resource_keys = (
+        ".training.n_gpus",
+        ".training.prompts_per_step",
+        ".training.save_every",
+        ".evaluation.n_gpus",
+        ".evaluation.runtime_min",
+    )
     for key in ("experiments", "evaluation", "report"):
         for path in changed_paths(base[key], merged[key], f"{key}."):
             assert path.endswith(resource_keys) or path in ("evaluation.n_gpus", "evaluation.job_per_benchmark"), path
-    kept = lambda evaluation: {k: v for k, v in evaluation.items() if k not in ("n_gpus", "job_per_benchmark")}
+
+    def kept(evaluation):
+        return {k: v for k, v in evaluation.items() if k not in ("n_gpus", "job_per_benchmark")}
+
     assert kept(base["evaluation"]) == kept(merged["evaluation"])  # the protocol, budgets, seed
-    assert {name: e.get("hparams") for name, e in base["experiments"].items()} == \
-        {name: e.get("hparams") for name, e in merged["experiments"].items()}
+    assert {name: e.get("hparams") for name, e in base["experiments"].items()} == {
+        name: e.get("hparams") for name, e in merged["experiments"].items()
+    }
     # every model key stands in locally; the results go to a folder of their own
     assert all("build" in model for model in merged["models"].values())
-    assert tgpo_config.ResultsLayout.of(merged).root.name == f"{base['name']}-cpu"
+    assert ResultsLayout.of(merged).root.name == f"{base['name']}-cpu"
 
 
 def test_overlay_adjusts_only_experiments_the_config_has():
@@ -106,8 +116,9 @@ def test_run_hash_ignores_labels_not_weights():
 
 
 def dry_run(*args: str) -> str:
-    completed = subprocess.run([sys.executable, "-m", "snakemake", "-n", *args], cwd=ROOT, capture_output=True,
-                               text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return completed.stdout + completed.stderr
 
@@ -136,16 +147,27 @@ def test_a_config_entry_reaches_the_training_job(tmp_path):
     listing = snakemake(workdir, "-n", "-p", *args, "--", "results/paper-7b-cpu/runs/grpo_pp/seed0/run.json")
     train_commands = [line for line in listing.stdout.splitlines() if "tgpo verl-train" in line]
     assert train_commands and all(f"--config {merged_file}" in line for line in train_commands), train_commands
-    overrides = subprocess.run([sys.executable, "-m", "tgpo", "verl-overrides", "--config", merged_file,
-                                "--experiment", "grpo_pp"], cwd=workdir, capture_output=True, text=True, timeout=300,
-                               env={**os.environ, "PYTHONPATH": str(workdir)})
+    overrides = subprocess.run(
+        [sys.executable, "-m", "tgpo", "verl-overrides", "--config", merged_file, "--experiment", "grpo_pp"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(workdir)},
+    )
     assert overrides.returncode == 0, overrides.stderr
     assert "trainer.total_training_steps=7" in overrides.stdout.split()
 
 
 def test_only_experiments_runs_a_selection_and_writes_what_ran():
-    output = dry_run("--forceall", "--configfile", str(PAPER_CONFIGS[0]), str(OVERLAY),
-                     "--config", "only_experiments=[base_7b, grpo_pp, rkl_cross]")
+    output = dry_run(
+        "--forceall",
+        "--configfile",
+        str(PAPER_CONFIGS[0]),
+        str(OVERLAY),
+        "--config",
+        "only_experiments=[base_7b, grpo_pp, rkl_cross]",
+    )
     assert "rule train:" in output
     trains = output.count("rule train:")
     evaluations = output.count("rule evaluate:")

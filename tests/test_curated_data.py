@@ -50,10 +50,18 @@ def run_teacher_traces(tmp_path, monkeypatch) -> dict:
 
     monkeypatch.setattr(teacher_traces, "require_vllm", lambda: None)
     monkeypatch.setattr(teacher_traces, "generate", fixed_generate)
-    args = argparse.Namespace(config=PAPER_7B, out=tmp_path / "traces.parquet", train=train_path,
-                              teacher_source=str(tmp_path / "teacher"), student_tokenizer=str(tmp_path / "teacher"),
-                              verl_dir=None, tensor_parallel=1,
-                              max_model_len=None, seed=None, grading_workers=1)
+    args = argparse.Namespace(
+        config=PAPER_7B,
+        out=tmp_path / "traces.parquet",
+        train=train_path,
+        teacher_source=str(tmp_path / "teacher"),
+        student_tokenizer=str(tmp_path / "teacher"),
+        verl_dir=None,
+        tensor_parallel=1,
+        max_model_len=None,
+        seed=None,
+        grading_workers=1,
+    )
     assert teacher_traces.run(args) == 0
     return config
 
@@ -99,22 +107,28 @@ def test_every_rl_experiment_and_sft_train_on_the_curated_set():
 def test_snakemake_runs_teacher_traces_before_rl_training():
     from test_pipeline_dryrun import dry_run, jobs_of
 
-    output = dry_run("--configfile", "config/paper-7b.yaml", "--forceall", "-p",
-                     "results/paper-7b/runs/grpo_pp/seed0/run.json")
+    output = dry_run(
+        "--configfile", "config/paper-7b.yaml", "--forceall", "-p", "results/paper-7b/runs/grpo_pp/seed0/run.json"
+    )
     assert len(jobs_of(output, "teacher_traces")) == 1 and len(jobs_of(output, "prepare_data")) == 1
     (train,) = jobs_of(output, "train")
     assert "results/paper-7b/data/verl/curated.parquet" in train
 
 
 # ------------------------------------------------------------------ LUFFY: one <think>
-@pytest.mark.parametrize("trace", ["<think>\n1+1=2</think>\n2.",  # as shipped with the source dataset
-                                   "1+1=2</think>\n2."],  # as teacher-traces writes it
-                         ids=["with-leading-think", "curated"])
+@pytest.mark.parametrize(
+    "trace",
+    [
+        "<think>\n1+1=2</think>\n2.",  # as shipped with the source dataset
+        "1+1=2</think>\n2.",
+    ],  # as teacher-traces writes it
+    ids=["with-leading-think", "curated"],
+)
 def test_luffy_sequence_holds_exactly_one_think(trace):
     pytest.importorskip("verl")
     from test_vocab_alignment import STUDENT_ADDED, STUDENT_SPECIAL, tokenizer_with
 
-    from tgpo.model_prep import think_chat_template
+    from tgpo.models.chat_template import think_chat_template
     from tgpo.verl import luffy
 
     tokenizer = tokenizer_with(STUDENT_SPECIAL, STUDENT_ADDED)  # <think> is a token, as in the prepared student
@@ -129,8 +143,11 @@ def test_luffy_sequence_holds_exactly_one_think(trace):
         return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
 
     loop.ct_build_initial_tokens = prompt_tokens
-    row = {"raw_prompt": [{"role": "user", "content": "1+1"}], "global_steps": 1,
-           "extra_info": {"target": [{"role": "assistant", "content": trace}]}}
+    row = {
+        "raw_prompt": [{"role": "user", "content": "1+1"}],
+        "global_steps": 1,
+        "extra_info": {"target": [{"role": "assistant", "content": trace}]},
+    }
     output = asyncio.run(loop.run({}, session_id=0, **row)).as_dict()
     prompt, response = output["prompts"].tolist(), output["responses"].tolist()
     assert prompt[-2:] == tokenizer.encode("<think>\n", add_special_tokens=False)

@@ -15,10 +15,13 @@ from tgpo.verl.teacher_traces import sft_table, teacher_prompts, trace_text, ver
 
 def luffy_row(index: int, question: str, answer: str, trace: str | None = None) -> dict:
     """A row in LUFFY's OpenR1-Math-46k-8192 release format."""
-    row = {"data_source": "openr1", "ability": "math",
-           "prompt": [{"role": "system", "content": "sys"}, {"role": "user", "content": question}],
-           "reward_model": {"style": "rule", "ground_truth": answer},
-           "extra_info": {"index": index, "split": "default"}}
+    row = {
+        "data_source": "openr1",
+        "ability": "math",
+        "prompt": [{"role": "system", "content": "sys"}, {"role": "user", "content": question}],
+        "reward_model": {"style": "rule", "ground_truth": answer},
+        "extra_info": {"index": index, "split": "default"},
+    }
     if trace is not None:
         row["target"] = [{"role": "assistant", "content": trace}]
     return row
@@ -26,9 +29,11 @@ def luffy_row(index: int, question: str, answer: str, trace: str | None = None) 
 
 @pytest.fixture
 def luffy_parquet(tmp_path):
-    rows = [luffy_row(0, "What is $1+1$?", "2", "<think>\n1+1=2</think>\n\\boxed{2}"),
-            luffy_row(1, "Compute $3 \\cdot 4$.", "12", "<think>\nx</think>\n\\boxed{12}"),
-            luffy_row(2, "Simplify $\\frac{2}{4}$.", "\\frac{1}{2}", "<think>\ny</think>\n\\boxed{\\frac12}")]
+    rows = [
+        luffy_row(0, "What is $1+1$?", "2", "<think>\n1+1=2</think>\n\\boxed{2}"),
+        luffy_row(1, "Compute $3 \\cdot 4$.", "12", "<think>\nx</think>\n\\boxed{12}"),
+        luffy_row(2, "Simplify $\\frac{2}{4}$.", "\\frac{1}{2}", "<think>\ny</think>\n\\boxed{\\frac12}"),
+    ]
     path = tmp_path / "openr1.parquet"
     pd.DataFrame(rows).to_parquet(path, index=False)
     return path
@@ -48,12 +53,17 @@ def test_prepare_data_writes_our_table_and_verl_parquet(luffy_parquet, tmp_path)
     verl = pd.read_parquet(tmp_path / "data" / "verl" / "train.parquet")
     row = verl.iloc[2]
     messages = [dict(m) for m in row["prompt"]]
-    assert messages == [{"role": "system", "content": SYSTEM_PROMPT},
-                        {"role": "user", "content": "Simplify $\\frac{2}{4}$."}]
+    assert messages == [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": "Simplify $\\frac{2}{4}$."},
+    ]
     assert row["data_source"] == "openr1_math" and row["ability"] == "math"
     assert dict(row["reward_model"]) == {"style": "rule", "ground_truth": "\\frac{1}{2}"}
     assert row["extra_info"]["index"] == 2 and row["extra_info"]["split"] == "train"
-    assert dict(row["extra_info"]["target"][0]) == {"role": "assistant", "content": "<think>\ny</think>\n\\boxed{\\frac12}"}
+    assert dict(row["extra_info"]["target"][0]) == {
+        "role": "assistant",
+        "content": "<think>\ny</think>\n\\boxed{\\frac12}",
+    }
     assert row["prompt_id"] == 2 and row["answer"] == "\\frac{1}{2}"
     val = pd.read_parquet(tmp_path / "data" / "verl" / "val.parquet")
     assert len(val) == 3 and val.iloc[0]["extra_info"]["split"] == "val"
@@ -61,7 +71,9 @@ def test_prepare_data_writes_our_table_and_verl_parquet(luffy_parquet, tmp_path)
 
 def test_flat_jsonl_source_without_target(tmp_path):
     path = tmp_path / "flat.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in [{"problem": "1+2?", "answer": "3"}, {"question": "2*5?", "answer": 10}]))
+    path.write_text(
+        "\n".join(json.dumps(r) for r in [{"problem": "1+2?", "answer": "3"}, {"question": "2*5?", "answer": 10}])
+    )
     out = tmp_path / "train.parquet"
     prepare_data(str(path), out, tmp_path / "verl")
     frame = pd.read_parquet(out)
@@ -73,7 +85,9 @@ def test_flat_jsonl_source_without_target(tmp_path):
 def test_rows_without_problem_or_answer_name_the_file_and_field():
     good = luffy_row(0, "q", "1")
     no_answer = {**luffy_row(1, "q", "1"), "reward_model": {"style": "rule", "ground_truth": None}}
-    with pytest.raises(ValueError, match=r"src\.parquet: row 1: no gold answer \(expected 'reward_model\.ground_truth'"):
+    with pytest.raises(
+        ValueError, match=r"src\.parquet: row 1: no gold answer \(expected 'reward_model\.ground_truth'"
+    ):
         prompt_table([good, no_answer], "src.parquet")
     no_user = {**luffy_row(1, "q", "1"), "prompt": [{"role": "system", "content": "s"}]}
     with pytest.raises(ValueError, match=r"src\.parquet: row 1: field 'prompt' has no non-empty user message"):
@@ -83,17 +97,21 @@ def test_rows_without_problem_or_answer_name_the_file_and_field():
 
 
 def test_verified_traces_keeps_finished_correct_responses():
-    frame = pd.DataFrame({
-        "prompt_id": [0, 1, 2, 3, 4],
-        "prompt": ["1+1?", "3*4?", "half?", "1+1?", "3*4?"],
-        "answer": ["2", "12", "\\frac{1}{2}", "2", "12"],
-        "response": ["<think>\nadd</think>\nThe answer is \\boxed{2}.",           # correct
-                     "<think>\nmultiply</think>\n\\boxed{13}",                    # wrong
-                     "<think>\nhalf</think>\n$\\frac{2}{4}$ so \\boxed{0.5}",     # correct (equivalent form)
-                     "%%%% \\boxed{ \x00 garbage {{{",                             # garbage
-                     "<think>\n3*4 is \\boxed{12} but wait"],                     # cut at the token limit
-        "finish_reason": ["stop", "stop", "stop", "stop", "length"],
-    })
+    frame = pd.DataFrame(
+        {
+            "prompt_id": [0, 1, 2, 3, 4],
+            "prompt": ["1+1?", "3*4?", "half?", "1+1?", "3*4?"],
+            "answer": ["2", "12", "\\frac{1}{2}", "2", "12"],
+            "response": [
+                "<think>\nadd</think>\nThe answer is \\boxed{2}.",  # correct
+                "<think>\nmultiply</think>\n\\boxed{13}",  # wrong
+                "<think>\nhalf</think>\n$\\frac{2}{4}$ so \\boxed{0.5}",  # correct (equivalent form)
+                "%%%% \\boxed{ \x00 garbage {{{",  # garbage
+                "<think>\n3*4 is \\boxed{12} but wait",
+            ],  # cut at the token limit
+            "finish_reason": ["stop", "stop", "stop", "stop", "length"],
+        }
+    )
     kept, stats = verified_traces(frame, workers=1, timeout_s=20, progress=False)
     assert kept["prompt_id"].tolist() == [0, 2]
     assert kept["response"].tolist()[0] == "add</think>\nThe answer is \\boxed{2}."  # opening <think> removed
@@ -132,8 +150,9 @@ def test_teacher_traces_fails_clearly_without_vllm(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(RuntimeError, match="needs vLLM"):
-        teacher_traces.generate("m", ["p"], temperature=0.7, max_new_tokens=8, seed=0, tensor_parallel=1,
-                                max_model_len=None)
+        teacher_traces.generate(
+            "m", ["p"], temperature=0.7, max_new_tokens=8, seed=0, tensor_parallel=1, max_model_len=None
+        )
 
 
 def test_traces_drop_only_the_teacher_tokens_the_student_cannot_represent():

@@ -35,13 +35,18 @@ def test_the_build_rule_uses_the_build_seed(tmp_path):
     """The pipeline passes `build_seed` to build-model (a dry run of the draw's config)."""
     import subprocess
 
-    from tgpo.mini.draws import draw_config
     from tgpo.config import load_config
+    from tgpo.mini.draws import draw_config
 
     path = tmp_path / "draw.yaml"
     path.write_text(yaml.safe_dump(draw_config(load_config(ROOT / "config" / "ci.yaml"), 5)))
-    result = subprocess.run(["snakemake", "-n", "-p", "-c1", "--configfile", str(path), "--forceall"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["snakemake", "-n", "-p", "-c1", "--configfile", str(path), "--forceall"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     builds = [line for line in result.stdout.splitlines() if "tgpo build-model" in line]
     assert builds and all("--seed 5 " in line for line in builds), builds

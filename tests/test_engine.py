@@ -39,12 +39,26 @@ def make_spec(tiny_models, tiny_data, digit_verifier, tmp_path):
     def factory(method: str = "tgpo", name: str = "run", **overrides) -> RunSpec:
         spec = get_method(method)
         fields = dict(
-            experiment=f"{method}-{name}", method=method, hparams={}, seed=0, output_dir=tmp_path / name,
+            experiment=f"{method}-{name}",
+            method=method,
+            hparams={},
+            seed=0,
+            output_dir=tmp_path / name,
             student_path=tiny_models["student"],
             teacher_path=tiny_models["teacher"] if spec.teacher_signal != "none" else None,
-            train_data=tiny_data["train"], traces_data=tiny_data["traces"] if spec.uses_teacher_traces else None,
-            verifier=digit_verifier, steps=5, prompts_per_step=4, group_size=4, max_new_tokens=12,
-            updates_per_step=2, micro_batch_size=4, lr=1e-3, warmup_steps=2, save_every=2, sft_epochs=2,
+            train_data=tiny_data["train"],
+            traces_data=tiny_data["traces"] if spec.uses_teacher_traces else None,
+            verifier=digit_verifier,
+            steps=5,
+            prompts_per_step=4,
+            group_size=4,
+            max_new_tokens=12,
+            updates_per_step=2,
+            micro_batch_size=4,
+            lr=1e-3,
+            warmup_steps=2,
+            save_every=2,
+            sft_epochs=2,
         )
         fields.update(overrides)
         return RunSpec(**fields)
@@ -144,7 +158,9 @@ def test_teacher_signals_mask_and_count_ids_outside_the_student_vocabulary(tiny_
 
     log_prob_signals = teacher_signals(teacher, batch, "sampled_log_prob", vocab_limit)
     with torch.no_grad():
-        expected = torch.log_softmax(response_logits(teacher, batch), -1).gather(-1, batch.response_ids[..., None])[..., 0]
+        expected = torch.log_softmax(response_logits(teacher, batch), -1).gather(-1, batch.response_ids[..., None])[
+            ..., 0
+        ]
     torch.testing.assert_close(log_prob_signals.teacher_log_probs, expected, atol=1e-5, rtol=1e-5)
     assert log_prob_signals.teacher_token_ids is None
 
@@ -203,8 +219,9 @@ def test_micro_batches_sum_to_the_mini_batch_gradient(make_spec):
     """Same step with 1 and with 8 micro-batches per mini-batch: the same parameters afterwards."""
     finals, records = [], []
     for name, micro in (("whole", 8), ("micro", 1)):
-        result = train(make_spec("tgpo", name=name, steps=1, micro_batch_size=micro, hparams={"w_init": 0.5}),
-                       progress=False)
+        result = train(
+            make_spec("tgpo", name=name, steps=1, micro_batch_size=micro, hparams={"w_init": 0.5}), progress=False
+        )
         finals.append(load(result.final_checkpoint)[0].state_dict())
         records.append(result.metrics[0])
     for key in ("actor/grad_norm", "actor/pg_loss", "tgpo/guidance_loss"):  # Adam hides a gradient scale error
@@ -226,8 +243,15 @@ def test_every_method_trains_five_steps(make_spec, method):
     assert [r["step"] for r in records] == list(range(1, expected_steps + 1))
     for record in records:
         assert all(math.isfinite(value) for value in record.values()), record
-        for key in ("response_length/mean", "actor/grad_norm", "actor/entropy", "timing_s/gen", "timing_s/teacher",
-                    "timing_s/update", "timing_s/step"):
+        for key in (
+            "response_length/mean",
+            "actor/grad_norm",
+            "actor/entropy",
+            "timing_s/gen",
+            "timing_s/teacher",
+            "timing_s/update",
+            "timing_s/step",
+        ):
             assert key in record, (method, key)
         if method != "sft":
             assert "critic/score/mean" in record and "actor/pg_loss" in record
@@ -276,9 +300,9 @@ def test_only_the_last_two_intermediate_checkpoints_are_kept(make_spec):
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(make_spec, monkeypatch):
-    import tgpo.objective
+    import tgpo.objectives.compose
 
-    real_compute_loss = tgpo.objective.compute_loss
+    real_compute_loss = tgpo.objectives.compose.compute_loss
 
     def poisoned(method, inputs, hparams, step, **kwargs):
         loss, metrics = real_compute_loss(method, inputs, hparams, step, **kwargs)
@@ -287,7 +311,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(make_s
             loss = loss * float("nan")
         return loss, metrics
 
-    monkeypatch.setattr(tgpo.objective, "compute_loss", poisoned)
+    monkeypatch.setattr(tgpo.objectives.compose, "compute_loss", poisoned)
     spec = make_spec("tgpo", name="nan")
     with pytest.raises(TrainingDiverged, match=r"'tgpo-nan'.*step 3.*tgpo/guidance_loss.*step_2"):
         train(spec, progress=False)
@@ -309,10 +333,13 @@ def test_cli_trains_from_a_run_spec_json(make_spec, tmp_path, capsys):
     assert main(["train", "--run-spec", str(path), "--no-progress"]) == 0
 
 
-@pytest.mark.parametrize(("method", "hparams"), [("tgpo_annealing", {"w_init": 0.1, "delta": 0.05}),
-                                                 ("tgpo_r", {"shaping_lambda": 0.1, "delta": 0.05})])
-def test_teacher_forward_is_skipped_once_its_weight_is_zero_and_nothing_else_changes(make_spec, monkeypatch, method,
-                                                                                      hparams):
+@pytest.mark.parametrize(
+    ("method", "hparams"),
+    [("tgpo_annealing", {"w_init": 0.1, "delta": 0.05}), ("tgpo_r", {"shaping_lambda": 0.1, "delta": 0.05})],
+)
+def test_teacher_forward_is_skipped_once_its_weight_is_zero_and_nothing_else_changes(
+    make_spec, monkeypatch, method, hparams
+):
     """Issue 18, item 14: weight 0.1, 0.05, then 0 from the third step: the teacher runs on steps 1-2 only,
     and the run trains exactly as one that scores every step with the teacher."""
     import tgpo.engine.trainer as trainer_module

@@ -5,7 +5,7 @@ style a model writes and states the label the authors' rules give, citing the ru
 eval/authors_grading.py; their code: helldog-star/TGPO eval_scripts/generate_vllm.py with the flags of
 eval_scripts/my_eval_sh.sh, and Oat's boxed_reward_fn in eval_scripts/oat_math_grader.py). The expected
 labels were also checked against the authors' public scoring code run outside this repository: it gave the
-same label for every case here, and for all 26,000 rendered responses of the sweep in the README.
+same label for every case here, and for all 26,000 rendered responses of the sweep in docs/evaluation.md.
 
 `test_a_changed_rule_is_detected` shows the test can fail: changing one rule (reading the whole
 response instead of the segment; dropping the boxed half of the OR; running Math-Verify without a
@@ -19,11 +19,12 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from test_eval_benchmarks import MATH_ROWS, real_file
 
 import eval.authors_grading as authors
 from eval import response_styles as styles
-from eval.grading import GradeRequest, grade_all, grade_response, grade_responses
-from test_eval_benchmarks import MATH_ROWS, real_file
+from eval.grading import GradeRequest
+from eval.grading_pool import grade_all, grade_response, grade_responses
 
 
 def gold(row_id: str) -> str:
@@ -49,55 +50,140 @@ class Case:
 
 CASES = [
     # --- where the answer is read (R1-R3), AMC gold "142.0" ------------------------------------------
-    Case("boxed_after_think", "amc-0", styles.boxed_after_think("142"), True,
-         "R1 segment after the first </think>; R6b integers compare as integers (142 = 142.0)"),
+    Case(
+        "boxed_after_think",
+        "amc-0",
+        styles.boxed_after_think("142"),
+        True,
+        "R1 segment after the first </think>; R6b integers compare as integers (142 = 142.0)",
+    ),
     Case("boxed_after_think_wrong", "amc-0", styles.boxed_after_think("143"), False, "R4 and R6 both reject 143"),
-    Case("boxed_inside_think_only", "amc-0", styles.boxed_inside_think_only("142"), False,
-         "R1: the segment after </think> has neither a box (R5) nor an answer Math-Verify reads (R4)"),
-    Case("boxed_inside_think_only_no_think_prompt", "amc-0", styles.boxed_inside_think_only("142"), True,
-         "R3: a prompt that did not open <think> is graded on the whole response, so the box counts",
-         think_opened=False),
-    Case("truncated_with_box", "amc-0", styles.truncated_with_box("142"), True,
-         "R2: no </think>, Math-Verify skipped, but the boxed grader reads the whole text"),
-    Case("truncated_without_box", "amc-0", styles.truncated_without_box("142"), False,
-         "R2: no </think> and no box: Math-Verify is skipped, nothing can rescue it"),
-    Case("two_think_ends", "amc-0", styles.two_think_ends("142"), False,
-         "R1: only the text between the first and the second </think> is read"),
-    Case("plain_after_think", "amc-0", styles.plain_after_think("142"), True,
-         "R4: Math-Verify reads `$142$` in the segment; no box needed"),
-    Case("unit", "amc-0", styles.boxed_with_unit("142"), True,
-         "R4: Math-Verify ignores the \\text{ cm} unit; R6a drops a trailing \\text{} unit too"),
+    Case(
+        "boxed_inside_think_only",
+        "amc-0",
+        styles.boxed_inside_think_only("142"),
+        False,
+        "R1: the segment after </think> has neither a box (R5) nor an answer Math-Verify reads (R4)",
+    ),
+    Case(
+        "boxed_inside_think_only_no_think_prompt",
+        "amc-0",
+        styles.boxed_inside_think_only("142"),
+        True,
+        "R3: a prompt that did not open <think> is graded on the whole response, so the box counts",
+        think_opened=False,
+    ),
+    Case(
+        "truncated_with_box",
+        "amc-0",
+        styles.truncated_with_box("142"),
+        True,
+        "R2: no </think>, Math-Verify skipped, but the boxed grader reads the whole text",
+    ),
+    Case(
+        "truncated_without_box",
+        "amc-0",
+        styles.truncated_without_box("142"),
+        False,
+        "R2: no </think> and no box: Math-Verify is skipped, nothing can rescue it",
+    ),
+    Case(
+        "two_think_ends",
+        "amc-0",
+        styles.two_think_ends("142"),
+        False,
+        "R1: only the text between the first and the second </think> is read",
+    ),
+    Case(
+        "plain_after_think",
+        "amc-0",
+        styles.plain_after_think("142"),
+        True,
+        "R4: Math-Verify reads `$142$` in the segment; no box needed",
+    ),
+    Case(
+        "unit",
+        "amc-0",
+        styles.boxed_with_unit("142"),
+        True,
+        "R4: Math-Verify ignores the \\text{ cm} unit; R6a drops a trailing \\text{} unit too",
+    ),
     # --- answer forms ---------------------------------------------------------------------------------
-    Case("leading_zero", "aime24-1", styles.boxed_after_think("25"), True,
-         "R4/R6b: the AIME gold 025 is the number 25"),
-    Case("variable_prefix", "math500-1", styles.boxed_with_variable("p - q"), True,
-         "R6a: a short `x =` prefix is dropped (gold p - q)"),
-    Case("slash_fraction", "math500-2", styles.boxed_after_think("14/3"), True,
-         "R6a: 14/3 becomes \\frac{14}{3}"),
+    Case(
+        "leading_zero", "aime24-1", styles.boxed_after_think("25"), True, "R4/R6b: the AIME gold 025 is the number 25"
+    ),
+    Case(
+        "variable_prefix",
+        "math500-1",
+        styles.boxed_with_variable("p - q"),
+        True,
+        "R6a: a short `x =` prefix is dropped (gold p - q)",
+    ),
+    Case("slash_fraction", "math500-2", styles.boxed_after_think("14/3"), True, "R6a: 14/3 becomes \\frac{14}{3}"),
     Case("dfrac", "math500-2", styles.boxed_after_think("\\dfrac{14}{3}"), True, "R6a: dfrac -> frac"),
-    Case("rounded_fraction", "math500-2", styles.boxed_after_think("4.67"), False,
-         "R4 and R6b: 4.67 is not 14/3 (no rounding tolerance at two decimals)"),
-    Case("tuple_left_right", "math500-0", styles.boxed_after_think("(3,\\frac{\\pi}{2})"), True,
-         "R6a: \\left( and \\right) removed from the gold"),
+    Case(
+        "rounded_fraction",
+        "math500-2",
+        styles.boxed_after_think("4.67"),
+        False,
+        "R4 and R6b: 4.67 is not 14/3 (no rounding tolerance at two decimals)",
+    ),
+    Case(
+        "tuple_left_right",
+        "math500-0",
+        styles.boxed_after_think("(3,\\frac{\\pi}{2})"),
+        True,
+        "R6a: \\left( and \\right) removed from the gold",
+    ),
     Case("interval", "math500-103", styles.boxed_after_think("(3,4]"), True, "R6a: the same interval"),
-    Case("interval_other_brackets", "math500-103", styles.boxed_after_think("(3,4)"), False,
-         "R6b: a tuple or interval with other brackets is another answer; R4 agrees"),
-    Case("gold_in_dollars", "olympiadbench-1", styles.boxed_after_think("\\frac{1}{2n+2}"), True,
-         "R4: parse('$' + gold + '$') reads a gold written as $\\frac{1}{2 n+2}$"),
+    Case(
+        "interval_other_brackets",
+        "math500-103",
+        styles.boxed_after_think("(3,4)"),
+        False,
+        "R6b: a tuple or interval with other brackets is another answer; R4 agrees",
+    ),
+    Case(
+        "gold_in_dollars",
+        "olympiadbench-1",
+        styles.boxed_after_think("\\frac{1}{2n+2}"),
+        True,
+        "R4: parse('$' + gold + '$') reads a gold written as $\\frac{1}{2 n+2}$",
+    ),
     # --- multiple choice: the same two steps on a letter gold (R7), ARC-c gold "C" ----------------------
     Case("letter_boxed", "arc_c-0", styles.boxed_after_think("C"), True, "R4/R6a: \\boxed{C}"),
-    Case("letter_parenthesised", "arc_c-0", styles.boxed_parenthesised("C"), True,
-         "R4: Math-Verify reads (C) as C; R6b agrees"),
+    Case(
+        "letter_parenthesised",
+        "arc_c-0",
+        styles.boxed_parenthesised("C"),
+        True,
+        "R4: Math-Verify reads (C) as C; R6b agrees",
+    ),
     Case("letter_text", "arc_c-0", styles.boxed_text_letter("C"), True, "R6a: an enclosing \\text{} is dropped"),
     Case("letter_lowercase", "arc_c-0", styles.boxed_lowercase("C"), True, "R6b: text answers compare lower-cased"),
-    Case("letter_answer_line", "arc_c-0", styles.answer_line_letter("C"), False,
-         "R4: Math-Verify's default extraction reads no answer in 'ANSWER: C'; R5: no box"),
+    Case(
+        "letter_answer_line",
+        "arc_c-0",
+        styles.answer_line_letter("C"),
+        False,
+        "R4: Math-Verify's default extraction reads no answer in 'ANSWER: C'; R5: no box",
+    ),
     Case("letter_wrong", "arc_c-0", styles.boxed_after_think("B"), False, "R4 and R6 reject B"),
     Case("letter_truncated_with_box", "arc_c-0", styles.truncated_with_box("C"), True, "R2 then R6a"),
-    Case("numeric_label", "arc_c-44", styles.boxed_after_think("2"), True,
-         "ARC-c rows labelled 1-4 keep their labels in the authors' file: gold 2"),
-    Case("numeric_label_as_letter", "arc_c-44", styles.boxed_after_think("B"), False,
-         "the gold is the label 2, not a letter: B is wrong"),
+    Case(
+        "numeric_label",
+        "arc_c-44",
+        styles.boxed_after_think("2"),
+        True,
+        "ARC-c rows labelled 1-4 keep their labels in the authors' file: gold 2",
+    ),
+    Case(
+        "numeric_label_as_letter",
+        "arc_c-44",
+        styles.boxed_after_think("B"),
+        False,
+        "the gold is the label 2, not a letter: B is wrong",
+    ),
 ]
 
 
@@ -107,8 +193,9 @@ def parity_failures(cases: list[Case]) -> list[str]:
     for case in cases:
         label = authors.authors_label(case.response, gold(case.row), case.think_opened)
         if label.correct != case.expected:
-            failures.append(f"{case.name} ({case.row}): got {label.correct}, the rules give {case.expected} "
-                            f"[{case.rule}]")
+            failures.append(
+                f"{case.name} ({case.row}): got {label.correct}, the rules give {case.expected} [{case.rule}]"
+            )
     return failures
 
 
@@ -116,14 +203,17 @@ def test_authors_grader_gives_the_authors_label_case_by_case():
     assert parity_failures(CASES) == []
 
 
-@pytest.mark.parametrize("mutation, broken", [
-    # whole response instead of the segment between the first and second </think> (R1-R2)
-    ("whole_response", {"boxed_inside_think_only", "truncated_without_box", "two_think_ends"}),
-    # the boxed half of the OR removed (R7): only Math-Verify on the segment is left
-    ("no_boxed_grader", {"truncated_with_box", "letter_truncated_with_box"}),
-    # Math-Verify run on the whole text when there is no </think> (R2 changed)
-    ("math_verify_without_think_end", {"truncated_without_box"}),
-])
+@pytest.mark.parametrize(
+    "mutation, broken",
+    [
+        # whole response instead of the segment between the first and second </think> (R1-R2)
+        ("whole_response", {"boxed_inside_think_only", "truncated_without_box", "two_think_ends"}),
+        # the boxed half of the OR removed (R7): only Math-Verify on the segment is left
+        ("no_boxed_grader", {"truncated_with_box", "letter_truncated_with_box"}),
+        # Math-Verify run on the whole text when there is no </think> (R2 changed)
+        ("math_verify_without_think_end", {"truncated_without_box"}),
+    ],
+)
 def test_a_changed_rule_is_detected(monkeypatch, mutation, broken):
     if mutation == "whole_response":
         monkeypatch.setattr(authors, "graded_texts", lambda response, think_opened: (response, response))
@@ -195,9 +285,11 @@ def test_grade_response_is_the_public_entry_point():
 def test_authors_grader_keeps_the_hard_timeout():
     """A power tower hangs sympy inside the authors' grader: the worker is killed at the timeout, the item
     is wrong and marked, the others are graded."""
-    requests = [GradeRequest("x</think> \\boxed{10^{10^{10^{10}}}}", "5", grader="authors"),
-                GradeRequest("x</think> \\boxed{5}", "5", grader="authors"),
-                GradeRequest("x</think> \\boxed{(C)}", "C", kind="choice", grader="authors")]
+    requests = [
+        GradeRequest("x</think> \\boxed{10^{10^{10^{10}}}}", "5", grader="authors"),
+        GradeRequest("x</think> \\boxed{5}", "5", grader="authors"),
+        GradeRequest("x</think> \\boxed{(C)}", "C", kind="choice", grader="authors"),
+    ]
     started = time.perf_counter()
     results, stats = grade_all(requests, workers=2, timeout_s=2.0, progress=False)
     assert [(r.correct, r.timed_out) for r in results] == [(False, True), (True, False), (True, False)]

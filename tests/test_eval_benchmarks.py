@@ -29,9 +29,14 @@ def real_file(relative: str) -> Path:
 def test_registry_has_the_papers_nine_benchmarks_and_metrics():
     assert sorted(REGISTRY) == sorted([*MATH_ROWS, "arc_c", "gpqa_diamond", "mmlu_pro"])
     assert {name: REGISTRY[name].metric_name for name in ("aime24", "aime25", "amc")} == {
-        "aime24": "avg@32", "aime25": "avg@32", "amc": "avg@32"}
-    assert all(REGISTRY[name].metric_name == "pass@1" for name in ("math500", "minerva", "olympiadbench",
-                                                                     "arc_c", "gpqa_diamond", "mmlu_pro"))
+        "aime24": "avg@32",
+        "aime25": "avg@32",
+        "amc": "avg@32",
+    }
+    assert all(
+        REGISTRY[name].metric_name == "pass@1"
+        for name in ("math500", "minerva", "olympiadbench", "arc_c", "gpqa_diamond", "mmlu_pro")
+    )
     assert {spec.domain for spec in REGISTRY.values() if spec.kind == "choice"} == {"ood"}
     assert {spec.domain for spec in REGISTRY.values() if spec.kind == "math"} == {"id"}
     assert REGISTRY["gpqa_diamond"].gated and REGISTRY["gpqa_diamond"].hub_id == "Idavidrein/gpqa"
@@ -78,8 +83,14 @@ def test_shuffle_maps_gold_index_to_the_same_text():
 
 def test_hub_field_layout_of_a_local_copy(tmp_path):
     """A local file with the hub's own fields (here GPQA's columns) loads through the hub mapping."""
-    row = {"Record ID": "rec1", "Question": "2+2?", "Correct Answer": "4", "Incorrect Answer 1": "3",
-           "Incorrect Answer 2": "5", "Incorrect Answer 3": "22"}
+    row = {
+        "Record ID": "rec1",
+        "Question": "2+2?",
+        "Correct Answer": "4",
+        "Incorrect Answer 1": "3",
+        "Incorrect Answer 2": "5",
+        "Incorrect Answer 3": "22",
+    }
     path = tmp_path / "gpqa.jsonl"
     path.write_text(json.dumps(row) + "\n")
     (problem,) = load_problems(get_benchmark("gpqa_diamond", path=str(path)))
@@ -105,8 +116,9 @@ def test_bad_math_rows_name_file_row_and_field(tmp_path, content, message):
 
 def test_bad_choice_row_and_missing_file(tmp_path):
     path = tmp_path / "arc.jsonl"
-    path.write_text(json.dumps({"id": "q", "question": "?", "choices": ["a", "b"], "labels": ["A", "B"],
-                                "answer": "C"}) + "\n")
+    path.write_text(
+        json.dumps({"id": "q", "question": "?", "choices": ["a", "b"], "labels": ["A", "B"], "answer": "C"}) + "\n"
+    )
     with pytest.raises(BenchmarkError, match=r"row 0 field 'answer'='C' is not one of \['A', 'B'\]"):
         load_problems(get_benchmark("arc_c", path=str(path)))
     with pytest.raises(BenchmarkError, match="does not exist"):
@@ -125,7 +137,8 @@ def test_paper_template_and_released_checkpoint_templates():
     assert template_for_model("results/mini/runs/x/seed0/checkpoint") == "tgpo"
     assert template_for_model("sail/Qwen2.5-Math-7B-Oat-Zero", "raw") == "raw"
     assert build_prompt(problem, "qwen_math").startswith(
-        "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.")
+        "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}."
+    )
     assert build_prompt(problem, "raw") == problem.question
 
 
@@ -136,4 +149,6 @@ def test_choice_prompts_list_shuffled_options():
     for label, text in zip(problem.option_labels, problem.options):
         assert f"\n{label}) {text}" in prompt
     raw = build_prompt(problem, "raw")  # the miniature's `q|xA|yB|` format (each option, then its label)
-    assert raw == problem.question + "|" + "".join(f"{t}{l}|" for l, t in zip(problem.option_labels, problem.options))
+    assert raw == problem.question + "|" + "".join(
+        f"{t}{label}|" for label, t in zip(problem.option_labels, problem.options)
+    )

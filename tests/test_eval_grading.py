@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from eval.grading import (GradeRequest, GradingPool, answer_region, choice_letter, grade, grade_all,
-                          last_boxed, normalise_answer)
 from test_eval_benchmarks import MATH_ROWS, real_file
+
+from eval.grading import GradeRequest, answer_region, choice_letter, grade, last_boxed, normalise_answer
+from eval.grading_pool import GradingPool, grade_all
 
 
 def test_answer_region_and_last_boxed():
@@ -107,8 +107,9 @@ def test_pool_survives_a_crashing_worker():
         (second,) = pool.grade([GradeRequest("</think> \\boxed{2}", "2")])
         killer = threading.Timer(1.0, lambda: pool._workers[0].process.kill())  # dies mid-item
         killer.start()
-        results = pool.grade([GradeRequest("</think> \\boxed{10^{10^{10^{10}}}}", "1"),
-                              GradeRequest("</think> \\boxed{3}", "3")])
+        results = pool.grade(
+            [GradeRequest("</think> \\boxed{10^{10^{10^{10}}}}", "1"), GradeRequest("</think> \\boxed{3}", "3")]
+        )
         killer.join()
     assert first.correct and second.correct
     assert results[0].error.startswith("grading worker died") and not results[0].correct
@@ -133,7 +134,7 @@ def test_real_gold_answers_grade_correct_and_shifted_wrong():
         "plain": "<think>\nwork\n</think>\nThe answer is ${answer}$.",
     }
     requests, labels = [], []
-    for index, (name, row) in enumerate(rows):
+    for name, row in rows:
         for style, text in styles.items():
             requests.append(GradeRequest(text.format(answer=row["answer"]), row["answer"]))
             labels.append((style, row["id"]))

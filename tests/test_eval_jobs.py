@@ -12,14 +12,15 @@ from pathlib import Path
 
 import yaml
 
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def dry_run(*args: str) -> str:
-    completed = subprocess.run([sys.executable, "-m", "snakemake", "-n", *args], cwd=ROOT, capture_output=True,
-                               text=True, timeout=300)  # fmt: skip
+    completed = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return completed.stdout + completed.stderr
 

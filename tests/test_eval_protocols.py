@@ -7,7 +7,7 @@ protocol or template fails validation naming the key and the allowed values.
 LUFFY's files (ElliottYan/LUFFY data/valid.*.parquet) are not shipped: the loader tests build files of
 their layout from the real de-duplicated copies in tests/data/benchmarks, and
 `test_luffy_files_match_the_registry_copies` compares the real files when TGPO_LUFFY_DATA_DIR names a
-folder holding them (the README gives the numbers of that comparison).
+folder holding them (docs/evaluation.md gives the numbers of that comparison).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_eval_benchmarks import MATH_ROWS, real_file
 
 from eval.benchmarks import BenchmarkError, get_benchmark, load_problems, luffy_problems, read_local_rows
 from eval.prompts import LUFFY_SYSTEM_PROMPT, build_prompt, think_opened
 from eval.protocols import PROTOCOLS, resolve_evaluation
-from test_eval_benchmarks import MATH_ROWS, real_file
 from tgpo.config import ConfigError, load_config, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,20 +82,25 @@ def test_unknown_template_names_the_key_and_the_allowed_values(paper_config, whe
     else:
         config["experiments"]["prime_zero"]["evaluation"]["template"] = "tgpo_system"
         key = "experiments.prime_zero.evaluation.template"
-    with pytest.raises(ConfigError, match=rf"paper.yaml: {key}: unknown template 'tgpo_system'; allowed values: "
-                                          r"authors, prime, qwen, qwen_math, raw, tgpo, tgpo_chat, auto"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"paper.yaml: {key}: unknown template 'tgpo_system'; allowed values: "
+        r"authors, prime, qwen, qwen_math, raw, tgpo, tgpo_chat, auto",
+    ):
         validate(config, "paper.yaml")
 
 
 def test_unknown_protocol_names_the_key_and_the_allowed_values(paper_config):
     paper_config["evaluation"]["protocol"] = "luffy"
-    with pytest.raises(ConfigError, match=r"evaluation.protocol: unknown protocol 'luffy'; allowed values: "
-                                          + ", ".join(sorted(PROTOCOLS))):
+    with pytest.raises(
+        ConfigError,
+        match=r"evaluation.protocol: unknown protocol 'luffy'; allowed values: " + ", ".join(sorted(PROTOCOLS)),
+    ):
         validate(paper_config, "paper.yaml")
 
 
 class ChatTokenizer:
-    """A chat template like the prepared checkpoints' (tgpo.model_prep): Qwen's format, `<think>\\n` opened."""
+    """A chat template like the prepared checkpoints' (tgpo.models.prepare): Qwen's format, `<think>\\n` opened."""
 
     chat_template = "qwen-like"
 
@@ -110,8 +115,10 @@ class ChatTokenizer:
 def test_authors_template_is_the_chat_template_over_luffys_system_prompt():
     problem = load_problems(get_benchmark("aime24", path=str(real_file("math/aime24.jsonl"))), limit=1)[0]
     prompt = build_prompt(problem, "authors", ChatTokenizer())
-    assert prompt == (f"<|im_start|>system\n{LUFFY_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n{problem.question}"
-                      "<|im_end|>\n<|im_start|>assistant\n<think>\n")
+    assert prompt == (
+        f"<|im_start|>system\n{LUFFY_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n{problem.question}"
+        "<|im_end|>\n<|im_start|>assistant\n<think>\n"
+    )
     assert think_opened(prompt)
     assert not think_opened(build_prompt(problem, "authors", ChatTokenizer(opens_think=False)))
     assert not think_opened(build_prompt(problem, "qwen"))  # released checkpoints: whole response graded (R3)
@@ -128,10 +135,15 @@ def luffy_user_message(row: dict) -> str:
 def write_luffy_file(path: Path, rows: list[tuple[str, str, str]], repeats: dict[str, int]) -> None:
     """rows: (data_source, user message, gold), each written `repeats[data_source]` times (default 1)."""
     records = [
-        {"data_source": source, "ability": "math",
-         "prompt": [{"role": "system", "content": LUFFY_SYSTEM_PROMPT}, {"role": "user", "content": question}],
-         "reward_model": {"ground_truth": gold, "style": "rule"}, "extra_info": {"index": index, "split": "default"}}
-        for index, (source, question, gold) in enumerate(rows) for _ in range(repeats.get(source, 1))
+        {
+            "data_source": source,
+            "ability": "math",
+            "prompt": [{"role": "system", "content": LUFFY_SYSTEM_PROMPT}, {"role": "user", "content": question}],
+            "reward_model": {"ground_truth": gold, "style": "rule"},
+            "extra_info": {"index": index, "split": "default"},
+        }
+        for index, (source, question, gold) in enumerate(rows)
+        for _ in range(repeats.get(source, 1))
     ]
     pd.DataFrame(records).to_parquet(path)
 
@@ -139,9 +151,11 @@ def write_luffy_file(path: Path, rows: list[tuple[str, str, str]], repeats: dict
 def test_luffy_file_loads_as_it_is(tmp_path):
     """valid.all-style file: AIME repeated 32 times and MATH-500 once become one problem each, golds and
     questions verbatim; ARC-c keeps its option order, its labels (1-4 too) and its text layout."""
-    math = [(source, row["problem"], row["answer"])
-            for source, name in (("aime", "aime24"), ("math", "math500"))
-            for row in map(json.loads, real_file(f"math/{name}.jsonl").read_text().splitlines())]
+    math = [
+        (source, row["problem"], row["answer"])
+        for source, name in (("aime", "aime24"), ("math", "math500"))
+        for row in map(json.loads, real_file(f"math/{name}.jsonl").read_text().splitlines())
+    ]
     write_luffy_file(tmp_path / "valid.all.parquet", math, {"aime": 32})
     for name, rows in (("aime24", MATH_ROWS["aime24"]), ("math500", MATH_ROWS["math500"])):
         spec = get_benchmark(name, path=str(tmp_path / "valid.all.parquet"))
@@ -165,8 +179,10 @@ def test_hub_layout_under_the_authors_template_matches_luffys_text(tmp_path):
     """Our canonical ARC-c rows, unshuffled and rendered by the authors template, give LUFFY's user message."""
     arc_rows = [json.loads(line) for line in real_file("ood/arc_c.jsonl").read_text().splitlines()]
     problems = load_problems(get_benchmark("arc_c", path=str(real_file("ood/arc_c.jsonl")), shuffle_options=False))
-    messages = [build_prompt(p, "authors", ChatTokenizer()).split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
-                for p in problems]
+    messages = [
+        build_prompt(p, "authors", ChatTokenizer()).split("<|im_start|>user\n")[1].split("<|im_end|>")[0]
+        for p in problems
+    ]
     assert messages == [luffy_user_message(row) for row in arc_rows]
     assert sum(p.gold_letter in "1234" for p in problems) == 22  # labels 1-4 kept, not relabelled
 
@@ -174,8 +190,11 @@ def test_hub_layout_under_the_authors_template_matches_luffys_text(tmp_path):
 def test_luffy_file_errors_name_the_file_and_the_problem(tmp_path):
     path = tmp_path / "valid.all.parquet"
     write_luffy_file(path, [("aime", "What is 1+1?", "2")], {})
-    with pytest.raises(BenchmarkError, match=r"no rows with data_source 'math' for benchmark 'math500'; the file "
-                                             r"has \['aime'\]"):
+    with pytest.raises(
+        BenchmarkError,
+        match=r"no rows with data_source 'math' for benchmark 'math500'; the file "
+        r"has \['aime'\]",
+    ):
         load_problems(get_benchmark("math500", path=str(path)))
     frame = pd.read_parquet(path)
     frame.at[0, "prompt"] = [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "1+1?"}]
@@ -187,8 +206,10 @@ def test_luffy_file_errors_name_the_file_and_the_problem(tmp_path):
 LUFFY_FILES = {"valid.all.parquet": list(MATH_ROWS), "valid.arc_c.parquet": ["arc_c"]}
 
 
-@pytest.mark.skipif(not os.environ.get("TGPO_LUFFY_DATA_DIR"),
-                    reason="set TGPO_LUFFY_DATA_DIR to a folder holding ElliottYan/LUFFY data/valid.*.parquet")
+@pytest.mark.skipif(
+    not os.environ.get("TGPO_LUFFY_DATA_DIR"),
+    reason="set TGPO_LUFFY_DATA_DIR to a folder holding ElliottYan/LUFFY data/valid.*.parquet",
+)
 def test_luffy_files_match_the_registry_copies():
     """Problem counts, questions and golds of LUFFY's real files equal tests/data/benchmarks' copies."""
     folder = Path(os.environ["TGPO_LUFFY_DATA_DIR"])
@@ -206,7 +227,8 @@ def test_luffy_files_match_the_registry_copies():
                 assert [p.question for p, _ in loaded] == [p.question for p in ours], name
             else:
                 assert [p.question for p, _ in loaded] == [
-                    build_prompt(p, "authors", ChatTokenizer()).split("user\n")[1].split("<|im_end|>")[0] for p in ours]
+                    build_prompt(p, "authors", ChatTokenizer()).split("user\n")[1].split("<|im_end|>")[0] for p in ours
+                ]
 
 
 class EchoBackend:
@@ -233,9 +255,21 @@ def test_evaluate_grades_with_the_protocols_grader(second_block):
     answers = [p.answer for p in load_problems(spec, limit=5)]
     frames = {}
     for grader in ("authors", "suite"):
-        frames[grader], _ = evaluate(spec, EchoBackend(answers, second_block), model="m", template="authors",
-                                     temperature=0.6, top_p=1.0, max_new_tokens=16, seed=0, limit=5,
-                                     grader=grader, protocol=grader, grading_workers=1, progress=False)
+        frames[grader], _ = evaluate(
+            spec,
+            EchoBackend(answers, second_block),
+            model="m",
+            template="authors",
+            temperature=0.6,
+            top_p=1.0,
+            max_new_tokens=16,
+            seed=0,
+            limit=5,
+            grader=grader,
+            protocol=grader,
+            grading_workers=1,
+            progress=False,
+        )
     assert frames["authors"].attrs["think_opened"] == 1.0 and frames["authors"].attrs["grader"] == "authors"
     assert frames["authors"]["correct"].tolist() == [not second_block] * 10
     assert frames["suite"]["correct"].tolist() == [True] * 10

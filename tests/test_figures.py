@@ -12,14 +12,14 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from test_figures_fixtures import FIXTURE_NAME, build_fixture_results
 
 from figures import fig2, fig4, fig5, fig6, table1, table2, table3
 from figures.results import MissingResultsError
 from figures.spec import load_spec
-from figures.stats import average_of_independent, over_seeds, student_t_quantile, Estimate
+from figures.stats import Estimate, average_of_independent, over_seeds, student_t_quantile
 from figures.style import colour_of, ema, in_method_order
 from figures.tables import rank_marks
-from test_figures_fixtures import FIXTURE_NAME, build_fixture_results
 
 TABLE_MODULES = {"table1": table1, "table2": table2, "table3": table3}
 FIGURE_MODULES = {"fig2": fig2, "fig4": fig4, "fig5": fig5, "fig6": fig6}
@@ -47,8 +47,9 @@ def parse_markdown_table(text: str) -> pd.DataFrame:
 @pytest.mark.parametrize("name", sorted(TABLE_MODULES))
 def test_tables_render_valid_markdown_latex_csv(fixture_root, tmp_path, name, mode):
     spec = load_spec(name, config_path=fixture_root / "config.yaml")
-    paths = TABLE_MODULES[name].make(out_dir=tmp_path, mode=mode, summary=results_of(fixture_root) / "summary.parquet",
-                                     spec=spec)
+    paths = TABLE_MODULES[name].make(
+        out_dir=tmp_path, mode=mode, summary=results_of(fixture_root) / "summary.parquet", spec=spec
+    )
     markdown = parse_markdown_table(paths["md"].read_text())
     csv = pd.read_csv(paths["csv"])
     labels = [row["label"] for group in spec.get("groups", [{"rows": spec.get("rows")}]) for row in group["rows"]]
@@ -67,8 +68,9 @@ def test_tables_render_valid_markdown_latex_csv(fixture_root, tmp_path, name, mo
 def test_table_cells_are_the_seed_means_with_t_intervals(fixture_root, tmp_path):
     summary = pd.read_parquet(results_of(fixture_root) / "summary.parquet")
     spec = load_spec("table1", config_path=fixture_root / "config.yaml")
-    csv = pd.read_csv(table1.make(out_dir=tmp_path, summary=results_of(fixture_root) / "summary.parquet",
-                                  spec=spec)["csv"]).set_index("label")
+    csv = pd.read_csv(
+        table1.make(out_dir=tmp_path, summary=results_of(fixture_root) / "summary.parquet", spec=spec)["csv"]
+    ).set_index("label")
     scores = summary[(summary.experiment == "tgpo") & (summary.benchmark == "amc")].sort_values("seed")["score"]
     assert len(scores) == 3
     assert csv.loc["TGPO-annealing", "amc"] == pytest.approx(scores.mean())
@@ -82,8 +84,11 @@ def test_table_cells_are_the_seed_means_with_t_intervals(fixture_root, tmp_path)
 
 def test_compare_mode_puts_the_papers_number_and_difference(fixture_root, tmp_path):
     spec = load_spec("table2", config_path=fixture_root / "config.yaml")
-    csv = pd.read_csv(table2.make(out_dir=tmp_path, mode="compare", spec=spec,
-                                  summary=results_of(fixture_root) / "summary.parquet")["csv"]).set_index("label")
+    csv = pd.read_csv(
+        table2.make(out_dir=tmp_path, mode="compare", spec=spec, summary=results_of(fixture_root) / "summary.parquet")[
+            "csv"
+        ]
+    ).set_index("label")
     assert csv.loc["No Teacher", "amc_paper"] == 58.3
     assert csv.loc["No Teacher", "amc_delta"] == pytest.approx(csv.loc["No Teacher", "amc"] - 58.3)
     assert csv.loc["Qwen3-30B-A3B", "avg_paper"] == 58.0
@@ -126,11 +131,20 @@ def test_missing_metric_is_named(fixture_root, tmp_path):
 
 def test_missing_benchmarks_and_experiments_are_named_by_the_cli(fixture_root, tmp_path, capsys):
     summary = pd.read_parquet(results_of(fixture_root) / "summary.parquet")
-    partial = summary[~((summary.experiment == "kdrl") & (summary.benchmark == "gpqa_diamond"))
-                      & (summary.experiment != "grpo_pp")]
+    partial = summary[
+        ~((summary.experiment == "kdrl") & (summary.benchmark == "gpqa_diamond")) & (summary.experiment != "grpo_pp")
+    ]
     partial.to_parquet(tmp_path / "summary.parquet", index=False)
-    status = table1.main(["--summary", str(tmp_path / "summary.parquet"), "--config", str(fixture_root / "config.yaml"),
-                          "--out-dir", str(tmp_path / "out")])
+    status = table1.main(
+        [
+            "--summary",
+            str(tmp_path / "summary.parquet"),
+            "--config",
+            str(fixture_root / "config.yaml"),
+            "--out-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     message = capsys.readouterr().err
     assert status == 2
     assert "experiment 'grpo_pp' (no rows at all)" in message

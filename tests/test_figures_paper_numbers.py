@@ -43,7 +43,7 @@ def paper_lines() -> list[str]:
 def table_block(lines: list[str], header_prefix: str, caption_prefix: str) -> list[str]:
     start = next(index for index, line in enumerate(lines) if line.startswith(header_prefix))
     end = next(index for index in range(start, len(lines)) if lines[index].startswith(caption_prefix))
-    return [line for line in lines[start + 1:end] if line.strip()]
+    return [line for line in lines[start + 1 : end] if line.strip()]
 
 
 def parse_rows(block: list[str], column_keys: list[str]) -> dict[str, dict]:
@@ -69,9 +69,11 @@ def parse_rows(block: list[str], column_keys: list[str]) -> dict[str, dict]:
     return rows
 
 
-TABLE_LOCATIONS = {"table1": ("Model\tIn-Distribution", "Table 1."),
-                   "table2": ("Teacher Model\t", "Table 2."),
-                   "table3": ("Model\tAIME 24\t", "Table 3.")}
+TABLE_LOCATIONS = {
+    "table1": ("Model\tIn-Distribution", "Table 1."),
+    "table2": ("Teacher Model\t", "Table 2."),
+    "table3": ("Model\tAIME 24\t", "Table 3."),
+}
 
 
 def parsed_paper_table(name: str) -> dict[str, dict]:

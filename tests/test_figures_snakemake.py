@@ -1,6 +1,6 @@
 """workflows/figures.smk in a temporary workspace with FIXTURE results (tests/test_figures_fixtures.py).
 
-The Snakefile here is a stand-in for the lead's: it defines `config`, `RESULTS`, `seeds_of` and a fake
+The Snakefile here is a stand-in for the main Snakefile: it defines `config`, `LAYOUT`, `SELECTED`, `RESULTS`, `seeds_of` and a fake
 `train` rule that produces metrics.jsonl (by copying fixture files), then includes figures.smk.
 """
 
@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_figures_fixtures import FIXTURE_NAME, build_fixture_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +20,10 @@ FIG5 = f"results/{FIXTURE_NAME}/figures/fig5.pdf"
 
 SNAKEFILE = f"""
 configfile: "config.yaml"
+from tgpo.config import selected_experiments
+from tgpo.results.layout import ResultsLayout
+LAYOUT = ResultsLayout.of(config)
+SELECTED = selected_experiments(config)
 RESULTS = f"results/{{config['name']}}"
 
 def seeds_of(experiment):
@@ -30,8 +33,8 @@ rule train:
     output: f"{{RESULTS}}/runs/{{{{experiment}}}}/seed{{{{seed}}}}/run.json"
     shell: "cp source/results/{FIXTURE_NAME}/runs/{{wildcards.experiment}}/seed{{wildcards.seed}}/metrics.jsonl $(dirname {{output}})/ && echo {{{{}}}} > {{output}}  # training code v1"
 
-include: "{ROOT / 'workflows' / 'figures.smk'}"
-report: "{ROOT / 'figures' / 'captions' / 'workflow.rst'}"
+include: "{ROOT / "workflows" / "figures.smk"}"
+report: "{ROOT / "figures" / "captions" / "workflow.rst"}"
 
 rule all:
     default_target: True
@@ -49,8 +52,14 @@ def workspace(tmp_path):
 
 def snakemake(workspace: Path, *args: str) -> str:
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    completed = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workspace, env=environment,
-                               capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workspace,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return completed.stdout + completed.stderr
 

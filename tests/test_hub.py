@@ -34,8 +34,12 @@ def test_check_names_every_unpinned_hub_entry_of_the_paper_config():
     command = [sys.executable, "-m", "tgpo", "download", "--config", "config/paper-7b.yaml", "--check"]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 1, completed.stderr[-2000:]
-    for key in ("models.qwen25_math_7b.revision", "data.train.revision", "models.prime_zero_7b.revision",
-                "benchmarks.gpqa_diamond.revision"):  # fmt: skip
+    for key in (
+        "models.qwen25_math_7b.revision",
+        "data.train.revision",
+        "models.prime_zero_7b.revision",
+        "benchmarks.gpqa_diamond.revision",
+    ):
         assert key in completed.stdout
     assert "models.qwen3_30b_a3b: model Qwen/Qwen3-30B-A3B-Thinking-2507 revision 144afc2f" in completed.stdout
 
@@ -73,8 +77,12 @@ def test_jobs_read_the_pinned_snapshot_not_the_hub(tmp_path):
     config = minimal_cluster_config(tmp_path)
     snapshot = tmp_path / "hub" / "models" / "Qwen--Qwen3-30B-A3B-Thinking-2507" / REV
     assert model_location(config, "qwen3_30b_a3b") == str(snapshot)  # vLLM teacher, verl, evaluation
-    assert model_source(config, "qwen25_math_1p5b") == str(tmp_path / "hub" / "models" / "Qwen--Qwen2.5-Math-1.5B" / REV)
-    assert hub.benchmark_source(config, "math500") == str(tmp_path / "hub" / "datasets" / "HuggingFaceH4--MATH-500" / REV)
+    assert model_source(config, "qwen25_math_1p5b") == str(
+        tmp_path / "hub" / "models" / "Qwen--Qwen2.5-Math-1.5B" / REV
+    )
+    assert hub.benchmark_source(config, "math500") == str(
+        tmp_path / "hub" / "datasets" / "HuggingFaceH4--MATH-500" / REV
+    )
 
 
 def test_prepare_data_reads_a_fake_dataset_snapshot_offline(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""tgpo.io's atomic writes give files and folders the modes the umask allows (issue 18, item 13):
+"""tgpo.results.io's atomic writes give files and folders the modes the umask allows (issue 18, item 13):
 mkstemp/mkdtemp create 0600/0700, which colleagues on a shared cluster cannot read."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from tgpo import io
+from tgpo.results import io
 
 
 @pytest.fixture
@@ -24,8 +24,9 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775),
-                                                       (0o077, 0o600, 0o700)])
+@pytest.mark.parametrize(
+    "mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775), (0o077, 0o600, 0o700)]
+)
 def test_atomic_writes_honour_the_umask(tmp_path, umask, mask, file_mode, dir_mode):
     umask(mask)
     io.write_text(tmp_path / "a.txt", "x")

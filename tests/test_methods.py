@@ -8,13 +8,31 @@ from pathlib import Path
 
 import pytest
 
-from tgpo.methods import HPARAM_NAMES, MethodSpec, get_method, list_methods, method_spec, register_method, resolve_hparams
+from tgpo.methods import (
+    HPARAM_NAMES,
+    MethodSpec,
+    get_method,
+    list_methods,
+    method_spec,
+    register_method,
+    resolve_hparams,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TWELVE = {
-    "tgpo", "tgpo_r", "tgpo_annealing", "grpo_pp", "simplerl_zero", "oat_zero",
-    "prime_zero", "op_distill", "kdrl", "rkl_only", "sft", "luffy",
-}  # fmt: skip
+    "tgpo",
+    "tgpo_r",
+    "tgpo_annealing",
+    "grpo_pp",
+    "simplerl_zero",
+    "oat_zero",
+    "prime_zero",
+    "op_distill",
+    "kdrl",
+    "rkl_only",
+    "sft",
+    "luffy",
+}
 
 
 def test_all_twelve_methods_are_registered():
@@ -55,7 +73,20 @@ def test_defaults_from_the_notes():
     assert get_method("luffy").defaults["luffy_gamma"] == 0.1
     assert get_method("sft").rollouts is False and get_method("sft").uses_teacher_traces
     assert get_method("prime_zero").needs_reward_model
-    assert get_method("tgpo").verl_overrides["actor_rollout_ref.actor.calculate_entropy"] is True
+    from tgpo.verl.translate import MODEL_SETTINGS  # every RL run's (TGPO's included): the entropy bonus reads it
+
+    assert MODEL_SETTINGS["actor_rollout_ref.actor.calculate_entropy"] is True
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_verl_overrides_hold_no_hyperparameter_value(name):
+    """A hyper-parameter's value lives in its method's defaults only; tgpo.verl.translate maps the resolved
+    value onto verl's key (+tgpo.*, +luffy.*, the distillation coefficient and estimator)."""
+    overrides = get_method(name).verl_overrides
+    assert not [key for key in overrides if key.startswith(("+tgpo.", "+luffy.", "+prime."))]
+    if get_method(name).rkl == "regulariser":
+        loss = "distillation.distillation_loss."
+        assert loss + "distillation_loss_coef" not in overrides and loss + "loss_mode" not in overrides
 
 
 def test_resolve_hparams_overrides_and_rejects_unknown_keys():
@@ -70,15 +101,34 @@ def test_spec_validation_and_duplicate_registration():
     with pytest.raises(ValueError, match="guidance"):
         method_spec("bad", "Bad", "bad", guidance="regulariser")  # no teacher signal
     with pytest.raises(ValueError, match="source"):
-        MethodSpec("bad", "Bad", "bad", "grpo", "verifier", "token-mean", "clipped", "none", "none", "none",
-                   False, False, False, True, defaults={"lr": 1.0})  # fmt: skip
+        MethodSpec(
+            "bad",
+            "Bad",
+            "bad",
+            "grpo",
+            "verifier",
+            "token-mean",
+            "clipped",
+            "none",
+            "none",
+            "none",
+            False,
+            False,
+            False,
+            True,
+            defaults={"lr": 1.0},
+        )
     with pytest.raises(ValueError, match="already registered"):
         register_method(method_spec("tgpo", "Other", "other"))
     register_method(get_method("tgpo"))  # re-registering the same spec is a no-op
 
 
 def test_methods_verb_prints_every_name():
-    result = subprocess.run([sys.executable, "-m", "tgpo", "methods"], cwd=ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "tgpo", "methods"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert set(result.stdout.split()) == TWELVE and len(result.stdout.splitlines()) == 12
-    verbose = subprocess.run([sys.executable, "-m", "tgpo", "methods", "--verbose"], cwd=ROOT, capture_output=True, text=True, check=True)
+    verbose = subprocess.run(
+        [sys.executable, "-m", "tgpo", "methods", "--verbose"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert "TGPO-annealing" in verbose.stdout and len(verbose.stdout.splitlines()) == 12

@@ -120,8 +120,10 @@ def test_world_files_have_the_right_fields(ci_world):
 
     train = pd.read_parquet(ci_world / "train.parquet")
     assert list(train.columns) == ["prompt_id", "prompt", "answer"] and len(train) == 64
-    assert all(task.reward(task.solution(task.parse_prompt(p), "cot"), a) == 1.0
-               for p, a in zip(train["prompt"], train["answer"]))
+    assert all(
+        task.reward(task.solution(task.parse_prompt(p), "cot"), a) == 1.0
+        for p, a in zip(train["prompt"], train["answer"])
+    )
     held_out = set()
     for name, spec in BENCHMARKS.items():
         rows = [json.loads(line) for line in (ci_world / "benchmarks" / f"{name}.jsonl").read_text().splitlines()]
@@ -187,8 +189,17 @@ def test_pretraining_lowers_the_loss(ci_world):
     corpus = load_corpus(ci_world, kind.corpus)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(model_config(kind, tokenizer))
-    stats = pretrain(model, tokenizer, corpus["prompt"].tolist(), corpus["response"].tolist(), steps=40,
-                     batch_size=32, lr=3e-3, warmup=5, seed=0)
+    stats = pretrain(
+        model,
+        tokenizer,
+        corpus["prompt"].tolist(),
+        corpus["response"].tolist(),
+        steps=40,
+        batch_size=32,
+        lr=3e-3,
+        warmup=5,
+        seed=0,
+    )
     assert stats["loss_last"] < 0.85 * stats["loss_first"]
 
 
@@ -206,7 +217,11 @@ def test_traces_keep_only_verified_correct_responses(ci_world, ci_teacher, tmp_p
         for index, prompt in enumerate(prompts):
             problem = task.parse_prompt(prompt)
             answer = problem.answer if index % 2 == 0 else problem.answer + 1
-            text = f"#{''.join(f'{t:02d};' for t in problem.column_totals)}</think>#{answer}." if index % 4 == 0 else f"#{answer}."
+            text = (
+                f"#{''.join(f'{t:02d};' for t in problem.column_totals)}</think>#{answer}."
+                if index % 4 == 0
+                else f"#{answer}."
+            )
             finish = "length" if index % 3 == 0 else "stop"
             out.append(sampling.Rollout(index, 0, [], [], text, finish))
         return out
@@ -241,18 +256,26 @@ def test_verl_world_tokenizers_keep_newline_as_one_token_in_a_qwen2_checkpoint(t
     text = "863+607=\n3+7+0=10;#1470.</s>"
     for tokenizer in (build_student_tokenizer(for_verl=True), build_teacher_tokenizer(for_verl=True)):
         tokenizer.save_pretrained(tmp_path / "checkpoint")
-        Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, num_attention_heads=2).save_pretrained(tmp_path / "checkpoint")
+        Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, num_attention_heads=2).save_pretrained(
+            tmp_path / "checkpoint"
+        )
         loaded = AutoTokenizer.from_pretrained(tmp_path / "checkpoint")
         assert len(loaded.encode("\n", add_special_tokens=False)) == 1
         assert loaded.encode(text, add_special_tokens=False) == tokenizer.encode(text, add_special_tokens=False)
         assert loaded.decode(loaded.encode(text, add_special_tokens=False)) == text
-        rendered = loaded.apply_chat_template([{"role": "system", "content": "x"}, {"role": "user", "content": "1+2="}],
-                                              tokenize=False, add_generation_prompt=True)
+        rendered = loaded.apply_chat_template(
+            [{"role": "system", "content": "x"}, {"role": "user", "content": "1+2="}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
         assert rendered == "1+2="
         # an SFT conversation renders as prompt + response + EOS (what the local engine trains on); verl's
         # SFT dataset renders each turn alone, so the assistant turn alone must give response + EOS
-        conversation = [{"role": "system", "content": "x"}, {"role": "user", "content": "1+2="},
-                        {"role": "assistant", "content": "#3."}]
+        conversation = [
+            {"role": "system", "content": "x"},
+            {"role": "user", "content": "1+2="},
+            {"role": "assistant", "content": "#3."},
+        ]
         assert loaded.apply_chat_template(conversation, tokenize=False) == f"1+2=#3.{tokenizer.eos_token}"
         assert loaded.apply_chat_template(conversation[2:], tokenize=False) == f"#3.{tokenizer.eos_token}"
         assert loaded.apply_chat_template(conversation[:1], tokenize=False) == ""

@@ -9,14 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tgpo.model_prep import (  # noqa: E402
-    aligned_vocab_size,
-    apply_rope_and_context,
-    prepare_model,
-    prepare_settings,
-    other_only_tokens,
-    think_chat_template,
-)
+from tgpo.models.chat_template import think_chat_template  # noqa: E402
+from tgpo.models.prepare import prepare_model, prepare_settings  # noqa: E402
+from tgpo.models.rope_context import apply_rope_and_context  # noqa: E402
+from tgpo.models.vocab_size import aligned_vocab_size, other_only_tokens  # noqa: E402
 
 CHARS = list("0123456789+-=. abcdef")
 STUDENT_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -48,9 +44,19 @@ def save_tiny(kind: str, vocab_rows: int, tokenizer, directory, seed: int, tie: 
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
     config_class = {"qwen2": Qwen2Config, "llama": LlamaConfig}[kind]
-    config = config_class(vocab_size=vocab_rows, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                          tie_word_embeddings=tie, bos_token_id=None, eos_token_id=0, pad_token_id=0)
+    config = config_class(
+        vocab_size=vocab_rows,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=tie,
+        bos_token_id=None,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(directory)
@@ -71,8 +77,11 @@ def pair(tmp_path_factory):
 
 
 def test_apply_rope_and_context_sets_every_reader_key():
-    config = {"rope_theta": 10000.0, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
-              "max_position_embeddings": 4096}
+    config = {
+        "rope_theta": 10000.0,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        "max_position_embeddings": 4096,
+    }
     out = apply_rope_and_context(config, 40000, 16384)
     assert out["rope_theta"] == 40000.0 and out["rope_parameters"]["rope_theta"] == 40000.0
     assert out["max_position_embeddings"] == 16384
@@ -105,8 +114,9 @@ def test_think_chat_template_appends_think_after_assistant_tag():
     tokenizer = char_tokenizer(TEACHER_EXTRA)
     template = think_chat_template(tokenizer)
     messages = [{"role": "user", "content": "1+1"}]
-    with_prompt = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
-                                                add_generation_prompt=True)
+    with_prompt = tokenizer.apply_chat_template(
+        messages, chat_template=template, tokenize=False, add_generation_prompt=True
+    )
     without = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False)
     assert with_prompt.endswith("<|im_start|>assistant\n<think>\n")
     assert without == tokenizer.apply_chat_template(messages, tokenize=False)  # training text unchanged
@@ -118,8 +128,12 @@ def test_think_chat_template_appends_think_after_assistant_tag():
 
 
 def test_prepare_settings_errors_name_the_key():
-    config = {"models": {"s": {"hub": "x/s", "prepare": {"rope_theta": 4e4, "align_vocab_with": "t", "bad": 1}},
-                         "t": {"hub": "x/t"}}}
+    config = {
+        "models": {
+            "s": {"hub": "x/s", "prepare": {"rope_theta": 4e4, "align_vocab_with": "t", "bad": 1}},
+            "t": {"hub": "x/t"},
+        }
+    }
     with pytest.raises(ValueError, match=r"models\.s\.prepare: unknown keys \['bad'\]"):
         prepare_settings(config, "s")
     with pytest.raises(ValueError, match=r"models\.t\.prepare: missing"):
@@ -163,7 +177,8 @@ def test_prepare_model_end_to_end(pair, tmp_path, which):
     assert len(tokenizer) == (24 if which == "student" else 28)
     assert record["vocabulary"]["added_tokens"] == []
     assert record["vocabulary"]["other_only_tokens"] == (TEACHER_EXTRA if which == "student" else [])
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "1"}], tokenize=False,
-                                             add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "1"}], tokenize=False, add_generation_prompt=True
+    )
     assert rendered.endswith("assistant\n<think>\n")
     assert json.loads((out / "prepare.json").read_text())["settings"] == settings

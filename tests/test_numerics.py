@@ -27,8 +27,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NUMERICS_VARIABLES = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
-                      "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+NUMERICS_VARIABLES = (
+    "MKL_CBWR",
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+)
 VARIANTS = {
     "native": {},
     "avx2": {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
@@ -45,8 +52,14 @@ def user_environment(variant: str) -> dict[str, str]:
 
 
 def tgpo(args: list[str], variant: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "tgpo", *args], cwd=ROOT, env=user_environment(variant),
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "tgpo", *args],
+        cwd=ROOT,
+        env=user_environment(variant),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, f"python -m tgpo {' '.join(args)} ({variant}):\n{result.stderr[-3000:]}"
 
 
@@ -72,8 +85,9 @@ def world(tmp_path_factory) -> Path:
 
 
 def build(world: Path, kind: str, out: Path, variant: str) -> Path:
-    tgpo(["build-model", "--world", str(world), "--kind", kind, "--out", str(out), "--size", "ci", "--no-probe"],
-         variant)
+    tgpo(
+        ["build-model", "--world", str(world), "--kind", kind, "--out", str(out), "--size", "ci", "--no-probe"], variant
+    )
     return out
 
 
@@ -115,8 +129,10 @@ def test_missing_cpu_flags_reads_cpuinfo():
 
 
 def test_cli_pins_the_environment_of_its_process():
-    script = "import os, sys; from tgpo.numerics import PINNED_ENV; import tgpo.__main__; " \
-             "sys.exit(0 if all(os.environ[k] == v for k, v in PINNED_ENV.items()) else 3)"
+    script = (
+        "import os, sys; from tgpo.numerics import PINNED_ENV; import tgpo.__main__; "
+        "sys.exit(0 if all(os.environ[k] == v for k, v in PINNED_ENV.items()) else 3)"
+    )
     env = user_environment("avx2")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -125,8 +141,9 @@ def test_cli_pins_the_environment_of_its_process():
 def test_pretraining_is_bit_identical_on_an_emulated_avx2_cpu(world, tmp_path):
     checkpoints = {variant: build(world, "student_large", tmp_path / variant, variant) for variant in VARIANTS}
     reference = weights(checkpoints["native"])
-    assert {variant: max_difference(reference, weights(path)) for variant, path in checkpoints.items()} == \
-        {variant: 0.0 for variant in VARIANTS}
+    assert {variant: max_difference(reference, weights(path)) for variant, path in checkpoints.items()} == {
+        variant: 0.0 for variant in VARIANTS
+    }
 
 
 @pytest.mark.slow  # ~1 min: two builds and four short trainings
@@ -138,15 +155,33 @@ def test_rl_steps_are_bit_identical_on_an_emulated_avx2_cpu(world, tmp_path):
     teacher = build(world, "teacher_cross", tmp_path / "teacher", "native")
     outputs = {}
     for variant in VARIANTS:
-        spec = RunSpec(experiment="tgpo-numerics", method="tgpo", hparams={"w_init": 0.3, "delta": 0.0}, seed=0,
-                       output_dir=tmp_path / "runs" / variant, student_path=student, teacher_path=teacher,
-                       train_data=world / "train.parquet", traces_data=None, verifier="mini_arith", steps=3,
-                       prompts_per_step=2, group_size=4, max_new_tokens=24, updates_per_step=2,
-                       micro_batch_size=4, lr=1e-3, warmup_steps=1, save_every=10, sft_epochs=1)
+        spec = RunSpec(
+            experiment="tgpo-numerics",
+            method="tgpo",
+            hparams={"w_init": 0.3, "delta": 0.0},
+            seed=0,
+            output_dir=tmp_path / "runs" / variant,
+            student_path=student,
+            teacher_path=teacher,
+            train_data=world / "train.parquet",
+            traces_data=None,
+            verifier="mini_arith",
+            steps=3,
+            prompts_per_step=2,
+            group_size=4,
+            max_new_tokens=24,
+            updates_per_step=2,
+            micro_batch_size=4,
+            lr=1e-3,
+            warmup_steps=1,
+            save_every=10,
+            sft_epochs=1,
+        )
         path = tmp_path / f"{variant}.json"
         path.write_text(json.dumps(spec.to_dict()))
         tgpo(["train", "--run-spec", str(path), "--no-progress"], variant)
         outputs[variant] = spec.output_dir
     reference = weights(outputs["native"] / "checkpoint")
-    assert {variant: max_difference(reference, weights(output / "checkpoint")) for variant, output in outputs.items()} \
-        == {variant: 0.0 for variant in VARIANTS}
+    assert {
+        variant: max_difference(reference, weights(output / "checkpoint")) for variant, output in outputs.items()
+    } == {variant: 0.0 for variant in VARIANTS}

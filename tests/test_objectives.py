@@ -7,17 +7,17 @@ import math
 import pytest
 import torch
 
-from tgpo.advantages import group_advantages, leave_one_out_token_rewards
-from tgpo.aggregation import AGG_MODES, aggregate
-from tgpo.annealing import guidance_weight
-from tgpo.guidance import guidance_loss_per_token, shaped_advantages
-from tgpo.implicit_reward import implicit_process_rewards, prime_advantages, reward_model_loss
 from tgpo.methods import get_method, with_overrides
-from tgpo.objective import LossInputs, compute_advantages, compute_loss
-from tgpo.off_policy import off_policy_loss_per_token, off_policy_shaping
-from tgpo.policy_loss import clipped_policy_loss
-from tgpo.reverse_kl import kl_estimate, rkl_regulariser_per_token, rkl_token_advantages, sequence_rkl_reward
-from tgpo.token_log_probs import entropy_from_logits, gather_token_log_probs
+from tgpo.objectives.advantages import group_advantages, leave_one_out_token_rewards
+from tgpo.objectives.aggregation import AGG_MODES, aggregate
+from tgpo.objectives.annealing import guidance_weight
+from tgpo.objectives.compose import LossInputs, compute_advantages, compute_loss
+from tgpo.objectives.guidance import guidance_loss_per_token, shaped_advantages
+from tgpo.objectives.implicit_reward import implicit_process_rewards, prime_advantages, reward_model_loss
+from tgpo.objectives.off_policy import off_policy_loss_per_token, off_policy_shaping
+from tgpo.objectives.policy_loss import clipped_policy_loss
+from tgpo.objectives.reverse_kl import kl_estimate, rkl_regulariser_per_token, rkl_token_advantages, sequence_rkl_reward
+from tgpo.objectives.token_log_probs import entropy_from_logits, gather_token_log_probs
 
 torch.set_num_threads(1)
 DOUBLE = torch.float64
@@ -65,9 +65,9 @@ def test_gather_token_log_probs_rejects_out_of_vocabulary_ids():
 
 @pytest.mark.parametrize("elements_per_chunk", [1 << 24, 30])  # one chunk / many chunks of 2 rows
 def test_entropy_from_logits_matches_definition_and_gradient(monkeypatch, elements_per_chunk):
-    import tgpo.token_log_probs
+    import tgpo.objectives.token_log_probs
 
-    monkeypatch.setattr(tgpo.token_log_probs, "_ELEMENTS_PER_CHUNK", elements_per_chunk)
+    monkeypatch.setattr(tgpo.objectives.token_log_probs, "_ELEMENTS_PER_CHUNK", elements_per_chunk)
     logits, *_ = random_batch(seed=1)
     ours_logits = logits.clone().requires_grad_(True)
     ref_logits = logits.clone().requires_grad_(True)
@@ -92,7 +92,9 @@ def test_group_advantages_hand_computed():
     rloo = group_advantages(scores, groups, "rloo")
     # group 0 {1, 0}: mean 0.5, unbiased std 0.7071; group 1 {1, 0, 0}: mean 1/3, std 0.57735
     assert grpo[:2].tolist() == pytest.approx([0.5 / math.sqrt(0.5), -0.5 / math.sqrt(0.5)], abs=1e-5)
-    assert grpo[2:5].tolist() == pytest.approx([(2 / 3) / math.sqrt(1 / 3), (-1 / 3) / math.sqrt(1 / 3)] + [(-1 / 3) / math.sqrt(1 / 3)], abs=1e-5)
+    assert grpo[2:5].tolist() == pytest.approx(
+        [(2 / 3) / math.sqrt(1 / 3), (-1 / 3) / math.sqrt(1 / 3)] + [(-1 / 3) / math.sqrt(1 / 3)], abs=1e-5
+    )
     assert drgrpo.tolist()[:5] == pytest.approx([0.5, -0.5, 2 / 3, -1 / 3, -1 / 3], abs=1e-6)
     # leave-one-out: r_i - mean of the others
     assert rloo.tolist()[:5] == pytest.approx([1.0, -1.0, 1.0, -0.5, -0.5], abs=1e-6)
@@ -149,11 +151,15 @@ def test_compute_loss_micro_batches_sum_to_the_mini_batch_loss_and_gradient():
 
         def inputs(rows, leaf):
             return LossInputs(
-                logits=leaf[rows], response_ids=response_ids[rows], response_mask=mask[rows],
-                old_log_probs=old_log_probs[rows], advantages=advantages[rows],
-                teacher_token_ids=teacher_ids[rows], teacher_log_probs=old_log_probs[rows] - 0.5,
+                logits=leaf[rows],
+                response_ids=response_ids[rows],
+                response_mask=mask[rows],
+                old_log_probs=old_log_probs[rows],
+                advantages=advantages[rows],
+                teacher_token_ids=teacher_ids[rows],
+                teacher_log_probs=old_log_probs[rows] - 0.5,
                 off_policy_mask=torch.tensor([1.0, 0, 0, 1, 0, 0])[rows],
-            )  # fmt: skip
+            )
 
         full_leaf = logits.clone().requires_grad_(True)
         full, _ = compute_loss(method, inputs(slice(None), full_leaf), hparams, 5, **totals)
@@ -232,7 +238,9 @@ def test_tgpo_gradient_equals_hand_derived_gradient():
     hparams = {"w_init": 0.3, "delta": 0.01, "entropy_coef": 0.05}
     step = 4
     leaf = logits.clone().requires_grad_(True)
-    inputs = LossInputs(leaf, response_ids, mask, old_log_probs, advantages, teacher_token_ids=teacher_ids, teacher_valid_mask=valid)
+    inputs = LossInputs(
+        leaf, response_ids, mask, old_log_probs, advantages, teacher_token_ids=teacher_ids, teacher_valid_mask=valid
+    )
     loss, metrics = compute_loss(method, inputs, hparams, step, total_tokens=float(mask.sum()), total_sequences=6)
     loss.backward()
     assert metrics["tgpo/guidance_weight"] == pytest.approx(0.26)
@@ -274,15 +282,46 @@ def test_teacher_valid_mask_removes_guidance_at_invalid_positions():
     method = get_method("tgpo")
     hparams = {"w_init": 1.0, "entropy_coef": 0.0}
     zero_valid = torch.zeros_like(mask)
-    with_none, _ = compute_loss(method, LossInputs(logits, response_ids, mask, old_log_probs, advantages, teacher_token_ids=teacher_ids, teacher_valid_mask=zero_valid), hparams, 0, total_tokens=float(mask.sum()), total_sequences=6)
-    grpo, _ = compute_loss(get_method("grpo_pp"), LossInputs(logits, response_ids, mask, old_log_probs, advantages), hparams, 0, total_tokens=float(mask.sum()), total_sequences=6)
+    with_none, _ = compute_loss(
+        method,
+        LossInputs(
+            logits,
+            response_ids,
+            mask,
+            old_log_probs,
+            advantages,
+            teacher_token_ids=teacher_ids,
+            teacher_valid_mask=zero_valid,
+        ),
+        hparams,
+        0,
+        total_tokens=float(mask.sum()),
+        total_sequences=6,
+    )
+    grpo, _ = compute_loss(
+        get_method("grpo_pp"),
+        LossInputs(logits, response_ids, mask, old_log_probs, advantages),
+        hparams,
+        0,
+        total_tokens=float(mask.sum()),
+        total_sequences=6,
+    )
     torch.testing.assert_close(with_none, grpo)
     # out-of-vocabulary ids at invalid positions are accepted (they are never gathered)
     bad_ids = teacher_ids.clone()
     bad_ids[0, 0] = 10_000
     valid = torch.ones_like(mask)
     valid[0, 0] = 0
-    _, metrics = compute_loss(method, LossInputs(logits, response_ids, mask, old_log_probs, advantages, teacher_token_ids=bad_ids, teacher_valid_mask=valid), hparams, 0, total_tokens=float(mask.sum()), total_sequences=6)
+    _, metrics = compute_loss(
+        method,
+        LossInputs(
+            logits, response_ids, mask, old_log_probs, advantages, teacher_token_ids=bad_ids, teacher_valid_mask=valid
+        ),
+        hparams,
+        0,
+        total_tokens=float(mask.sum()),
+        total_sequences=6,
+    )
     assert metrics["tgpo/teacher_oov_frac"] == pytest.approx(1 / float(mask.sum()))
 
 
@@ -307,7 +346,15 @@ def test_kdrl_loss_adds_beta_times_rkl_and_masks_correct_responses():
     teacher_log_probs = old_log_probs - 1.0
     scores = torch.tensor([1.0, 0, 0, 1, 0, 1])
     totals = dict(total_tokens=float(mask.sum()), total_sequences=6)
-    base = LossInputs(logits, response_ids, mask, old_log_probs, advantages, teacher_log_probs=teacher_log_probs, sequence_scores=scores)
+    base = LossInputs(
+        logits,
+        response_ids,
+        mask,
+        old_log_probs,
+        advantages,
+        teacher_log_probs=teacher_log_probs,
+        sequence_scores=scores,
+    )
     grpo, _ = compute_loss(get_method("grpo_pp"), base, {}, 0, **totals)
     kdrl, metrics = compute_loss(get_method("kdrl"), base, {"rkl_coef": 0.5}, 0, **totals)
     log_probs = torch.log_softmax(logits, -1).gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
@@ -326,11 +373,27 @@ def test_op_distill_and_rkl_only_advantages_hand_computed():
     mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
     assert rkl_token_advantages(student, teacher, mask).tolist() == [[-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]
     assert sequence_rkl_reward(student, teacher, mask).tolist() == pytest.approx([-1.0, -1.0])
-    op = compute_advantages(get_method("op_distill"), {}, torch.zeros(2), torch.tensor([0, 0]), mask, old_log_probs=student, teacher_log_probs=teacher)
+    op = compute_advantages(
+        get_method("op_distill"),
+        {},
+        torch.zeros(2),
+        torch.tensor([0, 0]),
+        mask,
+        old_log_probs=student,
+        teacher_log_probs=teacher,
+    )
     assert op.tolist() == [[-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]
     teacher2 = teacher.clone()
     teacher2[1, 0] = -0.1  # second response now has reward 0 > -1
-    rkl = compute_advantages(get_method("rkl_only"), {}, torch.tensor([1.0, 0.0]), torch.tensor([0, 0]), mask, old_log_probs=student, teacher_log_probs=teacher2)
+    rkl = compute_advantages(
+        get_method("rkl_only"),
+        {},
+        torch.tensor([1.0, 0.0]),
+        torch.tensor([0, 0]),
+        mask,
+        old_log_probs=student,
+        teacher_log_probs=teacher2,
+    )
     # rewards -1, 0 are the advantages themselves (no group z-score), verifier scores ignored
     torch.testing.assert_close(rkl, torch.tensor([[-1.0, -1.0, -1.0], [0.0, 0.0, 0.0]]))
 
@@ -343,8 +406,15 @@ def test_rkl_only_keeps_an_unbounded_penalty_unbounded():
     teacher = student.clone()
     teacher[0] = student[0] - math.log(500.0)  # the teacher gives the first sample's tokens 500x less mass
     mask = torch.ones(group, length)
-    advantages = compute_advantages(get_method("rkl_only"), {}, torch.zeros(group), torch.zeros(group, dtype=torch.long),
-                                    mask, old_log_probs=student, teacher_log_probs=teacher)  # fmt: skip
+    advantages = compute_advantages(
+        get_method("rkl_only"),
+        {},
+        torch.zeros(group),
+        torch.zeros(group, dtype=torch.long),
+        mask,
+        old_log_probs=student,
+        teacher_log_probs=teacher,
+    )
     assert advantages[0].tolist() == pytest.approx([-length * math.log(500.0)] * length, rel=1e-6)
     assert advantages[1:].abs().max().item() == 0.0
     assert advantages[0, 0].item() < -20  # a z-scored reward would give -2.47 here
@@ -362,7 +432,14 @@ def test_luffy_shaping_and_mixed_loss():
     off_rows = torch.tensor([1.0, 0, 0, 0, 1, 0])
     method = get_method("luffy")
     hparams = {"loss_scale_factor": 7, "entropy_coef": 0.0}
-    loss, _ = compute_loss(method, LossInputs(logits, response_ids, mask, old_log_probs, advantages, off_policy_mask=off_rows), hparams, 0, total_tokens=float(mask.sum()), total_sequences=6)
+    loss, _ = compute_loss(
+        method,
+        LossInputs(logits, response_ids, mask, old_log_probs, advantages, off_policy_mask=off_rows),
+        hparams,
+        0,
+        total_tokens=float(mask.sum()),
+        total_sequences=6,
+    )
     log_p = torch.log_softmax(logits, -1).gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
     on, _ = clipped_policy_loss(log_p, old_log_probs, advantages, 0.2, 0.2)
     off = -advantages * log_p.exp() / (log_p.exp() + 0.1)
@@ -389,7 +466,9 @@ def test_prime_terms_hand_computed():
     mean = returns.sum() / 11
     variance = (((returns - mean) * full) ** 2).sum() / 10
     torch.testing.assert_close(adv, (returns - mean) / torch.sqrt(variance + 1e-8) * full)
-    via_objective = compute_advantages(get_method("prime_zero"), {}, scores, groups, full, implicit_rewards=torch.zeros(4, 3))
+    via_objective = compute_advantages(
+        get_method("prime_zero"), {}, scores, groups, full, implicit_rewards=torch.zeros(4, 3)
+    )
     torch.testing.assert_close(via_objective, adv)
 
 
@@ -397,7 +476,9 @@ def test_sft_is_token_mean_nll_and_simplerl_adds_k3_kl():
     logits, response_ids, _, mask, old_log_probs, advantages = random_batch(seed=9)
     log_p = torch.log_softmax(logits, -1).gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
     totals = dict(total_tokens=float(mask.sum()), total_sequences=6)
-    sft, _ = compute_loss(get_method("sft"), LossInputs(logits, response_ids, mask, old_log_probs, advantages), {}, 0, **totals)
+    sft, _ = compute_loss(
+        get_method("sft"), LossInputs(logits, response_ids, mask, old_log_probs, advantages), {}, 0, **totals
+    )
     torch.testing.assert_close(sft, -(log_p * mask).sum() / mask.sum())
     ref = log_p - 0.3
     base = LossInputs(logits, response_ids, mask, old_log_probs, advantages, ref_log_probs=ref)
@@ -407,7 +488,13 @@ def test_sft_is_token_mean_nll_and_simplerl_adds_k3_kl():
     assert metrics["actor/kl_loss"] == pytest.approx(k3)
     torch.testing.assert_close(simplerl, grpo + 1e-4 * torch.tensor(k3, dtype=DOUBLE))
     with pytest.raises(ValueError, match="ref_log_probs"):
-        compute_loss(get_method("simplerl_zero"), LossInputs(logits, response_ids, mask, old_log_probs, advantages), {}, 0, **totals)
+        compute_loss(
+            get_method("simplerl_zero"),
+            LossInputs(logits, response_ids, mask, old_log_probs, advantages),
+            {},
+            0,
+            **totals,
+        )
 
 
 def test_entropy_bonus_lowers_the_loss_by_coef_times_mean_entropy():

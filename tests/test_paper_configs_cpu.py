@@ -6,7 +6,7 @@ CI mode (the default) runs every distinct code path once: each method with each 
 every kind of evaluated row (base, the teacher with its 32k budget and with 8,192, the three released
 checkpoints with their own templates), selected with `only_experiments`; each config's tables and figures
 are written from what ran and name what did not. `TGPO_E2E_FULL=1` runs both whole configs (the long mode,
-README "The paper configs on CPU").
+docs/cluster.md, "The paper configs on CPU").
 
 1. `verl-train` of one experiment is killed once verl has written its first checkpoint, locally; the SLURM
    pipeline re-runs it and it resumes from that checkpoint.
@@ -43,9 +43,24 @@ FULL = os.environ.get("TGPO_E2E_FULL") == "1"
 # every distinct code path of paper-7b: each method x kind of teacher, both students, every kind of eval row
 # (Figure 5's schedules and TGPO's constant weight differ from tgpo_annealing only in numbers)
 PAPER_7B_PATHS = [
-    "base_7b", "teacher", "teacher_8192", "simplerl_zero_released", "prime_zero", "oat_zero_released",
-    "sft", "luffy", "simplerl_zero", "oat_zero", "grpo_pp", "kdrl", "op_distill", "tgpo_r", "tgpo_annealing",
-    "tgpo_annealing_r1", "rkl_in_family", "rkl_cross",
+    "base_7b",
+    "teacher",
+    "teacher_8192",
+    "simplerl_zero_released",
+    "prime_zero",
+    "oat_zero_released",
+    "sft",
+    "luffy",
+    "simplerl_zero",
+    "oat_zero",
+    "grpo_pp",
+    "kdrl",
+    "op_distill",
+    "tgpo_r",
+    "tgpo_annealing",
+    "tgpo_annealing_r1",
+    "rkl_in_family",
+    "rkl_cross",
 ]
 # paper-1.5b: its students and teacher already run above (rkl_*); its own base row and one method
 PAPER_1P5B_PATHS = ["base_1p5b", "kdrl"]
@@ -84,10 +99,24 @@ def kill_after_first_checkpoint(workdir: Path) -> None:
     output = workdir / "kill-phase.log"  # a file, not a pipe: an unread pipe would block snakemake
     with output.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "-c2", "--resources", "mem_mb=20000",
-             str(results / "runs" / experiment / "seed0" / "run.json"), "--configfile", paper, OVERLAY,
-             *selection_args(paper)],
-            cwd=workdir, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-c2",
+                "--resources",
+                "mem_mb=20000",
+                str(results / "runs" / experiment / "seed0" / "run.json"),
+                "--configfile",
+                paper,
+                OVERLAY,
+                *selection_args(paper),
+            ],
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
             env={**os.environ, "PYTHONPATH": str(workdir)},
         )
     deadline = time.time() + 2400
@@ -110,8 +139,9 @@ def paper_runs(tmp_path_factory, slurm):
     configs = {}
     for paper in RUNS:
         started = time.time()
-        snakemake(workdir, "--profile", "slurm", "--configfile", paper, OVERLAY, *selection_args(paper),
-                  timeout=4 * 3600)
+        snakemake(
+            workdir, "--profile", "slurm", "--configfile", paper, OVERLAY, *selection_args(paper), timeout=4 * 3600
+        )
         print(f"{paper} + {OVERLAY} through SLURM: {time.time() - started:.0f} s")
         configs[paper] = merged_config(workdir, paper)
     return workdir, configs
@@ -178,7 +208,8 @@ def test_tables_and_figures_are_written_from_what_ran(paper_runs):
         for table in [name for name in ("table1", "table2", "table3") if name in config["report"]]:
             text = (figures / f"{table}.md").read_text()
             rows = config["report"][table].get("rows") or [
-                row for group in config["report"][table]["groups"] for row in group["rows"]]
+                row for group in config["report"][table]["groups"] for row in group["rows"]
+            ]
             for row in rows:
                 line = next((line for line in text.splitlines() if line.startswith(f"| {row['label']} |")), None)
                 if row["experiment"] in ran(config):
@@ -208,7 +239,7 @@ def test_killed_run_resumed_from_its_checkpoint(paper_runs):
 def test_guidance_weight_follows_the_schedule_and_oov_is_counted(paper_runs):
     """TGPO's w_t step by step; the cross-family teachers' ids that the student cannot represent are masked and
     counted at every step (Qwen3's thinking tokens, R1-Distill's re-indexed vocabulary)."""
-    from tgpo.annealing import guidance_weight
+    from tgpo.objectives.annealing import guidance_weight
 
     workdir, configs = paper_runs
     config = configs["config/paper-7b.yaml"]

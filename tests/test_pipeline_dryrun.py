@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tgpo.config import evaluation_setting, experiment_seeds, load_config, training_experiments
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,9 @@ def test_miniature_plans_every_experiment_and_output():
         for seed in seeds:  # one job writes every seed's run and its evaluation
             assert str(layout.run(name, seed).run_json) in block, (name, seed)
             assert str(layout.eval_file(name, seed, "gpqa_diamond")) in block, (name, seed)
-    assert sum(n for rule, n in counts.items() if rule.startswith("evaluate")) == len(config["experiments"]) - len(trained)
+    assert sum(n for rule, n in counts.items() if rule.startswith("evaluate")) == len(config["experiments"]) - len(
+        trained
+    )
     assert counts["build_model"] == len(config["models"])
     for output_name in ("table1", "table2", "table3", "fig2", "fig4", "fig5", "fig6", "summary", "world", "traces"):
         assert counts[output_name] == 1, output_name
@@ -92,7 +94,9 @@ def test_paper_config_through_slurm_profile_asks_for_gpus(config_name):
 def check_evaluation_jobs(config, jobs):
     """Issue 18, item 6: one job per experiment x seed x benchmark (a retry redoes only missing files), each
     with its experiment's own GPUs (vLLM tensor parallel) and time limit."""
-    expected = {(e, s, b) for e in config["experiments"] for s in experiment_seeds(config, e) for b in config["benchmarks"]}
+    expected = {
+        (e, s, b) for e in config["experiments"] for s in experiment_seeds(config, e) for b in config["benchmarks"]
+    }
     planned = set()
     for block in jobs:
         found = re.search(r"wildcards: experiment=(\S+), seed=(\d+), benchmark=(\S+)", block)
@@ -125,7 +129,12 @@ def test_a_bad_config_fails_before_any_job_naming_the_key(tmp_path):
     config["experiments"]["tgpo"]["hparms"] = config["experiments"]["tgpo"].pop("hparams")
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(config))
-    completed = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad)], cwd=ROOT,
-                               capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert completed.returncode != 0
     assert "experiments.tgpo.hparms" in completed.stdout + completed.stderr

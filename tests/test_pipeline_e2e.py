@@ -43,9 +43,14 @@ def copy_repo(destination: Path) -> Path:
 def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(workdir)}
     completed = subprocess.run(
-        [sys.executable, "-m", "snakemake", *args], cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
-    assert completed.returncode == 0, (completed.stdout[-4000:] + "\n" + completed.stderr[-6000:])
+    assert completed.returncode == 0, completed.stdout[-4000:] + "\n" + completed.stderr[-6000:]
     return completed
 
 
@@ -77,11 +82,17 @@ def local_run(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": str(workdir)}
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "-c2", "--configfile", "config/ci.yaml"],
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
     )
     deadline = time.time() + 900
     while len(finished_runs(workdir)) < 3:
-        assert process.poll() is None, "the pipeline ended before it could be interrupted:\n" + process.stdout.read()[-4000:]
+        assert process.poll() is None, (
+            "the pipeline ended before it could be interrupted:\n" + process.stdout.read()[-4000:]
+        )
         assert time.time() < deadline, "no training run finished within 15 minutes"
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGTERM)  # like Ctrl-C on the whole job tree
@@ -126,17 +137,17 @@ def test_slurm_run_matches_the_local_run(slurm, local_run, tmp_path):
 
 NEW_BASELINE = '''"""GRPO with DAPO's clip-higher: the upper clip bound raised to 1 + 0.28 (Yu et al., 2025)."""
 
-from tgpo.methods import method_spec, register_method
+from tgpo.methods.spec import method_spec
 
-register_method(
-    method_spec(
-        "grpo_clip_higher",
-        "GRPO (clip-higher)",
-        "GRPO++ with DAPO's asymmetric clipping [1 - 0.2, 1 + 0.28]",
-        defaults={"clip_ratio_high": 0.28},
-        defaults_source={"clip_ratio_high": "DAPO (Yu et al., 2025): clip-higher 0.28"},
-    )
+GRPO_CLIP_HIGHER = method_spec(
+    "grpo_clip_higher",
+    "GRPO (clip-higher)",
+    "GRPO++ with DAPO's asymmetric clipping [1 - 0.2, 1 + 0.28]",
+    defaults={"clip_ratio_high": 0.28},
+    defaults_source={"clip_ratio_high": "DAPO (Yu et al., 2025): clip-higher 0.28"},
 )
+
+METHODS = (GRPO_CLIP_HIGHER,)
 '''
 
 
@@ -146,11 +157,19 @@ def test_adding_a_baseline_is_one_module_and_one_config_entry(local_run):
     config_path = workdir / "config" / "ci.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["experiments"]["grpo_clip_higher"] = {"method": "grpo_clip_higher", "student": "student_7b"}
-    config["report"]["table1"]["groups"][-1]["rows"].append({"experiment": "grpo_clip_higher", "label": "GRPO (clip-higher)"})
+    config["report"]["table1"]["groups"][-1]["rows"].append(
+        {"experiment": "grpo_clip_higher", "label": "GRPO (clip-higher)"}
+    )
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
-    methods = subprocess.run([sys.executable, "-m", "tgpo", "methods"], cwd=workdir, capture_output=True, text=True,
-                             env={**os.environ, "PYTHONPATH": str(workdir)}, check=True).stdout.split()
+    methods = subprocess.run(
+        [sys.executable, "-m", "tgpo", "methods"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(workdir)},
+        check=True,
+    ).stdout.split()
     assert "grpo_clip_higher" in methods
 
     # targets before --configfile: it takes one or more values and would swallow them

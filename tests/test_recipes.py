@@ -11,8 +11,11 @@ import math
 import pytest
 import torch
 
-from tgpo.guidance import shaped_advantages
-from tgpo.implicit_reward import (
+from tgpo.methods import VERL_NO_DUAL_CLIP, get_method, list_methods, resolve_hparams
+from tgpo.objectives.advantages import leave_one_out_token_rewards
+from tgpo.objectives.compose import LossInputs, compute_advantages, compute_loss
+from tgpo.objectives.guidance import shaped_advantages
+from tgpo.objectives.implicit_reward import (
     accuracy_filter,
     batch_norm_process_rewards,
     last_token_mask,
@@ -20,11 +23,8 @@ from tgpo.implicit_reward import (
     prime_advantages,
     return_to_go,
 )
-from tgpo.advantages import leave_one_out_token_rewards
-from tgpo.methods import VERL_NO_DUAL_CLIP, get_method, list_methods, resolve_hparams
-from tgpo.objective import LossInputs, compute_advantages, compute_loss
-from tgpo.off_policy import off_policy_shaping
-from tgpo.policy_loss import clipped_policy_loss
+from tgpo.objectives.off_policy import off_policy_shaping
+from tgpo.objectives.policy_loss import clipped_policy_loss
 
 torch.set_num_threads(1)
 DOUBLE = torch.float64
@@ -36,7 +36,9 @@ def far_off_policy_batch(seed: int = 0, batch: int = 4, length: int = 5, vocab: 
     logits = torch.randn(batch, length, vocab, generator=generator, dtype=DOUBLE)
     response_ids = torch.randint(0, vocab, (batch, length), generator=generator)
     log_probs = torch.log_softmax(logits, -1).gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
-    old_log_probs = log_probs + torch.tensor([2.0, -2.0]).repeat(batch * length // 2 + 1)[: batch * length].view(batch, length).to(DOUBLE)
+    old_log_probs = log_probs + torch.tensor([2.0, -2.0]).repeat(batch * length // 2 + 1)[: batch * length].view(
+        batch, length
+    ).to(DOUBLE)
     advantages = torch.tensor([1.0, -1.0, 0.5, -2.0], dtype=DOUBLE)[:batch].unsqueeze(-1).expand(batch, length).clone()
     mask = torch.ones(batch, length, dtype=DOUBLE)
     return logits, response_ids, mask, old_log_probs, advantages
@@ -46,8 +48,14 @@ def pg_gradient(method_name: str, hparams: dict, off_policy_mask=None, seed: int
     logits, response_ids, mask, old_log_probs, advantages = far_off_policy_batch(seed)
     logits = logits.requires_grad_(True)
     inputs = LossInputs(logits, response_ids, mask, old_log_probs, advantages, off_policy_mask=off_policy_mask)
-    loss, metrics = compute_loss(get_method(method_name), inputs, {"entropy_coef": 0.0, **hparams}, 0,
-                                 total_tokens=float(mask.sum()), total_sequences=mask.shape[0])  # fmt: skip
+    loss, metrics = compute_loss(
+        get_method(method_name),
+        inputs,
+        {"entropy_coef": 0.0, **hparams},
+        0,
+        total_tokens=float(mask.sum()),
+        total_sequences=mask.shape[0],
+    )
     (grad,) = torch.autograd.grad(loss, logits)
     return loss, grad, metrics, (logits, response_ids, mask, old_log_probs, advantages)
 
@@ -66,7 +74,10 @@ def test_luffy_on_policy_rows_are_unclipped_as_loss_remove_clip():
     assert [spec.defaults[k] for k in ("clip_ratio_low", "clip_ratio_high", "clip_ratio_c")] == [None, None, None]
     verl = hparam_overrides(spec, dict(spec.defaults))  # the cluster run: the plugin's loss clips nothing
     assert verl["+luffy.remove_clip"] is True and "actor_rollout_ref.actor.clip_ratio_low" not in verl
-    assert hparam_overrides(spec, {**spec.defaults, "clip_ratio_low": 0.2, "clip_ratio_high": 0.2})["+luffy.remove_clip"] is False
+    assert (
+        hparam_overrides(spec, {**spec.defaults, "clip_ratio_low": 0.2, "clip_ratio_high": 0.2})["+luffy.remove_clip"]
+        is False
+    )
 
 
 def test_unclipped_policy_loss_needs_both_bounds_absent():
@@ -106,8 +117,15 @@ def test_verl_vanilla_loss_with_the_no_dual_clip_bound_equals_no_dual_clip():
     advantages = torch.randn(3, 1, generator=generator, dtype=DOUBLE).expand(3, 6).clone()
     advantages[0] = 0.0
     mask = torch.ones(3, 6, dtype=DOUBLE)
-    config = ActorConfig(strategy="fsdp", clip_ratio_low=0.2, clip_ratio_high=0.2, clip_ratio_c=VERL_NO_DUAL_CLIP,
-                         loss_agg_mode="token-mean", ppo_micro_batch_size_per_gpu=1, rollout_n=1)  # fmt: skip
+    config = ActorConfig(
+        strategy="fsdp",
+        clip_ratio_low=0.2,
+        clip_ratio_high=0.2,
+        clip_ratio_c=VERL_NO_DUAL_CLIP,
+        loss_agg_mode="token-mean",
+        ppo_micro_batch_size_per_gpu=1,
+        rollout_n=1,
+    )
     config.global_batch_info.update({"dp_size": 1, "batch_num_tokens": 18, "global_batch_size": 3})
     verl_loss, _ = compute_policy_loss_vanilla(old, log_probs, advantages, mask, "token-mean", config)
     ours, _ = clipped_policy_loss(log_probs, old, advantages, 0.2, 0.2, clip_ratio_c=None)
@@ -119,17 +137,31 @@ def test_op_distill_has_no_entropy_bonus_like_verls_distillation_path():
     assert resolve_hparams(get_method("op_distill"))["entropy_coef"] == 0.0
     logits, ids, mask, old, _ = far_off_policy_batch(1)
     teacher = old - 0.3
-    advantages = compute_advantages(get_method("op_distill"), {}, torch.zeros(4), torch.arange(4), mask,
-                                    old_log_probs=old, teacher_log_probs=teacher)  # fmt: skip
+    advantages = compute_advantages(
+        get_method("op_distill"),
+        {},
+        torch.zeros(4),
+        torch.arange(4),
+        mask,
+        old_log_probs=old,
+        teacher_log_probs=teacher,
+    )
     inputs = LossInputs(logits.requires_grad_(True), ids, mask, old, advantages, teacher_log_probs=teacher)
     loss, _ = compute_loss(get_method("op_distill"), inputs, {}, 0, total_tokens=float(mask.sum()), total_sequences=4)
-    pg_only, _ = compute_loss(get_method("op_distill"), inputs, {"entropy_coef": 0.0}, 0,
-                              total_tokens=float(mask.sum()), total_sequences=4)  # fmt: skip
+    pg_only, _ = compute_loss(
+        get_method("op_distill"), inputs, {"entropy_coef": 0.0}, 0, total_tokens=float(mask.sum()), total_sequences=4
+    )
     torch.testing.assert_close(loss, pg_only)
 
 
-@pytest.mark.parametrize("name", [n for n in list_methods()
-                                  if get_method(n).verl_overrides.get("distillation.distillation_loss.use_task_rewards") is False])
+@pytest.mark.parametrize(
+    "name",
+    [
+        n
+        for n in list_methods()
+        if get_method(n).verl_overrides.get("distillation.distillation_loss.use_task_rewards") is False
+    ],
+)
 def test_methods_without_verls_policy_loss_have_no_entropy_or_kl_term(name):
     """verl's distillation_ppo_loss drops ppo_loss (entropy bonus and KL loss with it) when use_task_rewards is
     False; the local engine must not add terms the cluster run does not have."""
@@ -158,9 +190,13 @@ def test_prime_weighs_outcome_and_process_rewards_equally():
     process = leave_one_out_token_rewards(batch_norm_process_rewards(implicit, mask), mask, groups)
     expected = masked_whiten(5 * return_to_go(outcome) + 5 * return_to_go(process), mask)
     torch.testing.assert_close(advantages, expected)
-    old_weighting = masked_whiten(return_to_go(outcome) + return_to_go(leave_one_out_token_rewards(5 * implicit, mask, groups)), mask)
+    old_weighting = masked_whiten(
+        return_to_go(outcome) + return_to_go(leave_one_out_token_rewards(5 * implicit, mask, groups)), mask
+    )
     assert (advantages - old_weighting).abs().max() > 0.1
-    torch.testing.assert_close(prime_advantages(scores, implicit, groups, mask, 1.0, 1.0), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        prime_advantages(scores, implicit, groups, mask, 1.0, 1.0), expected, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_prime_accuracy_filter_keeps_groups_between_0_2_and_0_8():
@@ -170,7 +206,11 @@ def test_prime_accuracy_filter_keeps_groups_between_0_2_and_0_8():
     assert keep.view(5, 4).all(-1).tolist() == [False, True, True, False, True]
     assert keep.view(5, 4).any(-1).tolist() == keep.view(5, 4).all(-1).tolist()
     defaults = get_method("prime_zero").defaults
-    assert (defaults["prime_accuracy_low"], defaults["prime_accuracy_high"], defaults["prime_oversample"]) == (0.2, 0.8, 4)
+    assert (defaults["prime_accuracy_low"], defaults["prime_accuracy_high"], defaults["prime_oversample"]) == (
+        0.2,
+        0.8,
+        4,
+    )
 
 
 # ----------------------------------------------------------------------------- TGPO_R: OOV positions not favoured
@@ -188,6 +228,10 @@ def test_tgpo_r_masked_positions_are_not_favoured():
     response = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
     padded_valid = torch.tensor([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
     with_mask = shaped_advantages(advantages, teacher_log_probs, 0.5, padded_valid, response_mask=response)
-    torch.testing.assert_close(with_mask, shaped_advantages(advantages, teacher_log_probs, 0.5, padded_valid * response))
+    torch.testing.assert_close(
+        with_mask, shaped_advantages(advantages, teacher_log_probs, 0.5, padded_valid * response)
+    )
     # unmasked behaviour unchanged
-    torch.testing.assert_close(shaped_advantages(advantages, teacher_log_probs, 0.5), advantages + 0.5 * teacher_log_probs)
+    torch.testing.assert_close(
+        shaped_advantages(advantages, teacher_log_probs, 0.5), advantages + 0.5 * teacher_log_probs
+    )

@@ -1,4 +1,4 @@
-"""The resolver (tgpo.resolve): one precedence for every setting, identical in both engines; the
+"""The resolver (tgpo.config.resolve): one precedence for every setting, identical in both engines; the
 schema's setting lists are the registry's; the layout names every run path."""
 
 from __future__ import annotations
@@ -11,14 +11,22 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import tiny_config, write_config
+
 from tgpo.cli import main as tgpo_main
 from tgpo.config import ConfigError, load_config, validate
+from tgpo.config.resolve import (
+    CONFIG_TRAINING,
+    ENGINE_DEFAULT,
+    EXPERIMENT_HPARAMS,
+    EXPERIMENT_TRAINING,
+    METHOD_DEFAULT,
+    TRAINING_NAMES,
+    resolve_experiment,
+)
 from tgpo.engine.run_spec import RunSpec
 from tgpo.engine.trainer import Trainer
-from tgpo.layout import ResultsLayout, run_layout, seed_of_dir
 from tgpo.methods import HPARAM_NAMES, get_method
-from tgpo.resolve import (CONFIG_TRAINING, ENGINE_DEFAULT, EXPERIMENT_HPARAMS, EXPERIMENT_TRAINING, METHOD_DEFAULT,
-                          TRAINING_NAMES, resolve_experiment)  # fmt: skip
+from tgpo.results.layout import ResultsLayout, run_layout, seed_of_dir
 from tgpo.verl.translate import experiment_overrides
 
 torch.set_num_threads(1)
@@ -40,9 +48,19 @@ LR_CASES = [
 
 
 @pytest.mark.parametrize("method,config_lr,hparams_lr,training_lr,expected", LR_CASES)
-def test_both_engines_train_at_the_same_learning_rate(method, config_lr, hparams_lr, training_lr, expected,
-                                                       tiny_models, tiny_data, digit_verifier, tmp_path,
-                                                       monkeypatch, capsys):  # fmt: skip
+def test_both_engines_train_at_the_same_learning_rate(
+    method,
+    config_lr,
+    hparams_lr,
+    training_lr,
+    expected,
+    tiny_models,
+    tiny_data,
+    digit_verifier,
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
     monkeypatch.chdir(tmp_path)
     experiment = {}
     if hparams_lr is not None:
@@ -50,14 +68,25 @@ def test_both_engines_train_at_the_same_learning_rate(method, config_lr, hparams
     if training_lr is not None:
         experiment["training"] = {"lr": training_lr}
     # a verifier the verl reward grades (tgpo.verl.reward.GRADING_RULES); the learning rate does not depend on it
-    config = tiny_config(tiny_models, tiny_data, "mini_arith", method=method,
-                         training={} if config_lr is None else {"lr": config_lr}, experiment=experiment)
+    config = tiny_config(
+        tiny_models,
+        tiny_data,
+        "mini_arith",
+        method=method,
+        training={} if config_lr is None else {"lr": config_lr},
+        experiment=experiment,
+    )
     path = write_config(config, tmp_path)
 
     # verl: what `python -m tgpo verl-overrides` prints
     capsys.readouterr()
-    assert tgpo_main(["verl-overrides", "--config", str(path), "--experiment", "run", "--seed", "0"]
-                     + (["--sft"] if method == "sft" else [])) == 0
+    assert (
+        tgpo_main(
+            ["verl-overrides", "--config", str(path), "--experiment", "run", "--seed", "0"]
+            + (["--sft"] if method == "sft" else [])
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     key = "optim.lr=" if method == "sft" else OPTIM_LR
     verl_lr = [float(line.split("=", 1)[1]) for line in lines if line.startswith(key)]
@@ -71,8 +100,13 @@ def test_both_engines_train_at_the_same_learning_rate(method, config_lr, hparams
 
 # ------------------------------------------------------------------------- sources and errors
 def test_every_setting_has_its_source(tiny_models, tiny_data, digit_verifier):
-    config = tiny_config(tiny_models, tiny_data, digit_verifier, training={"lr": 3e-6},
-                         experiment={"hparams": {"w_init": 0.5}, "training": {"steps": 7}})
+    config = tiny_config(
+        tiny_models,
+        tiny_data,
+        digit_verifier,
+        training={"lr": 3e-6},
+        experiment={"hparams": {"w_init": 0.5}, "training": {"steps": 7}},
+    )
     resolved = resolve_experiment(config, "run", 0)
     assert resolved.settings["w_init"].value == 0.5 and resolved.settings["w_init"].source == EXPERIMENT_HPARAMS
     assert resolved.settings["steps"].value == 7 and resolved.settings["steps"].source == EXPERIMENT_TRAINING
@@ -100,8 +134,9 @@ def test_run_hash_follows_what_determines_the_training(tiny_models, tiny_data, d
 
 
 def test_a_setting_given_twice_differently_is_rejected(tiny_models, tiny_data, digit_verifier):
-    config = tiny_config(tiny_models, tiny_data, digit_verifier,
-                         experiment={"hparams": {"lr": 1e-6}, "training": {"lr": 2e-6}})
+    config = tiny_config(
+        tiny_models, tiny_data, digit_verifier, experiment={"hparams": {"lr": 1e-6}, "training": {"lr": 2e-6}}
+    )
     with pytest.raises(ConfigError, match=r"experiments\.run.*\['lr'\].*both `hparams` and `training`"):
         validate(config, "tiny.yaml")
 
@@ -114,10 +149,24 @@ def test_a_required_setting_nothing_sets_is_named(tiny_models, tiny_data, digit_
 
 
 def test_hand_written_run_spec_records_the_lr_it_trains_at(tiny_models, tiny_data, digit_verifier, tmp_path):
-    spec = RunSpec(experiment="x", method="tgpo", hparams={}, seed=0, output_dir=tmp_path / "x",
-                   student_path=tiny_models["student"], teacher_path=tiny_models["teacher"],
-                   train_data=tiny_data["train"], verifier=digit_verifier, steps=1, prompts_per_step=2,
-                   group_size=2, max_new_tokens=8, micro_batch_size=4, lr=5e-5, save_every=1)  # fmt: skip
+    spec = RunSpec(
+        experiment="x",
+        method="tgpo",
+        hparams={},
+        seed=0,
+        output_dir=tmp_path / "x",
+        student_path=tiny_models["student"],
+        teacher_path=tiny_models["teacher"],
+        train_data=tiny_data["train"],
+        verifier=digit_verifier,
+        steps=1,
+        prompts_per_step=2,
+        group_size=2,
+        max_new_tokens=8,
+        micro_batch_size=4,
+        lr=5e-5,
+        save_every=1,
+    )
     assert spec.hparams["lr"] == 5e-5 and spec.hparams["w_init"] == get_method("tgpo").defaults["w_init"]
     from tgpo.engine.run_spec import RunSpecError
 
@@ -132,16 +181,20 @@ def test_method_defaults_reach_verl_through_the_resolver():
     config["experiments"]["oat"] = {"method": "oat_zero", "student": config["experiments"]["tgpo"]["student"]}
     config["experiments"]["grpo"] = {"method": "grpo_pp", "student": config["experiments"]["tgpo"]["student"]}
     oat = dict(line.split("=", 1) for line in experiment_overrides(config, "oat", 0))
-    assert float(oat["actor_rollout_ref.actor.loss_scale_factor"]) == get_method("oat_zero").defaults["loss_scale_factor"]
+    assert (
+        float(oat["actor_rollout_ref.actor.loss_scale_factor"]) == get_method("oat_zero").defaults["loss_scale_factor"]
+    )
     grpo = dict(line.split("=", 1) for line in experiment_overrides(config, "grpo", 0))
     assert grpo["actor_rollout_ref.actor.use_kl_loss"] == "false"
     assert float(grpo["actor_rollout_ref.actor.clip_ratio_c"]) == get_method("grpo_pp").defaults["clip_ratio_c"]
     # verl_overrides hold no hyper-parameter values: the resolver is their one home
-    assert not any(key.endswith(("optim.lr", "clip_ratio_low", "entropy_coeff")) for key in get_method("oat_zero").verl_overrides)
+    assert not any(
+        key.endswith(("optim.lr", "clip_ratio_low", "entropy_coeff")) for key in get_method("oat_zero").verl_overrides
+    )
 
 
 def test_schema_setting_lists_are_the_registry_lists():
-    schema = json.loads(resources.files("tgpo").joinpath("config_schema.json").read_text())
+    schema = json.loads(resources.files("tgpo.config").joinpath("schema.json").read_text())
     assert set(schema["$defs"]["hparams"]["properties"]) == set(HPARAM_NAMES)
     assert set(schema["$defs"]["training"]["properties"]) == set(TRAINING_NAMES) | {"lr"}
 
@@ -158,7 +211,11 @@ def test_layout_names_every_run_path():
     run = layout.run("tgpo", 2)
     assert str(run.root) == "results/mini/runs/tgpo/seed2"
     assert (run.checkpoints.name, run.final_checkpoint.name, run.metrics.name, run.run_json.name) == (
-        "checkpoints", "checkpoint", "metrics.jsonl", "run.json")
+        "checkpoints",
+        "checkpoint",
+        "metrics.jsonl",
+        "run.json",
+    )
     assert str(layout.eval_file("tgpo", 2, "math500")) == "results/mini/eval/tgpo/seed2/math500.parquet"
     assert str(layout.run("{experiment}", "{seed}").run_json) == "results/mini/runs/{experiment}/seed{seed}/run.json"
     assert run_layout(layout.runs, "tgpo", 2) == run

@@ -1,4 +1,4 @@
-"""Resume integrity (tgpo.run_guard): a run never resumes a checkpoint of other settings, on either
+"""Resume integrity (tgpo.results.run_guard): a run never resumes a checkpoint of other settings, on either
 engine; the old run is moved aside, never deleted, and metrics.jsonl holds one setting's steps."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import tiny_config, write_config
+
 from tgpo.config import load_config
+from tgpo.config.resolve import resolve_experiment
 from tgpo.engine import checkpoint as ckpt
 from tgpo.engine.run_spec import RunSpec
 from tgpo.engine.trainer import train
-from tgpo.layout import RunLayout
-from tgpo.resolve import resolve_experiment
-from tgpo.run_guard import claim_run_dir, recorded_hash
+from tgpo.results.layout import RunLayout
+from tgpo.results.run_guard import claim_run_dir, recorded_hash
 
 torch.set_num_threads(1)
 
@@ -35,20 +35,37 @@ def local_spec(config: dict, directory: Path) -> RunSpec:
     return RunSpec.from_resolved(resolve_experiment(load_config(write_config(config, directory)), "run", 0))
 
 
-def test_changed_w_init_trains_fresh_and_moves_the_old_run_aside(tiny_models, tiny_data, digit_verifier, tmp_path,
-                                                                 monkeypatch, capsys):  # fmt: skip
+def test_changed_w_init_trains_fresh_and_moves_the_old_run_aside(
+    tiny_models, tiny_data, digit_verifier, tmp_path, monkeypatch, capsys
+):
     """The issue's scenario: train tgpo with a checkpoint, change w_init, rerun into the same folder."""
     monkeypatch.chdir(tmp_path)
     training = {"steps": 3, "save_every": 2, "lr": 5e-5}  # a checkpoint at step 2; lr from config training
-    old = local_spec(tiny_config(tiny_models, tiny_data, digit_verifier, training=training,
-                                 experiment={"hparams": {"w_init": 0.1, "delta": 0.0}}), tmp_path)
+    old = local_spec(
+        tiny_config(
+            tiny_models,
+            tiny_data,
+            digit_verifier,
+            training=training,
+            experiment={"hparams": {"w_init": 0.1, "delta": 0.0}},
+        ),
+        tmp_path,
+    )
     train(old, progress=False)
     run = RunLayout(old.output_dir)
     assert ckpt.latest_checkpoint(run.root) is not None
     assert [r["tgpo/guidance_weight"] for r in metrics(run)] == pytest.approx([0.1] * 3)
 
-    new = local_spec(tiny_config(tiny_models, tiny_data, digit_verifier, training=training,
-                                 experiment={"hparams": {"w_init": 0.5, "delta": 0.0}}), tmp_path)
+    new = local_spec(
+        tiny_config(
+            tiny_models,
+            tiny_data,
+            digit_verifier,
+            training=training,
+            experiment={"hparams": {"w_init": 0.5, "delta": 0.0}},
+        ),
+        tmp_path,
+    )
     assert new.output_dir == old.output_dir and new.run_hash != old.run_hash
     capsys.readouterr()
     result = train(new, progress=False)
@@ -71,14 +88,17 @@ def test_changed_w_init_trains_fresh_and_moves_the_old_run_aside(tiny_models, ti
     assert info["settings"]["lr"] == {"value": 5e-5, "source": "config training"}
     assert info["hparams"]["lr"] == 5e-5
     assert all(r["actor/lr"] == pytest.approx(5e-5) for r in metrics(run))  # no warm-up configured
-    assert torch.load(ckpt.latest_checkpoint(run.root) / ckpt.TRAINER_STATE, weights_only=False)["run_hash"] == new.run_hash
+    assert (
+        torch.load(ckpt.latest_checkpoint(run.root) / ckpt.TRAINER_STATE, weights_only=False)["run_hash"]
+        == new.run_hash
+    )
 
 
-def test_a_killed_run_of_the_same_settings_still_resumes(tiny_models, tiny_data, digit_verifier, tmp_path,
-                                                         monkeypatch):  # fmt: skip
+def test_a_killed_run_of_the_same_settings_still_resumes(tiny_models, tiny_data, digit_verifier, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    spec = local_spec(tiny_config(tiny_models, tiny_data, digit_verifier, training={"steps": 3, "save_every": 2}),
-                      tmp_path)
+    spec = local_spec(
+        tiny_config(tiny_models, tiny_data, digit_verifier, training={"steps": 3, "save_every": 2}), tmp_path
+    )
     train(spec, stop_after_step=2, progress=False)
     resumed = train(spec, progress=False)
     assert [r["step"] for r in resumed.metrics] == [1, 2, 3]
@@ -87,8 +107,9 @@ def test_a_killed_run_of_the_same_settings_still_resumes(tiny_models, tiny_data,
 
 def test_a_checkpoint_of_another_run_is_never_loaded(tiny_models, tiny_data, digit_verifier, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    spec = local_spec(tiny_config(tiny_models, tiny_data, digit_verifier, training={"steps": 3, "save_every": 2}),
-                      tmp_path)
+    spec = local_spec(
+        tiny_config(tiny_models, tiny_data, digit_verifier, training={"steps": 3, "save_every": 2}), tmp_path
+    )
     train(spec, stop_after_step=2, progress=False)
     with pytest.raises(RuntimeError, match=r"checkpoint of run hash .*not of this run \(other\)"):
         ckpt.load_trainer_state(ckpt.latest_checkpoint(spec.output_dir), "other")
@@ -107,8 +128,9 @@ def test_an_unmarked_run_folder_is_moved_aside_not_deleted(tmp_path):
     assert len(messages) == 1 and "moved it to" in messages[0]
 
 
-def test_verl_run_moves_a_run_of_other_settings_aside_before_resuming(tiny_models, tiny_data, digit_verifier,
-                                                                      tmp_path, monkeypatch):  # fmt: skip
+def test_verl_run_moves_a_run_of_other_settings_aside_before_resuming(
+    tiny_models, tiny_data, digit_verifier, tmp_path, monkeypatch
+):
     """tgpo.verl.run: verl resumes whatever is in checkpoints/ (resume_mode=auto), so the folder is
     claimed first. verl itself is replaced by a script that writes a checkpoint and a log line."""
     import tgpo.verl.run as verl_run
@@ -124,7 +146,9 @@ def test_verl_run_moves_a_run_of_other_settings_aside_before_resuming(tiny_model
     monkeypatch.setattr(verl_run, "driver_command", lambda *args, **kwargs: [sys.executable, "-c", fake_verl])
     import tgpo.verl.export as verl_export  # no FSDP shards to merge: the export is tested in test_verl_export.py
 
-    monkeypatch.setattr(verl_export, "export_last_checkpoint", lambda checkpoints, out, *_: Path(out).mkdir(exist_ok=True))
+    monkeypatch.setattr(
+        verl_export, "export_last_checkpoint", lambda checkpoints, out, *_: Path(out).mkdir(exist_ok=True)
+    )
     monkeypatch.chdir(tmp_path)
 
     def verl_train(w_init: float) -> RunLayout:

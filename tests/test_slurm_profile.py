@@ -38,8 +38,13 @@ def workflow_dir(tmp_path: Path) -> Path:
 
 def test_profile_parses_and_dry_runs(tmp_path):
     workdir = workflow_dir(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "slurm", "-n"], cwd=workdir,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", "slurm", "-n"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "runtime=60" in result.stdout + result.stderr
 
@@ -72,8 +77,12 @@ def test_profile_resubmits_and_requeues_failed_jobs():
 @pytest.mark.slow
 def test_snakemake_profile_runs_on_real_slurm(slurm, tmp_path):
     workdir = workflow_dir(tmp_path)
-    result = subprocess.run(["timeout", "-k", "30", "600", sys.executable, "-m", "snakemake", "--profile", "slurm"],
-                            cwd=workdir, capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        ["timeout", "-k", "30", "600", sys.executable, "-m", "snakemake", "--profile", "slurm"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     text = (workdir / "b.txt").read_text().split()
     assert text[0].startswith("job=") and text[0] != "job=", "rule a did not run inside a SLURM job"
@@ -97,8 +106,22 @@ def test_launcher_dry_run_plans_head_workers_and_driver(tmp_path):
     fake_bin(tmp_path, "squeue", 'echo "gpu[01-03]"')
     fake_bin(tmp_path, "scontrol", 'printf "gpu01\\ngpu02\\ngpu03\\n"')
     env = {"SLURM_JOB_ID": "42", "SLURM_JOB_NODELIST": ""}
-    result = run_launcher(tmp_path, "--nodes", "3", "--gpus-per-node", "8", "--cpus-per-node", "64", "--dry-run",
-                          "--", "python", "-m", "verl.trainer.main_ppo", "trainer.nnodes=3", env_extra=env)  # fmt: skip
+    result = run_launcher(
+        tmp_path,
+        "--nodes",
+        "3",
+        "--gpus-per-node",
+        "8",
+        "--cpus-per-node",
+        "64",
+        "--dry-run",
+        "--",
+        "python",
+        "-m",
+        "verl.trainer.main_ppo",
+        "trainer.nnodes=3",
+        env_extra=env,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("head: srun") and "-w gpu01" in lines[0] and "--head" in lines[0]
@@ -111,12 +134,28 @@ def test_launcher_dry_run_plans_head_workers_and_driver(tmp_path):
 def test_launcher_rejects_node_count_mismatch_and_missing_job(tmp_path):
     fake_bin(tmp_path, "squeue", 'echo "gpu[01-02]"')
     fake_bin(tmp_path, "scontrol", 'printf "gpu01\\ngpu02\\n"')
-    mismatch = run_launcher(tmp_path, "--nodes", "3", "--gpus-per-node", "8", "--cpus-per-node", "8", "--dry-run",
-                            "--", "true", env_extra={"SLURM_JOB_ID": "7"})  # fmt: skip
+    mismatch = run_launcher(
+        tmp_path,
+        "--nodes",
+        "3",
+        "--gpus-per-node",
+        "8",
+        "--cpus-per-node",
+        "8",
+        "--dry-run",
+        "--",
+        "true",
+        env_extra={"SLURM_JOB_ID": "7"},
+    )
     assert mismatch.returncode != 0 and "has 2 node(s)" in mismatch.stderr
     env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}
-    no_job = subprocess.run(["bash", str(LAUNCHER), "--nodes", "2", "--gpus-per-node", "8", "--cpus-per-node", "8",
-                             "--", "true"], capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    no_job = subprocess.run(
+        ["bash", str(LAUNCHER), "--nodes", "2", "--gpus-per-node", "8", "--cpus-per-node", "8", "--", "true"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert no_job.returncode != 0 and "SLURM_JOB_ID is not set" in no_job.stderr
     single = run_launcher(tmp_path, "--nodes", "1", "--gpus-per-node", "8", "--cpus-per-node", "8", "--", "echo", "ran")
     assert single.returncode == 0 and single.stdout.strip() == "ran"
@@ -128,14 +167,28 @@ def test_without_slurm_the_slurm_test_skips_with_a_reason_except_under_ci(tmp_pa
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("sinfo", "sbatch"):  # a SLURM client whose controller does not answer
-        (bin_dir / tool).write_text("#!/bin/sh\necho 'slurm_load_partitions: Unable to contact slurm controller' >&2\nexit 1\n")
+        (bin_dir / tool).write_text(
+            "#!/bin/sh\necho 'slurm_load_partitions: Unable to contact slurm controller' >&2\nexit 1\n"
+        )
         (bin_dir / tool).chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "TGPO_NO_SLURM")}
     env.update(PATH=f"{bin_dir}:{os.environ['PATH']}", CI=ci)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-         f"{Path(__file__)}::test_snakemake_profile_runs_on_real_slurm"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            f"{Path(__file__)}::test_snakemake_profile_runs_on_real_slurm",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert outcome in result.stdout and (result.returncode != 0) == bool(ci), result.stdout[-3000:]
     assert "needs a running SLURM" in result.stdout and "Unable to contact slurm controller" in result.stdout

@@ -29,24 +29,56 @@ STANDINS = {  # model key -> (kind, layout) as the paper configs' stand-ins (the
 
 
 def test_layouts_hold_the_public_ids_rows_and_config_values():
-    q7, q15, q3, q3t, r1 = (LAYOUTS[name] for name in ("qwen2.5-math-7b", "qwen2.5-math-1.5b", "qwen3-30b-a3b",
-                                                       "qwen3-30b-a3b-thinking-2507", "r1-distill-qwen-32b"))
+    q7, q15, q3, q3t, r1 = (
+        LAYOUTS[name]
+        for name in (
+            "qwen2.5-math-7b",
+            "qwen2.5-math-1.5b",
+            "qwen3-30b-a3b",
+            "qwen3-30b-a3b-thinking-2507",
+            "r1-distill-qwen-32b",
+        )
+    )
     # tokenizer lengths vs embedding rows (config.json vocab_size)
     assert (q7.tokens, q7.rows, q15.rows, q3.tokens, q3.rows, r1.tokens, r1.rows) == (
-        151665, 152064, 151936, 151669, 151936, 151665, 152064)
+        151665,
+        152064,
+        151936,
+        151669,
+        151936,
+        151665,
+        152064,
+    )
     assert (q7.tie_word_embeddings, q15.tie_word_embeddings, q3.tie_word_embeddings) == (False, True, False)
     # EOS / PAD / BOS
     assert (q7.id_of(q7.eos), q7.id_of(q7.pad), q7.bos) == (151643, 151643, None)
-    assert (q3.id_of(q3.eos), q3.id_of(q3.pad), q3.generation_config()["eos_token_id"]) == (151645, 151643, [151645, 151643])
+    assert (q3.id_of(q3.eos), q3.id_of(q3.pad), q3.generation_config()["eos_token_id"]) == (
+        151645,
+        151643,
+        [151645, 151643],
+    )
     assert (r1.id_of(r1.eos), r1.id_of(r1.bos), r1.add_bos_token) == (151643, 151646, True)
     assert q7.generation_config()["eos_token_id"] == 151643  # <|endoftext|> only (issue 18 item 11)
     # Qwen3's four extra tokens after Qwen2.5's ids; R1's <think>/</think> at Qwen2.5's <|box_start|>/<|box_end|>
-    assert [q3.id_of(t) for t in ("<tool_response>", "</tool_response>", "<think>", "</think>")] == [151665, 151666, 151667, 151668]
+    assert [q3.id_of(t) for t in ("<tool_response>", "</tool_response>", "<think>", "</think>")] == [
+        151665,
+        151666,
+        151667,
+        151668,
+    ]
     assert q3.added[:22] == q7.added and q3t.added == q3.added
-    assert (r1.id_of("<think>"), r1.id_of("</think>")) == (q7.id_of("<|box_start|>"), q7.id_of("<|box_end|>")) == (151648, 151649)
+    assert (
+        (r1.id_of("<think>"), r1.id_of("</think>"))
+        == (q7.id_of("<|box_start|>"), q7.id_of("<|box_end|>"))
+        == (151648, 151649)
+    )
     # context and RoPE base as released (prepare-model then sets App. B.1's 16,384 / 40,000)
     assert [(x.max_position_embeddings, x.rope_theta) for x in (q7, q3, q3t, r1)] == [
-        (4096, 1e4), (40960, 1e6), (262144, 1e7), (131072, 1e6)]
+        (4096, 1e4),
+        (40960, 1e6),
+        (262144, 1e7),
+        (131072, 1e6),
+    ]
     for name in ("simplerl-zero-7b", "prime-zero-7b", "oat-zero-7b"):  # Qwen2.5-Math-7B derivatives
         assert replace(LAYOUTS[name], name=q7.name, hub=q7.hub, sources=q7.sources) == q7
 
@@ -103,8 +135,14 @@ def built(world, tmp_path_factory):
     try:
         out = {}
         for key, (kind, layout) in STANDINS.items():
-            record = build_model(world, resolve_kind(kind, size="verl", steps=20), root / key, seed=0, probe=False,
-                                 layout=f"{layout}@{SHRUNK}")
+            record = build_model(
+                world,
+                resolve_kind(kind, size="verl", steps=20),
+                root / key,
+                seed=0,
+                probe=False,
+                layout=f"{layout}@{SHRUNK}",
+            )
             out[key] = (root / key, record)
     finally:
         standins.FIT_ROWS, standins.HELD_OUT_ROWS = saved
@@ -115,12 +153,12 @@ def test_standin_checkpoint_carries_the_layout(built):
     from tokenizers import Tokenizer
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
-    for key, (kind, name) in STANDINS.items():
+    for key, (_kind, name) in STANDINS.items():
         folder, record = built[key]
         layout = resolve_layout(f"{name}@{SHRUNK}")
         config, tokenizer = AutoConfig.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
         # tokenizer.json itself (transformers 5 loads R1's as Qwen2Tokenizer and appends <|endoftext|>, as
-        # for the real checkpoint; tgpo.model_prep.checkpoint_vocabulary reads the file for that reason)
+        # for the real checkpoint; tgpo.models.teacher_ids.checkpoint_vocabulary reads the file for that reason)
         vocabulary = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab(with_added_tokens=True)
         assert config.vocab_size == layout.rows and len(vocabulary) == layout.tokens
         assert all(vocabulary[token] == index for index, token, _ in layout.added)
@@ -136,8 +174,15 @@ def test_standin_checkpoint_carries_the_layout(built):
         assert mass["positions"] > 100 and mass["mean"] < standins.FILLER_MASS_LIMIT
 
 
-@pytest.mark.parametrize("architecture,layout_name", [("qwen2", "qwen2.5-math-7b"), ("qwen2", "qwen2.5-math-1.5b"),
-                                                      ("mistral", "r1-distill-qwen-32b"), ("llama", "qwen3-30b-a3b")])
+@pytest.mark.parametrize(
+    "architecture,layout_name",
+    [
+        ("qwen2", "qwen2.5-math-7b"),
+        ("qwen2", "qwen2.5-math-1.5b"),
+        ("mistral", "r1-distill-qwen-32b"),
+        ("llama", "qwen3-30b-a3b"),
+    ],
+)
 def test_relay_keeps_the_compact_models_logits(architecture, layout_name):
     """Every trained id keeps its logit at its layout id (Mistral -> Qwen2 exactly, zero biases); the
     fillers share one row far below."""
@@ -147,8 +192,15 @@ def test_relay_keeps_the_compact_models_logits(architecture, layout_name):
     layout = resolve_layout(f"{layout_name}@{SHRUNK}")
     compact_ids = sorted({15, 16, 17, 198, layout.id_of(layout.eos), layout.id_of(layout.turn_end)})
     config = {"qwen2": Qwen2Config, "mistral": MistralConfig, "llama": LlamaConfig}[architecture](
-        vocab_size=len(compact_ids), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, rope_theta=layout.rope_theta, tie_word_embeddings=layout.tie_word_embeddings)
+        vocab_size=len(compact_ids),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        rope_theta=layout.rope_theta,
+        tie_word_embeddings=layout.tie_word_embeddings,
+    )
     compact = AutoModelForCausalLM.from_config(config).eval()
     sequences = [[int(i) for i in torch.randint(len(compact_ids), (6,))] for _ in range(5)]
     relaid, record = standins.relay(compact, compact_ids, layout, sequences, [3] * 5, sequences, [3] * 5)
@@ -186,8 +238,14 @@ def test_held_channel_stays_constant_through_training_and_bounds_the_filler_mass
 
     torch.manual_seed(0)
     config = {"qwen2": Qwen2Config, "mistral": MistralConfig, "llama": LlamaConfig}[architecture](
-        vocab_size=12, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=2, tie_word_embeddings=architecture == "qwen2")
+        vocab_size=12,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        tie_word_embeddings=architecture == "qwen2",
+    )
     model = AutoModelForCausalLM.from_config(config)
     handles = standins.hold_channel_constant(model, channel=3, value=1.0)
     sequences = [[int(i) for i in torch.randint(1, 12, (10,))] for _ in range(16)]
@@ -216,7 +274,7 @@ def test_held_channel_stays_constant_through_training_and_bounds_the_filler_mass
 def prepared(built, tmp_path_factory):
     """The student stand-in prepared as the paper configs prepare Qwen2.5-Math-7B, and the R1 stand-in
     re-indexed to that student's ids."""
-    from tgpo.model_prep import align_teacher_ids, prepare_model
+    from tgpo.models.prepare import align_teacher_ids, prepare_model
 
     root = tmp_path_factory.mktemp("prepared")
     settings = {"rope_theta": 40000, "max_position_embeddings": 16384, "align_vocab_with": "qwen3_30b_a3b"}
@@ -242,7 +300,7 @@ def test_prepared_student_reads_only_trained_ids(built, prepared):
     assert ids == original(prompt, add_special_tokens=False)["input_ids"]
     assert max(ids) < len(original) == resolve_layout(f"qwen2.5-math-7b@{SHRUNK}").tokens
     think = [byte_level_characters().index(c) for c in "<think>"] + [198]
-    assert ids[-len(think):] == think  # the byte pieces the student was pretrained on
+    assert ids[-len(think) :] == think  # the byte pieces the student was pretrained on
     vocabulary = prepared["record"]["vocabulary"]
     assert vocabulary["added_tokens"] == [] and vocabulary["tokens_after"] == len(original)
     assert vocabulary["other_only_tokens"] == ["<tool_response>", "</tool_response>", "<think>", "</think>"]
@@ -334,8 +392,10 @@ def test_built_and_prepared_model_locations():
 
     config = yaml.safe_load((Path(__file__).parents[1] / "config" / "paper-7b.yaml").read_text())
     config["world"] = {"size": "verl", "seed": 0}
-    for key, (kind, layout) in {"qwen25_math_7b": ("student_large", "qwen2.5-math-7b"),
-                                "qwen3_30b_a3b": ("teacher_cross", "qwen3-30b-a3b")}.items():
+    for key, (kind, layout) in {
+        "qwen25_math_7b": ("student_large", "qwen2.5-math-7b"),
+        "qwen3_30b_a3b": ("teacher_cross", "qwen3-30b-a3b"),
+    }.items():
         config["models"][key].update(build=kind, layout=layout)
     validate(config)
     root = f"results/{config['name']}/models"
@@ -361,15 +421,28 @@ def test_vllm_cpu_generates_with_a_full_size_standin_and_stops_at_im_end(world, 
     import sys
 
     from tgpo.mini.models import build_model, resolve_kind
-    from tgpo.model_prep import prepare_model
+    from tgpo.models.prepare import prepare_model
 
-    build_model(world, resolve_kind("student_large", size="verl", steps=300), tmp_path / "built", probe=False,
-                layout="qwen2.5-math-7b")
-    build_model(world, resolve_kind("teacher_cross", size="verl", steps=30), tmp_path / "teacher", probe=False,
-                layout="qwen3-30b-a3b")
-    prepare_model(str(tmp_path / "built"), tmp_path / "student",
-                  {"rope_theta": 40000, "max_position_embeddings": 16384, "align_vocab_with": "t"},
-                  align_source=str(tmp_path / "teacher"))
+    build_model(
+        world,
+        resolve_kind("student_large", size="verl", steps=300),
+        tmp_path / "built",
+        probe=False,
+        layout="qwen2.5-math-7b",
+    )
+    build_model(
+        world,
+        resolve_kind("teacher_cross", size="verl", steps=30),
+        tmp_path / "teacher",
+        probe=False,
+        layout="qwen3-30b-a3b",
+    )
+    prepare_model(
+        str(tmp_path / "built"),
+        tmp_path / "student",
+        {"rope_theta": 40000, "max_position_embeddings": 16384, "align_vocab_with": "t"},
+        align_source=str(tmp_path / "teacher"),
+    )
     script = f"""
 import json, vllm
 from eval.generation import make_backend
@@ -391,7 +464,7 @@ print("RESULT " + json.dumps(out))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=1200)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, result.stderr[-3000:]
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = json.loads(lines[-1][len("RESULT ") :])
     im_end = 151645
     assert out["student"]["stop_ids"] == [im_end]
     assert out["many"] == 480

@@ -17,8 +17,15 @@ def result(experiment: str, value: float, accuracy: float) -> dict:
 
 
 def test_best_values_take_the_highest_accuracy_and_the_smaller_value_on_ties():
-    best = sweep.best_values([result("tgpo", 0.3, 0.61), result("tgpo", 0.1, 0.61), result("tgpo", 1.0, 0.40),
-                              result("kdrl", 1.0, 0.55), result("kdrl", 0.03, 0.50)])
+    best = sweep.best_values(
+        [
+            result("tgpo", 0.3, 0.61),
+            result("tgpo", 0.1, 0.61),
+            result("tgpo", 1.0, 0.40),
+            result("kdrl", 1.0, 0.55),
+            result("kdrl", 0.03, 0.50),
+        ]
+    )
     assert best["tgpo"]["value"] == 0.1 and best["kdrl"]["value"] == 1.0
 
 
@@ -63,7 +70,9 @@ def test_train_cli_needs_a_seed_one_output_dir_per_run_and_a_config_to_evaluate(
     with pytest.raises(SystemExit, match="missing --seed"):
         cli.resolve_specs(parsed(cli, ["--config", "c.yaml", "--experiment", "x"]))
     config = str(ROOT / "config" / "default.yaml")
-    several = parsed(cli, ["--config", config, "--experiment", "grpo_pp", "--seeds", "0", "1", "--output-dir", "/tmp/x"])
+    several = parsed(
+        cli, ["--config", config, "--experiment", "grpo_pp", "--seeds", "0", "1", "--output-dir", "/tmp/x"]
+    )
     with pytest.raises(SystemExit, match="names one run's folder"):
         cli.resolve_specs(several)
     one = cli.resolve_specs(parsed(cli, ["--config", config, "--experiment", "grpo_pp", "--seeds", "0", "2"]))[1]

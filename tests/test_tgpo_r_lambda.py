@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from tgpo.config import load_config
-from tgpo.guidance import shaped_advantages
 from tgpo.methods import get_method, with_overrides
-from tgpo.objective import LossInputs, compute_loss
+from tgpo.objectives.compose import LossInputs, compute_loss
+from tgpo.objectives.guidance import shaped_advantages
 from tgpo.verl.losses import COEF_KEY, SHAPING_LAMBDA_KEY, SHAPING_SIGNAL_KEY
 from tgpo.verl.trainer import tgpo_step_info
 
@@ -27,7 +27,10 @@ def test_defaults_are_the_authors_tipo_adv_script_with_sources():
     assert method.defaults["shaping_signal"] == "prob"
     assert "mix_core_alg.py" in method.defaults_source["shaping_signal"]
     assert "decay_rate 1e-4" in method.defaults_source["delta"]
-    assert method.verl_overrides["+tgpo.shaping_signal"] == "prob" and method.verl_overrides["+tgpo.delta"] == 1e-4
+    from tgpo.verl.translate import hparam_overrides  # what verl receives: the defaults, mapped
+
+    on_verl = hparam_overrides(method, method.defaults)
+    assert on_verl["+tgpo.shaping_signal"] == "prob" and on_verl["+tgpo.delta"] == 1e-4
 
 
 def test_prob_signal_adds_lambda_times_the_probability_in_unit_interval():
@@ -53,12 +56,14 @@ def _loss(step: int, method_name: str = "tgpo_r", seed: int = 3):
     advantages = torch.randn(batch, 1, generator=generator, dtype=torch.float64).expand(batch, length)
     inputs = LossInputs(logits, response_ids, mask, old, advantages, teacher_token_ids=teacher_ids)
     method = get_method(method_name)
-    loss, metrics = compute_loss(method, inputs, {"entropy_coef": 0.0}, step, total_tokens=float(mask.sum()),
-                                 total_sequences=batch)  # fmt: skip
+    loss, metrics = compute_loss(
+        method, inputs, {"entropy_coef": 0.0}, step, total_tokens=float(mask.sum()), total_sequences=batch
+    )
     plain = with_overrides(method, guidance="none", teacher_signal="none")
     plain_inputs = LossInputs(logits, response_ids, mask, old, advantages)
-    plain_loss, _ = compute_loss(plain, plain_inputs, {"entropy_coef": 0.0}, step, total_tokens=float(mask.sum()),
-                                 total_sequences=batch)  # fmt: skip
+    plain_loss, _ = compute_loss(
+        plain, plain_inputs, {"entropy_coef": 0.0}, step, total_tokens=float(mask.sum()), total_sequences=batch
+    )
     return float(loss), float(plain_loss), metrics
 
 

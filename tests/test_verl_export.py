@@ -15,8 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("verl")
 
 import torch  # noqa: E402
-
 from verl_fixtures import free_port, tiny_qwen2  # noqa: E402
+
 from tgpo.config import load_config  # noqa: E402
 from tgpo.verl import export  # noqa: E402
 from tgpo.verl.run import checkpoint_model_subdir  # noqa: E402
@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def full_state(model) -> dict[str, torch.Tensor]:
     """The unsharded weights of an FSDP2 model (DTensor -> full tensor)."""
-    return {name: (value.full_tensor() if hasattr(value, "full_tensor") else value).detach().clone()
-            for name, value in model.state_dict().items()}
+    return {
+        name: (value.full_tensor() if hasattr(value, "full_tensor") else value).detach().clone()
+        for name, value in model.state_dict().items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,6 @@ def verl_run(tmp_path_factory):
     between) and the tracker naming step 2. Returns (checkpoints dir, source model dir, step-2 weights)."""
     from torch.distributed.device_mesh import init_device_mesh
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from verl.utils.checkpoint.checkpoint_manager import get_checkpoint_tracker_filename
     from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager
     from verl.utils.fsdp_utils import apply_fsdp2
@@ -52,8 +53,9 @@ def verl_run(tmp_path_factory):
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
         apply_fsdp2(model, {"mesh": mesh}, {})
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-        manager = FSDPCheckpointManager(model=model, optimizer=optimizer, lr_scheduler=None,
-                                        processing_class=AutoTokenizer.from_pretrained(source))
+        manager = FSDPCheckpointManager(
+            model=model, optimizer=optimizer, lr_scheduler=None, processing_class=AutoTokenizer.from_pretrained(source)
+        )
         manager.save_checkpoint(str(checkpoints / "global_step_1" / "actor"), global_step=1)
         loss = model(input_ids=torch.tensor([[5, 6, 7, 8]]), labels=torch.tensor([[5, 6, 7, 8]])).loss
         loss.backward()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tgpo.config import load_config
-from tgpo.resolve import resolve_experiment
-from tgpo.run_guard import claim_run_dir
+from tgpo.config.resolve import resolve_experiment
+from tgpo.results.run_guard import claim_run_dir
 from tgpo.verl import lifecycle
 from tgpo.verl import run as verl_run
 
@@ -101,8 +101,16 @@ def run_args(config_path: Path, experiment: str, seed: int = 0) -> argparse.Name
 
 
 def steps(count: int, **data) -> dict[int, dict]:
-    return {step: {"actor/grad_norm": 1.0, "actor/pg_loss": 0.1, "response_length/mean": 500.0,
-                   "timing_s/step": 60.0, **data} for step in range(1, count + 1)}
+    return {
+        step: {
+            "actor/grad_norm": 1.0,
+            "actor/pg_loss": 0.1,
+            "response_length/mean": 500.0,
+            "timing_s/step": 60.0,
+            **data,
+        }
+        for step in range(1, count + 1)
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -174,7 +182,9 @@ def test_a_bad_line_before_the_last_is_still_an_error(tmp_path):
 @pytest.mark.parametrize("value", [None, float("nan"), float("inf")])
 def test_non_finite_watched_metrics_are_found(value):
     # verl's file logger (orjson) writes NaN and inf as null
-    assert lifecycle.non_finite_metrics({"actor/grad_norm": value, "critic/score/mean": 0.5}) == [f"actor/grad_norm={value}"]
+    assert lifecycle.non_finite_metrics({"actor/grad_norm": value, "critic/score/mean": 0.5}) == [
+        f"actor/grad_norm={value}"
+    ]
     assert lifecycle.non_finite_metrics({"actor/tgpo/guidance_loss": value})
     assert lifecycle.non_finite_metrics({"train/loss": value})  # verl's SFT trainer
     assert lifecycle.non_finite_metrics({"response_length/mean": value}) == []  # not a loss/gradient/advantage
@@ -212,8 +222,7 @@ def test_verl_non_finite_warning_stops_the_child(capsys):
     """verl's FSDP engine prints this before skipping the update; the wrapper stops the run at once."""
     import time
 
-    child = ("import time; print('(WorkerDict pid=1) WARN: grad_norm is not finite: nan', flush=True); "
-             "time.sleep(90)")
+    child = "import time; print('(WorkerDict pid=1) WARN: grad_norm is not finite: nan', flush=True); time.sleep(90)"
     started = time.time()
     returncode, stopped_by = verl_run.run_watched([sys.executable, "-c", child], env=None)
     assert time.time() - started < 60, "the child was left running"
@@ -232,10 +241,12 @@ def test_stop_rule_fires_at_the_fraction_of_the_budget():
 
 
 def test_validation_choice_takes_the_best_kept_checkpoint():
-    metrics = [{"step": 50, "val-core/openr1_math/reward/mean@1": 0.40},
-               {"step": 100, "val-core/openr1_math/reward/mean@1": 0.45},
-               {"step": 150, "val-core/openr1_math/reward/mean@1": 0.10},
-               {"step": 120, "critic/score/mean": 0.9}]
+    metrics = [
+        {"step": 50, "val-core/openr1_math/reward/mean@1": 0.40},
+        {"step": 100, "val-core/openr1_math/reward/mean@1": 0.45},
+        {"step": 150, "val-core/openr1_math/reward/mean@1": 0.10},
+        {"step": 120, "critic/score/mean": 0.9},
+    ]
     assert lifecycle.choose_checkpoint("validation", metrics, [50, 100, 150])[0] == 100
     assert lifecycle.choose_checkpoint("validation", metrics, [50, 150])[0] == 50  # 100's model not kept
     assert lifecycle.choose_checkpoint("last", metrics, [50, 100, 150], last_step=150)[0] == 150
@@ -269,8 +280,9 @@ def test_kdrl_stops_at_the_length_explosion_and_exports_its_best_checkpoint(work
 def test_stop_rule_waits_for_a_save(tmp_path):
     """Met before the first save (a quick collapse, or a short CPU overlay run): verl goes on to the next
     save, or to its last step, so the stopped run has a checkpoint."""
-    watch = lifecycle.StepWatch(tmp_path / "log.jsonl", save_freq=10, final_step=3, max_new_tokens=100,
-                                stop_fraction=0.5, job_end=None)
+    watch = lifecycle.StepWatch(
+        tmp_path / "log.jsonl", save_freq=10, final_step=3, max_new_tokens=100, stop_fraction=0.5, job_end=None
+    )
     assert watch.check_step(1, {"response_length/mean": 90.0}) is None
     assert watch.check_step(2, {"response_length/mean": 10.0}) is None
     stop = watch.check_step(3, {"response_length/mean": 10.0})
@@ -279,8 +291,11 @@ def test_stop_rule_waits_for_a_save(tmp_path):
 
 def test_stop_rule_is_set_for_table_3_kdrl_and_rkl_only():
     config = load_config(PAPER_1P5B)
-    ruled = {name for name, entry in config["experiments"].items()
-             if (entry.get("training") or {}).get("stop_length_fraction") is not None}
+    ruled = {
+        name
+        for name, entry in config["experiments"].items()
+        if (entry.get("training") or {}).get("stop_length_fraction") is not None
+    }
     assert ruled == {"kdrl", "op_distill"}
     for name in ruled:
         assert resolve_experiment(config, name, 0).training["checkpoint_choice"] == "validation"

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from tgpo.advantages import broadcast_to_tokens, group_advantages
-from tgpo.aggregation import AGG_MODES, aggregate
-from tgpo.policy_loss import clipped_policy_loss
-from tgpo.reverse_kl import kl_estimate
+from tgpo.objectives.advantages import broadcast_to_tokens, group_advantages
+from tgpo.objectives.aggregation import AGG_MODES, aggregate
+from tgpo.objectives.policy_loss import clipped_policy_loss
+from tgpo.objectives.reverse_kl import kl_estimate
 
 torch.set_num_threads(1)
 TOLERANCE = 1e-6
@@ -88,7 +88,9 @@ def test_aggregation_equals_verl_agg_loss(mode):
         ours = aggregate(loss, mask, mode, **kwargs)
         assert abs(ours.item() - expected.item()) <= TOLERANCE
     # mini-batch totals: verl's batch_num_tokens / global_batch_size
-    expected = algos.agg_loss(loss[:7], mask[:7], mode, batch_num_tokens=mask.sum(), global_batch_size=19, loss_scale_factor=17)
+    expected = algos.agg_loss(
+        loss[:7], mask[:7], mode, batch_num_tokens=mask.sum(), global_batch_size=19, loss_scale_factor=17
+    )
     ours = aggregate(loss[:7], mask[:7], mode, total_tokens=mask.sum(), total_sequences=19, loss_scale_factor=17)
     assert abs(ours.item() - expected.item()) <= TOLERANCE
 
@@ -104,9 +106,15 @@ def test_clipped_policy_loss_equals_verl_vanilla(mode, clip):
     old_log_probs = log_probs + 0.6 * torch.randn(mask.shape, generator=generator)  # ratios well outside the clip
     advantages = torch.randn(mask.shape[0], 1, generator=generator).expand_as(mask) * mask
     config = ActorConfig(
-        strategy="fsdp", rollout_n=1, ppo_micro_batch_size_per_gpu=1,
-        clip_ratio=clip[0], clip_ratio_low=clip[0], clip_ratio_high=clip[1], loss_agg_mode=mode, loss_scale_factor=13,
-    )  # fmt: skip
+        strategy="fsdp",
+        rollout_n=1,
+        ppo_micro_batch_size_per_gpu=1,
+        clip_ratio=clip[0],
+        clip_ratio_low=clip[0],
+        clip_ratio_high=clip[1],
+        loss_agg_mode=mode,
+        loss_scale_factor=13,
+    )
     config.global_batch_info.update({"loss_scale_factor": 13})
     expected_loss, expected_metrics = algos.compute_policy_loss_vanilla(
         old_log_probs, log_probs, advantages, mask, loss_agg_mode=mode, config=config
@@ -132,4 +140,6 @@ def test_kl_estimators_equal_verl_kl_penalty(estimator):
     ours = kl_estimate(log_probs, ref_log_probs, estimator)
     assert (ours - expected).abs().max().item() <= TOLERANCE
     verl_name = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}[estimator]
-    assert (kl_estimate(log_probs, ref_log_probs, verl_name) - algos.kl_penalty(log_probs, ref_log_probs, verl_name)).abs().max().item() <= TOLERANCE
+    assert (
+        kl_estimate(log_probs, ref_log_probs, verl_name) - algos.kl_penalty(log_probs, ref_log_probs, verl_name)
+    ).abs().max().item() <= TOLERANCE

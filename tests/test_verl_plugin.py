@@ -1,5 +1,5 @@
 """The verl plugin's TGPO / TGPO_R loss, run through verl 0.9.1's own engine path on CPU, equals
-tgpo.objective.compute_loss (loss and gradient) on the same tensors; the teacher-token log-prob shares
+tgpo.objectives.compose.compute_loss (loss and gradient) on the same tensors; the teacher-token log-prob shares
 verl's single pass over the vocabulary; registrations are idempotent."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 import tgpo.verl.register as plugin  # noqa: E402
 from tgpo.methods import get_method  # noqa: E402
-from tgpo.objective import LossInputs, compute_loss  # noqa: E402
+from tgpo.objectives.compose import LossInputs, compute_loss  # noqa: E402
 
 torch.set_num_threads(1)
 PROMPT_LENS, RESPONSE_LENS, VOCAB, STUDENT_VOCAB = [2, 3, 2], [4, 2, 5], 11, 9
@@ -30,13 +30,26 @@ def verl_configs(loss_mode: str, entropy_coeff: float):
     import verl
     from verl.utils.config import omega_conf_to_dataclass
 
-    overrides = ["algorithm.adv_estimator=grpo", "critic.enable=false", "distillation.enabled=true",
-                 f"distillation.distillation_loss.loss_mode={loss_mode}", "distillation.distillation_loss.topk=1",
-                 "distillation.distillation_loss.use_task_rewards=true", "distillation.distillation_loss.use_policy_gradient=false",
-                 "distillation.distillation_loss.loss_max_clamp=null", "distillation.distillation_loss.log_prob_min_clamp=null",
-                 "distillation.distillation_loss.distillation_loss_coef=1.0", "actor_rollout_ref.actor.loss_agg_mode=token-mean",
-                 f"actor_rollout_ref.actor.entropy_coeff={entropy_coeff}", "actor_rollout_ref.actor.calculate_entropy=true",
-                 "actor_rollout_ref.actor.strategy=fsdp2", "actor_rollout_ref.actor.use_dynamic_bsz=true", "distillation.teacher_models.teacher_model.model_path=/nonexistent/teacher", "distillation.teacher_models.teacher_model.inference.max_model_len=20000", "distillation.teacher_models.teacher_model.inference.name=vllm"]  # fmt: skip
+    overrides = [
+        "algorithm.adv_estimator=grpo",
+        "critic.enable=false",
+        "distillation.enabled=true",
+        f"distillation.distillation_loss.loss_mode={loss_mode}",
+        "distillation.distillation_loss.topk=1",
+        "distillation.distillation_loss.use_task_rewards=true",
+        "distillation.distillation_loss.use_policy_gradient=false",
+        "distillation.distillation_loss.loss_max_clamp=null",
+        "distillation.distillation_loss.log_prob_min_clamp=null",
+        "distillation.distillation_loss.distillation_loss_coef=1.0",
+        "actor_rollout_ref.actor.loss_agg_mode=token-mean",
+        f"actor_rollout_ref.actor.entropy_coeff={entropy_coeff}",
+        "actor_rollout_ref.actor.calculate_entropy=true",
+        "actor_rollout_ref.actor.strategy=fsdp2",
+        "actor_rollout_ref.actor.use_dynamic_bsz=true",
+        "distillation.teacher_models.teacher_model.model_path=/nonexistent/teacher",
+        "distillation.teacher_models.teacher_model.inference.max_model_len=20000",
+        "distillation.teacher_models.teacher_model.inference.name=vllm",
+    ]
     with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
         cfg = compose(config_name="ppo_trainer", overrides=overrides)
     actor = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
@@ -56,23 +69,42 @@ def make_batch(generator, coef, shaping_lambda, logits_dtype=torch.float64, voca
     input_ids = [torch.randint(0, STUDENT_VOCAB, (n,), generator=generator) for n in seq_lens]
     teacher_ids = [torch.randint(0, vocab, (n, 1), generator=generator) for n in seq_lens]  # ids 9, 10 are OOV
     teacher_ids[0][PROMPT_LENS[0] - 1, 0] = vocab - 1  # at least one OOV position inside a response
-    logits = torch.randn(sum(seq_lens), vocab, generator=generator, dtype=torch.float64).to(logits_dtype).requires_grad_(True)
+    logits = (
+        torch.randn(sum(seq_lens), vocab, generator=generator, dtype=torch.float64)
+        .to(logits_dtype)
+        .requires_grad_(True)
+    )
     old = [torch.randn(r, generator=generator, dtype=torch.float64) * 0.3 - 2.0 for r in RESPONSE_LENS]
     adv = [torch.full((r,), float(torch.randn(1, generator=generator))) for r in RESPONSE_LENS]
     adv = [a.to(torch.float64) for a in adv]
     total_tokens = sum(RESPONSE_LENS)
     data = tu.get_tensordict(
-        {"input_ids": nested(input_ids), "position_ids": nested([torch.arange(n) for n in seq_lens]), "prompts": nested([ids[:p] for ids, p in zip(input_ids, PROMPT_LENS)]),
-         "responses": nested([ids[p:] for ids, p in zip(input_ids, PROMPT_LENS)]),
-         "response_mask": nested([torch.ones(r, dtype=torch.int64) for r in RESPONSE_LENS]),
-         "old_log_probs": nested(old), "advantages": nested(adv), "teacher_ids": nested(teacher_ids),
-         "teacher_logprobs": nested([torch.zeros(n, 1, dtype=torch.float64) for n in seq_lens])},
-        {"dp_size": 1, "batch_num_tokens": total_tokens, "global_batch_size": len(seq_lens),
-         "distillation_use_topk": True, "distillation_only": False, "calculate_entropy": True,
-         "use_remove_padding": True, "tgpo_coef": coef, "tgpo_shaping_lambda": shaping_lambda,
-         "tgpo_shaping_signal": shaping_signal,
-         "tgpo_student_vocab_size": STUDENT_VOCAB, "temperature": 1.0},
-    )  # fmt: skip
+        {
+            "input_ids": nested(input_ids),
+            "position_ids": nested([torch.arange(n) for n in seq_lens]),
+            "prompts": nested([ids[:p] for ids, p in zip(input_ids, PROMPT_LENS)]),
+            "responses": nested([ids[p:] for ids, p in zip(input_ids, PROMPT_LENS)]),
+            "response_mask": nested([torch.ones(r, dtype=torch.int64) for r in RESPONSE_LENS]),
+            "old_log_probs": nested(old),
+            "advantages": nested(adv),
+            "teacher_ids": nested(teacher_ids),
+            "teacher_logprobs": nested([torch.zeros(n, 1, dtype=torch.float64) for n in seq_lens]),
+        },
+        {
+            "dp_size": 1,
+            "batch_num_tokens": total_tokens,
+            "global_batch_size": len(seq_lens),
+            "distillation_use_topk": True,
+            "distillation_only": False,
+            "calculate_entropy": True,
+            "use_remove_padding": True,
+            "tgpo_coef": coef,
+            "tgpo_shaping_lambda": shaping_lambda,
+            "tgpo_shaping_signal": shaping_signal,
+            "tgpo_student_vocab_size": STUDENT_VOCAB,
+            "temperature": 1.0,
+        },
+    )
     return logits, data, input_ids, teacher_ids, old, adv
 
 
@@ -86,28 +118,39 @@ def stub_engine():
     from verl.utils import torch_functional as verl_F
     from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
 
-    engine = types.SimpleNamespace(use_ulysses_sp=False, pad_to_length=False, engine_config=types.SimpleNamespace(
-        entropy_checkpointing=False, entropy_from_logits_with_chunking=False))  # fmt: skip
+    engine = types.SimpleNamespace(
+        use_ulysses_sp=False,
+        pad_to_length=False,
+        engine_config=types.SimpleNamespace(entropy_checkpointing=False, entropy_from_logits_with_chunking=False),
+    )
     for method in ("_gather_and_unpad_packed", "_get_packed_pad_size"):
         setattr(engine, method, types.MethodType(getattr(FSDPEngineWithLMHead, method), engine))
     engine.compute_entropy_from_logits = verl_F.entropy_from_logits  # as FSDPEngine.__init__ without torch.compile
     return engine
 
 
-def engine_forward(loss_mode, entropy_coeff, coef, shaping_lambda, seed=0, logits_dtype=torch.float64, vocab=VOCAB,
-                   shaping_signal="prob"):
+def engine_forward(
+    loss_mode,
+    entropy_coeff,
+    coef,
+    shaping_lambda,
+    seed=0,
+    logits_dtype=torch.float64,
+    vocab=VOCAB,
+    shaping_signal="prob",
+):
     """verl's prepare_model_inputs (labels) and prepare_model_outputs (logits processor, log-probs, entropy)
     on given packed logits; returns (model_output, loss_fn, data, logits, tensors)."""
     from verl.trainer.distillation.losses import distillation_ppo_loss
+    from verl.utils import tensordict_utils as tu
     from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
     from verl.workers.utils.losses import ppo_loss
 
-    from verl.utils import tensordict_utils as tu
-
     actor, distillation = verl_configs(loss_mode or "tgpo_d", entropy_coeff)  # the actor config is the same
     generator = torch.Generator().manual_seed(seed)
-    logits, data, input_ids, teacher_ids, old, adv = make_batch(generator, coef, shaping_lambda, logits_dtype, vocab,
-                                                                shaping_signal)
+    logits, data, input_ids, teacher_ids, old, adv = make_batch(
+        generator, coef, shaping_lambda, logits_dtype, vocab, shaping_signal
+    )
     if loss_mode is None:  # GRPO: verl's plain actor loss, no logits processor
         tu.assign_non_tensor(data, distillation_use_topk=False)
         loss_fn = partial(ppo_loss, config=actor)
@@ -121,8 +164,9 @@ def engine_forward(loss_mode, entropy_coeff, coef, shaping_lambda, seed=0, logit
 
 
 def run_through_verl(loss_mode, entropy_coeff, coef, shaping_lambda, seed=0, shaping_signal="prob"):
-    model_output, loss_fn, data, logits, tensors = engine_forward(loss_mode, entropy_coeff, coef, shaping_lambda, seed,
-                                                                  shaping_signal=shaping_signal)
+    model_output, loss_fn, data, logits, tensors = engine_forward(
+        loss_mode, entropy_coeff, coef, shaping_lambda, seed, shaping_signal=shaping_signal
+    )
     loss, metrics = loss_fn(model_output=model_output, data=data, dp_group=None)
     (grad,) = torch.autograd.grad(loss, logits)
     return loss, grad, metrics, tensors
@@ -142,18 +186,27 @@ def run_through_objective(method_name, hparams, step, tensors):
     logits = logits.detach().to(torch.float64).requires_grad_(True)
     seq_lens = [p + r for p, r in zip(PROMPT_LENS, RESPONSE_LENS)]
     width = max(RESPONSE_LENS)
-    pad = lambda rows, value=0: torch.stack([torch.nn.functional.pad(x, (0, 0) * (x.dim() - 1) + (0, width - x.shape[0]), value=value) for x in rows])  # noqa: E731
+
+    def pad(rows, value=0):
+        return torch.stack(
+            [torch.nn.functional.pad(x, (0, 0) * (x.dim() - 1) + (0, width - x.shape[0]), value=value) for x in rows]
+        )
+
     student_logits = pad(response_rows(logits, seq_lens))
     teacher = pad(response_rows(torch.cat(teacher_ids)[:, 0], seq_lens))
     inputs = LossInputs(
         logits=student_logits,
         response_ids=pad([ids[p:] for ids, p in zip(input_ids, PROMPT_LENS)]),
         response_mask=pad([torch.ones(r, dtype=torch.float64) for r in RESPONSE_LENS]),
-        old_log_probs=pad(old), advantages=pad(adv), teacher_token_ids=teacher,
+        old_log_probs=pad(old),
+        advantages=pad(adv),
+        teacher_token_ids=teacher,
         teacher_valid_mask=(teacher < STUDENT_VOCAB).to(torch.float64),
-    )  # fmt: skip
+    )
     method = get_method(method_name)
-    loss, metrics = compute_loss(method, inputs, hparams, step, total_tokens=float(sum(RESPONSE_LENS)), total_sequences=3)
+    loss, metrics = compute_loss(
+        method, inputs, hparams, step, total_tokens=float(sum(RESPONSE_LENS)), total_sequences=3
+    )
     (grad,) = torch.autograd.grad(loss, logits)
     return loss, grad, metrics
 
@@ -168,7 +221,7 @@ def test_registrations_are_active_and_idempotent():
 def test_tgpo_loss_and_gradient_equal_objective_library(step):
     w_init, delta, entropy = 0.5, 2e-3, 1e-3  # large weight so a wrong guidance term cannot hide
     hparams = {"w_init": w_init, "delta": delta, "entropy_coef": entropy}
-    from tgpo.annealing import guidance_weight
+    from tgpo.objectives.annealing import guidance_weight
 
     coef = guidance_weight(step, w_init, delta)
     loss, grad, metrics, tensors = run_through_verl("tgpo_d", entropy, coef, 0.0)
@@ -194,8 +247,12 @@ def count_vocabulary_passes(monkeypatch) -> list[str]:
     from verl.utils import torch_functional as verl_F
 
     calls: list[str] = []
-    for name in ("logprobs_from_logits_v2", "logprobs_from_logits_naive", "logprobs_from_logits_flash_attn",
-                 "logprobs_from_logits_torch_npu"):  # fmt: skip
+    for name in (
+        "logprobs_from_logits_v2",
+        "logprobs_from_logits_naive",
+        "logprobs_from_logits_flash_attn",
+        "logprobs_from_logits_torch_npu",
+    ):
         original = getattr(verl_F, name)
 
         def spy(*args, _original=original, _name=name, **kwargs):

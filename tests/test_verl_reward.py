@@ -20,9 +20,9 @@ pytest.importorskip("verl")
 
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
+from verl_fixtures import byte_level_tokenizer  # noqa: E402
 
 from eval.grading import GradeRequest, grade  # noqa: E402
-from verl_fixtures import byte_level_tokenizer  # noqa: E402
 from tgpo.config import load_config  # noqa: E402
 from tgpo.verl import reward  # noqa: E402
 from tgpo.verl.translate import experiment_overrides  # noqa: E402
@@ -41,8 +41,11 @@ def benchmark_items(name: str, ids: list[str]) -> list[dict]:
 
 
 # (benchmark, ids): a tuple with \left/\right, an expression, an AMC number stored as "142.0"-style, AIME
-ITEMS = benchmark_items("math500", ["math500-0", "math500-1"]) + benchmark_items("amc", ["amc-0"]) \
+ITEMS = (
+    benchmark_items("math500", ["math500-0", "math500-1"])
+    + benchmark_items("amc", ["amc-0"])
     + benchmark_items("aime24", ["aime24-0"])
+)
 
 
 def response(answer: str) -> str:
@@ -74,7 +77,6 @@ def reward_batch(tokenizer, responses: list[str], golds: list[str]):
     """A DataProto as verl's agent loop hands it to the reward manager: right-padded responses, attention
     mask over prompt + response, data_source / reward_model / extra_info as prepare-data writes them."""
     import numpy as np
-
     from verl import DataProto
 
     encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in responses]
@@ -86,11 +88,16 @@ def reward_batch(tokenizer, responses: list[str], golds: list[str]):
         responses_tensor[row, : len(ids)] = torch.tensor(ids)
         response_mask[row, : len(ids)] = 1
     return DataProto.from_dict(
-        tensors={"prompts": prompt, "responses": responses_tensor,
-                 "attention_mask": torch.cat([torch.ones_like(prompt), response_mask], dim=1)},
-        non_tensors={"data_source": np.array(["openr1_math"] * len(golds), dtype=object),
-                     "reward_model": np.array([{"style": "rule", "ground_truth": g} for g in golds], dtype=object),
-                     "extra_info": np.array([{"index": i} for i in range(len(golds))], dtype=object)},
+        tensors={
+            "prompts": prompt,
+            "responses": responses_tensor,
+            "attention_mask": torch.cat([torch.ones_like(prompt), response_mask], dim=1),
+        },
+        non_tensors={
+            "data_source": np.array(["openr1_math"] * len(golds), dtype=object),
+            "reward_model": np.array([{"style": "rule", "ground_truth": g} for g in golds], dtype=object),
+            "extra_info": np.array([{"index": i} for i in range(len(golds))], dtype=object),
+        },
     )
 
 
@@ -122,8 +129,9 @@ def test_verls_reward_manager_scores_real_items_like_evaluation():
     texts = [response(item["answer"]) for item in ITEMS] + [response(wrong_answer(item)) for item in ITEMS]
     golds = [item["answer"] for item in ITEMS] * 2
     batch = reward_batch(tokenizer, texts, golds)
-    scores = [manager.loop.run_until_complete(manager.run_single(batch[i : i + 1]))["reward_score"]
-              for i in range(len(batch))]
+    scores = [
+        manager.loop.run_until_complete(manager.run_single(batch[i : i + 1]))["reward_score"] for i in range(len(batch))
+    ]
     assert scores == [1.0] * len(ITEMS) + [0.0] * len(ITEMS)
     for text, gold, score in zip(texts, golds, scores):
         for combine in ("math_verify", "any"):  # the training rule, and evaluation's reported rule

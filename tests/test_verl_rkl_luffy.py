@@ -1,5 +1,5 @@
 """RKL-only and LUFFY on verl 0.9.1 (CPU): the plugin's advantage hook, agent loop and actor loss equal the
-objective library (tgpo.objective.compute_advantages / compute_loss), and the translated overrides validate."""
+objective library (tgpo.objectives.compose.compute_advantages / compute_loss), and the translated overrides validate."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 import tgpo.verl.register as plugin  # noqa: E402
 from tgpo.methods import get_method  # noqa: E402
-from tgpo.objective import LossInputs, compute_advantages, compute_loss  # noqa: E402
+from tgpo.objectives.compose import LossInputs, compute_advantages, compute_loss  # noqa: E402
 from tgpo.verl import luffy, rkl_trainer  # noqa: E402
 
 torch.set_num_threads(1)
@@ -69,11 +69,13 @@ def rkl_batch(generator):
     prompt_lens = torch.randint(2, 5, (n,), generator=generator).tolist()
     response_lens = torch.randint(1, 7, (n,), generator=generator).tolist()
     old = [torch.randn(r, generator=generator) - 1.0 for r in response_lens]
-    teacher_sequence = [torch.randn(p + r, 1, generator=generator) * 2 - 3.0 for p, r in zip(prompt_lens, response_lens)]
+    teacher_sequence = [
+        torch.randn(p + r, 1, generator=generator) * 2 - 3.0 for p, r in zip(prompt_lens, response_lens)
+    ]
     # the teacher log-prob of response token t sits at sequence row p + t - 1 (vLLM prompt_logprobs layout)
     teacher = [seq[p - 1 : p - 1 + r, 0] for seq, p, r in zip(teacher_sequence, prompt_lens, response_lens)]
     scores = [torch.zeros(r) for r in response_lens]
-    for row, r in zip(scores, response_lens):
+    for row in scores:
         row[-1] = float(torch.randint(0, 2, (1,), generator=generator))
     fields = {
         "uid": [f"prompt{i // GROUP_SIZE}" for i in range(n)],
@@ -118,9 +120,14 @@ def test_rkl_hook_advantages_equal_compute_advantages(monkeypatch):
     mask = padded([torch.ones(r) for r in response_lens], width)
     group_index = torch.arange(GROUPS * GROUP_SIZE) // GROUP_SIZE
     expected = compute_advantages(
-        get_method("rkl_only"), {}, padded(scores, width).sum(-1), group_index, mask,
-        old_log_probs=padded(old, width), teacher_log_probs=padded(teacher, width),
-    )  # fmt: skip
+        get_method("rkl_only"),
+        {},
+        padded(scores, width).sum(-1),
+        group_index,
+        mask,
+        old_log_probs=padded(old, width),
+        teacher_log_probs=padded(teacher, width),
+    )
     advantages = written["advantages"].to_padded_tensor(0.0)
     assert expected.abs().max() > 0.1, "the fixture must give non-trivial advantages"
     assert torch.allclose(advantages, expected, atol=1e-6), (advantages - expected).abs().max()
@@ -179,7 +186,9 @@ def test_rkl_reward_loss_mode_adds_nothing_to_ppo_loss(coef):
     from verl.utils.config import omega_conf_to_dataclass
     from verl.workers.utils.losses import ppo_loss
 
-    cfg = verl_config(experiment_overrides("rkl_only", "rkl") + [f"distillation.distillation_loss.distillation_loss_coef={coef}"])
+    cfg = verl_config(
+        experiment_overrides("rkl_only", "rkl") + [f"distillation.distillation_loss.distillation_loss_coef={coef}"]
+    )
     actor = omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
     distillation = omega_conf_to_dataclass(cfg.distillation)
     generator = torch.Generator().manual_seed(2)
@@ -187,14 +196,16 @@ def test_rkl_reward_loss_mode_adds_nothing_to_ppo_loss(coef):
     seq = [p + r for p, r in zip(prompt_lens, response_lens)]
     log_probs = (torch.randn(sum(seq), generator=generator) - 1).requires_grad_(True)
     data = tu.get_tensordict(
-        {"prompts": nested([torch.zeros(p, dtype=torch.int64) for p in prompt_lens]),
-         "responses": nested([torch.zeros(r, dtype=torch.int64) for r in response_lens]),
-         "response_mask": nested([torch.ones(r, dtype=torch.int64) for r in response_lens]),
-         "old_log_probs": nested([torch.randn(r, generator=generator) - 1 for r in response_lens]),
-         "advantages": nested([torch.full((r,), float(a)) for r, a in zip(response_lens, [0.7, -0.7])]),
-         "teacher_logprobs": nested([torch.randn(n, 1, generator=generator) for n in seq])},
+        {
+            "prompts": nested([torch.zeros(p, dtype=torch.int64) for p in prompt_lens]),
+            "responses": nested([torch.zeros(r, dtype=torch.int64) for r in response_lens]),
+            "response_mask": nested([torch.ones(r, dtype=torch.int64) for r in response_lens]),
+            "old_log_probs": nested([torch.randn(r, generator=generator) - 1 for r in response_lens]),
+            "advantages": nested([torch.full((r,), float(a)) for r, a in zip(response_lens, [0.7, -0.7])]),
+            "teacher_logprobs": nested([torch.randn(n, 1, generator=generator) for n in seq]),
+        },
         {"dp_size": 1, "batch_num_tokens": sum(response_lens), "global_batch_size": 2},
-    )  # fmt: skip
+    )
     packed = {"log_probs": nested(list(log_probs.split(seq)))}
     loss, metrics = distillation_ppo_loss(actor, distillation, model_output=packed, data=data)
     reference, _ = ppo_loss(actor, packed, data)
@@ -216,14 +227,26 @@ def test_trace_sample_is_the_tokenized_trace_with_the_mask_set(tmp_path):
 
     off = luffy.trace_output([5, 6, 7], trace_ids, weights_version=4, mm_processor_kwargs={}).as_dict()
     assert off["responses"].tolist() == trace_ids and off["prompts"].tolist() == [5, 6, 7]
-    assert off["off_policy_mask"].tolist() == [1] * len(trace_ids) and off["response_mask"].tolist() == [1] * len(trace_ids)
+    assert off["off_policy_mask"].tolist() == [1] * len(trace_ids) and off["response_mask"].tolist() == [1] * len(
+        trace_ids
+    )
     assert off["extra_fields"]["max_global_steps"] == 4
 
     from verl.experimental.agent_loop.agent_loop import AgentLoopOutput
 
-    generated = AgentLoopOutput(prompt_ids=[5, 6, 7], response_ids=[8, 9], response_mask=[1, 1], response_logprobs=None,
-                                routed_experts=None, multi_modal_data={}, mm_processor_kwargs={}, mm_processor_output=None,
-                                num_turns=2, metrics={}, extra_fields={"turn_scores": [], "tool_rewards": []})  # fmt: skip
+    generated = AgentLoopOutput(
+        prompt_ids=[5, 6, 7],
+        response_ids=[8, 9],
+        response_mask=[1, 1],
+        response_logprobs=None,
+        routed_experts=None,
+        multi_modal_data={},
+        mm_processor_kwargs={},
+        mm_processor_output=None,
+        num_turns=2,
+        metrics={},
+        extra_fields={"turn_scores": [], "tool_rewards": []},
+    )
     on = luffy.with_off_policy_mask(generated, off_policy=False).as_dict()
     assert on["off_policy_mask"].tolist() == [0, 0] and on["responses"].tolist() == [8, 9]
     assert set(on) == set(off), "every sample of a batch must carry the same fields (TransferQueue)"
@@ -249,10 +272,15 @@ def test_agent_loop_replays_the_trace_for_the_first_sessions(tmp_path, monkeypat
 
     loop.ct_build_initial_tokens = prompt_tokens
     monkeypatch.setattr(SingleTurnAgentLoop, "run", generate)
-    row = {"raw_prompt": [{"role": "user", "content": "1+2="}], "global_steps": 7,
-           "extra_info": {"target": [{"role": "assistant", "content": "#3."}]}}  # fmt: skip
+    row = {
+        "raw_prompt": [{"role": "user", "content": "1+2="}],
+        "global_steps": 7,
+        "extra_info": {"target": [{"role": "assistant", "content": "#3."}]},
+    }
     outputs = [asyncio.run(loop.run({}, session_id=session, **row)).as_dict() for session in range(3)]
-    assert outputs[0]["responses"].tolist() == tokenizer.encode("#3.", add_special_tokens=False) + [tokenizer.eos_token_id]
+    assert outputs[0]["responses"].tolist() == tokenizer.encode("#3.", add_special_tokens=False) + [
+        tokenizer.eos_token_id
+    ]
     assert outputs[0]["prompts"].tolist() == tokenizer.encode("1+2=", add_special_tokens=False)
     assert outputs[0]["off_policy_mask"].tolist() == [1] * 4
     assert [o["responses"].tolist() for o in outputs[1:]] == [[3, 4, 1]] * 2
@@ -266,10 +294,18 @@ PROMPT_LENS, RESPONSE_LENS, OFF_POLICY = [2, 3, 2, 1], [4, 2, 5, 3], [1, 0, 0, 0
 def luffy_actor_config(loss_scale_factor=7, entropy_coeff=0.01):
     from verl.utils.config import omega_conf_to_dataclass
 
-    overrides = [o for o in experiment_overrides("luffy", "luffy") if not o.startswith(
-        ("actor_rollout_ref.actor.loss_scale_factor", "actor_rollout_ref.actor.entropy_coeff"))]  # fmt: skip
-    cfg = verl_config(overrides + [f"actor_rollout_ref.actor.loss_scale_factor={loss_scale_factor}",
-                                   f"actor_rollout_ref.actor.entropy_coeff={entropy_coeff}"])  # fmt: skip
+    overrides = [
+        o
+        for o in experiment_overrides("luffy", "luffy")
+        if not o.startswith(("actor_rollout_ref.actor.loss_scale_factor", "actor_rollout_ref.actor.entropy_coeff"))
+    ]
+    cfg = verl_config(
+        overrides
+        + [
+            f"actor_rollout_ref.actor.loss_scale_factor={loss_scale_factor}",
+            f"actor_rollout_ref.actor.entropy_coeff={entropy_coeff}",
+        ]
+    )
     return omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
 
 
@@ -282,13 +318,18 @@ def luffy_micro_batch(generator):
     old = [torch.randn(r, generator=generator, dtype=torch.float64) * 0.5 - 2.5 for r in RESPONSE_LENS]
     adv = [torch.full((r,), a, dtype=torch.float64) for r, a in zip(RESPONSE_LENS, [0.9, -0.6, 0.4, -0.7])]
     data = tu.get_tensordict(
-        {"prompts": nested([ids[:p] for ids, p in zip(input_ids, PROMPT_LENS)]),
-         "responses": nested([ids[p:] for ids, p in zip(input_ids, PROMPT_LENS)]),
-         "response_mask": nested([torch.ones(r, dtype=torch.int64) for r in RESPONSE_LENS]),
-         "old_log_probs": nested(old), "advantages": nested(adv),
-         "off_policy_mask": nested([torch.full((r,), o, dtype=torch.int64) for r, o in zip(RESPONSE_LENS, OFF_POLICY)])},
+        {
+            "prompts": nested([ids[:p] for ids, p in zip(input_ids, PROMPT_LENS)]),
+            "responses": nested([ids[p:] for ids, p in zip(input_ids, PROMPT_LENS)]),
+            "response_mask": nested([torch.ones(r, dtype=torch.int64) for r in RESPONSE_LENS]),
+            "old_log_probs": nested(old),
+            "advantages": nested(adv),
+            "off_policy_mask": nested(
+                [torch.full((r,), o, dtype=torch.int64) for r, o in zip(RESPONSE_LENS, OFF_POLICY)]
+            ),
+        },
         {"dp_size": 1, "batch_num_tokens": sum(RESPONSE_LENS), "global_batch_size": len(seq)},
-    )  # fmt: skip
+    )
     return logits, data, input_ids, old, adv
 
 
@@ -318,18 +359,29 @@ def luffy_through_verl(config, logits, data, input_ids, off_policy_mask=None, re
 def luffy_through_objective(logits, input_ids, old, adv, loss_scale_factor=7, entropy_coef=0.01, clip=None):
     logits = logits.detach().requires_grad_(True)
     width = max(RESPONSE_LENS)
-    pad = lambda rows: torch.stack([torch.nn.functional.pad(x, (0, 0) * (x.dim() - 1) + (0, width - x.shape[0])) for x in rows])  # noqa: E731
+
+    def pad(rows):
+        return torch.stack([torch.nn.functional.pad(x, (0, 0) * (x.dim() - 1) + (0, width - x.shape[0])) for x in rows])
+
     inputs = LossInputs(
         logits=pad(rows_predicting_responses(logits)),
         response_ids=pad([ids[p:] for ids, p in zip(input_ids, PROMPT_LENS)]),
         response_mask=pad([torch.ones(r, dtype=torch.float64) for r in RESPONSE_LENS]),
-        old_log_probs=pad(old), advantages=pad(adv), off_policy_mask=torch.tensor(OFF_POLICY),
-    )  # fmt: skip
+        old_log_probs=pad(old),
+        advantages=pad(adv),
+        off_policy_mask=torch.tensor(OFF_POLICY),
+    )
     hparams = {"luffy_gamma": 0.1, "loss_scale_factor": loss_scale_factor, "entropy_coef": entropy_coef}
     if clip is not None:  # (low, high, c); None = the recipe's defaults (no clip)
         hparams.update(zip(("clip_ratio_low", "clip_ratio_high", "clip_ratio_c"), clip))
-    loss, metrics = compute_loss(get_method("luffy"), inputs, hparams, 0,
-                                 total_tokens=float(sum(RESPONSE_LENS)), total_sequences=len(RESPONSE_LENS))  # fmt: skip
+    loss, metrics = compute_loss(
+        get_method("luffy"),
+        inputs,
+        hparams,
+        0,
+        total_tokens=float(sum(RESPONSE_LENS)),
+        total_sequences=len(RESPONSE_LENS),
+    )
     (grad,) = torch.autograd.grad(loss, logits)
     return loss, grad, metrics
 
@@ -343,8 +395,9 @@ def test_luffy_loss_and_gradient_equal_compute_loss(remove_clip):
     clip = None if remove_clip else (config.clip_ratio_low, config.clip_ratio_high, config.clip_ratio_c)
     ref_loss, ref_grad, ref_metrics = luffy_through_objective(logits, input_ids, old, adv, clip=clip)
     clipped, _, _ = luffy_through_objective(logits, input_ids, old, adv, clip=(0.2, 0.2, 3.0))
-    assert not torch.allclose(clipped, luffy_through_objective(logits, input_ids, old, adv)[0]), \
+    assert not torch.allclose(clipped, luffy_through_objective(logits, input_ids, old, adv)[0]), (
         "the fixture must exercise clipping on the on-policy rows"
+    )
     assert (ref_metrics["actor/pg_clipfrac"] == 0) == remove_clip
     assert torch.allclose(loss, ref_loss, atol=1e-10), (loss, ref_loss)
     assert torch.allclose(grad, ref_grad, atol=1e-10), (grad - ref_grad).abs().max()

@@ -46,8 +46,13 @@ def test_merge_adds_our_metric_names_beside_verls(tmp_path):
     from tgpo.engine.metrics import STEP_METRICS
     from tgpo.verl.run import OUR_NAMES
 
-    data = {"actor/tgpo/teacher_oov_frac": 0.25, "actor/tgpo/guidance_loss": 3.0, "timing_s/update_actor": 0.5,
-            "tgpo/guidance_weight": 0.1, "actor/tgpo/guidance_weight": 0.1}
+    data = {
+        "actor/tgpo/teacher_oov_frac": 0.25,
+        "actor/tgpo/guidance_loss": 3.0,
+        "timing_s/update_actor": 0.5,
+        "tgpo/guidance_weight": 0.1,
+        "actor/tgpo/guidance_weight": 0.1,
+    }
     (tmp_path / "verl_metrics.1.jsonl").write_text(json.dumps({"step": 1, "data": data}) + "\n")
     [line] = merge_verl_logs(tmp_path)
     assert line["tgpo/teacher_oov_frac"] == 0.25 and line["tgpo/guidance_loss"] == 3.0
@@ -62,9 +67,11 @@ def test_watched_run_stops_a_child_that_ray_left_waiting_on_killed_workers(capsy
 
     from tgpo.verl.run import RAY_OOM_KILL, run_watched
 
-    child = ("import sys, time; print('step 1', flush=True); "
-             f"print('(raylet) node_manager.cc: 4 Workers (tasks / actors) {RAY_OOM_KILL}, 0 Workers crashed', "
-             "file=sys.stderr, flush=True); time.sleep(600)")
+    child = (
+        "import sys, time; print('step 1', flush=True); "
+        f"print('(raylet) node_manager.cc: 4 Workers (tasks / actors) {RAY_OOM_KILL}, 0 Workers crashed', "
+        "file=sys.stderr, flush=True); time.sleep(600)"
+    )
     started = time.time()
     returncode, stopped_by = run_watched([sys.executable, "-c", child], env=None)
     assert time.time() - started < 60, "the child was left running"

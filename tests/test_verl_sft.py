@@ -16,9 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("verl")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
+from verl_fixtures import tiny_qwen2  # noqa: E402
 
 from tgpo.config import load_config  # noqa: E402
-from verl_fixtures import tiny_qwen2  # noqa: E402
 from tgpo.verl.run import driver_command  # noqa: E402
 from tgpo.verl.translate import sft_overrides  # noqa: E402
 
@@ -56,7 +56,7 @@ def test_sft_cpu_overrides_compose_with_verls_sft_config_and_select_sdpa(tmp_pat
     from transformers import AutoModelForCausalLM
     from verl.utils.config import omega_conf_to_dataclass
 
-    from tgpo.verl.cpu_support import with_sft_cpu_overrides
+    from tgpo.verl.cpu.settings import with_sft_cpu_overrides
 
     overrides = [*sft_overrides(load_config(PAPER_7B), "sft", 0), f"model.path={tiny_qwen2(tmp_path / 'student')}"]
     cpu = compose_sft(with_sft_cpu_overrides(overrides))
@@ -102,11 +102,15 @@ def test_verls_sft_dataset_trains_on_the_verl_worlds_assistant_turn(tmp_path):
     from tgpo.mini.tokenizer import build_student_tokenizer
 
     tokenizer = build_student_tokenizer(for_verl=True)
-    conversation = [{"role": "system", "content": "Reason step by step."}, {"role": "user", "content": "320+126="},
-                    {"role": "assistant", "content": "6+0=06;#446."}]
+    conversation = [
+        {"role": "system", "content": "Reason step by step."},
+        {"role": "user", "content": "320+126="},
+        {"role": "assistant", "content": "6+0=06;#446."},
+    ]
     pd.DataFrame({"messages": [conversation]}).to_parquet(tmp_path / "sft.parquet")
-    config = OmegaConf.create({"messages_key": "messages", "max_length": 64, "truncation": "right",
-                               "pad_mode": "no_padding"})
+    config = OmegaConf.create(
+        {"messages_key": "messages", "max_length": 64, "truncation": "right", "pad_mode": "no_padding"}
+    )
     item = MultiTurnSFTDataset(str(tmp_path / "sft.parquet"), tokenizer, config)[0]
     prompt = tokenizer.encode("320+126=", add_special_tokens=False)
     response = tokenizer.encode("6+0=06;#446.", add_special_tokens=False) + [tokenizer.eos_token_id]

@@ -34,10 +34,18 @@ def build_student(directory: Path) -> None:
 
     tokenizer = build_student_tokenizer(for_verl=True)
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                         num_key_value_heads=1, intermediate_size=128, max_position_embeddings=128,
-                         tie_word_embeddings=False, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=128,
+        max_position_embeddings=128,
+        tie_word_embeddings=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     Qwen2ForCausalLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
 
@@ -47,25 +55,52 @@ def conversations() -> list[list[dict]]:
     rows = []
     for index in range(ROWS):
         left, right = 100 + 37 * index, 200 + 11 * index
-        rows.append([{"role": "system", "content": "Reason step by step."},
-                     {"role": "user", "content": f"{left}+{right}="},
-                     {"role": "assistant", "content": f"{left % 10}+{right % 10}={left % 10 + right % 10};#{left + right}."}])
+        rows.append(
+            [
+                {"role": "system", "content": "Reason step by step."},
+                {"role": "user", "content": f"{left}+{right}="},
+                {"role": "assistant", "content": f"{left % 10}+{right % 10}={left % 10 + right % 10};#{left + right}."},
+            ]
+        )
     return rows
 
 
 def write_config(path: Path, student: Path) -> None:
     config = {
-        "name": "verl-sft-cpu", "description": "verl SFT on CPU, tiny Qwen2", "engine": "verl", "seed": 0,
+        "name": "verl-sft-cpu",
+        "description": "verl SFT on CPU, tiny Qwen2",
+        "engine": "verl",
+        "seed": 0,
         "models": {"student": {"path": str(student), "label": "tiny", "family": "qwen2"}},
-        # the conversations are written here where prepare-data writes the curated traces (tgpo.layout)
+        # the conversations are written here where prepare-data writes the curated traces (tgpo.results.layout)
         "data": {"train": {"path": "results/verl-sft-cpu/world/train.parquet"}, "traces": {"teacher": "student"}},
         "benchmarks": {"math500": {}},
-        "training": {"steps": STEPS, "prompts_per_step": BATCH, "group_size": 1, "temperature": 1.0,
-                     "max_new_tokens": 24, "max_prompt_length": 24, "updates_per_step": 1, "lr": 1.0e-2,
-                     "warmup_steps": 0, "grad_clip": 1.0, "save_every": 1, "sft_epochs": 1,
-                     "verifier": "math_verify", "n_gpus": 1, "teacher_gpus": 0},
-        "evaluation": {"backend": "vllm", "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 24,
-                       "template": "raw", "seed": 0, "n_gpus": 1},
+        "training": {
+            "steps": STEPS,
+            "prompts_per_step": BATCH,
+            "group_size": 1,
+            "temperature": 1.0,
+            "max_new_tokens": 24,
+            "max_prompt_length": 24,
+            "updates_per_step": 1,
+            "lr": 1.0e-2,
+            "warmup_steps": 0,
+            "grad_clip": 1.0,
+            "save_every": 1,
+            "sft_epochs": 1,
+            "verifier": "math_verify",
+            "n_gpus": 1,
+            "teacher_gpus": 0,
+        },
+        "evaluation": {
+            "backend": "vllm",
+            "temperature": 0.6,
+            "top_p": 0.95,
+            "max_new_tokens": 24,
+            "template": "raw",
+            "seed": 0,
+            "n_gpus": 1,
+        },
         "experiments": {"sft": {"method": "sft", "student": "student", "teacher": "student"}},
         "report": {"table1": {"groups": [{"title": "SFT", "rows": [{"experiment": "sft", "label": "SFT"}]}]}},
     }
@@ -91,7 +126,7 @@ def first_batch_response_nll(student: Path, rows: list[list[dict]]) -> float:
         ids = torch.tensor([prompt + response])
         with torch.no_grad():
             log_probs = model(ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
-        total -= log_probs[len(prompt) - 1:].sum().item()  # positions predicting the response tokens
+        total -= log_probs[len(prompt) - 1 :].sum().item()  # positions predicting the response tokens
         tokens += len(response)
     return total / tokens
 
@@ -104,7 +139,7 @@ def test_sft_runs_real_verl_steps_on_cpu(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from tgpo.verl.cpu_support import accelerator_present
+    from tgpo.verl.cpu.settings import accelerator_present
 
     if accelerator_present():
         pytest.skip("this machine has an accelerator: verl-train does not take the CPU path")
@@ -115,12 +150,21 @@ def test_sft_runs_real_verl_steps_on_cpu(tmp_path):
     data_dir.mkdir(parents=True)
     pd.DataFrame({"prompt_id": range(ROWS), "messages": rows}).to_parquet(data_dir / "curated_sft.parquet")
     write_config(tmp_path / "verl-sft-cpu.yaml", student)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
     started = time.time()
-    result = subprocess.run([sys.executable, "-m", "tgpo", "verl-train", "--config", "verl-sft-cpu.yaml",
-                             "--experiment", "sft"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=600)  # ~1 min measured on 2 idle cores
+    result = subprocess.run(
+        [sys.executable, "-m", "tgpo", "verl-train", "--config", "verl-sft-cpu.yaml", "--experiment", "sft"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # ~1 min measured on 2 idle cores
     wall_time = time.time() - started
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     run_dir = tmp_path / "results" / "verl-sft-cpu" / "runs" / "sft" / "seed0"

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_config(loss_mode: str, **tgpo) -> OmegaConf:
-    return OmegaConf.create({"distillation": {"enabled": True, "distillation_loss": {"loss_mode": loss_mode, "topk": 1}},
-                             "tgpo": tgpo})  # fmt: skip
+    return OmegaConf.create(
+        {"distillation": {"enabled": True, "distillation_loss": {"loss_mode": loss_mode, "topk": 1}}, "tgpo": tgpo}
+    )
 
 
 def test_idle_from_the_step_where_the_weight_reaches_zero():
@@ -50,8 +51,9 @@ def call(worker, global_steps, validate=False, prompt=3, response=4, method=None
 
 
 def test_wrapped_agent_loop_asks_the_teacher_only_while_the_weight_is_positive(monkeypatch):
-    import tgpo.verl.register  # noqa: F401  (applies the patch, as verl's plugin entry point does)
     from verl.experimental.agent_loop import agent_loop
+
+    import tgpo.verl.register  # noqa: F401  (applies the patch, as verl's plugin entry point does)
 
     wrapped = agent_loop.AgentLoopWorker._compute_teacher_logprobs
     assert wrapped.tgpo_patch
@@ -77,8 +79,10 @@ def test_wrapped_agent_loop_asks_the_teacher_only_while_the_weight_is_positive(m
     assert asked == [200, 250]
 
 
-@pytest.mark.parametrize(("experiment", "first_idle"), [("tgpo_annealing", 201), ("tgpo_r", 201), ("tgpo", None),
-                                                        ("op_distill", None), ("kdrl", None)])
+@pytest.mark.parametrize(
+    ("experiment", "first_idle"),
+    [("tgpo_annealing", 201), ("tgpo_r", 201), ("tgpo", None), ("op_distill", None), ("kdrl", None)],
+)
 def test_paper_7b_experiments_skip_the_teacher_from_step_201_where_the_weight_is_zero(experiment, first_idle):
     import verl
     from hydra import compose, initialize_config_dir
@@ -134,8 +138,9 @@ def test_the_ray_actor_class_running_verls_agent_loop_skips_the_teacher_at_weigh
 def test_registration_names_an_agent_loop_worker_class_with_its_own_unwrapped_copy():
     import gc
 
-    import tgpo.verl.register  # noqa: F401
     from verl.experimental.agent_loop import agent_loop
+
+    import tgpo.verl.register  # noqa: F401
 
     async def unwrapped(self, output, prompt_ids, response_ids, validate, sample_kwargs=None):
         raise AssertionError("teacher asked")
@@ -159,7 +164,8 @@ def test_step_metrics_count_the_marked_samples_without_padding_rows():
     assert metrics == pytest.approx({"tgpo/teacher_skipped": 2 / 3, "tgpo/teacher_request_s": 0.2})
     scored = {teacher_skip.SECONDS_FIELD: 0.3}
     assert teacher_skip.teacher_step_metrics([scored, scored, scored, skipped], tags) == pytest.approx(
-        {"tgpo/teacher_skipped": 0.0, "tgpo/teacher_request_s": 0.3})
+        {"tgpo/teacher_skipped": 0.0, "tgpo/teacher_request_s": 0.3}
+    )
     assert teacher_skip.teacher_step_metrics([skipped], [{"is_padding": True}])["tgpo/teacher_skipped"] == 0.0
 
 
@@ -175,7 +181,7 @@ def test_real_verl_tgpo_run_on_cpu_asks_the_teacher_only_while_the_weight_is_pos
     pytest.importorskip("vllm")
     from test_verl_cpu_run import build_qwen2, write_config, write_rl_parquet
 
-    from tgpo.verl.cpu_support import accelerator_present
+    from tgpo.verl.cpu.settings import accelerator_present
 
     if accelerator_present():
         pytest.skip("this machine has an accelerator: verl-train does not take the CPU path")
@@ -203,6 +209,13 @@ def test_real_verl_tgpo_run_on_cpu_asks_the_teacher_only_while_the_weight_is_pos
     assert [line["tgpo/guidance_weight"] for line in metrics] == [0.1, 0.0, 0.0]
     assert [line["tgpo/teacher_idle"] for line in metrics] == [0.0, 1.0, 1.0]
     assert [line["tgpo/teacher_skipped"] for line in metrics] == [0.0, 1.0, 1.0]
-    assert metrics[0]["tgpo/teacher_request_s"] > 0 and [line["tgpo/teacher_request_s"] for line in metrics[1:]] == [0, 0]
-    print("timing_s/gen per step:", [round(line["timing_s/gen"], 3) for line in metrics],
-          "tgpo/teacher_request_s:", [round(line["tgpo/teacher_request_s"], 3) for line in metrics])
+    assert metrics[0]["tgpo/teacher_request_s"] > 0 and [line["tgpo/teacher_request_s"] for line in metrics[1:]] == [
+        0,
+        0,
+    ]
+    print(
+        "timing_s/gen per step:",
+        [round(line["timing_s/gen"], 3) for line in metrics],
+        "tgpo/teacher_request_s:",
+        [round(line["tgpo/teacher_request_s"], 3) for line in metrics],
+    )

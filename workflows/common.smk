@@ -1,13 +1,14 @@
-# Shared names for every rule file: the results folder and its layout, experiments, seeds, benchmarks.
+# Shared names for every rule file: the results folder and its layout, experiments, seeds, benchmarks, the data
+# files, and the helpers more than one rule file uses (seed sets, model inputs).
 
 import re
 from pathlib import Path
 
 from tgpo import config as tgpo_config
 from tgpo import hub as tgpo_hub
-from tgpo.layout import ResultsLayout
+from tgpo.results.layout import ResultsLayout
 
-LAYOUT = ResultsLayout.of(config)  # every path under results/<name>/ (tgpo/layout.py)
+LAYOUT = ResultsLayout.of(config)  # every path under results/<name>/ (tgpo/results/layout.py)
 RESULTS = str(LAYOUT.root)
 ENGINE = config["engine"]
 SELECTED = tgpo_config.selected_experiments(config)  # all experiments, or the config's only_experiments
@@ -21,6 +22,15 @@ BUILT_MODEL_DIRS = {key: tgpo_config.model_source(config, key) for key in BUILT_
 BUILT_MODEL_OF_NAME = {Path(folder).name: key for key, folder in BUILT_MODEL_DIRS.items()}
 # Every job reads the merged, validated config the Snakefile wrote (results/<name>/config.yaml).
 CFG = CONFIG_FILE
+# Data every rule file reads: the miniature world, the prompt and trace tables, and the verl parquet files
+# (all prompts from prepare-data; the curated set of App. B.1 from teacher-traces, which RL and SFT read).
+WORLD = str(LAYOUT.world)
+TRAIN_DATA = tgpo_config.train_data_path(config)
+TRACES = tgpo_config.traces_path(config)
+VERL_TRAIN = str(tgpo_config.verl_train_path(config))
+VERL_VAL = str(tgpo_config.verl_val_path(config))
+CURATED_RL = str(tgpo_config.curated_rl_path(config))
+CURATED_SFT = str(tgpo_config.curated_sft_path(config))
 # Hub models and data sets: the `download` rule (workflows/data.smk, login node) fetches them at their pinned
 # revisions and writes this manifest; every job that reads hub content waits for it (tgpo/hub.py).
 HUB_INPUTS = [str(tgpo_hub.manifest_path(config))] if ENGINE == "verl" and tgpo_hub.hub_items(config) else []
@@ -50,6 +60,24 @@ def timing_file(*parts):
 
 def run_pairs(experiments):
     return [(e, s) for e in experiments for s in seeds_of(e)]
+
+
+def model_inputs(keys):
+    """Checkpoint folders the pipeline makes (built or prepared models); hub ids are not files."""
+    return [model_dir(k) for k in keys if k and tgpo_config.pipeline_made_model(config, k)]
+
+
+def seed_sets(experiments):
+    """{(seed, ...): [experiment, ...]}: the experiments grouped by their seed lists."""
+    sets = {}
+    for experiment in experiments:
+        sets.setdefault(tuple(seeds_of(experiment)), []).append(experiment)
+    return sets
+
+
+def seed_set_rule_name(verb, seeds, sets):
+    """`verb` when every experiment has the same seeds, else e.g. `train_seeds_0_1_2`."""
+    return verb if len(sets) == 1 else f"{verb}_seeds_" + "_".join(str(seed) for seed in seeds)
 
 
 wildcard_constraints:

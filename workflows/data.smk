@@ -4,16 +4,7 @@
 import re
 from pathlib import Path
 
-from tgpo.resolve import ENGINE_DEFAULTS
-
-WORLD = str(LAYOUT.world)
-TRAIN_DATA = tgpo_config.train_data_path(config)
-TRACES = tgpo_config.traces_path(config)
-# verl: all prompts (prepare-data), and the curated set of App. B.1 (teacher-traces) that RL and SFT read
-VERL_TRAIN = str(tgpo_config.verl_train_path(config))
-VERL_VAL = str(tgpo_config.verl_val_path(config))
-CURATED_RL = str(tgpo_config.curated_rl_path(config))
-CURATED_SFT = str(tgpo_config.curated_sft_path(config))
+from tgpo.config.resolve import ENGINE_DEFAULTS
 
 
 if "world" in config:

@@ -11,7 +11,7 @@ def eval_inputs(wildcards):
     seeds = [wildcards.seed] if "seed" in wildcards.keys() else seeds_of(wildcards.experiment)
     inputs = {}
     if spec.get("eval_only"):
-        inputs["models"] = _model_inputs([spec["model"]])
+        inputs["models"] = model_inputs([spec["model"]])
     else:
         inputs["run"] = [run_file(wildcards.experiment, seed, "run_json") for seed in seeds]
     if "world" in config:

@@ -2,21 +2,18 @@
 # output the config's `report:` section names. The rules read only results/<name>/summary.parquet or
 # results/<name>/runs/<experiment>/seed<k>/metrics.jsonl (plus the figure code itself), so
 # regenerating one output never retrains or re-evaluates anything, provided the pipeline runs with
-# `--rerun-triggers mtime` (set in the profile; see README "Regenerate a single figure").
+# `--rerun-triggers mtime` (set in the profile; see docs/evaluation.md, "Tables and figures").
 #
-# Uses from the including Snakefile: `config` (name, experiments, report) and `seeds_of`; paths come
-# from tgpo.layout.
+# Uses from the including Snakefile (workflows/common.smk): `config` (name, experiments, report), `LAYOUT`
+# (tgpo.results.layout), `SELECTED` (the experiments this invocation runs) and `seeds_of`; the outputs it
+# knows are the figures package's (figures.TABLES, figures.FIGURES).
 # Exposes FIGURE_TARGETS (alias ALL_REPORT_OUTPUTS: every output file) and the rule `all_figures`.
 
 import json
 import sys
 from pathlib import Path
 
-from tgpo.config import selected_experiments
-from tgpo.layout import ResultsLayout
-
-FIGURES_LAYOUT = ResultsLayout.of(config)
-FIGURES_SELECTED = selected_experiments(config)  # all, or the config's only_experiments
+from figures import FIGURES, TABLES
 
 FIGURES_CODE_DIR = Path(workflow.current_basedir).parent / "figures"
 FIGURES_CODE = sorted(str(path) for path in FIGURES_CODE_DIR.glob("*.py")) + [
@@ -37,32 +34,32 @@ def figures_experiments(output):
 def report_outputs(names):
     """The outputs of `names` the config's report defines and, under a selection, that show something run."""
     outputs = [name for name in names if name in config.get("report", {})]
-    empty = [name for name in outputs if not any(e in FIGURES_SELECTED for e in figures_experiments(name))]
+    empty = [name for name in outputs if not any(e in SELECTED for e in figures_experiments(name))]
     if empty:
         print(f"only_experiments: nothing of {empty} was run; not written", file=sys.stderr)
     return [name for name in outputs if name not in empty]
 
 
-TABLE_OUTPUTS = report_outputs(("table1", "table2", "table3"))
-FIGURE_OUTPUTS = report_outputs(("fig2", "fig4", "fig5", "fig6"))
+TABLE_OUTPUTS = report_outputs(TABLES)
+FIGURE_OUTPUTS = report_outputs(FIGURES)
 
 
 def figures_spec_json(output):
     """report.<output> as JSON, with the seeds of each experiment (passed to the script as --spec); under a
     selection (only_experiments), without the rows and series it did not run, which `not_run` names."""
     spec = dict(config["report"][output])
-    not_run = [experiment for experiment in dict.fromkeys(figures_experiments(output)) if experiment not in FIGURES_SELECTED]
+    not_run = [experiment for experiment in dict.fromkeys(figures_experiments(output)) if experiment not in SELECTED]
     if not_run:
         spec = selected_rows(spec)
         spec["not_run"] = not_run
     spec["seeds"] = {experiment: [int(seed) for seed in seeds_of(experiment)]
-                     for experiment in figures_experiments(output) if experiment in FIGURES_SELECTED}
+                     for experiment in figures_experiments(output) if experiment in SELECTED}
     return json.dumps(spec, sort_keys=True)
 
 
 def selected_rows(spec):
     """A report spec with only the rows / series of selected experiments (empty groups dropped)."""
-    keep = lambda rows: [row for row in rows if row["experiment"] in FIGURES_SELECTED]
+    keep = lambda rows: [row for row in rows if row["experiment"] in SELECTED]
     spec = dict(spec)
     for key in ("series", "rows"):
         if key in spec:
@@ -76,13 +73,13 @@ def figures_metrics_files(output):
     """The finished-run markers (run.json, written last by the train rule) of the output's runs; the
     scripts read the metrics.jsonl beside each. metrics.jsonl itself is not a declared output of
     training, so that a killed run resumes from its checkpoint instead of being deleted."""
-    return [str(FIGURES_LAYOUT.run(experiment, seed).run_json)
-            for experiment in dict.fromkeys(figures_experiments(output)) if experiment in FIGURES_SELECTED
+    return [str(LAYOUT.run(experiment, seed).run_json)
+            for experiment in dict.fromkeys(figures_experiments(output)) if experiment in SELECTED
             for seed in seeds_of(experiment)]
 
 
 def figure_file(name, suffix):
-    return str(FIGURES_LAYOUT.figures / f"{name}.{suffix}")
+    return str(LAYOUT.figures / f"{name}.{suffix}")
 
 
 FIGURE_TARGETS = [figure_file(name, suffix) for name in TABLE_OUTPUTS for suffix in ("md", "tex", "csv")]
@@ -95,7 +92,7 @@ for _table in TABLE_OUTPUTS:
     rule:
         name: _table
         input:
-            summary=str(FIGURES_LAYOUT.summary),
+            summary=str(LAYOUT.summary),
             code=FIGURES_CODE,
         output:
             md=report(figure_file(_table, "md"), caption=str(FIGURES_CAPTIONS / f"{_table}.rst"),
@@ -107,7 +104,7 @@ for _table in TABLE_OUTPUTS:
             module=f"figures.{_table}",
             spec=figures_spec_json(_table),
         log:
-            str(FIGURES_LAYOUT.log("figures", _table)),
+            str(LAYOUT.log("figures", _table)),
         localrule: True
         shell:
             "python -m {params.module} --summary {input.summary} --spec {params.spec:q} "
@@ -128,9 +125,9 @@ for _figure in FIGURE_OUTPUTS:
         params:
             module=f"figures.{_figure}",
             spec=figures_spec_json(_figure),
-            runs=str(FIGURES_LAYOUT.runs),
+            runs=str(LAYOUT.runs),
         log:
-            str(FIGURES_LAYOUT.log("figures", _figure)),
+            str(LAYOUT.log("figures", _figure)),
         localrule: True
         shell:
             "python -m {params.module} --runs {params.runs} --spec {params.spec:q} "

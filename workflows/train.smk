@@ -7,17 +7,12 @@
 import re
 
 from tgpo.methods import get_method
-from tgpo.resolve import resolve_experiment
-
-
-def _model_inputs(keys):
-    """Checkpoint folders the pipeline makes (built or prepared models); hub ids are not files."""
-    return [model_dir(k) for k in keys if k and tgpo_config.pipeline_made_model(config, k)]
+from tgpo.config.resolve import resolve_experiment
 
 
 def train_inputs(wildcards):
     spec = config["experiments"][wildcards.experiment]
-    inputs = {"models": _model_inputs([spec["student"], spec.get("teacher")]), "hub": HUB_INPUTS}
+    inputs = {"models": model_inputs([spec["student"], spec.get("teacher")]), "hub": HUB_INPUTS}
     if ENGINE == "verl":
         # the curated set (App. B.1) when the config has data.traces, else all prompts; val for verl's loader
         inputs["data"] = [str(tgpo_config.verl_train_files(config, wildcards.experiment)), VERL_VAL]
@@ -29,7 +24,7 @@ def train_inputs(wildcards):
 
 
 def _resolved(wildcards):
-    """The resolved experiment (tgpo.resolve): every setting, the run's paths, its hash."""
+    """The resolved experiment (tgpo.config.resolve): every setting, the run's paths, its hash."""
     return resolve_experiment(config, wildcards.experiment, int(wildcards.seed))
 
 
@@ -51,19 +46,6 @@ if ENGINE != "local":
         runtime=lambda wc: _training(wc)["runtime_min"],
     ))
     TRAIN_COMMAND = "python -m tgpo verl-train --config {CFG} --experiment {wildcards.experiment} --seed {wildcards.seed}"
-
-
-def seed_sets(experiments):
-    """{(seed, ...): [experiment, ...]}: the experiments grouped by their seed lists."""
-    sets = {}
-    for experiment in experiments:
-        sets.setdefault(tuple(seeds_of(experiment)), []).append(experiment)
-    return sets
-
-
-def seed_set_rule_name(verb, seeds, sets):
-    """`verb` when every experiment has the same seeds, else e.g. `train_seeds_0_1_2`."""
-    return verb if len(sets) == 1 else f"{verb}_seeds_" + "_".join(str(seed) for seed in seeds)
 
 
 if ENGINE == "local":
@@ -94,7 +76,7 @@ if ENGINE == "local":
                     _training_of(wc.experiment, seed)["runtime_min"] for seed in seeds_of(wc.experiment)))),
             params:
                 # re-train when what determines a run changes (method, settings, models, data), not otherwise;
-                # the engine then moves the old run folder aside instead of resuming it (tgpo.run_guard)
+                # the engine then moves the old run folder aside instead of resuming it (tgpo.results.run_guard)
                 run_hash=lambda wildcards: [resolve_experiment(config, wildcards.experiment, seed).run_hash
                                             for seed in seeds_of(wildcards.experiment)],
                 seeds=" ".join(str(seed) for seed in _seeds),
@@ -119,7 +101,7 @@ else:
             **TRAIN_RESOURCES,
         params:
             # re-train when what determines this run changes (method, settings, models, data), not otherwise;
-            # the engine then moves the old run folder aside instead of resuming it (tgpo.run_guard)
+            # the engine then moves the old run folder aside instead of resuming it (tgpo.results.run_guard)
             run_hash=lambda wildcards: _resolved(wildcards).run_hash,
         shell:
             TRAIN_COMMAND + " > {log} 2>&1"

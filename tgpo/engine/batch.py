@@ -25,7 +25,7 @@ class RolloutBatch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def rows(self, index: slice | torch.Tensor) -> "RolloutBatch":
+    def rows(self, index: slice | torch.Tensor) -> RolloutBatch:
         """The sub-batch of the given rows (a view for slices)."""
         return RolloutBatch(
             input_ids=self.input_ids[index],

@@ -8,7 +8,7 @@ Layout under the run's output_dir:
                                                         metrics line count, run_hash (written last)
   checkpoint/                      the final student (save_pretrained, tokenizer included)
 
-Every directory is built under a temporary name and renamed into place (`tgpo.io.atomic_dir`), so a
+Every directory is built under a temporary name and renamed into place (`tgpo.results.io.atomic_dir`), so a
 directory named step_<n> is always complete.
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from tgpo.io import atomic_dir
-from tgpo.layout import RunLayout
+from tgpo.results.io import atomic_dir
+from tgpo.results.layout import RunLayout
 
 KEEP_INTERMEDIATE = 2
 TRAINER_STATE = "trainer_state.pt"
@@ -41,7 +41,7 @@ class TrainerState:
     rng: dict
     reward_model_optimizer: dict | None = None
     wall_s: float = 0.0  # training wall time up to this checkpoint
-    run_hash: str = ""  # the resolved experiment this checkpoint trains (tgpo.run_guard); "" = not recorded
+    run_hash: str = ""  # the resolved experiment this checkpoint trains (tgpo.results.run_guard); "" = not recorded
 
 
 def rng_state() -> dict[str, Any]:
@@ -120,7 +120,7 @@ def load_trainer_state(checkpoint_dir: Path, run_hash: str) -> TrainerState:
     if state.run_hash != run_hash:
         raise RuntimeError(
             f"{path}: checkpoint of run hash {state.run_hash or 'none'}, not of this run ({run_hash}); "
-            "refusing to resume it (tgpo.run_guard moves such runs aside before training)"
+            "refusing to resume it (tgpo.results.run_guard moves such runs aside before training)"
         )
     return state
 

@@ -1,7 +1,7 @@
 """`python -m tgpo train`: train one experiment with the local engine.
 
 Either from a config (`--config <yaml> --experiment <name> --seed <k>`, resolved by
-`tgpo.resolve.resolve_experiment`) or from a RunSpec JSON file (`--run-spec <json>`).
+`tgpo.config.resolve.resolve_experiment`) or from a RunSpec JSON file (`--run-spec <json>`).
 `--seeds 0 1 2` trains several seeds one after the other in one process, and `--evaluate` evaluates
 each on every benchmark of the config right after its training (`eval.experiment.evaluate_run`): the
 miniature's pipeline does both, so that a run of seconds does not pay for starting Python and importing
@@ -21,11 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", help="several seeds, trained one after the other")
     parser.add_argument("--run-spec", dest="run_spec", help="a RunSpec JSON file (instead of --config)")
     parser.add_argument("--output-dir", dest="output_dir", help="override the run's output directory")
-    parser.add_argument("--stop-after-step", dest="stop_after_step", type=int, default=None,
-                        help="stop after this step without the final checkpoint (as if killed; for tests)")
+    parser.add_argument(
+        "--stop-after-step",
+        dest="stop_after_step",
+        type=int,
+        default=None,
+        help="stop after this step without the final checkpoint (as if killed; for tests)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar / step lines")
-    parser.add_argument("--evaluate", action="store_true",
-                        help="after each seed's training, evaluate it on every benchmark of --config")
+    parser.add_argument(
+        "--evaluate", action="store_true", help="after each seed's training, evaluate it on every benchmark of --config"
+    )
 
 
 def resolve_specs(args: argparse.Namespace) -> tuple[dict | None, list]:
@@ -40,12 +46,15 @@ def resolve_specs(args: argparse.Namespace) -> tuple[dict | None, list]:
         config, specs = None, [RunSpec.from_json(args.run_spec)]
     else:
         seeds = args.seeds or ([args.seed] if args.seed is not None else [])
-        missing = [flag for flag, value in (("--config", args.config), ("--experiment", args.experiment),
-                                            ("--seed", seeds or None)) if value is None]
+        missing = [
+            flag
+            for flag, value in (("--config", args.config), ("--experiment", args.experiment), ("--seed", seeds or None))
+            if value is None
+        ]
         if missing:
             raise SystemExit(f"train: missing {', '.join(missing)} (or give --run-spec <json>)")
         from tgpo.config import load_config
-        from tgpo.resolve import resolve_experiment
+        from tgpo.config.resolve import resolve_experiment
 
         config = load_config(args.config)
         specs = [RunSpec.from_resolved(resolve_experiment(config, args.experiment, seed)) for seed in seeds]
@@ -62,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
     from tgpo.engine.trainer import TrainingDiverged, train
 
     if args.evaluate and (not args.config or args.output_dir or args.stop_after_step is not None):
-        raise SystemExit("train: --evaluate needs --config, and evaluates the config's own run folders "
-                         "(not with --output-dir or --stop-after-step)")
+        raise SystemExit(
+            "train: --evaluate needs --config, and evaluates the config's own run folders "
+            "(not with --output-dir or --stop-after-step)"
+        )
     config, specs = resolve_specs(args)
     for spec in specs:
         try:
@@ -71,7 +82,11 @@ def run(args: argparse.Namespace) -> int:
         except TrainingDiverged as error:
             print(f"train: {error}", file=sys.stderr)
             return 1
-        where = result.final_checkpoint if result.final_checkpoint is not None else f"stopped after step {result.steps_done}"
+        where = (
+            result.final_checkpoint
+            if result.final_checkpoint is not None
+            else f"stopped after step {result.steps_done}"
+        )
         print(f"train: {spec.experiment} seed {spec.seed}: {result.steps_done} steps; {where}", flush=True)
         if args.evaluate:
             from eval.experiment import evaluate_run

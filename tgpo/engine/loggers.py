@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 TRACKERS = ("console", "wandb", "tensorboard", "mlflow")
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
 def _numbers(record: Mapping[str, Any]) -> dict[str, float]:
-    return {key: float(value) for key, value in record.items()
-            if key != "step" and isinstance(value, (int, float)) and math.isfinite(float(value))}
+    return {
+        key: float(value)
+        for key, value in record.items()
+        if key != "step" and isinstance(value, (int, float)) and math.isfinite(float(value))
+    }
 
 
 class ConsoleTracker:
@@ -70,8 +74,7 @@ class MlflowTracker:
         self.run = mlflow.start_run(run_name=name)
 
     def log(self, record: Mapping[str, Any], step: int) -> None:
-        self.mlflow.log_metrics({key.replace("@", "_at_"): value for key, value in _numbers(record).items()},
-                                step=step)
+        self.mlflow.log_metrics({key.replace("@", "_at_"): value for key, value in _numbers(record).items()}, step=step)
 
     def close(self) -> None:
         self.mlflow.end_run()
@@ -88,8 +91,10 @@ class Trackers:
             try:
                 self.trackers.append(self._open(tracker, project, name, Path(run_dir)))
             except ImportError as error:
-                raise ImportError(f"training.loggers names {tracker!r} but its package is not installed "
-                                  f"(pip install {PACKAGES[tracker]}): {error}") from None
+                raise ImportError(
+                    f"training.loggers names {tracker!r} but its package is not installed "
+                    f"(pip install {PACKAGES[tracker]}): {error}"
+                ) from None
 
     @staticmethod
     def _open(tracker: str, project: str, name: str, run_dir: Path):

@@ -1,6 +1,6 @@
 """metrics.jsonl (one JSON object per step, verl's metric names) and the per-step log line.
 
-The file is rewritten atomically (tgpo.io) after every step; on resume it is truncated to the line
+The file is rewritten atomically (tgpo.results.io) after every step; on resume it is truncated to the line
 count recorded in the checkpoint, so steps after the checkpoint are logged once.
 """
 
@@ -8,23 +8,39 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
-from tgpo.io import write_text
-from tgpo.layout import RunLayout
+from tgpo.results.io import write_text
+from tgpo.results.layout import RunLayout
 
 # The names every step logs (docs/architecture.md); methods without a term log 0 for it.
 STEP_METRICS = (
-    "step", "critic/score/mean", "response_length/mean", "actor/grad_norm", "actor/pg_loss", "actor/entropy",
-    "actor/pg_clipfrac", "actor/kl_loss", "tgpo/guidance_weight", "tgpo/guidance_loss", "tgpo/teacher_oov_frac",
-    "timing_s/gen", "timing_s/teacher", "timing_s/update", "timing_s/step",
+    "step",
+    "critic/score/mean",
+    "response_length/mean",
+    "actor/grad_norm",
+    "actor/pg_loss",
+    "actor/entropy",
+    "actor/pg_clipfrac",
+    "actor/kl_loss",
+    "tgpo/guidance_weight",
+    "tgpo/guidance_loss",
+    "tgpo/teacher_oov_frac",
+    "timing_s/gen",
+    "timing_s/teacher",
+    "timing_s/update",
+    "timing_s/step",
 )
 
 # Short names for the readable log line.
 LOG_LINE_FIELDS = (
-    ("score", "critic/score/mean"), ("len", "response_length/mean"), ("pg", "actor/pg_loss"),
-    ("guide", "tgpo/guidance_loss"), ("w", "tgpo/guidance_weight"), ("gnorm", "actor/grad_norm"),
+    ("score", "critic/score/mean"),
+    ("len", "response_length/mean"),
+    ("pg", "actor/pg_loss"),
+    ("guide", "tgpo/guidance_loss"),
+    ("w", "tgpo/guidance_weight"),
+    ("gnorm", "actor/grad_norm"),
     ("s", "timing_s/step"),
 )
 
@@ -78,7 +94,9 @@ def mean_metrics(per_micro_batch: Iterable[Mapping[str, float]]) -> dict[str, fl
 
 # compute_loss reports these as the micro-batch's share of the mini-batch loss: they add up over
 # micro-batches; every other metric is a per-micro-batch mean.
-ADDITIVE_METRICS = frozenset({"actor/pg_loss", "tgpo/guidance_loss", "actor/kl_loss", "tgpo/rkl_loss", "actor/sft_loss"})
+ADDITIVE_METRICS = frozenset(
+    {"actor/pg_loss", "tgpo/guidance_loss", "actor/kl_loss", "tgpo/rkl_loss", "actor/sft_loss"}
+)
 
 
 def combine_micro_batch_metrics(per_micro_batch: list[Mapping[str, float]]) -> dict[str, float]:

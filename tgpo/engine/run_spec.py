@@ -1,12 +1,12 @@
 """RunSpec: everything one local-engine training run needs, validated on construction.
 
-Built from the resolved experiment (`RunSpec.from_resolved(tgpo.resolve.resolve_experiment(config,
+Built from the resolved experiment (`RunSpec.from_resolved(tgpo.config.resolve.resolve_experiment(config,
 experiment, seed))`), or read from a JSON file (`RunSpec.from_json`, used by tests and by
 `python -m tgpo train --run-spec`). A spec written by hand may give only some hyper-parameters: the
-rest come from the method's defaults through `tgpo.resolve.layered_settings` (its `lr` and
+rest come from the method's defaults through `tgpo.config.resolve.layered_settings` (its `lr` and
 `sft_epochs` fields rank above them), so `hparams` always holds every value the run uses. Method-
 dependent checks (a teacher for teacher-signal methods, traces for SFT/LUFFY) are in
-`check_against_method`. `run_hash` identifies what the run trains (tgpo.run_guard).
+`check_against_method`. `run_hash` identifies what the run trains (tgpo.results.run_guard).
 """
 
 from __future__ import annotations
@@ -17,15 +17,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tgpo.resolve import TRAINING_DEFAULTS, layered_settings, settings_hash
+from tgpo.config.resolve import TRAINING_DEFAULTS, layered_settings, settings_hash
 
 # Fields that do not change what is trained (where it is written, remarks, provenance): not in run_hash.
 NOT_DETERMINING = frozenset({"output_dir", "run_hash", "extra", "sources", "experiment", "loggers"})
 # App. B.3's stop rule and checkpoint choice run around verl's loop (tgpo.verl.lifecycle) only.
 VERL_ONLY_SETTINGS = frozenset({"stop_length_fraction", "checkpoint_choice"})
 PATH_FIELDS = ("output_dir", "student_path", "teacher_path", "reference_path", "train_data", "traces_data")
-POSITIVE_INT_FIELDS = ("steps", "prompts_per_step", "group_size", "max_new_tokens", "updates_per_step",
-                       "micro_batch_size", "save_every", "threads", "sft_epochs")
+POSITIVE_INT_FIELDS = (
+    "steps",
+    "prompts_per_step",
+    "group_size",
+    "max_new_tokens",
+    "updates_per_step",
+    "micro_batch_size",
+    "save_every",
+    "threads",
+    "sft_epochs",
+)
 
 
 class RunSpecError(ValueError):
@@ -60,9 +69,9 @@ class RunSpec:
     threads: int = TRAINING_DEFAULTS["threads"]
     sft_epochs: int = TRAINING_DEFAULTS["sft_epochs"]
     loggers: list = field(default_factory=list)  # trackers beside metrics.jsonl (tgpo.engine.loggers)
-    run_hash: str = ""  # tgpo.resolve's hash of what the run trains; "" -> the hash of this spec's settings
+    run_hash: str = ""  # tgpo.config.resolve's hash of what the run trains; "" -> the hash of this spec's settings
     top_p: float = 1.0
-    sources: dict = field(default_factory=dict)  # setting name -> where its value came from (tgpo.resolve)
+    sources: dict = field(default_factory=dict)  # setting name -> where its value came from (tgpo.config.resolve)
     extra: dict = field(default_factory=dict)  # free-form remarks carried into run.json
 
     def __post_init__(self) -> None:
@@ -119,9 +128,13 @@ class RunSpec:
                 raise RunSpecError(
                     f"RunSpec: hparams.{name} = {given!r} disagrees with RunSpec.{name} = {getattr(self, name)!r}"
                 )
-        settings = layered_settings([("run spec hparams", self.hparams),
-                                     ("run spec", {"lr": self.lr, "sft_epochs": self.sft_epochs}),
-                                     ("method default", method.defaults)])  # fmt: skip
+        settings = layered_settings(
+            [
+                ("run spec hparams", self.hparams),
+                ("run spec", {"lr": self.lr, "sft_epochs": self.sft_epochs}),
+                ("method default", method.defaults),
+            ]
+        )
         for name, setting in settings.items():
             self.sources.setdefault(name, setting.source)
         return {name: setting.value for name, setting in settings.items()}
@@ -153,30 +166,40 @@ class RunSpec:
         return out
 
     @classmethod
-    def from_resolved(cls, resolved) -> "RunSpec":
-        """The local engine's spec of a `tgpo.resolve.ResolvedExperiment` (every value and source kept)."""
+    def from_resolved(cls, resolved) -> RunSpec:
+        """The local engine's spec of a `tgpo.config.resolve.ResolvedExperiment` (every value and source kept)."""
         verl_only = sorted(VERL_ONLY_SETTINGS & set(resolved.settings))
         if verl_only:
-            raise RunSpecError(f"experiments.{resolved.experiment}: training {verl_only} are implemented by the "
-                               f"verl engine only (tgpo.verl.lifecycle); the local engine would ignore them")
+            raise RunSpecError(
+                f"experiments.{resolved.experiment}: training {verl_only} are implemented by the "
+                f"verl engine only (tgpo.verl.lifecycle); the local engine would ignore them"
+            )
         settings = {f.name for f in dataclasses.fields(cls)} & (set(TRAINING_DEFAULTS) | {"lr"})
-        required = {f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
         # a required setting nothing sets: ConfigError naming `training.<name>`
         engine_fields = (settings & set(resolved.settings)) | (settings & required)
         return cls(
-            experiment=resolved.experiment, method=resolved.method, hparams=resolved.hparams, seed=resolved.seed,
-            output_dir=resolved.run.root, student_path=Path(resolved.student),
+            experiment=resolved.experiment,
+            method=resolved.method,
+            hparams=resolved.hparams,
+            seed=resolved.seed,
+            output_dir=resolved.run.root,
+            student_path=Path(resolved.student),
             teacher_path=Path(resolved.teacher) if resolved.teacher else None,
             reference_path=Path(resolved.reference) if resolved.reference else None,
             train_data=Path(resolved.train_data),
             traces_data=Path(resolved.traces_data) if resolved.traces_data else None,
-            run_hash=resolved.run_hash, sources=resolved.sources,
+            run_hash=resolved.run_hash,
+            sources=resolved.sources,
             **{name: resolved.value(name) for name in sorted(engine_fields)},
-        )  # fmt: skip
+        )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "RunSpec":
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> RunSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -187,7 +210,7 @@ class RunSpec:
             raise RunSpecError(f"{source}: {error}") from error
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "RunSpec":
+    def from_json(cls, path: str | Path) -> RunSpec:
         path = Path(path)
         try:
             data = json.loads(path.read_text())

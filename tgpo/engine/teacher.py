@@ -47,7 +47,7 @@ def argmax_signals(teacher_logits: torch.Tensor, response_mask: torch.Tensor, vo
 
 def sampled_log_probs(teacher_logits: torch.Tensor, response_ids: torch.Tensor) -> torch.Tensor:
     """log pi_T(response token) [N, T]; every sampled id must exist in the teacher's vocabulary."""
-    from tgpo.token_log_probs import gather_token_log_probs
+    from tgpo.objectives.token_log_probs import gather_token_log_probs
 
     teacher_vocab = teacher_logits.shape[-1]
     if int(response_ids.max()) >= teacher_vocab:
@@ -77,7 +77,7 @@ def teacher_signals(teacher_model, batch: RolloutBatch, signal: str, vocab_limit
 
 
 def idle_teacher_signals(batch: RolloutBatch) -> TeacherSignals:
-    """Placeholder argmax signals for a step whose guidance weight is 0 (tgpo.annealing.teacher_idle): id 0
+    """Placeholder argmax signals for a step whose guidance weight is 0 (tgpo.objectives.annealing.teacher_idle): id 0
     everywhere, all valid, so the loss terms they enter are multiplied by 0; no teacher forward runs."""
     shape = batch.response_ids.shape
     return TeacherSignals(torch.zeros(shape, dtype=torch.long), torch.ones(shape, dtype=torch.float32), None, 0.0)

@@ -1,4 +1,4 @@
-"""The local training loop: a thin loop around tgpo's pure functions (Eq. 4-6 live in `tgpo.objective`).
+"""The local training loop: a thin loop around tgpo's pure functions (Eq. 4-6 live in `tgpo.objectives.compose`).
 
 One step of an on-policy method:
   1. sample G rollouts per prompt from the student (LUFFY: the last `off_policy_per_group` of each group
@@ -9,14 +9,14 @@ One step of an on-policy method:
   2. one teacher forward over the student's sequences -> teacher_token_ids / teacher_log_probs;
   3. old_log_probs (and the reference's log-probs) in inference mode, once, before any update;
      PRIME: implicit process rewards from the reward model, then one reward-model update;
-  4. advantages = tgpo.objective.compute_advantages(...);
+  4. advantages = tgpo.objectives.compose.compute_advantages(...);
   5. `updates_per_step` AdamW updates, each on one mini-batch, accumulated over micro-batches whose
      losses are normalised by the mini-batch totals (total_tokens, total_sequences), so their sum is the
      mini-batch loss; the gradient norm before clipping is logged as actor/grad_norm.
 SFT (rollouts=False) runs the same update on batches of teacher traces for `sft_epochs` epochs.
 
 Checkpoints every `save_every` steps, resume from the last complete one of the same settings (a run
-folder of other settings is moved aside first, tgpo.run_guard), metrics.jsonl, run.json (what ran).
+folder of other settings is moved aside first, tgpo.results.run_guard), metrics.jsonl, run.json (what ran).
 A non-finite loss, gradient norm or advantage stops the run (TrainingDiverged) and keeps the last good
 checkpoint.
 """
@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
-import subprocess
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -34,18 +32,18 @@ from typing import Any
 
 import torch
 
+from tgpo.config.resolve import TRAINING_DEFAULTS
 from tgpo.engine import checkpoint as ckpt
 from tgpo.engine.batch import RolloutBatch, build_batch, response_logits
 from tgpo.engine.metrics import MetricsLog, combine_micro_batch_metrics, log_line, mean_metrics, non_finite_keys
 from tgpo.engine.run_spec import RunSpec
 from tgpo.engine.sampling import Rollout, eos_token_ids, pad_token_id, sample
-from tgpo.annealing import teacher_idle
 from tgpo.engine.teacher import TeacherSignals, idle_teacher_signals, student_vocab_limit, teacher_signals
-from tgpo.layout import RunLayout
-from tgpo.resolve import TRAINING_DEFAULTS
-from tgpo.run_guard import claim_run_dir
+from tgpo.objectives.annealing import teacher_idle
+from tgpo.results.layout import RunLayout
+from tgpo.results.run_guard import claim_run_dir
 
-# RunSpec fields that are settings (tgpo.resolve), recorded in run.json with their sources
+# RunSpec fields that are settings (tgpo.config.resolve), recorded in run.json with their sources
 RUN_SPEC_SETTINGS = tuple(sorted((set(TRAINING_DEFAULTS) | {"lr", "top_p"}) & {f.name for f in fields(RunSpec)}))
 
 
@@ -248,7 +246,7 @@ class Trainer:
 
     def log_probs(self, model, batch: RolloutBatch) -> torch.Tensor:
         """log pi(response token) [N, T] under `model`, in inference mode, one pass per micro-batch."""
-        from tgpo.token_log_probs import gather_token_log_probs
+        from tgpo.objectives.token_log_probs import gather_token_log_probs
 
         parts = []
         with torch.inference_mode():
@@ -264,8 +262,13 @@ class Trainer:
         spec = self.spec
         prompts = [self.prompt_table["prompt"][row] for row in rows]
         rollouts = sample(
-            self.models.student, self.models.tokenizer, prompts, spec.group_size,
-            temperature=spec.temperature, max_new_tokens=spec.max_new_tokens, top_p=spec.top_p,
+            self.models.student,
+            self.models.tokenizer,
+            prompts,
+            spec.group_size,
+            temperature=spec.temperature,
+            max_new_tokens=spec.max_new_tokens,
+            top_p=spec.top_p,
             seed=spec.seed * 1_000_003 + step,
         )
         off_policy_mask = torch.zeros(len(rollouts))
@@ -275,8 +278,10 @@ class Trainer:
                 if rollout.sample_index >= spec.group_size - per_group:
                     trace = self.trace_ids[rows[rollout.prompt_index]]
                     rollouts[index] = Rollout(
-                        prompt_index=rollout.prompt_index, sample_index=rollout.sample_index,
-                        prompt_ids=rollout.prompt_ids, response_ids=list(trace),
+                        prompt_index=rollout.prompt_index,
+                        sample_index=rollout.sample_index,
+                        prompt_ids=rollout.prompt_ids,
+                        response_ids=list(trace),
                         response_text=self.models.tokenizer.decode(trace, skip_special_tokens=True),
                         finish_reason="stop" if trace[-1] in self.eos_ids else "length",
                     )
@@ -287,7 +292,10 @@ class Trainer:
         """SFT: one 'rollout' per row, the teacher trace."""
         return [
             Rollout(
-                prompt_index=i, sample_index=0, prompt_ids=self.prompt_ids[row], response_ids=list(self.trace_ids[row]),
+                prompt_index=i,
+                sample_index=0,
+                prompt_ids=self.prompt_ids[row],
+                response_ids=list(self.trace_ids[row]),
                 response_text=self.prompt_table["response"][row],
                 finish_reason="stop" if self.trace_ids[row][-1] in self.eos_ids else "length",
             )
@@ -297,11 +305,12 @@ class Trainer:
     # ------------------------------------------------------------------ PRIME
     def accuracy_filtered(self, rollouts: list[Rollout], scores: torch.Tensor, off_policy_mask: torch.Tensor):
         """The first prompts_per_step groups whose accuracy is in [prime_accuracy_low, prime_accuracy_high]."""
-        from tgpo.implicit_reward import accuracy_filter
+        from tgpo.objectives.implicit_reward import accuracy_filter
 
         group_index = torch.tensor([r.prompt_index for r in rollouts], dtype=torch.long)
-        keep = accuracy_filter(scores, group_index, float(self.hparams["prime_accuracy_low"]),
-                               float(self.hparams["prime_accuracy_high"]))  # fmt: skip
+        keep = accuracy_filter(
+            scores, group_index, float(self.hparams["prime_accuracy_low"]), float(self.hparams["prime_accuracy_high"])
+        )
         kept_groups = sorted({int(g) for g in group_index[keep]})[: self.spec.prompts_per_step]
         keep = keep & torch.isin(group_index, torch.tensor(kept_groups, dtype=torch.long))
         indices = torch.nonzero(keep).squeeze(-1).tolist()
@@ -309,8 +318,8 @@ class Trainer:
 
     def prime_rewards(self, batch: RolloutBatch, scores: torch.Tensor, ref_log_probs: torch.Tensor, step: int):
         """Implicit process rewards [N, T] of the reward model (before its update), then one RM update."""
-        from tgpo.implicit_reward import implicit_process_rewards, reward_model_loss
-        from tgpo.token_log_probs import gather_token_log_probs
+        from tgpo.objectives.implicit_reward import implicit_process_rewards, reward_model_loss
+        from tgpo.objectives.token_log_probs import gather_token_log_probs
 
         beta = float(self.hparams["prime_beta"])
         reward_model = self.models.reward_model
@@ -335,9 +344,18 @@ class Trainer:
         return torch.cat(rewards).detach(), metrics
 
     # ------------------------------------------------------------------ the update
-    def update(self, batch: RolloutBatch, scores, old_log_probs, advantages, signals: TeacherSignals, ref_log_probs,
-               off_policy_mask, step: int) -> dict[str, float]:
-        from tgpo import objective
+    def update(
+        self,
+        batch: RolloutBatch,
+        scores,
+        old_log_probs,
+        advantages,
+        signals: TeacherSignals,
+        ref_log_probs,
+        off_policy_mask,
+        step: int,
+    ) -> dict[str, float]:
+        from tgpo.objectives import compose as objective
 
         spec = self.spec
         mini_size = len(batch) // spec.updates_per_step if self.method.rollouts else len(batch)
@@ -366,12 +384,18 @@ class Trainer:
                 )
                 # compute_loss takes the 0-based step (w_t of Eq. 6 uses t = 0 on the first step)
                 loss, metrics = objective.compute_loss(
-                    self.method, inputs, self.hparams, step - 1,
-                    total_tokens=total_tokens, total_sequences=total_sequences,
+                    self.method,
+                    inputs,
+                    self.hparams,
+                    step - 1,
+                    total_tokens=total_tokens,
+                    total_sequences=total_sequences,
                 )
                 if not torch.isfinite(loss):
                     bad = non_finite_keys(metrics)
-                    self.fail(step, f"loss (terms: {', '.join(bad) if bad else 'the total loss'})", float(loss.detach()))
+                    self.fail(
+                        step, f"loss (terms: {', '.join(bad) if bad else 'the total loss'})", float(loss.detach())
+                    )
                 loss.backward()
                 micro_metrics.append(metrics)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters, spec.grad_clip)
@@ -387,7 +411,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def run_step(self, step: int) -> dict[str, float]:
-        from tgpo import objective
+        from tgpo.objectives import compose as objective
 
         spec, method = self.spec, self.method
         step_start = time.perf_counter()
@@ -426,9 +450,12 @@ class Trainer:
         time_gen = time.perf_counter()
         record["timing_s/gen"] = time_gen - step_start
 
-        idle = self.models.teacher is not None and teacher_idle(method.teacher_signal, method.guidance,
-                                                                 self.hparams, step - 1)  # fmt: skip
-        if idle:  # the argmax's weight is 0 from this step on: no teacher forward (tgpo.annealing.teacher_idle)
+        idle = self.models.teacher is not None and teacher_idle(
+            method.teacher_signal, method.guidance, self.hparams, step - 1
+        )
+        if (
+            idle
+        ):  # the argmax's weight is 0 from this step on: no teacher forward (tgpo.objectives.annealing.teacher_idle)
             signals = idle_teacher_signals(batch)
         elif self.models.teacher is not None:
             signals = teacher_signals(self.models.teacher, batch, method.teacher_signal, self.vocab_limit)
@@ -446,14 +473,21 @@ class Trainer:
             implicit_rewards, prime_metrics = self.prime_rewards(batch, scores, ref_log_probs, step)
             record.update(prime_metrics)
         advantages = objective.compute_advantages(
-            method, self.hparams, scores, group_index, batch.response_mask,
-            old_log_probs=old_log_probs, teacher_log_probs=signals.teacher_log_probs,
+            method,
+            self.hparams,
+            scores,
+            group_index,
+            batch.response_mask,
+            old_log_probs=old_log_probs,
+            teacher_log_probs=signals.teacher_log_probs,
             implicit_rewards=implicit_rewards,
         )
         if not torch.isfinite(advantages).all():
             self.fail(step, "advantages", "nan/inf")
         record["actor/lr"] = self.optimizer.param_groups[0]["lr"]  # the lr this step's updates use
-        record.update(self.update(batch, scores, old_log_probs, advantages, signals, ref_log_probs, off_policy_mask, step))
+        record.update(
+            self.update(batch, scores, old_log_probs, advantages, signals, ref_log_probs, off_policy_mask, step)
+        )
         if idle:  # the guidance NLL and OOV share of placeholder ids measure nothing: not logged
             record.pop("tgpo/guidance_loss", None)
             record.pop("tgpo/teacher_oov_frac", None)
@@ -470,8 +504,14 @@ class Trainer:
 
         run_start = time.perf_counter()
         spec = self.spec
-        bar = tqdm(total=self.steps, initial=self.start_step, desc=spec.experiment, disable=not self.progress,
-                   dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            total=self.steps,
+            initial=self.start_step,
+            desc=spec.experiment,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            leave=False,
+        )
         step = self.start_step
         from tgpo.engine.loggers import Trackers
 
@@ -500,8 +540,12 @@ class Trainer:
 
     def save(self, step: int, wall_s: float) -> None:
         state = ckpt.TrainerState(
-            step=step, metrics_lines=len(self.metrics), optimizer=self.optimizer.state_dict(),
-            scheduler=self.scheduler.state_dict(), rng=ckpt.rng_state(), wall_s=wall_s,
+            step=step,
+            metrics_lines=len(self.metrics),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            rng=ckpt.rng_state(),
+            wall_s=wall_s,
             reward_model_optimizer=None if self.rm_optimizer is None else self.rm_optimizer.state_dict(),
             run_hash=self.spec.run_hash,
         )
@@ -515,45 +559,27 @@ class Trainer:
         values = {name: getattr(spec, name) for name in RUN_SPEC_SETTINGS}
         values.update(self.hparams)
         values["lr"] = self.optimizer.param_groups[0]["initial_lr"]  # LambdaLR's base lr: the one trained at
-        return {name: {"value": value, "source": spec.sources.get(name, "run spec")}
-                for name, value in sorted(values.items())}
+        return {
+            name: {"value": value, "source": spec.sources.get(name, "run spec")}
+            for name, value in sorted(values.items())
+        }
 
     def write_run_json(self, wall_s: float) -> None:
-        from tgpo.io import write_json
+        from tgpo.results.run_record import write_run_record
 
-        write_json(RunLayout(self.output_dir).run_json, {
-            "experiment": self.spec.experiment,
-            "method": self.method.name,
-            "seed": self.spec.seed,
-            "engine": "local",
-            "run_hash": self.spec.run_hash,
-            "git_commit": git_commit(),
-            "versions": library_versions(),
-            "wall_time_s": wall_s,
-            "steps": self.steps,
-            "settings": self.settings_used(),
-            "hparams": self.hparams,
-            "run_spec": self.spec.to_dict(),
-            "completed": True,
-        })
-
-
-def git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def library_versions() -> dict[str, str]:
-    import transformers
-
-    import tgpo
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "tgpo": tgpo.__version__}
+        write_run_record(
+            RunLayout(self.output_dir).run_json,
+            engine="local",
+            experiment=self.spec.experiment,
+            seed=self.spec.seed,
+            run_hash=self.spec.run_hash,
+            method=self.method.name,
+            wall_time_s=wall_s,
+            steps=self.steps,
+            settings=self.settings_used(),
+            hparams=self.hparams,
+            run_spec=self.spec.to_dict(),
+        )
 
 
 def completed_run(spec: RunSpec) -> dict | None:
@@ -570,10 +596,12 @@ def train(spec: RunSpec, *, stop_after_step: int | None = None, progress: bool =
     """Train one run (resuming from its last checkpoint if there is one); see the module docstring.
 
     A run whose run.json says it completed (same run hash and seed) is not trained again; a run folder
-    of other settings is moved aside first (tgpo.run_guard).
+    of other settings is moved aside first (tgpo.results.run_guard).
     """
     info = completed_run(spec)
     if info is not None:
         records = MetricsLog.read(Path(spec.output_dir))
-        return TrainResult(Path(spec.output_dir), int(info["steps"]), ckpt.final_checkpoint_dir(spec.output_dir), records)
+        return TrainResult(
+            Path(spec.output_dir), int(info["steps"]), ckpt.final_checkpoint_dir(spec.output_dir), records
+        )
     return Trainer(spec, progress=progress).train(stop_after_step=stop_after_step)

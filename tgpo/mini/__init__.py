@@ -1,4 +1,4 @@
-"""The miniature world: a synthetic verifiable task, tiny HF models and their pretraining (docs/architecture.md; README "The miniature reproduction").
+"""The miniature world: a synthetic verifiable task, tiny HF models and their pretraining (docs/architecture.md; docs/results.md).
 
 3-digit addition stands in for the paper's maths. The students (Qwen2 architecture, the Qwen2.5-Math
 analogues) never see a "hard" problem in pretraining; the cross-family teachers (another architecture,

@@ -37,7 +37,7 @@ def moved(value: Any, old_root: str, new_root: str) -> Any:
     if isinstance(value, list):
         return [moved(item, old_root, new_root) for item in value]
     if isinstance(value, str) and value.startswith(old_root):
-        return new_root + value[len(old_root):]
+        return new_root + value[len(old_root) :]
     return value
 
 
@@ -45,13 +45,17 @@ def draw_config(config: dict, build_seed: int) -> dict:
     """`config` under the base-model draw `build_seed`: its own name and results folder."""
     name = draw_name(config["name"], build_seed)
     copy = moved(config, f"results/{config['name']}/", f"results/{name}/")
-    return {**copy, "name": name, "build_seed": build_seed,
-            "description": f"{config.get('description', config['name'])}; base models' draw build_seed={build_seed}"}
+    return {
+        **copy,
+        "name": name,
+        "build_seed": build_seed,
+        "description": f"{config.get('description', config['name'])}; base models' draw build_seed={build_seed}",
+    }
 
 
 def run(args: argparse.Namespace) -> int:
     from tgpo.config import load_config, validate
-    from tgpo.io import write_text
+    from tgpo.results.io import write_text
 
     config = draw_config(load_config(args.config), args.build_seed)
     validate(config, str(args.out))

@@ -70,18 +70,51 @@ def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def pretrain(model, tokenizer, prompts: list[str], responses: list[str], *, steps: int, batch_size: int,
-             lr: float, warmup: int, seed: int, weight_decay: float = 0.01, log_every: int = 50) -> dict:
+def pretrain(
+    model,
+    tokenizer,
+    prompts: list[str],
+    responses: list[str],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup: int,
+    seed: int,
+    weight_decay: float = 0.01,
+    log_every: int = 50,
+) -> dict:
     """Train `model` in place; returns {"loss_first", "loss_last" (mean of the last 20 steps), "seconds", "cpu_seconds"}."""
     sequences, prompt_lengths = tokenize_corpus(tokenizer, prompts, responses)
-    return pretrain_sequences(model, sequences, prompt_lengths, tokenizer.pad_token_id, steps=steps,
-                              batch_size=batch_size, lr=lr, warmup=warmup, seed=seed, weight_decay=weight_decay,
-                              log_every=log_every)
+    return pretrain_sequences(
+        model,
+        sequences,
+        prompt_lengths,
+        tokenizer.pad_token_id,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        warmup=warmup,
+        seed=seed,
+        weight_decay=weight_decay,
+        log_every=log_every,
+    )
 
 
-def pretrain_sequences(model, sequences: list[list[int]], prompt_lengths: list[int], pad_id: int, *, steps: int,
-                       batch_size: int, lr: float, warmup: int, seed: int, weight_decay: float = 0.01,
-                       log_every: int = 50) -> dict:
+def pretrain_sequences(
+    model,
+    sequences: list[list[int]],
+    prompt_lengths: list[int],
+    pad_id: int,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup: int,
+    seed: int,
+    weight_decay: float = 0.01,
+    log_every: int = 50,
+) -> dict:
     """`pretrain` on token ids: each sequence is prompt + response (+ end token); the first
     `prompt_lengths[i]` tokens are context only."""
     from tqdm import tqdm
@@ -91,13 +124,18 @@ def pretrain_sequences(model, sequences: list[list[int]], prompt_lengths: list[i
     model.train()
     losses: list[float] = []
     start, cpu_start = time.perf_counter(), time.process_time()
-    progress = tqdm(batch_schedule([len(s) for s in sequences], steps, batch_size, generator), total=steps,
-                    desc="pretrain", mininterval=5.0)
+    progress = tqdm(
+        batch_schedule([len(s) for s in sequences], steps, batch_size, generator),
+        total=steps,
+        desc="pretrain",
+        mininterval=5.0,
+    )
     for step, rows in enumerate(progress):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, lr, warmup, steps)
-        input_ids, attention_mask, labels = collate([sequences[i] for i in rows], [prompt_lengths[i] for i in rows],
-                                                    pad_id)
+        input_ids, attention_mask, labels = collate(
+            [sequences[i] for i in rows], [prompt_lengths[i] for i in rows], pad_id
+        )
         loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -108,5 +146,9 @@ def pretrain_sequences(model, sequences: list[list[int]], prompt_lengths: list[i
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
     model.eval()
     tail = losses[-20:]
-    return {"loss_first": losses[0], "loss_last": sum(tail) / len(tail), "seconds": time.perf_counter() - start,
-            "cpu_seconds": time.process_time() - cpu_start}
+    return {
+        "loss_first": losses[0],
+        "loss_last": sum(tail) / len(tail),
+        "seconds": time.perf_counter() - start,
+        "cpu_seconds": time.process_time() - cpu_start,
+    }

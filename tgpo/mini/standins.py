@@ -54,9 +54,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 REGULAR_VOCAB = 151_643  # Qwen2's byte-level BPE vocabulary: ids 0..151642; the added tokens start at 151643
 BYTE_TOKENS = 256
@@ -71,7 +72,9 @@ CONSTANT_CHANNEL, CONSTANT_VALUE = 0, 1.0  # the residual channel held at one va
 def byte_level_characters() -> list[str]:
     """GPT-2's byte-to-unicode characters in vocabulary order: printable bytes first (33..126, 161..172,
     174..255), then the others mapped to U+0100 onward; Qwen2's vocab.json starts with these 256 tokens."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     others = [byte for byte in range(256) if byte not in printable]
     return [chr(byte) for byte in printable] + [chr(256 + index) for index in range(len(others))]
 
@@ -82,24 +85,48 @@ def byte_level_characters() -> list[str]:
 # https://huggingface.co/Qwen/Qwen2.5-Math-7B/blob/main/tokenizer_config.json (the same in Qwen2.5-Math-1.5B,
 # and the first 22 of Qwen3's: https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/tokenizer_config.json).
 QWEN25_ADDED: tuple[tuple[int, str, bool], ...] = (
-    (151643, "<|endoftext|>", True), (151644, "<|im_start|>", True), (151645, "<|im_end|>", True),
-    (151646, "<|object_ref_start|>", True), (151647, "<|object_ref_end|>", True), (151648, "<|box_start|>", True),
-    (151649, "<|box_end|>", True), (151650, "<|quad_start|>", True), (151651, "<|quad_end|>", True),
-    (151652, "<|vision_start|>", True), (151653, "<|vision_end|>", True), (151654, "<|vision_pad|>", True),
-    (151655, "<|image_pad|>", True), (151656, "<|video_pad|>", True), (151657, "<tool_call>", False),
-    (151658, "</tool_call>", False), (151659, "<|fim_prefix|>", False), (151660, "<|fim_middle|>", False),
-    (151661, "<|fim_suffix|>", False), (151662, "<|fim_pad|>", False), (151663, "<|repo_name|>", False),
+    (151643, "<|endoftext|>", True),
+    (151644, "<|im_start|>", True),
+    (151645, "<|im_end|>", True),
+    (151646, "<|object_ref_start|>", True),
+    (151647, "<|object_ref_end|>", True),
+    (151648, "<|box_start|>", True),
+    (151649, "<|box_end|>", True),
+    (151650, "<|quad_start|>", True),
+    (151651, "<|quad_end|>", True),
+    (151652, "<|vision_start|>", True),
+    (151653, "<|vision_end|>", True),
+    (151654, "<|vision_pad|>", True),
+    (151655, "<|image_pad|>", True),
+    (151656, "<|video_pad|>", True),
+    (151657, "<tool_call>", False),
+    (151658, "</tool_call>", False),
+    (151659, "<|fim_prefix|>", False),
+    (151660, "<|fim_middle|>", False),
+    (151661, "<|fim_suffix|>", False),
+    (151662, "<|fim_pad|>", False),
+    (151663, "<|repo_name|>", False),
     (151664, "<|file_sep|>", False),
 )
 # Qwen3 appends four non-special tokens (Qwen/Qwen3-30B-A3B tokenizer_config.json; the same ids in
 # Qwen/Qwen3-30B-A3B-Thinking-2507): 151669 tokens against Qwen2.5's 151665.
-QWEN3_ADDED = QWEN25_ADDED + ((151665, "<tool_response>", False), (151666, "</tool_response>", False),
-                              (151667, "<think>", False), (151668, "</think>", False))
+QWEN3_ADDED = QWEN25_ADDED + (
+    (151665, "<tool_response>", False),
+    (151666, "</tool_response>", False),
+    (151667, "<think>", False),
+    (151668, "</think>", False),
+)
 # DeepSeek-R1-Distill-Qwen keeps Qwen2.5's ids but renames 151643..151649: its <think>/</think> sit at
 # Qwen2.5's <|box_start|>/<|box_end|> ids (https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-32B/blob/main/tokenizer_config.json).
-R1_ADDED = ((151643, "<｜end▁of▁sentence｜>", True), (151644, "<｜User｜>", False), (151645, "<｜Assistant｜>", False),
-            (151646, "<｜begin▁of▁sentence｜>", True), (151647, "<|EOT|>", False), (151648, "<think>", False),
-            (151649, "</think>", False)) + QWEN25_ADDED[7:]
+R1_ADDED = (
+    (151643, "<｜end▁of▁sentence｜>", True),
+    (151644, "<｜User｜>", False),
+    (151645, "<｜Assistant｜>", False),
+    (151646, "<｜begin▁of▁sentence｜>", True),
+    (151647, "<|EOT|>", False),
+    (151648, "<think>", False),
+    (151649, "</think>", False),
+) + QWEN25_ADDED[7:]
 
 # Chat templates, reduced to what the pipeline renders (system / user / assistant turns, generation
 # prompt; the tool-call branches of the real templates are left out).
@@ -123,7 +150,9 @@ QWEN3_CHAT_TEMPLATE = _CHATML_TURNS + (
     "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
     "{%- endif %}"
 )
-QWEN3_THINKING_CHAT_TEMPLATE = _CHATML_TURNS + "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}"
+QWEN3_THINKING_CHAT_TEMPLATE = (
+    _CHATML_TURNS + "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}"
+)
 # R1-Distill: BOS, the system text, then <｜User｜> / <｜Assistant｜> turns; an assistant turn ends with EOS
 # and the generation prompt opens the thought.
 R1_CHAT_TEMPLATE = (
@@ -180,14 +209,19 @@ class TokenLayout:
         """len(tokenizer): regular vocabulary + added tokens."""
         return self.regular + len(self.added)
 
-    def shrunk(self, regular: int) -> "TokenLayout":
+    def shrunk(self, regular: int) -> TokenLayout:
         """The same layout with a `regular`-token vocabulary (fast tests): added ids shifted, as many rows
         beyond the tokenizer as the real model has."""
         if regular < BYTE_TOKENS:
             raise ValueError(f"a layout needs at least the {BYTE_TOKENS} byte tokens, got {regular}")
         shift = regular - self.regular
-        return replace(self, name=f"{self.name}@{regular}", regular=regular, rows=self.rows + shift,
-                       added=tuple((index + shift, token, special) for index, token, special in self.added))
+        return replace(
+            self,
+            name=f"{self.name}@{regular}",
+            regular=regular,
+            rows=self.rows + shift,
+            added=tuple((index + shift, token, special) for index, token, special in self.added),
+        )
 
     def generation_config(self) -> dict:
         """generation_config.json as a dict of ids."""
@@ -201,18 +235,44 @@ class TokenLayout:
 
 
 _QWEN25_MATH_COMMON = dict(
-    added=QWEN25_ADDED, eos="<|endoftext|>", pad="<|endoftext|>", bos=None, chat_template=QWEN25_MATH_CHAT_TEMPLATE,
-    tokenizer_class="Qwen2Tokenizer", model_max_length=131072, config_bos="<|endoftext|>", config_eos="<|endoftext|>",
+    added=QWEN25_ADDED,
+    eos="<|endoftext|>",
+    pad="<|endoftext|>",
+    bos=None,
+    chat_template=QWEN25_MATH_CHAT_TEMPLATE,
+    tokenizer_class="Qwen2Tokenizer",
+    model_max_length=131072,
+    config_bos="<|endoftext|>",
+    config_eos="<|endoftext|>",
     # generation_config.json lists <|endoftext|> only, although chat turns end with <|im_end|> (issue 18 item 11)
     generation={"bos_token_id": "<|endoftext|>", "eos_token_id": "<|endoftext|>", "max_new_tokens": 2048},
-    max_position_embeddings=4096, rope_theta=10000.0, architecture="qwen2", opens_think=True,
+    max_position_embeddings=4096,
+    rope_theta=10000.0,
+    architecture="qwen2",
+    opens_think=True,
 )
 _QWEN3_COMMON = dict(
-    added=QWEN3_ADDED, eos="<|im_end|>", pad="<|endoftext|>", bos=None, tokenizer_class="Qwen2Tokenizer",
-    model_max_length=131072, config_bos="<|endoftext|>", config_eos="<|im_end|>",
-    generation={"bos_token_id": "<|endoftext|>", "eos_token_id": ["<|im_end|>", "<|endoftext|>"],
-                "pad_token_id": "<|endoftext|>", "do_sample": True, "temperature": 0.6, "top_k": 20, "top_p": 0.95},
-    rows=151936, tie_word_embeddings=False, architecture=None, think=("<think>", "</think>"),
+    added=QWEN3_ADDED,
+    eos="<|im_end|>",
+    pad="<|endoftext|>",
+    bos=None,
+    tokenizer_class="Qwen2Tokenizer",
+    model_max_length=131072,
+    config_bos="<|endoftext|>",
+    config_eos="<|im_end|>",
+    generation={
+        "bos_token_id": "<|endoftext|>",
+        "eos_token_id": ["<|im_end|>", "<|endoftext|>"],
+        "pad_token_id": "<|endoftext|>",
+        "do_sample": True,
+        "temperature": 0.6,
+        "top_k": 20,
+        "top_p": 0.95,
+    },
+    rows=151936,
+    tie_word_embeddings=False,
+    architecture=None,
+    think=("<think>", "</think>"),
 )
 
 
@@ -220,55 +280,116 @@ def _qwen25_math(name: str, hub: str, rows: int, tie: bool, *sources: str) -> To
     return TokenLayout(name=name, hub=hub, rows=rows, tie_word_embeddings=tie, sources=sources, **_QWEN25_MATH_COMMON)
 
 
-_QWEN25_7B_FILES = ("https://huggingface.co/Qwen/Qwen2.5-Math-7B/blob/main/config.json (vocab_size 152064, "
-                    "tie_word_embeddings false, max_position_embeddings 4096, rope_theta 10000)",
-                    "https://huggingface.co/Qwen/Qwen2.5-Math-7B/blob/main/generation_config.json",
-                    "https://huggingface.co/Qwen/Qwen2.5-Math-7B/blob/main/tokenizer_config.json")
+_QWEN25_7B_FILES = (
+    "https://huggingface.co/Qwen/Qwen2.5-Math-7B/blob/main/config.json (vocab_size 152064, "
+    "tie_word_embeddings false, max_position_embeddings 4096, rope_theta 10000)",
+    "https://huggingface.co/Qwen/Qwen2.5-Math-7B/blob/main/generation_config.json",
+    "https://huggingface.co/Qwen/Qwen2.5-Math-7B/blob/main/tokenizer_config.json",
+)
 
-LAYOUTS: dict[str, TokenLayout] = {layout.name: layout for layout in [
-    _qwen25_math("qwen2.5-math-7b", "Qwen/Qwen2.5-Math-7B", 152064, False, *_QWEN25_7B_FILES),
-    _qwen25_math("qwen2.5-math-1.5b", "Qwen/Qwen2.5-Math-1.5B", 151936, True,
-                 "https://huggingface.co/Qwen/Qwen2.5-Math-1.5B/blob/main/config.json (vocab_size 151936, "
-                 "tie_word_embeddings true, max_position_embeddings 4096, rope_theta 10000)",
-                 "https://huggingface.co/Qwen/Qwen2.5-Math-1.5B/blob/main/tokenizer_config.json"),
-    # The released Qwen2.5-Math-7B derivatives the paper evaluates as rows keep the base model's vocabulary,
-    # rows and EOS (vocab_size 152064, eos 151643); each is evaluated with its own prompt template
-    # (eval/prompts.py RELEASED_CHECKPOINT_TEMPLATES), not its chat template.
-    _qwen25_math("simplerl-zero-7b", "hkust-nlp/Qwen-2.5-Math-7B-SimpleRL-Zero", 152064, False,
-                 "https://huggingface.co/hkust-nlp/Qwen-2.5-Math-7B-SimpleRL-Zero (files of Qwen2.5-Math-7B)"),
-    _qwen25_math("prime-zero-7b", "PRIME-RL/Eurus-2-7B-PRIME-Zero", 152064, False,
-                 "https://huggingface.co/PRIME-RL/Eurus-2-7B-PRIME/blob/main/generation_config.json (eos 151643 "
-                 "only; the Zero release is trained from Qwen2.5-Math-7B the same way)"),
-    _qwen25_math("oat-zero-7b", "sail/Qwen2.5-Math-7B-Oat-Zero", 152064, False,
-                 "https://huggingface.co/sail/Qwen2.5-Math-7B-Oat-Zero (files of Qwen2.5-Math-7B)"),
-    TokenLayout(name="qwen3-30b-a3b", hub="Qwen/Qwen3-30B-A3B", chat_template=QWEN3_CHAT_TEMPLATE,
-                max_position_embeddings=40960, rope_theta=1_000_000.0,
-                sources=("https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/config.json (vocab_size 151936, eos "
-                         "151645, max_position_embeddings 40960, rope_theta 1000000)",
-                         "https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/generation_config.json",
-                         "https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/tokenizer_config.json"),
-                **_QWEN3_COMMON),
-    TokenLayout(name="qwen3-30b-a3b-thinking-2507", hub="Qwen/Qwen3-30B-A3B-Thinking-2507",
-                chat_template=QWEN3_THINKING_CHAT_TEMPLATE, max_position_embeddings=262144, rope_theta=10_000_000.0,
-                sources=("https://huggingface.co/Qwen/Qwen3-30B-A3B-Thinking-2507/blob/main/config.json "
-                         "(max_position_embeddings 262144, rope_theta 10000000; tokens as Qwen3-30B-A3B)",
-                         "https://huggingface.co/Qwen/Qwen3-30B-A3B-Thinking-2507/blob/main/tokenizer_config.json "
-                         "(its chat template opens <think> in the generation prompt)"),
-                **_QWEN3_COMMON),
-    TokenLayout(name="r1-distill-qwen-32b", hub="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", added=R1_ADDED,
-                rows=152064, eos="<｜end▁of▁sentence｜>", pad="<｜end▁of▁sentence｜>", bos="<｜begin▁of▁sentence｜>",
-                add_bos_token=True, chat_template=R1_CHAT_TEMPLATE, tokenizer_class="LlamaTokenizerFast",
-                model_max_length=16384, config_bos="<｜end▁of▁sentence｜>", config_eos="<｜end▁of▁sentence｜>",
-                generation={"bos_token_id": "<｜begin▁of▁sentence｜>", "eos_token_id": "<｜end▁of▁sentence｜>",
-                            "do_sample": True, "temperature": 0.6, "top_p": 0.95},
-                max_position_embeddings=131072, rope_theta=1_000_000.0, tie_word_embeddings=False,
-                architecture="qwen2", think=("<think>", "</think>"), turn_end="<｜end▁of▁sentence｜>",
-                sources=("https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-32B/blob/main/config.json "
-                         "(vocab_size 152064, bos/eos 151643, max_position_embeddings 131072, rope_theta 1000000)",
-                         "https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-32B/blob/main/generation_config.json "
-                         "(bos 151646, eos 151643)",
-                         "https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-32B/blob/main/tokenizer_config.json")),
-]}
+LAYOUTS: dict[str, TokenLayout] = {
+    layout.name: layout
+    for layout in [
+        _qwen25_math("qwen2.5-math-7b", "Qwen/Qwen2.5-Math-7B", 152064, False, *_QWEN25_7B_FILES),
+        _qwen25_math(
+            "qwen2.5-math-1.5b",
+            "Qwen/Qwen2.5-Math-1.5B",
+            151936,
+            True,
+            "https://huggingface.co/Qwen/Qwen2.5-Math-1.5B/blob/main/config.json (vocab_size 151936, "
+            "tie_word_embeddings true, max_position_embeddings 4096, rope_theta 10000)",
+            "https://huggingface.co/Qwen/Qwen2.5-Math-1.5B/blob/main/tokenizer_config.json",
+        ),
+        # The released Qwen2.5-Math-7B derivatives the paper evaluates as rows keep the base model's vocabulary,
+        # rows and EOS (vocab_size 152064, eos 151643); each is evaluated with its own prompt template
+        # (eval/prompts.py RELEASED_CHECKPOINT_TEMPLATES), not its chat template.
+        _qwen25_math(
+            "simplerl-zero-7b",
+            "hkust-nlp/Qwen-2.5-Math-7B-SimpleRL-Zero",
+            152064,
+            False,
+            "https://huggingface.co/hkust-nlp/Qwen-2.5-Math-7B-SimpleRL-Zero (files of Qwen2.5-Math-7B)",
+        ),
+        _qwen25_math(
+            "prime-zero-7b",
+            "PRIME-RL/Eurus-2-7B-PRIME-Zero",
+            152064,
+            False,
+            "https://huggingface.co/PRIME-RL/Eurus-2-7B-PRIME/blob/main/generation_config.json (eos 151643 "
+            "only; the Zero release is trained from Qwen2.5-Math-7B the same way)",
+        ),
+        _qwen25_math(
+            "oat-zero-7b",
+            "sail/Qwen2.5-Math-7B-Oat-Zero",
+            152064,
+            False,
+            "https://huggingface.co/sail/Qwen2.5-Math-7B-Oat-Zero (files of Qwen2.5-Math-7B)",
+        ),
+        TokenLayout(
+            name="qwen3-30b-a3b",
+            hub="Qwen/Qwen3-30B-A3B",
+            chat_template=QWEN3_CHAT_TEMPLATE,
+            max_position_embeddings=40960,
+            rope_theta=1_000_000.0,
+            sources=(
+                "https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/config.json (vocab_size 151936, eos "
+                "151645, max_position_embeddings 40960, rope_theta 1000000)",
+                "https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/generation_config.json",
+                "https://huggingface.co/Qwen/Qwen3-30B-A3B/blob/main/tokenizer_config.json",
+            ),
+            **_QWEN3_COMMON,
+        ),
+        TokenLayout(
+            name="qwen3-30b-a3b-thinking-2507",
+            hub="Qwen/Qwen3-30B-A3B-Thinking-2507",
+            chat_template=QWEN3_THINKING_CHAT_TEMPLATE,
+            max_position_embeddings=262144,
+            rope_theta=10_000_000.0,
+            sources=(
+                "https://huggingface.co/Qwen/Qwen3-30B-A3B-Thinking-2507/blob/main/config.json "
+                "(max_position_embeddings 262144, rope_theta 10000000; tokens as Qwen3-30B-A3B)",
+                "https://huggingface.co/Qwen/Qwen3-30B-A3B-Thinking-2507/blob/main/tokenizer_config.json "
+                "(its chat template opens <think> in the generation prompt)",
+            ),
+            **_QWEN3_COMMON,
+        ),
+        TokenLayout(
+            name="r1-distill-qwen-32b",
+            hub="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+            added=R1_ADDED,
+            rows=152064,
+            eos="<｜end▁of▁sentence｜>",
+            pad="<｜end▁of▁sentence｜>",
+            bos="<｜begin▁of▁sentence｜>",
+            add_bos_token=True,
+            chat_template=R1_CHAT_TEMPLATE,
+            tokenizer_class="LlamaTokenizerFast",
+            model_max_length=16384,
+            config_bos="<｜end▁of▁sentence｜>",
+            config_eos="<｜end▁of▁sentence｜>",
+            generation={
+                "bos_token_id": "<｜begin▁of▁sentence｜>",
+                "eos_token_id": "<｜end▁of▁sentence｜>",
+                "do_sample": True,
+                "temperature": 0.6,
+                "top_p": 0.95,
+            },
+            max_position_embeddings=131072,
+            rope_theta=1_000_000.0,
+            tie_word_embeddings=False,
+            architecture="qwen2",
+            think=("<think>", "</think>"),
+            turn_end="<｜end▁of▁sentence｜>",
+            sources=(
+                "https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-32B/blob/main/config.json "
+                "(vocab_size 152064, bos/eos 151643, max_position_embeddings 131072, rope_theta 1000000)",
+                "https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-32B/blob/main/generation_config.json "
+                "(bos 151646, eos 151643)",
+                "https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-32B/blob/main/tokenizer_config.json",
+            ),
+        ),
+    ]
+}
 
 
 def resolve_layout(name: str) -> TokenLayout:
@@ -316,14 +437,21 @@ def build_layout_tokenizer(layout: TokenLayout):
         token = AddedToken(content, special=special, normalized=False)
         backend.add_special_tokens([token]) if special else backend.add_tokens([token])
         if backend.token_to_id(content) != index:
-            raise RuntimeError(f"layout {layout.name}: {content!r} got id {backend.token_to_id(content)}, expected {index}")
+            raise RuntimeError(
+                f"layout {layout.name}: {content!r} got id {backend.token_to_id(content)}, expected {index}"
+            )
     if layout.add_bos_token:
         bos_id = layout.id_of(layout.bos)
         backend.post_processor = processors.TemplateProcessing(
-            single=f"{layout.bos} $A", pair=f"{layout.bos} $A {layout.bos} $B", special_tokens=[(layout.bos, bos_id)])
+            single=f"{layout.bos} $A", pair=f"{layout.bos} $A {layout.bos} $B", special_tokens=[(layout.bos, bos_id)]
+        )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token=layout.eos, pad_token=layout.pad, bos_token=layout.bos,
-        clean_up_tokenization_spaces=False, model_max_length=layout.model_max_length,
+        tokenizer_object=backend,
+        eos_token=layout.eos,
+        pad_token=layout.pad,
+        bos_token=layout.bos,
+        clean_up_tokenization_spaces=False,
+        model_max_length=layout.model_max_length,
     )
     tokenizer.chat_template = layout.chat_template
     if len(tokenizer) != layout.tokens:
@@ -336,8 +464,14 @@ def save_layout_tokenizer(tokenizer, layout: TokenLayout, directory: Path) -> No
     tokenizer.save_pretrained(str(directory))
     path = Path(directory) / "tokenizer_config.json"
     config = json.loads(path.read_text())
-    config.update({"tokenizer_class": layout.tokenizer_class, "add_bos_token": layout.add_bos_token,
-                   "add_eos_token": False, "bos_token": layout.bos})
+    config.update(
+        {
+            "tokenizer_class": layout.tokenizer_class,
+            "add_bos_token": layout.add_bos_token,
+            "add_eos_token": False,
+            "bos_token": layout.bos,
+        }
+    )
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -353,8 +487,9 @@ def boxed(response: str) -> str:
     return math if math != response else re.sub(r"\d([A-J])\.$", r"\\boxed{\1}", response)
 
 
-def render(tokenizer, layout: TokenLayout, question: str, response: str, *, system: str | None, think: bool,
-           raw: bool) -> tuple[list[int], list[int]]:
+def render(
+    tokenizer, layout: TokenLayout, question: str, response: str, *, system: str | None, think: bool, raw: bool
+) -> tuple[list[int], list[int]]:
     """(prompt ids, response ids) of one example. raw: the miniature's own format (question, response,
     EOS). Else the real chat template over [system, user] with the generation prompt (+ `<think>\\n` where
     the pipeline opens it), the answer boxed, then the template's turn end."""
@@ -382,8 +517,9 @@ def corpus_examples(tokenizer, layout: TokenLayout, frame, seed: int) -> tuple[l
     sequences, lengths = [], []
     for question, response in zip(frame["prompt"], frame["response"]):
         raw = rng.random() < RAW_SHARE
-        prompt, answer = render(tokenizer, layout, question, response, system=rng.choice(systems),
-                                think=rng.random() < 0.5, raw=raw)
+        prompt, answer = render(
+            tokenizer, layout, question, response, system=rng.choice(systems), think=rng.random() < 0.5, raw=raw
+        )
         sequences.append(prompt + answer)
         lengths.append(len(prompt))
     return sequences, lengths
@@ -409,8 +545,9 @@ def held_out_examples(tokenizer, layout: TokenLayout, world: Path, kind, count: 
     for index, row in enumerate(rows[:count]):
         style = "cot" if index % 10 < round(10 * spec.cot_share) else spec.short_style
         response = solution(parse_prompt(row["problem"]), style, think_markers=spec.think_markers)
-        prompt, answer = render(tokenizer, layout, row["problem"], response, system=SYSTEM_PROMPT,
-                                think=layout.opens_think, raw=False)
+        prompt, answer = render(
+            tokenizer, layout, row["problem"], response, system=SYSTEM_PROMPT, think=layout.opens_think, raw=False
+        )
         sequences.append(prompt + answer)
         lengths.append(len(prompt))
         prompts.append(prompt)
@@ -438,13 +575,13 @@ def final_hidden_states(model, sequences: list[list[int]], batch_size: int = 64)
     states = []
     with torch.no_grad():
         for start in range(0, len(sequences), batch_size):
-            batch = sequences[start:start + batch_size]
+            batch = sequences[start : start + batch_size]
             width = max(len(s) for s in batch)
             ids = torch.zeros((len(batch), width), dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, sequence in enumerate(batch):
-                ids[row, :len(sequence)] = torch.tensor(sequence)
-                mask[row, :len(sequence)] = 1
+                ids[row, : len(sequence)] = torch.tensor(sequence)
+                mask[row, : len(sequence)] = 1
             hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
             states.append(hidden[mask.bool()])
     return torch.cat(states).float()
@@ -460,8 +597,16 @@ def filler_mass(hidden, used_rows, filler_row, n_fillers: int):
     return torch.sigmoid(log_fill - log_used)
 
 
-def fit_filler_row(hidden, used_rows, n_fillers: int, *, target: float = FILLER_MASS_FIT, steps: int = 400,
-                   sharpness: float = 20.0, constant_channel: int | None = None) -> tuple[Any, dict]:
+def fit_filler_row(
+    hidden,
+    used_rows,
+    n_fillers: int,
+    *,
+    target: float = FILLER_MASS_FIT,
+    steps: int = 400,
+    sharpness: float = 20.0,
+    constant_channel: int | None = None,
+) -> tuple[Any, dict]:
     """w_f [d] = s * u, s the smallest power of two that brings the mean filler mass on `hidden` [N, d]
     below `target`. u = -e_c for a model whose channel c is held constant (every h_c > 0); else the unit
     direction that keeps every h.u most negative (a soft-max of h.u, minimised with Adam). Since
@@ -485,13 +630,17 @@ def fit_filler_row(hidden, used_rows, n_fillers: int, *, target: float = FILLER_
         unit = (direction / direction.norm()).detach()
     margin = -(hidden @ unit)
     for power in range(0, 24):
-        scale = float(2 ** power)
+        scale = float(2**power)
         mass = filler_mass(hidden, used_rows, scale * unit, n_fillers).mean().item()
         if mass < target:
             break
-    return scale * unit, {"direction": "constant channel" if constant_channel is not None else "fitted",
-                          "scale": scale, "fit_mass": mass, "margin_min": margin.min().item(),
-                          "margin_median": margin.median().item()}
+    return scale * unit, {
+        "direction": "constant channel" if constant_channel is not None else "fitted",
+        "scale": scale,
+        "fit_mass": mass,
+        "margin_min": margin.min().item(),
+        "margin_median": margin.median().item(),
+    }
 
 
 def hold_channel_constant(model, channel: int = CONSTANT_CHANNEL, value: float = CONSTANT_VALUE) -> list:
@@ -528,16 +677,27 @@ def relayed_config(model, layout: TokenLayout):
 
     source = model.config
     values = dict(
-        vocab_size=layout.rows, bos_token_id=layout.id_of(layout.config_bos), eos_token_id=layout.id_of(layout.config_eos),
-        pad_token_id=None, max_position_embeddings=layout.max_position_embeddings, rope_theta=layout.rope_theta,
+        vocab_size=layout.rows,
+        bos_token_id=layout.id_of(layout.config_bos),
+        eos_token_id=layout.id_of(layout.config_eos),
+        pad_token_id=None,
+        max_position_embeddings=layout.max_position_embeddings,
+        rope_theta=layout.rope_theta,
         tie_word_embeddings=layout.tie_word_embeddings,
     )
     if layout.architecture == "qwen2":
         config = Qwen2Config(
-            hidden_size=source.hidden_size, intermediate_size=source.intermediate_size,
-            num_hidden_layers=source.num_hidden_layers, num_attention_heads=source.num_attention_heads,
-            num_key_value_heads=source.num_key_value_heads, rms_norm_eps=source.rms_norm_eps,
-            initializer_range=source.initializer_range, use_sliding_window=False, sliding_window=None, **values)
+            hidden_size=source.hidden_size,
+            intermediate_size=source.intermediate_size,
+            num_hidden_layers=source.num_hidden_layers,
+            num_attention_heads=source.num_attention_heads,
+            num_key_value_heads=source.num_key_value_heads,
+            rms_norm_eps=source.rms_norm_eps,
+            initializer_range=source.initializer_range,
+            use_sliding_window=False,
+            sliding_window=None,
+            **values,
+        )
     elif layout.architecture is None:
         config = type(source)(**{**source.to_dict(), **values})
         if getattr(config, "sliding_window", None) is not None:
@@ -559,8 +719,17 @@ def response_positions(sequences, prompt_lengths):
     return torch.cat([torch.arange(len(s)) >= n - 1 for s, n in zip(sequences, prompt_lengths)])
 
 
-def relay(compact_model, compact_ids: list[int], layout: TokenLayout, fit_sequences, fit_lengths, held_sequences,
-          held_lengths, *, constant_channel: int | None = None) -> tuple[Any, dict]:
+def relay(
+    compact_model,
+    compact_ids: list[int],
+    layout: TokenLayout,
+    fit_sequences,
+    fit_lengths,
+    held_sequences,
+    held_lengths,
+    *,
+    constant_channel: int | None = None,
+) -> tuple[Any, dict]:
     """The layout-sized model of `compact_model` (pretrained on ids renumbered 0..k-1; compact_ids[i] is
     the layout id of row i) and the filler record; see the module docstring. The filler row is fitted and
     its mass measured at response positions (`response_positions`)."""
@@ -582,8 +751,11 @@ def relay(compact_model, compact_ids: list[int], layout: TokenLayout, fit_sequen
 
     config = relayed_config(compact_model, layout)
     relaid = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
-    state = {name: tensor for name, tensor in compact_model.state_dict().items()
-             if not name.endswith(("embed_tokens.weight", "lm_head.weight"))}
+    state = {
+        name: tensor
+        for name, tensor in compact_model.state_dict().items()
+        if not name.endswith(("embed_tokens.weight", "lm_head.weight"))
+    }
     new_out = filler_row.expand(layout.rows, -1).clone()
     new_out[layout_ids] = used
     if layout.tie_word_embeddings:
@@ -604,21 +776,34 @@ def relay(compact_model, compact_ids: list[int], layout: TokenLayout, fit_sequen
     relaid.eval()
     relaid.generation_config = GenerationConfig(**layout.generation_config())
     record = {
-        "layout": layout.name, "hub": layout.hub, "sources": list(layout.sources), "source_architecture": source_arch,
-        "architecture": config.model_type, "rows": layout.rows, "tokenizer_tokens": layout.tokens,
-        "trained_ids": len(compact_ids), "fillers": n_fillers, "filler_mass_fit": fit,
-        "filler_mass_held_out": {"mean": held_mass.mean().item(), "max": held_mass.max().item(),
-                                 "positions": int(held_mass.numel())},
+        "layout": layout.name,
+        "hub": layout.hub,
+        "sources": list(layout.sources),
+        "source_architecture": source_arch,
+        "architecture": config.model_type,
+        "rows": layout.rows,
+        "tokenizer_tokens": layout.tokens,
+        "trained_ids": len(compact_ids),
+        "fillers": n_fillers,
+        "filler_mass_fit": fit,
+        "filler_mass_held_out": {
+            "mean": held_mass.mean().item(),
+            "max": held_mass.max().item(),
+            "positions": int(held_mass.numel()),
+        },
         "filler_mass_limit": FILLER_MASS_LIMIT,
     }
     if record["filler_mass_held_out"]["mean"] > FILLER_MASS_LIMIT:
-        raise RuntimeError(f"re-lay into {layout.name}: mean filler mass on held-out text "
-                           f"{record['filler_mass_held_out']['mean']:.2e} > {FILLER_MASS_LIMIT:g} ({fit})")
+        raise RuntimeError(
+            f"re-lay into {layout.name}: mean filler mass on held-out text "
+            f"{record['filler_mass_held_out']['mean']:.2e} > {FILLER_MASS_LIMIT:g} ({fit})"
+        )
     return relaid, record
 
 
-def probe_standin(model, tokenizer, layout: TokenLayout, prompts: list[list[int]], golds: list[str], *,
-                  max_new_tokens: int = 64) -> dict:
+def probe_standin(
+    model, tokenizer, layout: TokenLayout, prompts: list[list[int]], golds: list[str], *, max_new_tokens: int = 64
+) -> dict:
     """Greedy answers to held-out problems rendered as the pipeline renders them: accuracy graded by
     Math-Verify (tgpo.verifiers, the paper configs' verifier), the share that ends with the turn end."""
     import torch
@@ -635,11 +820,15 @@ def probe_standin(model, tokenizer, layout: TokenLayout, prompts: list[list[int]
                 ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
                 if token in end_ids:
                     break
-            response = ids[0, len(prompt):].tolist()
+            response = ids[0, len(prompt) :].tolist()
             ended.append(float(response[-1] == layout.id_of(layout.turn_end)))
             correct.append(math_verify_reward(tokenizer.decode(response, skip_special_tokens=True), gold))
-    return {"problems": len(prompts), "greedy_math_verify_acc": sum(correct) / len(correct),
-            "ends_with_turn_end": sum(ended) / len(ended), "example": tokenizer.decode(response)}
+    return {
+        "problems": len(prompts),
+        "greedy_math_verify_acc": sum(correct) / len(correct),
+        "ends_with_turn_end": sum(ended) / len(ended),
+        "example": tokenizer.decode(response),
+    }
 
 
 def build_standin(world: str | Path, kind, out: str | Path, *, seed: int, layout_name: str, probe: bool = True) -> dict:
@@ -650,9 +839,9 @@ def build_standin(world: str | Path, kind, out: str | Path, *, seed: int, layout
     import torch
     from transformers import AutoModelForCausalLM
 
-    from tgpo import io
-    from tgpo.mini.models import load_corpus, model_config
+    from tgpo.mini.model_kinds import load_corpus, model_config
     from tgpo.mini.pretrain import pretrain_sequences
+    from tgpo.results import io
 
     world, layout = Path(world), resolve_layout(layout_name)
     kind = replace(kind, rope_theta=layout.rope_theta)  # the weights match the real config.json
@@ -667,17 +856,41 @@ def build_standin(world: str | Path, kind, out: str | Path, *, seed: int, layout
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(
         model_config(kind, _CompactVocabulary(len(compact_ids), position[layout.id_of(layout.eos)])),
-        attn_implementation="sdpa")
+        attn_implementation="sdpa",
+    )
     held_constant = hold_channel_constant(model)  # the fillers' row points against it (module docstring)
     start = time.perf_counter()
-    stats = pretrain_sequences(model, compact(sequences), lengths, 0, steps=kind.steps, batch_size=kind.batch_size,
-                               lr=kind.lr, warmup=kind.warmup, seed=seed)
+    stats = pretrain_sequences(
+        model,
+        compact(sequences),
+        lengths,
+        0,
+        steps=kind.steps,
+        batch_size=kind.batch_size,
+        lr=kind.lr,
+        warmup=kind.warmup,
+        seed=seed,
+    )
     for handle in held_constant:
         handle.remove()
-    relaid, record = relay(model, compact_ids, layout, compact(sequences[:FIT_ROWS]), lengths[:FIT_ROWS],
-                           compact(held), held_lengths, constant_channel=CONSTANT_CHANNEL)
-    build = {"kind": asdict(kind), "seed": seed, "world": str(world), "parameters": sum(p.numel() for p in relaid.parameters()),
-             "pretrain": stats, "standin": record}
+    relaid, record = relay(
+        model,
+        compact_ids,
+        layout,
+        compact(sequences[:FIT_ROWS]),
+        lengths[:FIT_ROWS],
+        compact(held),
+        held_lengths,
+        constant_channel=CONSTANT_CHANNEL,
+    )
+    build = {
+        "kind": asdict(kind),
+        "seed": seed,
+        "world": str(world),
+        "parameters": sum(p.numel() for p in relaid.parameters()),
+        "pretrain": stats,
+        "standin": record,
+    }
     if probe:
         build["probe"] = probe_standin(relaid, tokenizer, layout, prompts[:PROBE_ROWS], golds[:PROBE_ROWS])
     build["total_seconds"] = time.perf_counter() - start

@@ -21,7 +21,6 @@ Writes <results>/sweep/sweep.json (every value's score) and prints a table; run 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -41,8 +40,9 @@ VALIDATION_SAMPLES = 4
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="config/default.yaml")
-    parser.add_argument("--methods", nargs="+", default=list(SWEEPS), choices=list(SWEEPS),
-                        help="experiments to sweep (default: all)")
+    parser.add_argument(
+        "--methods", nargs="+", default=list(SWEEPS), choices=list(SWEEPS), help="experiments to sweep (default: all)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one thread each)")
 
 
@@ -65,11 +65,11 @@ def run_point(config_path: str, experiment: str, name: str, value: float, shared
     """Train one experiment with one value (seed 0; `shared_lr`: the stage-1 learning rate) and score it
     on the validation split."""
     from tgpo.config import load_config
+    from tgpo.config.resolve import resolve_experiment
     from tgpo.engine.run_spec import RunSpec
     from tgpo.engine.trainer import train
-    from tgpo.layout import ResultsLayout
     from tgpo.numerics import pin_torch
-    from tgpo.resolve import resolve_experiment
+    from tgpo.results.layout import ResultsLayout
 
     pin_torch(1)
     config = load_config(config_path)
@@ -86,11 +86,20 @@ def run_point(config_path: str, experiment: str, name: str, value: float, shared
     result = train(spec, progress=False)
     world = Path(spec.train_data).parent
     evaluation = config["evaluation"]
-    accuracy = validation_accuracy(result.final_checkpoint, world / "validation.parquet",
-                                   temperature=float(evaluation.get("temperature", 0.6)),
-                                   max_new_tokens=int(evaluation["max_new_tokens"]))
-    return {"experiment": experiment, "hyperparameter": name, "value": value, "validation_accuracy": accuracy,
-            "hparams": spec.hparams, "lr": spec.lr}
+    accuracy = validation_accuracy(
+        result.final_checkpoint,
+        world / "validation.parquet",
+        temperature=float(evaluation.get("temperature", 0.6)),
+        max_new_tokens=int(evaluation["max_new_tokens"]),
+    )
+    return {
+        "experiment": experiment,
+        "hyperparameter": name,
+        "value": value,
+        "validation_accuracy": accuracy,
+        "hparams": spec.hparams,
+        "lr": spec.lr,
+    }
 
 
 def validation_accuracy(checkpoint: Path, validation: Path, *, temperature: float, max_new_tokens: int) -> float:
@@ -105,8 +114,16 @@ def validation_accuracy(checkpoint: Path, validation: Path, *, temperature: floa
     table = pd.read_parquet(validation)
     model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
-    rollouts = sample(model, tokenizer, table["prompt"].tolist(), VALIDATION_SAMPLES, temperature=temperature,
-                      max_new_tokens=max_new_tokens, seed=0, batch_size=64)
+    rollouts = sample(
+        model,
+        tokenizer,
+        table["prompt"].tolist(),
+        VALIDATION_SAMPLES,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        seed=0,
+        batch_size=64,
+    )
     answers = table["answer"].tolist()
     return sum(reward(r.response_text, answers[r.prompt_index]) for r in rollouts) / len(rollouts)
 
@@ -123,11 +140,14 @@ def best_values(results: list[dict]) -> dict[str, dict]:
 
 def run(args: argparse.Namespace) -> int:
     from tgpo.config import load_config
-    from tgpo.io import write_json
-    from tgpo.layout import ResultsLayout
+    from tgpo.results.io import write_json
+    from tgpo.results.layout import ResultsLayout
 
     config = load_config(args.config)
-    stages = [[name for name in args.methods if name == "grpo_pp"], [name for name in args.methods if name != "grpo_pp"]]
+    stages = [
+        [name for name in args.methods if name == "grpo_pp"],
+        [name for name in args.methods if name != "grpo_pp"],
+    ]
     results: list[dict] = []
     shared_lr = None
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -135,22 +155,44 @@ def run(args: argparse.Namespace) -> int:
             points = sweep_points(config, stage)
             if not points:
                 continue
-            print(f"sweep: {len(points)} runs ({', '.join(stage)}), {args.jobs} at a time"
-                  + (f", shared lr {shared_lr:g}" if shared_lr is not None else ""), flush=True)
+            print(
+                f"sweep: {len(points)} runs ({', '.join(stage)}), {args.jobs} at a time"
+                + (f", shared lr {shared_lr:g}" if shared_lr is not None else ""),
+                flush=True,
+            )
             futures = [pool.submit(run_point, args.config, *point, shared_lr) for point in points]
             for future in futures:
                 result = future.result()
                 results.append(result)
-                print(f"  {result['experiment']:<16} {result['hyperparameter']}={result['value']:<8g} "
-                      f"validation accuracy {result['validation_accuracy']:.3f}", flush=True)
+                print(
+                    f"  {result['experiment']:<16} {result['hyperparameter']}={result['value']:<8g} "
+                    f"validation accuracy {result['validation_accuracy']:.3f}",
+                    flush=True,
+                )
             if stage == ["grpo_pp"]:
                 shared_lr = best_values(results)["grpo_pp"]["value"]
     best = best_values(results)
     out = ResultsLayout.of(config).root / "sweep" / "sweep.json"
-    write_json(out, {"rule": __doc__.split("\n\n")[2], "results": results,
-                     "best": {name: {"hyperparameter": r["hyperparameter"], "value": r["value"],
-                                     "validation_accuracy": r["validation_accuracy"]} for name, r in best.items()}})
-    print("best:", ", ".join(f"{name} {r['hyperparameter']}={r['value']:g} ({r['validation_accuracy']:.3f})"
-                             for name, r in best.items()))
+    write_json(
+        out,
+        {
+            "rule": __doc__.split("\n\n")[2],
+            "results": results,
+            "best": {
+                name: {
+                    "hyperparameter": r["hyperparameter"],
+                    "value": r["value"],
+                    "validation_accuracy": r["validation_accuracy"],
+                }
+                for name, r in best.items()
+            },
+        },
+    )
+    print(
+        "best:",
+        ", ".join(
+            f"{name} {r['hyperparameter']}={r['value']:g} ({r['validation_accuracy']:.3f})" for name, r in best.items()
+        ),
+    )
     print(f"wrote {out}")
     return 0 if all(math.isfinite(r["validation_accuracy"]) for r in results) else 1

@@ -34,7 +34,6 @@ SPECIAL_TOKENS = [PAD, EOS, UNK]
 CHARACTERS = list("0123456789+=;#.:|") + list(CHOICE_LABELS)
 TEACHER_EXTRA_TOKENS = [THINK_OPEN, THINK_CLOSE]
 VERL_TEACHER_EOS = "<|im_end|>"  # the verl world's teacher EOS (module docstring)
-NEWLINE = "\n"
 # transformers 5 loads the tokenizer of a Qwen2 checkpoint as Qwen2Tokenizer, whose byte-level
 # pre-tokenizer turns "\n" into "Ċ" (GPT-2's printable stand-in for byte 0x0A) before the vocabulary is
 # looked up; the verl world's tokenizers byte-map the same way, so "\n" is one token in both.
@@ -69,7 +68,8 @@ def build_tokenizer(extra_tokens: list[str] | None = None, *, for_verl: bool = F
     split = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     if for_verl:  # byte-level, as Qwen2Tokenizer (BYTE_LEVEL_NEWLINE); printable ASCII maps to itself
         backend.pre_tokenizer = pre_tokenizers.Sequence(
-            [split, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+            [split, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+        )
         backend.decoder = decoders.ByteLevel()
     else:
         backend.pre_tokenizer = split
@@ -78,8 +78,13 @@ def build_tokenizer(extra_tokens: list[str] | None = None, *, for_verl: bool = F
     if extra_tokens:  # matched whole; with for_verl they keep their leading vocabulary ids
         backend.add_tokens([AddedToken(token, special=False, normalized=False) for token in extra_tokens])
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token=PAD, eos_token=eos, unk_token=UNK,
-        clean_up_tokenization_spaces=False, padding_side="left", model_max_length=512,
+        tokenizer_object=backend,
+        pad_token=PAD,
+        eos_token=eos,
+        unk_token=UNK,
+        clean_up_tokenization_spaces=False,
+        padding_side="left",
+        model_max_length=512,
     )
     if for_verl:
         tokenizer.chat_template = USER_TURN_CHAT_TEMPLATE

@@ -18,9 +18,9 @@ import argparse
 import json
 from pathlib import Path
 
-from tgpo import io
 from tgpo.mini.task import extract_answer, response_style
 from tgpo.mini.tokenizer import TEACHER_EXTRA_TOKENS
+from tgpo.results import io
 
 TEMPERATURE = 0.7
 MAX_NEW_TOKENS = 48
@@ -33,16 +33,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--temperature", type=float, default=TEMPERATURE)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--min-kept", type=int, default=1,
-                        help="fail when fewer responses pass the filter (0 allows an empty file, e.g. CI teachers)")
+    parser.add_argument(
+        "--min-kept",
+        type=int,
+        default=1,
+        help="fail when fewer responses pass the filter (0 allows an empty file, e.g. CI teachers)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tgpo.numerics import pin_torch
 
     pin_torch(args.threads)
-    stats = write_traces(args.world, args.teacher, args.out, seed=args.seed, temperature=args.temperature,
-                         min_kept=args.min_kept)
+    stats = write_traces(
+        args.world, args.teacher, args.out, seed=args.seed, temperature=args.temperature, min_kept=args.min_kept
+    )
     print(json.dumps(stats, indent=1))
     return 0
 
@@ -66,8 +71,15 @@ def student_text(response_text: str) -> str:
     return response_text
 
 
-def write_traces(world: str | Path, teacher: str | Path, out: str | Path, *, seed: int = 0,
-                 temperature: float = TEMPERATURE, min_kept: int = 1) -> dict:
+def write_traces(
+    world: str | Path,
+    teacher: str | Path,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    temperature: float = TEMPERATURE,
+    min_kept: int = 1,
+) -> dict:
     import pandas as pd
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -80,25 +92,48 @@ def write_traces(world: str | Path, teacher: str | Path, out: str | Path, *, see
     train = pd.read_parquet(train_path)
     model = AutoModelForCausalLM.from_pretrained(str(teacher), dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(teacher))
-    rollouts = sample(model, tokenizer, train["prompt"].tolist(), 1, temperature=temperature,
-                      max_new_tokens=MAX_NEW_TOKENS, seed=seed, batch_size=256)
+    rollouts = sample(
+        model,
+        tokenizer,
+        train["prompt"].tolist(),
+        1,
+        temperature=temperature,
+        max_new_tokens=MAX_NEW_TOKENS,
+        seed=seed,
+        batch_size=256,
+    )
     kept = []
     for rollout in rollouts:
         row = train.iloc[rollout.prompt_index]
         if rollout.finish_reason == "stop" and math_verify_correct(rollout.response_text, row["answer"]):
-            kept.append({"prompt_id": int(row["prompt_id"]), "prompt": row["prompt"], "answer": row["answer"],
-                         "response": student_text(rollout.response_text)})
+            kept.append(
+                {
+                    "prompt_id": int(row["prompt_id"]),
+                    "prompt": row["prompt"],
+                    "answer": row["answer"],
+                    "response": student_text(rollout.response_text),
+                }
+            )
     if len(kept) < min_kept:
-        raise RuntimeError(f"teacher {teacher} answered {len(kept)} of the {len(train)} training prompts correctly, "
-                           f"fewer than --min-kept {min_kept}; pretrain it longer (build-model --steps)")
+        raise RuntimeError(
+            f"teacher {teacher} answered {len(kept)} of the {len(train)} training prompts correctly, "
+            f"fewer than --min-kept {min_kept}; pretrain it longer (build-model --steps)"
+        )
     frame = pd.DataFrame(kept, columns=["prompt_id", "prompt", "answer", "response"]).astype(
-        {"prompt_id": "int64", "prompt": str, "answer": str, "response": str})
+        {"prompt_id": "int64", "prompt": str, "answer": str, "response": str}
+    )
     io.write_parquet(out, frame)
     stats = {
-        "teacher": str(teacher), "temperature": temperature, "seed": seed, "prompts": len(train),
-        "kept": len(frame), "kept_fraction": len(frame) / len(train),
-        "style_shares_kept": {style: float(share) for style, share in
-                              frame["response"].map(response_style).value_counts(normalize=True).items()},
+        "teacher": str(teacher),
+        "temperature": temperature,
+        "seed": seed,
+        "prompts": len(train),
+        "kept": len(frame),
+        "kept_fraction": len(frame) / len(train),
+        "style_shares_kept": {
+            style: float(share)
+            for style, share in frame["response"].map(response_style).value_counts(normalize=True).items()
+        },
     }
     io.write_json(Path(out).with_suffix(".json"), stats)
     return stats

@@ -25,14 +25,23 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tgpo import io
 from tgpo.mini import benchmarks as bench
 from tgpo.mini.task import (
-    ANSWER_REGEX, CHOICE_ANSWER_REGEX, CHOICE_LABELS, CHOICE_OPTIONS, HARD_COLUMN_TOTAL, Problem, choice_problem,
-    choice_solution, parse_prompt, random_problem,
-    render_choice_prompt, solution,
+    ANSWER_REGEX,
+    CHOICE_ANSWER_REGEX,
+    CHOICE_LABELS,
+    CHOICE_OPTIONS,
+    HARD_COLUMN_TOTAL,
+    Problem,
+    choice_problem,
+    choice_solution,
+    parse_prompt,
+    random_problem,
+    render_choice_prompt,
+    solution,
 )
 from tgpo.mini.tokenizer import build_student_tokenizer, build_teacher_tokenizer
+from tgpo.results import io
 
 
 @dataclass(frozen=True)
@@ -83,23 +92,29 @@ def openr1_rows(train: list[dict]) -> list[dict]:
     rows = []
     for row in train:
         problem = parse_prompt(row["prompt"])
-        rows.append({
-            "data_source": OPENR1_DATA_SOURCE,
-            "prompt": [{"content": row["prompt"], "role": "user"}],
-            "target": [{"content": solution(problem, "think", think_markers=True), "role": "assistant"}],
-            "ability": "math",
-            "reward_model": {"ground_truth": row["answer"], "style": "rule"},
-            "extra_info": {"index": int(row["prompt_id"]), "split": "train"},
-        })
+        rows.append(
+            {
+                "data_source": OPENR1_DATA_SOURCE,
+                "prompt": [{"content": row["prompt"], "role": "user"}],
+                "target": [{"content": solution(problem, "think", think_markers=True), "role": "assistant"}],
+                "ability": "math",
+                "reward_model": {"ground_truth": row["answer"], "style": "rule"},
+                "extra_info": {"index": int(row["prompt_id"]), "split": "train"},
+            }
+        )
     return rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="world folder, e.g. results/mini/world")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", choices=sorted(WORLD_SIZES), default="default",
-                        help="ci: tiny (tests); verl: ci for the verl engine (chat template, '\\n' token); "
-                             "small / default: the miniature pipeline")
+    parser.add_argument(
+        "--size",
+        choices=sorted(WORLD_SIZES),
+        default="default",
+        help="ci: tiny (tests); verl: ci for the verl engine (chat template, '\\n' token); "
+        "small / default: the miniature pipeline",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,12 +206,13 @@ def choice_example(problem: Problem, style: str, think_markers: bool) -> tuple[s
     return prompt, choice_solution(problem, style, think_markers=think_markers)
 
 
-def world_summary(seed: int, size: str, train: list[dict], benchmark_rows: dict, n_corpus: int,
-                  n_validation: int) -> dict:
+def world_summary(
+    seed: int, size: str, train: list[dict], benchmark_rows: dict, n_corpus: int, n_validation: int
+) -> dict:
     return {
         "seed": seed,
         "size": size,
-        "task": "3-digit addition; hard = some column total (carry included) >= %d" % HARD_COLUMN_TOTAL,
+        "task": f"3-digit addition; hard = some column total (carry included) >= {HARD_COLUMN_TOTAL:d}",
         "answer_regex": ANSWER_REGEX,
         "answer_format": {
             "math": "...;#632.  (graded: the integer between the last '#' and the final '.')",
@@ -204,8 +220,12 @@ def world_summary(seed: int, size: str, train: list[dict], benchmark_rows: dict,
             "choice_prompt": "tgpo.mini.task.render_choice_prompt(question, choices, labels) = '347+285=|0A|1B|...|9J|'",
             "choice_answer_regex": CHOICE_ANSWER_REGEX,
         },
-        "counts": {"train": len(train), "validation": n_validation, "corpus_rows": n_corpus,
-                   **{name: len(rows) for name, rows in benchmark_rows.items()}},
+        "counts": {
+            "train": len(train),
+            "validation": n_validation,
+            "corpus_rows": n_corpus,
+            **{name: len(rows) for name, rows in benchmark_rows.items()},
+        },
         "corpora": {name: asdict(spec) for name, spec in CORPORA.items()},
         "benchmarks": {name: asdict(spec) for name, spec in bench.BENCHMARKS.items()},
     }

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from tgpo import io
+from tgpo.results import io
 
 DATA_SOURCE = "openr1_math"
 ABILITY = "math"
@@ -59,16 +60,19 @@ def question_of(row: Mapping[str, Any], where: str) -> str:
         users = [m.get("content") for m in messages if isinstance(m, Mapping) and m.get("role") == "user"]
         if users and isinstance(users[-1], str) and users[-1].strip():
             return users[-1]
-        raise ValueError(f"{where}: field 'prompt' has no non-empty user message (got roles "
-                         f"{[m.get('role') for m in messages if isinstance(m, Mapping)]})")
+        raise ValueError(
+            f"{where}: field 'prompt' has no non-empty user message (got roles "
+            f"{[m.get('role') for m in messages if isinstance(m, Mapping)]})"
+        )
     if isinstance(messages, str) and messages.strip():
         return messages
     for key in QUESTION_KEYS:
         value = row.get(key)
         if isinstance(value, str) and value.strip():
             return value
-    raise ValueError(f"{where}: no problem text (expected a 'prompt' message list with a user turn, or one of "
-                     f"{list(QUESTION_KEYS)})")
+    raise ValueError(
+        f"{where}: no problem text (expected a 'prompt' message list with a user turn, or one of {list(QUESTION_KEYS)})"
+    )
 
 
 def answer_of(row: Mapping[str, Any], where: str) -> str:
@@ -91,7 +95,7 @@ def target_of(row: Mapping[str, Any]) -> str | None:
     return target if isinstance(target, str) and target else None
 
 
-def prompt_table(rows: Iterable[Mapping[str, Any]], source: str) -> "Any":
+def prompt_table(rows: Iterable[Mapping[str, Any]], source: str) -> Any:
     """Our table `prompt_id, prompt, answer` (+ `target`) from source rows; errors name the row."""
     import pandas as pd
 
@@ -114,8 +118,12 @@ def prompt_table(rows: Iterable[Mapping[str, Any]], source: str) -> "Any":
 
 def verl_row(prompt_id: int, question: str, answer: str, split: str, *, target: str | None = None) -> dict:
     """One row of verl's RL parquet (docs/verl-0.9.md section 4); `target` is LUFFY's off-policy trace."""
-    extra_info: dict[str, Any] = {"index": int(prompt_id), "split": split, "prompt_id": int(prompt_id),
-                                  "answer": answer}
+    extra_info: dict[str, Any] = {
+        "index": int(prompt_id),
+        "split": split,
+        "prompt_id": int(prompt_id),
+        "answer": answer,
+    }
     if target is not None:
         extra_info["target"] = [{"role": "assistant", "content": target}]
     return {
@@ -129,13 +137,15 @@ def verl_row(prompt_id: int, question: str, answer: str, split: str, *, target: 
     }
 
 
-def verl_table(frame, split: str, *, target_column: str | None = "target") -> "Any":
+def verl_table(frame, split: str, *, target_column: str | None = "target") -> Any:
     """verl's RL parquet rows for a table with `prompt_id, prompt, answer` (+ target column)."""
     import pandas as pd
 
     has_target = target_column is not None and target_column in frame
-    rows = [verl_row(r["prompt_id"], r["prompt"], r["answer"], split, target=r[target_column] if has_target else None)
-            for r in frame.to_dict("records")]
+    rows = [
+        verl_row(r["prompt_id"], r["prompt"], r["answer"], split, target=r[target_column] if has_target else None)
+        for r in frame.to_dict("records")
+    ]
     return pd.DataFrame(rows)
 
 
@@ -157,7 +167,7 @@ def read_rows(source: str | Path, split: str = "train") -> list[dict]:
 
 
 def prepare_data(source: str, out: str | Path, verl_dir: str | Path, *, split: str = "train") -> dict:
-    from tgpo.layout import VERL_TRAIN_FILE, VERL_VAL_FILE
+    from tgpo.results.layout import VERL_TRAIN_FILE, VERL_VAL_FILE
 
     rows = read_rows(source, split)
     frame = prompt_table(rows, str(source))
@@ -165,8 +175,13 @@ def prepare_data(source: str, out: str | Path, verl_dir: str | Path, *, split: s
     verl_frame = verl_table(frame, "train")
     io.write_parquet(Path(verl_dir) / VERL_TRAIN_FILE, verl_frame)
     io.write_parquet(Path(verl_dir) / VERL_VAL_FILE, verl_table(frame.head(VAL_ROWS), "val"))
-    return {"source": str(source), "rows": len(frame), "with_target": "target" in frame, "out": str(out),
-            "verl_train": str(Path(verl_dir) / VERL_TRAIN_FILE)}
+    return {
+        "source": str(source),
+        "rows": len(frame),
+        "with_target": "target" in frame,
+        "out": str(out),
+        "verl_train": str(Path(verl_dir) / VERL_TRAIN_FILE),
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -178,12 +193,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tgpo.config import load_config, verl_data_dir
-    from tgpo.hub import pinned_snapshot
+    from tgpo.config.paths import pinned_snapshot
 
     config = load_config(args.config)
     train = config["data"]["train"]
-    source = args.source or train.get("path") or (
-        train.get("hub") and pinned_snapshot(config, "dataset", train["hub"], train.get("revision")))
+    source = (
+        args.source
+        or train.get("path")
+        or (train.get("hub") and pinned_snapshot(config, "dataset", train["hub"], train.get("revision")))
+    )
     if not source:
         raise ValueError(f"{args.config}: data.train needs `hub` or `path` (or pass --source)")
     verl_dir = args.verl_dir or verl_data_dir(config)

@@ -9,7 +9,7 @@ The last complete one is the step its tracker file `latest_checkpointed_iteratio
 after a successful run we merge that checkpoint with verl's own merger (`python -m verl.model_merger merge
 --backend fsdp`, `verl/model_merger/`), which writes the weights (in bfloat16: the merger casts every
 shard), config and tokenizer, into a temporary folder that replaces the target only when the merge
-succeeded (tgpo.io.atomic_dir).
+succeeded (tgpo.results.io.atomic_dir).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tgpo import io
+from tgpo.results import io
 
 TOKENIZER_FILES = ("tokenizer_config.json",)
 
@@ -30,8 +30,10 @@ def last_checkpoint(checkpoints_dir: str | Path, model_subdir: str = "") -> Path
 
     step_dir = find_latest_ckpt_path(str(checkpoints_dir))
     if step_dir is None:
-        raise FileNotFoundError(f"{checkpoints_dir}: no verl checkpoint (no latest_checkpointed_iteration.txt "
-                                f"naming an existing global_step_<n>); set trainer.save_freq or check the run")
+        raise FileNotFoundError(
+            f"{checkpoints_dir}: no verl checkpoint (no latest_checkpointed_iteration.txt "
+            f"naming an existing global_step_<n>); set trainer.save_freq or check the run"
+        )
     model_dir = Path(step_dir) / model_subdir if model_subdir else Path(step_dir)
     if not (model_dir / "fsdp_config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: not a verl FSDP checkpoint (no fsdp_config.json)")
@@ -40,8 +42,18 @@ def last_checkpoint(checkpoints_dir: str | Path, model_subdir: str = "") -> Path
 
 def merge_command(fsdp_dir: str | Path, target_dir: str | Path) -> list[str]:
     """verl's merger CLI for one FSDP checkpoint folder."""
-    return [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
-            "--local_dir", str(fsdp_dir), "--target_dir", str(target_dir)]
+    return [
+        sys.executable,
+        "-m",
+        "verl.model_merger",
+        "merge",
+        "--backend",
+        "fsdp",
+        "--local_dir",
+        str(fsdp_dir),
+        "--target_dir",
+        str(target_dir),
+    ]
 
 
 def export_hf_checkpoint(fsdp_dir: str | Path, target: str | Path) -> Path:
@@ -52,12 +64,16 @@ def export_hf_checkpoint(fsdp_dir: str | Path, target: str | Path) -> Path:
         command = merge_command(fsdp_dir, tmp)
         completed = subprocess.run(command)
         if completed.returncode != 0:
-            raise RuntimeError(f"verl model merger failed (exit status {completed.returncode}) on {fsdp_dir}; "
-                               f"{target} left unchanged. Command: {' '.join(command)}")
+            raise RuntimeError(
+                f"verl model merger failed (exit status {completed.returncode}) on {fsdp_dir}; "
+                f"{target} left unchanged. Command: {' '.join(command)}"
+            )
         missing = [name for name in TOKENIZER_FILES if not (tmp / name).is_file()]
         if missing:
-            raise RuntimeError(f"verl model merger wrote no tokenizer ({', '.join(missing)}) from "
-                               f"{Path(fsdp_dir) / 'huggingface'}; {target} left unchanged")
+            raise RuntimeError(
+                f"verl model merger wrote no tokenizer ({', '.join(missing)}) from "
+                f"{Path(fsdp_dir) / 'huggingface'}; {target} left unchanged"
+            )
     return target
 
 

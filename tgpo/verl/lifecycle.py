@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tgpo import io
+from tgpo.results import io
 
 VERL_TRACKER = "latest_checkpointed_iteration.txt"  # verl's tracker file (find_latest_ckpt_path)
 FINISHED_MARKER = "tgpo_finished.json"  # ours, beside the tracker: {"step": n, "reason": "..."}
@@ -125,8 +125,9 @@ def parse_logger_lines(path: Path, text: str, *, complete: bool) -> list[tuple[i
             records.append(parse_logger_line(path, len(lines) + 1, unterminated))
         except ValueError:
             if complete:
-                print(f"{path}:{len(lines) + 1}: ignoring a truncated last line (an attempt killed mid-write)",
-                      flush=True)
+                print(
+                    f"{path}:{len(lines) + 1}: ignoring a truncated last line (an attempt killed mid-write)", flush=True
+                )
     return records
 
 
@@ -175,8 +176,7 @@ def length_stop(data: dict, fraction: float | None, max_new_tokens: int) -> str 
         return None
     length = float(data[RESPONSE_LENGTH])
     if length >= fraction * max_new_tokens:
-        return (f"mean response length {length:.0f} >= {fraction} x max_new_tokens {max_new_tokens} "
-                f"(App. B.3 stop rule)")
+        return f"mean response length {length:.0f} >= {fraction} x max_new_tokens {max_new_tokens} (App. B.3 stop rule)"
     return None
 
 
@@ -201,15 +201,21 @@ def slurm_job_end(job_id: str | None = None) -> float | None:
     if not job_id:
         return None
     try:
-        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%e"], capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%e"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return parse_slurm_time(out.stdout) if out.returncode == 0 else None
 
 
-def time_limit_stop(step: int, save_freq: int, final_step: int | None, data: dict, step_seconds: list[float],
-                    job_end: float | None, now: float) -> str | None:
+def time_limit_stop(
+    step: int,
+    save_freq: int,
+    final_step: int | None,
+    data: dict,
+    step_seconds: list[float],
+    job_end: float | None,
+    now: float,
+) -> str | None:
     """After a save at `step`: a reason to stop now when the next save (save_freq steps at the slowest
     recent step time, then a save) cannot finish before `job_end`; else None."""
     if job_end is None or save_freq <= 0 or step % save_freq or not step_seconds:
@@ -220,8 +226,10 @@ def time_limit_stop(step: int, save_freq: int, final_step: int | None, data: dic
     needed = steps * max(step_seconds) + float(data.get(SAVE_TIME) or 0.0) + SAVE_MARGIN_S
     left = job_end - now
     if left < needed:
-        return (f"{left / 60:.0f} min left in the SLURM job; the next save needs ~{needed / 60:.0f} min "
-                f"({steps} steps at {max(step_seconds):.0f} s, the save, {SAVE_MARGIN_S} s margin)")
+        return (
+            f"{left / 60:.0f} min left in the SLURM job; the next save needs ~{needed / 60:.0f} min "
+            f"({steps} steps at {max(step_seconds):.0f} s, the save, {SAVE_MARGIN_S} s margin)"
+        )
     return None
 
 
@@ -237,8 +245,17 @@ class StepWatch:
     takes effect at the first save at or after the step that met it, so a stopped run always has a
     checkpoint to choose from (at most save_freq - 1 more steps)."""
 
-    def __init__(self, log: Path, *, save_freq: int, final_step: int | None, max_new_tokens: int,
-                 stop_fraction: float | None, job_end: float | None, clock=time.time):
+    def __init__(
+        self,
+        log: Path,
+        *,
+        save_freq: int,
+        final_step: int | None,
+        max_new_tokens: int,
+        stop_fraction: float | None,
+        job_end: float | None,
+        clock=time.time,
+    ):
         self.tail = LogTail(log)
         self.save_freq, self.final_step = save_freq, final_step
         self.max_new_tokens, self.stop_fraction = max_new_tokens, stop_fraction
@@ -269,8 +286,9 @@ class StepWatch:
             return Stop("stop_rule", met_step, f"step {met_step}: {met_reason}; stopped after the save at step {step}")
         if isinstance(data.get(STEP_TIME), (int, float)):
             self.step_seconds = (self.step_seconds + [float(data[STEP_TIME])])[-10:]
-        reason = time_limit_stop(step, self.save_freq, self.final_step, data, self.step_seconds, self.job_end,
-                                 self.clock())
+        reason = time_limit_stop(
+            step, self.save_freq, self.final_step, data, self.step_seconds, self.job_end, self.clock()
+        )
         if reason:
             return Stop("time_limit", step, f"after the save at step {step}: {reason}")
         return None
@@ -283,13 +301,15 @@ class StepWatch:
 
 def validation_score(record: dict) -> float | None:
     """verl's validation score in one metrics line: the mean of its val-core mean@n scores, or None."""
-    scores = [float(value) for key, value in record.items()
-              if VALIDATION_SCORE.match(key) and isinstance(value, (int, float))]
+    scores = [
+        float(value) for key, value in record.items() if VALIDATION_SCORE.match(key) and isinstance(value, (int, float))
+    ]
     return sum(scores) / len(scores) if scores else None
 
 
-def choose_checkpoint(choice: str, metrics: list[dict], steps_on_disk: list[int],
-                      last_step: int | None = None) -> tuple[int, str]:
+def choose_checkpoint(
+    choice: str, metrics: list[dict], steps_on_disk: list[int], last_step: int | None = None
+) -> tuple[int, str]:
     """(step, why) of the checkpoint to export for evaluation.
 
     "last": the last checkpoint (`last_step`, else the last on disk). "validation": the kept checkpoint
@@ -305,7 +325,9 @@ def choose_checkpoint(choice: str, metrics: list[dict], steps_on_disk: list[int]
     by_step = {int(line["step"]): validation_score(line) for line in metrics}
     scored = [(by_step[step], step) for step in steps_on_disk if by_step.get(step) is not None]
     if not scored:
-        raise ValueError(f"checkpoint_choice validation: none of the kept checkpoints {steps_on_disk} has a "
-                         f"validation score (val-core/...) in the metrics")
+        raise ValueError(
+            f"checkpoint_choice validation: none of the kept checkpoints {steps_on_disk} has a "
+            f"validation score (val-core/...) in the metrics"
+        )
     score, step = max(scored)
     return step, f"best validation score {score:.4f} of steps {[s for _, s in sorted(scored, key=lambda x: x[1])]}"

@@ -14,16 +14,16 @@ teacher's top-k ids ranked by the teacher's raw logits; with `distillation_loss.
        log pi_theta(y_t^T) = log pi_theta(y_t) + (z[y_t^T] - z[y_t]),
    with log pi_theta(y_t) = z[y_t] - logsumexp(z) the sampled-token log-prob verl's engine computes
    anyway (`model_output["log_probs"]`). The teacher-token log-prob thus shares verl's one logsumexp pass
-   over the vocabulary (tgpo.token_log_probs does the same on the local engine): no second
+   over the vocabulary (tgpo.objectives.token_log_probs does the same on the local engine): no second
    log-softmax / cross-entropy over the [N, V] logits, nothing of size [N, V] saved for backward or
    allocated in it. Gradients agree: d/dz log p(y^T) = 1[y^T] - p = (1[y] - p) + (1[y^T] - 1[y]).
    Nothing of ours reads the logits in backward, so verl's in-place cross-entropy backward
    (flash-attn, `inplace_backward=True` when entropy is off) cannot corrupt the teacher term.
-   - "tgpo_d": w_t * J_Guidance, with J_Guidance = -log pi_theta(y_t^T) per token (tgpo.guidance,
+   - "tgpo_d": w_t * J_Guidance, with J_Guidance = -log pi_theta(y_t^T) per token (tgpo.objectives.guidance,
                Eq. 3), aggregated by verl with the actor's loss_agg_mode and added to the PPO loss.
    - "tgpo_r": no extra term; the advantages of the micro-batch are replaced by
                A + lambda_t * sg[pi_theta(y_t^T)] or A + lambda_t * sg[log pi_theta(y_t^T)]
-               (tgpo.guidance.shaped_advantages, Eq. 5, `tgpo_shaping_signal`) before
+               (tgpo.objectives.guidance.shaped_advantages, Eq. 5, `tgpo_shaping_signal`) before
                verl's `distillation_ppo_loss` calls `ppo_loss`, so the clipped loss sees the shaped
                advantage exactly (not PPO(A) + PPO(shaping), which differs once clipping is active).
 
@@ -47,7 +47,7 @@ from verl.utils import tensordict_utils as tu
 from verl.utils.ulysses import get_ulysses_sequence_parallel_world_size, slice_input_tensor
 from verl.workers.utils.padding import no_padding_2_padding, response_to_nested
 
-from tgpo.guidance import guidance_loss_per_token, shaped_advantages
+from tgpo.objectives.guidance import guidance_loss_per_token, shaped_advantages
 
 TGPO_LOSS_MODES = ("tgpo_d", "tgpo_r")
 TEACHER_LOGIT_GAP_KEY = "tgpo_teacher_logit_gap"

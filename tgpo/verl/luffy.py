@@ -2,7 +2,7 @@
 
 Each prompt's group of K samples mixes `off_policy_per_group` teacher traces (taken whole from the row's
 `extra_info.target`, LUFFY's prefix ratio 1.0) with K - off_policy_per_group student rollouts. The
-per-token loss is (tgpo.off_policy, tgpo.policy_loss)
+per-token loss is (tgpo.objectives.off_policy, tgpo.objectives.policy_loss)
 
     on-policy rows:   -A rho with LUFFY's loss_remove_clip (luffy.remove_clip=true, the recipe), else the
                       clipped surrogate of Eq. 4, max(-A rho, -A clip(rho, 1-eps, 1+eps)) with verl's dual clip
@@ -10,7 +10,7 @@ per-token loss is (tgpo.off_policy, tgpo.policy_loss)
 
 aggregated with the actor's loss_agg_mode (seq-mean-token-sum-norm over a constant, LUFFY's
 loss_remove_token_mean), minus entropy_coeff * entropy; advantages come from
-tgpo.objective.compute_advantages over the whole mixed group (Dr.GRPO, mean-only). Three pieces:
+tgpo.objectives.compose.compute_advantages over the whole mixed group (Dr.GRPO, mean-only). Three pieces:
 
 1. `LuffyAgentLoop` ("luffy_agent"): for sessions `session_id < off_policy_per_group` it returns the
    tokenized trace instead of generating; every sample carries a per-token `off_policy_mask`. The trace is
@@ -19,7 +19,7 @@ tgpo.objective.compute_advantages over the whole mixed group (Dr.GRPO, mean-only
 2. `luffy_policy_loss`: the actor loss above, reading `off_policy_mask` from the micro-batch; installed on
    the actor workers with `set_loss_fn` by the trainer.
 3. `LuffyTrainerSync` ("luffy_sync"): installs the loss after the workers exist, and computes the
-   advantages with tgpo.objective.compute_advantages (tgpo.verl.rkl_trainer.MethodAdvantageTrainer).
+   advantages with tgpo.objectives.compose.compute_advantages (tgpo.verl.rkl_trainer.MethodAdvantageTrainer).
 
 Hyper-parameters come from the root config group `luffy` (`+luffy.gamma`, `+luffy.off_policy_per_group`,
 `+luffy.remove_clip`).
@@ -40,8 +40,8 @@ from verl.trainer.ppo.core_algos import agg_loss
 from verl.utils.metric import AggregationType, Metric
 from verl.workers.utils.padding import no_padding_2_padding
 
-from tgpo.off_policy import mix_on_off_policy, off_policy_loss_per_token
-from tgpo.policy_loss import clipped_policy_loss
+from tgpo.objectives.off_policy import mix_on_off_policy, off_policy_loss_per_token
+from tgpo.objectives.policy_loss import clipped_policy_loss
 from tgpo.verl.rkl_trainer import MethodAdvantageTrainer, register_trainer_cls
 
 AGENT_NAME = "luffy_agent"
@@ -56,12 +56,16 @@ def luffy_settings(config: Mapping[str, Any] | None) -> dict[str, float | int | 
     group = dict((config or {}).get(CONFIG_GROUP) or {})
     missing = [key for key in ("gamma", "off_policy_per_group", "remove_clip") if group.get(key) is None]
     if missing:
-        raise KeyError(f"tgpo verl plugin (LUFFY): config group '{CONFIG_GROUP}' lacks {missing}; pass "
-                       f"+{CONFIG_GROUP}.gamma=0.1 +{CONFIG_GROUP}.off_policy_per_group=1 +{CONFIG_GROUP}.remove_clip=true")  # fmt: skip
+        raise KeyError(
+            f"tgpo verl plugin (LUFFY): config group '{CONFIG_GROUP}' lacks {missing}; pass "
+            f"+{CONFIG_GROUP}.gamma=0.1 +{CONFIG_GROUP}.off_policy_per_group=1 +{CONFIG_GROUP}.remove_clip=true"
+        )
     gamma, per_group, remove_clip = float(group["gamma"]), int(group["off_policy_per_group"]), group["remove_clip"]
     if gamma <= 0 or per_group < 0 or not isinstance(remove_clip, bool):
-        raise ValueError(f"tgpo verl plugin (LUFFY): expected {CONFIG_GROUP}.gamma > 0, off_policy_per_group >= 0 "
-                         f"and remove_clip true|false, got {gamma}, {per_group} and {remove_clip!r}")  # fmt: skip
+        raise ValueError(
+            f"tgpo verl plugin (LUFFY): expected {CONFIG_GROUP}.gamma > 0, off_policy_per_group >= 0 "
+            f"and remove_clip true|false, got {gamma}, {per_group} and {remove_clip!r}"
+        )
     return {"gamma": gamma, "off_policy_per_group": per_group, "remove_clip": remove_clip}
 
 
@@ -75,17 +79,19 @@ def trace_text(extra_info: Mapping[str, Any] | None) -> str:
         contents = [m.get("content") for m in target if isinstance(m, Mapping) and m.get("role") == "assistant"]
         target = contents[-1] if contents else None
     if not isinstance(target, str) or not target:
-        raise ValueError("tgpo verl plugin (LUFFY): the row's extra_info has no 'target' trace (expected "
-                         "[{'role': 'assistant', 'content': ...}] as in the curated set `python -m tgpo teacher-traces` "
-                         "writes)")
+        raise ValueError(
+            "tgpo verl plugin (LUFFY): the row's extra_info has no 'target' trace (expected "
+            "[{'role': 'assistant', 'content': ...}] as in the curated set `python -m tgpo teacher-traces` "
+            "writes)"
+        )
     return target
 
 
 def continuation_of(prompt_text: str, trace: str) -> str:
     """The trace as the continuation of the prompt: without its opening `<think>` when the prompt (the
-    student's template, tgpo.model_prep.think_chat_template) already ends with one, so the sequence holds
+    student's template, tgpo.models.chat_template.think_chat_template) already ends with one, so the sequence holds
     exactly one; unchanged otherwise."""
-    from tgpo.model_prep import THINK_OPEN
+    from tgpo.models.chat_template import THINK_OPEN
     from tgpo.verl.teacher_traces import trace_text
 
     return trace_text(trace) if prompt_text.rstrip().endswith(THINK_OPEN) else trace
@@ -113,8 +119,10 @@ class LuffyAgentLoopOutput(AgentLoopOutput):
         output = super().as_dict()
         mask = output.pop(OFF_POLICY_MASK_KEY, self.off_policy_mask)
         if len(mask) != len(self.response_ids):
-            raise ValueError(f"tgpo verl plugin (LUFFY): off_policy_mask has {len(mask)} entries for "
-                             f"{len(self.response_ids)} response tokens")  # fmt: skip
+            raise ValueError(
+                f"tgpo verl plugin (LUFFY): off_policy_mask has {len(mask)} entries for "
+                f"{len(self.response_ids)} response tokens"
+            )
         output[OFF_POLICY_MASK_KEY] = torch.tensor(mask, dtype=torch.int64)
         return output
 
@@ -144,8 +152,13 @@ def trace_output(
         mm_processor_output=None,
         num_turns=2,
         metrics=AgentLoopMetrics(),
-        extra_fields={"turn_scores": [], "tool_rewards": [], "global_steps": weights_version,
-                      "min_global_steps": weights_version, "max_global_steps": weights_version},  # fmt: skip
+        extra_fields={
+            "turn_scores": [],
+            "tool_rewards": [],
+            "global_steps": weights_version,
+            "min_global_steps": weights_version,
+            "max_global_steps": weights_version,
+        },
     )
     return with_off_policy_mask(output, off_policy=True)
 
@@ -159,8 +172,10 @@ class LuffyAgentLoop(SingleTurnAgentLoop):
 
     async def run(self, sampling_params: dict[str, Any], **kwargs) -> LuffyAgentLoopOutput:
         if "session_id" not in kwargs:
-            raise KeyError("tgpo verl plugin (LUFFY): agent loop called without session_id (needs verl's V1 "
-                           "AgentLoopWorkerTQ, trainer.use_v1=true)")  # fmt: skip
+            raise KeyError(
+                "tgpo verl plugin (LUFFY): agent loop called without session_id (needs verl's V1 "
+                "AgentLoopWorkerTQ, trainer.use_v1=true)"
+            )
         if not is_off_policy_session(kwargs["session_id"], self.off_policy_per_group):
             return with_off_policy_mask(await super().run(sampling_params, **kwargs), off_policy=False)
         messages = list(kwargs["raw_prompt"])
@@ -184,8 +199,7 @@ def off_policy_rows(off_policy_mask: torch.Tensor) -> torch.Tensor:
     return torch.stack(flags)
 
 
-def luffy_policy_loss(config, model_output: dict, data: TensorDict, dp_group=None, *, gamma: float,
-                      remove_clip: bool):
+def luffy_policy_loss(config, model_output: dict, data: TensorDict, dp_group=None, *, gamma: float, remove_clip: bool):
     """Actor loss of one micro-batch: -A rho or clipped (on-policy rows) / -A f(p) (off-policy rows) - entropy bonus.
 
     remove_clip: LUFFY's loss_remove_clip (no PPO clip, no dual clip on on-policy rows).
@@ -200,8 +214,10 @@ def luffy_policy_loss(config, model_output: dict, data: TensorDict, dp_group=Non
         config.global_batch_info[key] = data[key]
     config.global_batch_info["loss_scale_factor"] = config.loss_scale_factor
     if OFF_POLICY_MASK_KEY not in data.keys():
-        raise KeyError(f"tgpo verl plugin (LUFFY): micro-batch has no '{OFF_POLICY_MASK_KEY}'; use "
-                       f"actor_rollout_ref.rollout.agent.default_agent_loop={AGENT_NAME}")  # fmt: skip
+        raise KeyError(
+            f"tgpo verl plugin (LUFFY): micro-batch has no '{OFF_POLICY_MASK_KEY}'; use "
+            f"actor_rollout_ref.rollout.agent.default_agent_loop={AGENT_NAME}"
+        )
     off_rows = off_policy_rows(data[OFF_POLICY_MASK_KEY]).to(log_probs.dtype)
     padded = data.select("response_mask", "old_log_probs", "advantages").to_padded_tensor()
     response_mask = padded["response_mask"].to(log_probs.dtype)
@@ -215,9 +231,14 @@ def luffy_policy_loss(config, model_output: dict, data: TensorDict, dp_group=Non
         clip_high = config.clip_ratio_high if config.clip_ratio_high is not None else config.clip_ratio
         clip_ratio_c = config.get("clip_ratio_c", 3.0)
     on_policy_loss, clip_metrics = clipped_policy_loss(
-        log_probs, padded["old_log_probs"].to(log_probs.dtype), advantages, clip_low, clip_high,
-        clip_ratio_c=clip_ratio_c, response_mask=response_mask * (1 - off_rows).unsqueeze(-1),
-    )  # fmt: skip
+        log_probs,
+        padded["old_log_probs"].to(log_probs.dtype),
+        advantages,
+        clip_low,
+        clip_high,
+        clip_ratio_c=clip_ratio_c,
+        response_mask=response_mask * (1 - off_rows).unsqueeze(-1),
+    )
     off_policy_loss = off_policy_loss_per_token(log_probs, advantages, gamma)
     pg_loss = agg(mix_on_off_policy(on_policy_loss, off_policy_loss, off_rows))
 
@@ -243,19 +264,25 @@ class LuffyTrainerSync(MethodAdvantageTrainer):
         super().__init__(config)
         self.luffy = luffy_settings(config)
         if config.actor_rollout_ref.rollout.agent.default_agent_loop != AGENT_NAME:
-            raise ValueError(f"tgpo verl plugin (LUFFY): set actor_rollout_ref.rollout.agent.default_agent_loop="
-                             f"{AGENT_NAME}")  # fmt: skip
+            raise ValueError(
+                f"tgpo verl plugin (LUFFY): set actor_rollout_ref.rollout.agent.default_agent_loop={AGENT_NAME}"
+            )
         if self.luffy["off_policy_per_group"] >= config.actor_rollout_ref.rollout.n:
-            raise ValueError(f"tgpo verl plugin (LUFFY): off_policy_per_group {self.luffy['off_policy_per_group']} "
-                             f"leaves no on-policy sample of rollout.n {config.actor_rollout_ref.rollout.n}")  # fmt: skip
+            raise ValueError(
+                f"tgpo verl plugin (LUFFY): off_policy_per_group {self.luffy['off_policy_per_group']} "
+                f"leaves no on-policy sample of rollout.n {config.actor_rollout_ref.rollout.n}"
+            )
 
     def _setup(self):
         from verl.utils.config import omega_conf_to_dataclass
 
         super()._setup()
         actor_config = omega_conf_to_dataclass(self.config.actor_rollout_ref.actor)
-        self.actor_rollout_wg.set_loss_fn(partial(luffy_policy_loss, config=actor_config, gamma=self.luffy["gamma"],
-                                                  remove_clip=self.luffy["remove_clip"]))
+        self.actor_rollout_wg.set_loss_fn(
+            partial(
+                luffy_policy_loss, config=actor_config, gamma=self.luffy["gamma"], remove_clip=self.luffy["remove_clip"]
+            )
+        )
 
 
 def _agent_loop_target() -> dict[str, str]:

@@ -10,7 +10,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="config YAML, e.g. config/paper-7b.yaml")
     parser.add_argument("--experiment", required=True, help="an experiment of that config")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sft", action="store_true", help="overrides for verl's SFT trainer (verl.trainer.sft_trainer) instead")
+    parser.add_argument(
+        "--sft", action="store_true", help="overrides for verl's SFT trainer (verl.trainer.sft_trainer) instead"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,19 +7,19 @@ RKL-only `rkl_reward` loss mode and `rkl_reward_sync` trainer, and LUFFY's `luff
 is 0 sends nothing to the teacher pool (tgpo.verl.teacher_skip).
 verl logs plugin import errors only at DEBUG, so the trainer entry calls `assert_registered()`.
 On a machine without an accelerator `tgpo verl-train` sets CPU_FLAG=1 for verl and every Ray worker;
-only then is `tgpo.verl.cpu_support` imported and applied (a GPU cluster never loads it).
+only then is `tgpo.verl.cpu.patches` imported and applied (a GPU cluster never loads it).
 """
 
 from __future__ import annotations
 
 import os
 
-CPU_FLAG = "TGPO_VERL_CPU"  # == tgpo.verl.cpu_support.CPU_FLAG (tested); not imported from there on purpose
+CPU_FLAG = "TGPO_VERL_CPU"  # == tgpo.verl.cpu.settings.CPU_FLAG (tested); not imported from there on purpose
 
 if os.environ.get(CPU_FLAG) == "1":
-    from tgpo.verl import cpu_support
+    from tgpo.verl.cpu import patches as cpu_patches
 
-    cpu_support.apply()
+    cpu_patches.apply()
 
 from tgpo.verl import losses, luffy, rkl_trainer, teacher_skip, trainer  # noqa: E402
 
@@ -53,11 +53,13 @@ def assert_registered() -> None:
             problems.append(f"trainer '{trainer.TRAINER_NAME}' is registered to another class")
     except ValueError:
         problems.append(f"trainer '{trainer.TRAINER_NAME}' is not registered")
-    problems += rkl_trainer.registration_problems() + luffy.registration_problems() + teacher_skip.registration_problems()
+    problems += (
+        rkl_trainer.registration_problems() + luffy.registration_problems() + teacher_skip.registration_problems()
+    )
     if os.environ.get(CPU_FLAG) == "1":
-        from tgpo.verl import cpu_support
+        from tgpo.verl.cpu import patches as cpu_patches
 
-        problems += cpu_support.application_problems()
+        problems += cpu_patches.application_problems()
     if problems:
         raise RuntimeError("tgpo verl plugin not active: " + "; ".join(problems) + " (is tgpo-repro pip-installed?)")
 

@@ -19,8 +19,11 @@ class KeepModelsDropOldOptimizer(CheckpointCallback):
             return
         removed = drop_old_optimizer_state(Path(checkpoint_dir).parent, global_step)
         if removed:
-            print(f"tgpo checkpoint retention: removed {len(removed)} optimizer/extra-state shards of saves "
-                  f"before step {global_step}", flush=True)
+            print(
+                f"tgpo checkpoint retention: removed {len(removed)} optimizer/extra-state shards of saves "
+                f"before step {global_step}",
+                flush=True,
+            )
 
 
 class KeepLastSave(CheckpointCallback):
@@ -31,5 +34,7 @@ class KeepLastSave(CheckpointCallback):
             return
         removed = drop_earlier_saves(Path(checkpoint_dir).parent, global_step)
         if removed:
-            print(f"tgpo checkpoint retention: removed saves {[p.name for p in removed]} (kept step {global_step})",
-                  flush=True)
+            print(
+                f"tgpo checkpoint retention: removed saves {[p.name for p in removed]} (kept step {global_step})",
+                flush=True,
+            )

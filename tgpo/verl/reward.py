@@ -22,7 +22,7 @@ Grading reuses the evaluation grader (eval/grading.py), rule for rule:
   eval-experiment grades the miniature's benchmarks.
 
 A grader never hangs and never depends on the calling thread: each thread of the caller owns an
-eval.grading.GradingPool worker process, and a response still being graded after `timeout_s` is
+eval.grading_pool.GradingPool worker process, and a response still being graded after `timeout_s` is
 scored 0 (its worker is killed and replaced). Math-Verify's own SIGALRM timeouts cannot be used in
 verl's executor threads: there they raise, and tgpo.verifiers.math_verify_reward scores every
 response 0.
@@ -35,7 +35,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from eval.grading import DEFAULT_TIMEOUT_S, GradeRequest, GradingPool
+from eval.grading import GradeRequest
+from eval.grading_pool import DEFAULT_TIMEOUT_S, GradingPool
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,10 @@ def module_path() -> str:
 def grading_rule(verifier: str) -> dict[str, Any]:
     """The GradeRequest fields (kind, combine or answer_regex) of `verifier`; KeyError when it has none."""
     if verifier not in GRADING_RULES:
-        raise KeyError(f"reward: verifier {verifier!r} has no grading rule; known: {sorted(GRADING_RULES)} "
-                       f"(training.verifier in the config)")
+        raise KeyError(
+            f"reward: verifier {verifier!r} has no grading rule; known: {sorted(GRADING_RULES)} "
+            f"(training.verifier in the config)"
+        )
     return GRADING_RULES[verifier]()
 
 
@@ -85,8 +88,16 @@ def _pool(timeout_s: float) -> GradingPool:
     return pool
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_info: dict | None = None, *,
-                  verifier: str = "math_verify", timeout_s: float = DEFAULT_TIMEOUT_S, **_verl_kwargs: Any) -> float:
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str,
+    extra_info: dict | None = None,
+    *,
+    verifier: str = "math_verify",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    **_verl_kwargs: Any,
+) -> float:
     """1.0 when `solution_str` (the decoded response) is correct for `ground_truth` by `verifier`, else 0.0.
 
     `data_source` and `extra_info` are part of verl's call and do not change the grade; `_verl_kwargs`
@@ -95,6 +106,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_
     result = _pool(float(timeout_s)).grade([request])[0]
     if result.timed_out or result.error:
         index = (extra_info or {}).get("index")
-        logger.warning("reward: %s item %s graded 0 (%s)", data_source, index,
-                       "timed out" if result.timed_out else result.error)
+        logger.warning(
+            "reward: %s item %s graded 0 (%s)", data_source, index, "timed out" if result.timed_out else result.error
+        )
     return 1.0 if result.correct else 0.0

@@ -1,6 +1,6 @@
 """RKL-only (Section 2.3) on verl 0.9.1: the sequence reverse-KL reward is the sole reward.
 
-For a response y ~ pi_theta of prompt x, the reward is (tgpo.reverse_kl.sequence_rkl_reward)
+For a response y ~ pi_theta of prompt x, the reward is (tgpo.objectives.reverse_kl.sequence_rkl_reward)
 
     r(y) = -sum_t ( log pi_old(y_t | x, y_<t) - log pi_T(y_t | x, y_<t) )
 
@@ -12,7 +12,7 @@ Eq. 9; baselines/rkl_only.py), and the clipped loss is verl's ppo_loss. Three pi
    and which contributes exactly zero to the loss (the teacher enters through the reward only; verl's own
    estimator modes would add a gradient term, and `k1` without policy gradient is rejected by verl).
 2. `MethodAdvantageTrainer._compute_advantage` - replaces verl's advantage step by
-   `tgpo.objective.compute_advantages` of the trainer's method (the same function the local engine
+   `tgpo.objectives.compose.compute_advantages` of the trainer's method (the same function the local engine
    calls), from old_log_probs and the teacher's sampled-token log-probs. The verifier score (rm_scores)
    stays in the batch, untouched, so verl still logs it as `critic/score/mean` (Figure 2), while
    `token_level_rewards` carries the reward actually optimised (logged as `critic/rewards/mean`).
@@ -31,14 +31,13 @@ import verl.trainer.distillation.losses as verl_distillation_losses
 from tensordict import TensorDict
 from verl.trainer.distillation.losses import DistillationLossSettings, register_distillation_loss
 from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
-from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils.metric import AggregationType, Metric
 from verl.workers.utils.padding import no_padding_2_padding, response_from_nested, response_to_nested
 
 from tgpo.methods import MethodSpec, get_method
+from tgpo.objectives.compose import compute_advantages
+from tgpo.objectives.reverse_kl import sequence_rkl_reward
 from tgpo.verl.trainer import SyncModeTrainer
-from tgpo.objective import compute_advantages
-from tgpo.reverse_kl import sequence_rkl_reward
 
 TRAINER_NAME = "rkl_reward_sync"
 RKL_LOSS_MODE = "rkl_reward"
@@ -105,16 +104,23 @@ def method_advantages(
     """
     group_index = group_index_of(uids)
     advantages = compute_advantages(
-        method, {}, verifier_scores, group_index, response_mask,
-        old_log_probs=old_log_probs, teacher_log_probs=teacher_log_probs,
-    )  # fmt: skip
+        method,
+        {},
+        verifier_scores,
+        group_index,
+        response_mask,
+        old_log_probs=old_log_probs,
+        teacher_log_probs=teacher_log_probs,
+    )
     if method.reward_source == "sequence_rkl":
         rewards = sequence_rkl_reward(old_log_probs, teacher_log_probs, response_mask)
     elif method.reward_source == "verifier":
         rewards = verifier_scores
     else:
-        raise ValueError(f"method_advantages: method {method.name!r} has reward {method.reward_source!r}; "
-                         "expected 'verifier' or 'sequence_rkl'")  # fmt: skip
+        raise ValueError(
+            f"method_advantages: method {method.name!r} has reward {method.reward_source!r}; "
+            "expected 'verifier' or 'sequence_rkl'"
+        )
     return advantages, rewards
 
 
@@ -124,16 +130,21 @@ def check_algorithm_config(algorithm, method: MethodSpec) -> None:
     adv_estimator must be 'grpo' (critic-free; the step itself is replaced), and norm_adv_by_std_in_grpo
     must say what the method does: true only for the std-normalised GRPO estimator.
     """
-    expected = {"adv_estimator": "grpo", "use_kl_in_reward": False,
-                "norm_adv_by_std_in_grpo": method.advantage_estimator == "grpo"}  # fmt: skip
+    expected = {
+        "adv_estimator": "grpo",
+        "use_kl_in_reward": False,
+        "norm_adv_by_std_in_grpo": method.advantage_estimator == "grpo",
+    }
     wrong = {key: algorithm.get(key) for key, value in expected.items() if algorithm.get(key) != value}
     if wrong:
-        raise ValueError(f"tgpo verl plugin: method {method.name!r} computes advantages with "
-                         f"tgpo.objective.compute_advantages and needs algorithm.{expected}; got {wrong}")  # fmt: skip
+        raise ValueError(
+            f"tgpo verl plugin: method {method.name!r} computes advantages with "
+            f"tgpo.objectives.compose.compute_advantages and needs algorithm.{expected}; got {wrong}"
+        )
 
 
 class MethodAdvantageTrainer(SyncModeTrainer):
-    """Sync trainer whose advantage step is tgpo.objective.compute_advantages of `METHOD`."""
+    """Sync trainer whose advantage step is tgpo.objectives.compose.compute_advantages of `METHOD`."""
 
     METHOD = ""
 
@@ -146,7 +157,9 @@ class MethodAdvantageTrainer(SyncModeTrainer):
         import transfer_queue as tq
 
         needs_teacher = self.method.reward_source == "sequence_rkl"
-        fields = ["uid", "response_mask", "rm_scores", "old_log_probs"] + (["teacher_logprobs"] if needs_teacher else [])
+        fields = ["uid", "response_mask", "rm_scores", "old_log_probs"] + (
+            ["teacher_logprobs"] if needs_teacher else []
+        )
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         nested_mask = data["response_mask"]
         response_mask = nested_mask.to_padded_tensor(0).to(torch.float32)
@@ -155,8 +168,10 @@ class MethodAdvantageTrainer(SyncModeTrainer):
         if needs_teacher:
             teacher = response_from_nested(data["teacher_logprobs"], nested_mask).to_padded_tensor(0.0)
             if teacher.shape[-1] != 1:
-                raise ValueError(f"tgpo verl plugin: teacher_logprobs has {teacher.shape[-1]} columns; expected 1 "
-                                 f"(distillation.distillation_loss.loss_mode={RKL_LOSS_MODE}, an estimator mode)")  # fmt: skip
+                raise ValueError(
+                    f"tgpo verl plugin: teacher_logprobs has {teacher.shape[-1]} columns; expected 1 "
+                    f"(distillation.distillation_loss.loss_mode={RKL_LOSS_MODE}, an estimator mode)"
+                )
             teacher_log_probs = teacher[..., 0].to(torch.float32)
         verifier_scores = (_padded(data["rm_scores"]).to(torch.float32) * response_mask).sum(-1)
         advantages, rewards = method_advantages(
@@ -166,10 +181,14 @@ class MethodAdvantageTrainer(SyncModeTrainer):
             metrics["tgpo/rkl_reward/mean"] = float(rewards.mean())
             metrics["tgpo/rkl_reward/min"] = float(rewards.min())
             metrics["tgpo/rkl_reward/max"] = float(rewards.max())
-        output = {"advantages": advantages, "returns": advantages,
-                  "token_level_rewards": last_token_values(rewards, response_mask)}  # fmt: skip
-        output = TensorDict({key: response_to_nested(value, nested_mask) for key, value in output.items()},
-                            batch_size=len(batch))  # fmt: skip
+        output = {
+            "advantages": advantages,
+            "returns": advantages,
+            "token_level_rewards": last_token_values(rewards, response_mask),
+        }
+        output = TensorDict(
+            {key: response_to_nested(value, nested_mask) for key, value in output.items()}, batch_size=len(batch)
+        )
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=output)
 
 
@@ -207,4 +226,3 @@ def registration_problems() -> list[str]:
     except ValueError:
         problems.append(f"trainer '{TRAINER_NAME}' is not registered")
     return problems
-

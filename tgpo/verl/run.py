@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tgpo import io
+from tgpo.results import io
 
 VERL_LOG_GLOB = "verl_metrics.*.jsonl"
 # verl's names for metrics the local engine logs under other names (tgpo.engine.metrics.STEP_METRICS):
@@ -67,15 +66,17 @@ RAY_OOM_KILL = "killed due to memory pressure (OOM)"
 STOP_GRACE_S = 30  # after SIGINT (Ray's driver shuts its cluster down), then SIGKILL
 
 
-def run_watched(command: list[str], env: dict[str, str], stop_phrase: str = RAY_OOM_KILL,
-                watch=None) -> tuple[int, str | None]:
+def run_watched(
+    command: list[str], env: dict[str, str], stop_phrase: str = RAY_OOM_KILL, watch=None
+) -> tuple[int, str | None]:
     """Run `command`, copying its output (stdout and stderr together) to our stdout line by line; stop it
     when a line contains `stop_phrase` or verl's non-finite warning, or when `watch()` (called after every
     line) returns a reason. Returns (exit status, the stopping line or reason, or None)."""
     from tgpo.verl.lifecycle import VERL_NON_FINITE_WARNING
 
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             errors="replace", bufsize=1)
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1
+    )
     stopped_by = None
     for line in child.stdout:
         sys.stdout.write(line)
@@ -96,41 +97,59 @@ def run_watched(command: list[str], env: dict[str, str], stop_phrase: str = RAY_
     return child.wait(), stopped_by
 
 
-def driver_command(config: dict, experiment: str, seed: int, nodes: int, metrics_log: Path,
-                   cpu: bool = False) -> list[str]:
+def driver_command(
+    config: dict, experiment: str, seed: int, nodes: int, metrics_log: Path, cpu: bool = False
+) -> list[str]:
     """verl's command for one run; verl's file logger writes to `metrics_log` (one file per attempt,
     since the logger truncates its file on open), in the driver and, for main_ppo, in every Ray worker.
-    `cpu`: no accelerator on this machine; verl runs on the CPU (tgpo.verl.cpu_support)."""
+    `cpu`: no accelerator on this machine; verl runs on the CPU (tgpo.verl.cpu)."""
     from tgpo.methods import get_method
-    from tgpo.verl import cpu_support
+    from tgpo.verl.cpu import settings as cpu_settings
     from tgpo.verl.translate import experiment_overrides, sft_overrides
 
     method = get_method(config["experiments"][experiment]["method"])
     if method.name == "sft":
         if nodes > 1:
-            raise ValueError(f"experiment {experiment!r}: SFT runs on one node (torchrun --standalone); "
-                             f"got --nodes {nodes}")
-        from tgpo.resolve import resolve_experiment
+            raise ValueError(
+                f"experiment {experiment!r}: SFT runs on one node (torchrun --standalone); got --nodes {nodes}"
+            )
+        from tgpo.config.resolve import resolve_experiment
 
         processes = int(resolve_experiment(config, experiment, seed).value("n_gpus"))
         overrides = sft_overrides(config, experiment, seed)
         if cpu:
-            overrides = cpu_support.with_sft_cpu_overrides(overrides)
+            overrides = cpu_settings.with_sft_cpu_overrides(overrides)
         return sft_command(overrides, processes)
     overrides = experiment_overrides(config, experiment, seed)
     if cpu:
-        overrides = cpu_support.with_cpu_overrides(overrides)
-    from tgpo.resolve import resolve_experiment
+        overrides = cpu_settings.with_cpu_overrides(overrides)
+    from tgpo.config.resolve import resolve_experiment
 
     trackers = tracker_environment(metrics_log.parent, resolve_experiment(config, experiment, seed).training)
-    command = [sys.executable, "-m", "verl.trainer.main_ppo", *overrides,
-               f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics_log}",
-               *(f"+ray_kwargs.ray_init.runtime_env.env_vars.{name}={value}" for name, value in trackers.items())]
+    command = [
+        sys.executable,
+        "-m",
+        "verl.trainer.main_ppo",
+        *overrides,
+        f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics_log}",
+        *(f"+ray_kwargs.ray_init.runtime_env.env_vars.{name}={value}" for name, value in trackers.items()),
+    ]
     if nodes > 1:
         gpus = resolve_experiment(config, experiment, seed).value("n_gpus")
         launcher = Path(__file__).with_name("launch_ray_slurm.sh")
-        command = ["bash", str(launcher), "--nodes", str(nodes), "--gpus-per-node", str(gpus),
-                   "--cpus-per-node", str(os.cpu_count()), "--", *command, f"trainer.nnodes={nodes}"]
+        command = [
+            "bash",
+            str(launcher),
+            "--nodes",
+            str(nodes),
+            "--gpus-per-node",
+            str(gpus),
+            "--cpus-per-node",
+            str(os.cpu_count()),
+            "--",
+            *command,
+            f"trainer.nnodes={nodes}",
+        ]
     return command
 
 
@@ -138,8 +157,17 @@ def sft_command(overrides: list[str], processes: int) -> list[str]:
     """verl 0.9.1's SFT trainer is SPMD: one process per GPU under torchrun (it reads RANK / WORLD_SIZE /
     LOCAL_RANK; verl-project/verl v0.9.1 `verl/trainer/sft_trainer.py`, `examples/sft/`). Its file logger
     reads VERL_FILE_LOGGER_PATH from the environment, which torchrun passes on."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
-            f"--nproc_per_node={processes}", "-m", "verl.trainer.sft_trainer", *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes=1",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "verl.trainer.sft_trainer",
+        *overrides,
+    ]
 
 
 def checkpoint_model_subdir(config: dict, experiment: str) -> str:
@@ -171,9 +199,9 @@ def run(args: argparse.Namespace) -> int:
 
     release_kernel_pins()  # verl's workers on CPU compute NaN gradients under the local engine's kernel pins
     from tgpo.config import load_config
+    from tgpo.config.resolve import resolve_experiment
     from tgpo.methods import get_method
-    from tgpo.resolve import resolve_experiment
-    from tgpo.run_guard import claim_run_dir
+    from tgpo.results.run_guard import claim_run_dir
     from tgpo.verl import lifecycle
 
     config = load_config(args.config)
@@ -181,9 +209,9 @@ def run(args: argparse.Namespace) -> int:
     run = resolved.run
     run_dir = run.root
     metrics_log = run_dir / VERL_LOG_GLOB.replace("*", str(int(time.time())))
-    from tgpo.verl import cpu_support
+    from tgpo.verl.cpu import settings as cpu_settings
 
-    cpu = not cpu_support.accelerator_present()  # decided here, once, for every process of the run
+    cpu = not cpu_settings.accelerator_present()  # decided here, once, for every process of the run
     command = driver_command(config, args.experiment, args.seed, args.nodes, metrics_log, cpu=cpu)
     if args.dry_run:
         print(" ".join(command))
@@ -201,12 +229,20 @@ def run(args: argparse.Namespace) -> int:
     if done is not None:
         print(f"not starting verl: {done} ({run.checkpoints}); exporting and recording it", flush=True)
     else:
-        env = {**os.environ, **(cpu_support.cpu_environment() if cpu else {}), **tracker_environment(run_dir, training),
-               "VERL_FILE_LOGGER_PATH": str(metrics_log)}
+        env = {
+            **os.environ,
+            **(cpu_settings.cpu_environment() if cpu else {}),
+            **tracker_environment(run_dir, training),
+            "VERL_FILE_LOGGER_PATH": str(metrics_log),
+        }
         watch = lifecycle.StepWatch(
-            metrics_log, save_freq=int(training["save_every"]), final_step=final_step,
-            max_new_tokens=int(training.get("max_new_tokens") or 0), stop_fraction=training.get("stop_length_fraction"),
-            job_end=lifecycle.slurm_job_end())
+            metrics_log,
+            save_freq=int(training["save_every"]),
+            final_step=final_step,
+            max_new_tokens=int(training.get("max_new_tokens") or 0),
+            stop_fraction=training.get("stop_length_fraction"),
+            job_end=lifecycle.slurm_job_end(),
+        )
         stops: list = []
 
         def check():
@@ -222,22 +258,33 @@ def run(args: argparse.Namespace) -> int:
         if stopped_by is not None and stop is None and lifecycle.VERL_NON_FINITE_WARNING in stopped_by:
             stop = lifecycle.Stop("non_finite", -1, stopped_by)
         if stopped_by is not None and stop is None:  # Ray killed workers for lack of memory
-            print(f"verl stopped: Ray killed workers for lack of host memory ({stopped_by!r}); verl would have "
-                  f"waited on them until the job's time limit. Give the job more memory (resources.train.mem_mb) "
-                  f"or run fewer jobs per node; re-running resumes from {run.checkpoints}", file=sys.stderr)
+            print(
+                f"verl stopped: Ray killed workers for lack of host memory ({stopped_by!r}); verl would have "
+                f"waited on them until the job's time limit. Give the job more memory (resources.train.mem_mb) "
+                f"or run fewer jobs per node; re-running resumes from {run.checkpoints}",
+                file=sys.stderr,
+            )
             return returncode or 1
         if stop is not None and stop.kind == "non_finite":
-            print(f"verl stopped: {stop.reason} (verl skips such an update and goes on; we stop, as the local "
-                  f"engine does). run.json not written; the last checkpoint is in {run.checkpoints}",
-                  file=sys.stderr)
+            print(
+                f"verl stopped: {stop.reason} (verl skips such an update and goes on; we stop, as the local "
+                f"engine does). run.json not written; the last checkpoint is in {run.checkpoints}",
+                file=sys.stderr,
+            )
             return 1
         if stop is not None and stop.kind == "time_limit":
-            print(f"verl stopped before the SLURM time limit, {stop.reason}; re-running (the profile's retries) "
-                  f"resumes from {run.checkpoints}", file=sys.stderr)
+            print(
+                f"verl stopped before the SLURM time limit, {stop.reason}; re-running (the profile's retries) "
+                f"resumes from {run.checkpoints}",
+                file=sys.stderr,
+            )
             return lifecycle.TIME_LIMIT_EXIT
         if stop is None and returncode != 0:
-            print(f"verl exited with status {returncode}; run.json not written (the run resumes "
-                  f"from its last checkpoint in {run.checkpoints} when re-run)", file=sys.stderr)
+            print(
+                f"verl exited with status {returncode}; run.json not written (the run resumes "
+                f"from its last checkpoint in {run.checkpoints} when re-run)",
+                file=sys.stderr,
+            )
             return returncode
     metrics = merge_verl_logs(run_dir)
     if not metrics:
@@ -246,8 +293,11 @@ def run(args: argparse.Namespace) -> int:
     bad = [(line["step"], lifecycle.non_finite_metrics(line)) for line in metrics if lifecycle.non_finite_metrics(line)]
     if bad:
         step, keys = bad[0]
-        print(f"verl logged non-finite {', '.join(keys)} at step {step} (and {len(bad) - 1} more steps); "
-              f"verl skipped those updates, we fail the run. run.json not written", file=sys.stderr)
+        print(
+            f"verl logged non-finite {', '.join(keys)} at step {step} (and {len(bad) - 1} more steps); "
+            f"verl skipped those updates, we fail the run. run.json not written",
+            file=sys.stderr,
+        )
         return 1
     last = lifecycle.latest_checkpoint_step(run.checkpoints)
     if last is None:
@@ -266,23 +316,38 @@ def run(args: argparse.Namespace) -> int:
             chosen, why = last, "the last checkpoint"
             export.export_last_checkpoint(run.checkpoints, run.final_checkpoint, model_subdir)
         else:
-            chosen, why = lifecycle.choose_checkpoint(choice, metrics, lifecycle.saved_steps(run.checkpoints, model_subdir))
+            chosen, why = lifecycle.choose_checkpoint(
+                choice, metrics, lifecycle.saved_steps(run.checkpoints, model_subdir)
+            )
             source = run.checkpoints / f"global_step_{chosen}" / model_subdir
             print(f"exporting {source} -> {run.final_checkpoint} ({why})", flush=True)
             export.export_hf_checkpoint(source, run.final_checkpoint)
     except (FileNotFoundError, RuntimeError, ValueError) as error:
-        print(f"verl finished but its checkpoint ({choice}) could not be exported for evaluation: {error}",
-              file=sys.stderr)
+        print(
+            f"verl finished but its checkpoint ({choice}) could not be exported for evaluation: {error}",
+            file=sys.stderr,
+        )
         return 1
     io.write_text(run.metrics, "".join(json.dumps(line) + "\n" for line in metrics))
     marker = lifecycle.finished_marker(run.checkpoints) or {}
-    io.write_json(run.run_json, {
-        "experiment": args.experiment, "seed": args.seed, "engine": "verl", "run_hash": resolved.run_hash,
-        "settings": resolved.to_dict()["settings"], "command": command,
-        "wall_time_s": time.time() - start, "steps_logged": len(metrics),
-        "python": platform.python_version(), "checkpoints": str(run.checkpoints),
-        "checkpoint": str(run.final_checkpoint), "completed": True,
-        "ended": marker.get("reason", "verl finished"), "checkpoint_step": chosen, "checkpoint_choice": choice,
-        "checkpoint_chosen_by": why,
-    })
+    from tgpo.results.run_record import write_run_record
+
+    write_run_record(
+        run.run_json,
+        engine="verl",
+        experiment=args.experiment,
+        seed=args.seed,
+        run_hash=resolved.run_hash,
+        method=resolved.method,
+        settings=resolved.to_dict()["settings"],
+        command=command,
+        wall_time_s=time.time() - start,
+        steps_logged=len(metrics),
+        checkpoints=str(run.checkpoints),
+        checkpoint=str(run.final_checkpoint),
+        ended=marker.get("reason", "verl finished"),
+        checkpoint_step=chosen,
+        checkpoint_choice=choice,
+        checkpoint_chosen_by=why,
+    )
     return 0

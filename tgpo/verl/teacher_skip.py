@@ -8,7 +8,7 @@ that weight is 0 (TGPO-annealing from step 201 of 300, TGPO_R from step 201) the
 change the update. `patch()` wraps `_compute_teacher_logprobs` so that such a sample gets placeholder
 teacher ids and log-probs (zeros, the shapes the teacher pool returns: [prompt + response, topk]) without
 a request to the teacher; the loss multiplies them by 0. Whether a step is idle is decided by
-`tgpo.annealing.teacher_idle` from the run's `tgpo` config group, the same rule the local engine uses and
+`tgpo.objectives.annealing.teacher_idle` from the run's `tgpo` config group, the same rule the local engine uses and
 the one `tgpo.verl.trainer` derives w_t / lambda_t from.
 
 Where the wrapper must go: `@ray.remote` gives the actor class it makes its own copy of every method,
@@ -40,7 +40,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tgpo.annealing import teacher_idle
+from tgpo.objectives.annealing import teacher_idle
 
 # loss mode -> how the teacher's argmax enters the loss (tgpo.methods.GUIDANCE_KINDS)
 GUIDANCE_OF_LOSS_MODE = {"tgpo_d": "regulariser", "tgpo_r": "reward_shaping"}
@@ -81,8 +81,12 @@ def _skipping(method):
     """`method` (an AgentLoopWorker._compute_teacher_logprobs) behind the idle-step check."""
 
     async def _compute_teacher_logprobs(self, output, prompt_ids, response_ids, validate, sample_kwargs=None):
-        if (getattr(self, "distillation_enabled", False) and not validate and sample_kwargs is not None
-                and idle_step(self.config, sample_kwargs.get("global_steps"))):  # fmt: skip
+        if (
+            getattr(self, "distillation_enabled", False)
+            and not validate
+            and sample_kwargs is not None
+            and idle_step(self.config, sample_kwargs.get("global_steps"))
+        ):
             topk = int(self.config.distillation.distillation_loss.topk)
             ids, logprobs = placeholder_teacher_outputs(len(prompt_ids) + len(response_ids), topk)
             output.extra_fields["teacher_ids"] = ids
@@ -133,11 +137,16 @@ def teacher_step_metrics(extra_fields: list, tags: list[dict]) -> dict[str, floa
             for fields, tag in zip(extra_fields, tags, strict=True) if not tag.get("is_padding", False)]  # fmt: skip
     if not real:
         return {"tgpo/teacher_skipped": 0.0, "tgpo/teacher_request_s": 0.0}
-    return {"tgpo/teacher_skipped": sum(bool(fields.get(SKIPPED_FIELD)) for fields in real) / len(real),
-            "tgpo/teacher_request_s": sum(float(fields.get(SECONDS_FIELD) or 0.0) for fields in real) / len(real)}
+    return {
+        "tgpo/teacher_skipped": sum(bool(fields.get(SKIPPED_FIELD)) for fields in real) / len(real),
+        "tgpo/teacher_request_s": sum(float(fields.get(SECONDS_FIELD) or 0.0) for fields in real) / len(real),
+    }
 
 
 def registration_problems() -> list[str]:
     """The agent-loop worker classes of this process whose _compute_teacher_logprobs is not wrapped."""
-    return [f"verl {cls.__module__}.{cls.__qualname__}.{METHOD} is not wrapped (teacher skip at weight 0)"
-            for cls in agent_loop_worker_classes() if not getattr(getattr(cls, METHOD), "tgpo_patch", False)]
+    return [
+        f"verl {cls.__module__}.{cls.__qualname__}.{METHOD} is not wrapped (teacher skip at weight 0)"
+        for cls in agent_loop_worker_classes()
+        if not getattr(getattr(cls, METHOD), "tgpo_patch", False)
+    ]

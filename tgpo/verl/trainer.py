@@ -1,10 +1,10 @@
 """The TGPO trainer for verl 0.9.1: PPOTrainerSync plus the per-step guidance weight (Section 3.2).
 
 Before each actor update it puts into the batch's non-tensor data (which reaches every micro-batch):
-  tgpo_coef               = w_t = max(w_init - delta * t, 0)  (tgpo.annealing.guidance_weight; t 0-based,
+  tgpo_coef               = w_t = max(w_init - delta * t, 0)  (tgpo.objectives.annealing.guidance_weight; t 0-based,
                             verl's global_steps counts from 1, so t = global_steps - 1)
   tgpo_shaping_lambda     = lambda_t of TGPO_R (Eq. 5) = max(shaping_lambda - delta * t, 0)
-  tgpo_shaping_signal     = "prob" or "log_prob" (tgpo.guidance.shaped_advantages)
+  tgpo_shaping_signal     = "prob" or "log_prob" (tgpo.objectives.guidance.shaped_advantages)
   tgpo_student_vocab_size = len(student tokenizer) (teacher ids at or above it are masked), unless the
                             config sets +tgpo.student_vocab_size
 and logs tgpo/guidance_weight. Selected with trainer.v1.trainer_mode=tgpo_sync; hyper-parameters come
@@ -16,7 +16,7 @@ from __future__ import annotations
 from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-from tgpo.annealing import guidance_weight
+from tgpo.objectives.annealing import guidance_weight
 from tgpo.verl.losses import COEF_KEY, SHAPING_LAMBDA_KEY, SHAPING_SIGNAL_KEY, STUDENT_VOCAB_KEY
 from tgpo.verl.teacher_skip import idle_step, teacher_step_metrics
 

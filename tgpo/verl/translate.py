@@ -3,7 +3,7 @@
 Shared paper settings (Section 4, App. B.1): lr 1e-6 constant, K = 8 rollouts per prompt, 300 steps,
 max response 8192 tokens, no KL to a reference unless the method needs one. Method specifics come from
 the method's `MethodSpec.verl_overrides` (tgpo.methods), its hyper-parameters and engine settings
-(resolved by `tgpo.resolve`, the same values the local engine uses) are mapped onto verl keys here, and the teacher pool is sized from
+(resolved by `tgpo.config.resolve`, the same values the local engine uses) are mapped onto verl keys here, and the teacher pool is sized from
 `training.teacher_gpus`. Divisibility constraints verl checks only at run time are checked here.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from tgpo import config as tgpo_config
-from tgpo.layout import ResultsLayout
+from tgpo.config.resolve import resolve_experiment
 from tgpo.methods import VERL_NO_DUAL_CLIP, MethodSpec, get_method
-from tgpo.resolve import resolve_experiment
+from tgpo.results.layout import ResultsLayout
 
 # Methods the verl engine does not train (each with what to do instead).
 NOT_TRAINED_ON_VERL = {
@@ -46,6 +46,10 @@ TEACHER_TP = 2  # tensor parallel size of one teacher vLLM replica (30B-A3B bf16
 # at most ~1.1-1.3x the actor's update time when several sequences share a micro-batch, not the rollout
 # (vLLM brings its own attention kernels). Not measured: no GPU has run this path.
 ATTN_IMPLEMENTATION = "sdpa"
+# Model settings of every RL experiment (docs/verl-0.9.md section 2): the entropy bonus (entropy_coeff) reads
+# the entropy, which also keeps verl's log-prob cross-entropy off its in-place backward; fused kernels never
+# materialise the logits on FSDP, where TGPO's teacher-token hook reads them.
+MODEL_SETTINGS = {ACTOR + "calculate_entropy": True, "actor_rollout_ref.model.use_fused_kernels": False}
 # What verl keeps of its saves (tgpo.verl.checkpoint_retention): the last save whole; with
 # checkpoint_choice: validation also every save's model shards.
 KEEP_LAST_CALLBACK = "tgpo.verl.retention_callback.KeepLastSave"
@@ -66,8 +70,11 @@ def checkpoint_overrides(training: Mapping, experiment: str) -> dict[str, Any]:
     if choice == "last":
         return {"trainer.max_actor_ckpt_to_keep": None, "trainer.checkpoint_callback_class": KEEP_LAST_CALLBACK}
     if choice == "validation":
-        return {"trainer.max_actor_ckpt_to_keep": None, "trainer.checkpoint_callback_class": CHECKPOINT_CALLBACK,
-                "trainer.test_freq": int(training["save_every"])}
+        return {
+            "trainer.max_actor_ckpt_to_keep": None,
+            "trainer.checkpoint_callback_class": CHECKPOINT_CALLBACK,
+            "trainer.test_freq": int(training["save_every"]),
+        }
     raise ValueError(f"experiment {experiment!r}: training.checkpoint_choice {choice!r}: expected last or validation")
 
 
@@ -100,7 +107,9 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
     prompts = int(training["prompts_per_step"])
     updates = int(training["updates_per_step"])
     if prompts % updates:
-        raise ValueError(f"experiment {experiment!r}: prompts_per_step {prompts} not divisible by updates_per_step {updates}")
+        raise ValueError(
+            f"experiment {experiment!r}: prompts_per_step {prompts} not divisible by updates_per_step {updates}"
+        )
     max_response = int(training["max_new_tokens"])
     max_prompt = int(training["max_prompt_length"])
     run = ResultsLayout.of(config).run(experiment, seed)
@@ -124,11 +133,10 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
         ACTOR + "optim.lr": float(training["lr"]),
         ACTOR + "optim.lr_warmup_steps": int(training["warmup_steps"]),
         ACTOR + "optim.weight_decay": float(training["weight_decay"]),
-        ACTOR + "calculate_entropy": True,  # also keeps verl's log-prob CE off the in-place backward
+        **MODEL_SETTINGS,
         ACTOR + "data_loader_seed": seed,
         "actor_rollout_ref.model.use_remove_padding": True,
         "+actor_rollout_ref.model.override_config.attn_implementation": ATTN_IMPLEMENTATION,
-        "actor_rollout_ref.model.use_fused_kernels": False,
         ROLLOUT + "name": "vllm",
         ROLLOUT + "n": int(training["group_size"]),
         ROLLOUT + "temperature": float(training["temperature"]),
@@ -143,7 +151,7 @@ def shared_overrides(config: Mapping, experiment: str, training: Mapping, seed: 
         "trainer.logger": trainer_loggers(training),
         "trainer.project_name": config["name"],
         "trainer.experiment_name": f"{experiment}-seed{seed}",
-        "trainer.default_local_dir": str(run.checkpoints),  # the run folder is claimed first (tgpo.run_guard)
+        "trainer.default_local_dir": str(run.checkpoints),  # the run folder is claimed first (tgpo.results.run_guard)
         "trainer.resume_mode": "auto",
         **checkpoint_overrides(training, experiment),
     }
@@ -164,11 +172,16 @@ def reward_overrides(training: Mapping) -> dict[str, Any]:
 
 
 def hparam_overrides(method: MethodSpec, hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """The experiment's resolved hyper-parameters (tgpo.resolve) on verl keys."""
+    """The experiment's resolved hyper-parameters (tgpo.config.resolve) on verl keys."""
     out: dict[str, Any] = {}
-    simple = {"lr": ACTOR + "optim.lr", "clip_ratio_low": ACTOR + "clip_ratio_low",
-              "clip_ratio_high": ACTOR + "clip_ratio_high", "clip_ratio_c": ACTOR + "clip_ratio_c",
-              "entropy_coef": ACTOR + "entropy_coeff", "loss_scale_factor": ACTOR + "loss_scale_factor"}  # fmt: skip
+    simple = {
+        "lr": ACTOR + "optim.lr",
+        "clip_ratio_low": ACTOR + "clip_ratio_low",
+        "clip_ratio_high": ACTOR + "clip_ratio_high",
+        "clip_ratio_c": ACTOR + "clip_ratio_c",
+        "entropy_coef": ACTOR + "entropy_coeff",
+        "loss_scale_factor": ACTOR + "loss_scale_factor",
+    }
     for ours, theirs in simple.items():
         if hparams.get(ours) is not None:
             out[theirs] = hparams[ours]
@@ -205,7 +218,9 @@ def teacher_overrides(config: Mapping, experiment: str, teacher_key: str, traini
         raise ValueError(f"experiment {experiment!r}: has a teacher but training.teacher_gpus is {teacher_gpus}")
     tensor_parallel = min(TEACHER_TP, teacher_gpus)
     if teacher_gpus % tensor_parallel:
-        raise ValueError(f"experiment {experiment!r}: teacher_gpus {teacher_gpus} not a multiple of TP {tensor_parallel}")
+        raise ValueError(
+            f"experiment {experiment!r}: teacher_gpus {teacher_gpus} not a multiple of TP {tensor_parallel}"
+        )
     max_len = int(training["max_prompt_length"]) + int(training["max_new_tokens"]) + 1
     return {
         "distillation.enabled": True,
@@ -222,8 +237,13 @@ def teacher_overrides(config: Mapping, experiment: str, teacher_key: str, traini
 def distillation_defaults(method: MethodSpec) -> dict[str, Any]:
     """Keys whose YAML and dataclass defaults differ in verl 0.9.1 (docs/verl-0.9.md section 3): set explicitly."""
     loss = "distillation.distillation_loss."
-    out = {loss + "loss_max_clamp": None, loss + "log_prob_min_clamp": None, loss + "use_task_rewards": True,
-           loss + "distillation_loss_coef": 1.0, loss + "use_policy_gradient": False}  # fmt: skip
+    out = {
+        loss + "loss_max_clamp": None,
+        loss + "log_prob_min_clamp": None,
+        loss + "use_task_rewards": True,
+        loss + "distillation_loss_coef": 1.0,
+        loss + "use_policy_gradient": False,
+    }
     out[loss + "topk"] = 1  # argmax for TGPO; unused by the estimator modes (sampled-token log-prob)
     return out
 

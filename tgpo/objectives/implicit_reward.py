@@ -18,12 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tgpo.advantages import leave_one_out_token_rewards
+from tgpo.objectives.advantages import leave_one_out_token_rewards
 
 
-def implicit_process_rewards(
-    rm_log_probs: Tensor, ref_log_probs: Tensor, beta: float, response_mask: Tensor
-) -> Tensor:
+def implicit_process_rewards(rm_log_probs: Tensor, ref_log_probs: Tensor, beta: float, response_mask: Tensor) -> Tensor:
     """r_t = beta * (log pi_phi - log pi_ref) per token [B, T], zero outside the response (detached)."""
     log_ratio = rm_log_probs.detach() - ref_log_probs.detach()
     return beta * log_ratio * response_mask.to(log_ratio.dtype)
@@ -101,7 +99,7 @@ def accuracy_filter(scores: Tensor, group_index: Tensor, low: float, high: float
 
     scores: [N] verifier rewards in [0, 1]; group_index: [N] prompt of each response.
     """
-    from tgpo.advantages import group_statistics
+    from tgpo.objectives.advantages import group_statistics
 
     group_mean, _, size = group_statistics(scores, group_index)
     # group_statistics gives singleton groups mean 0 (verl's convention); a singleton's accuracy is its score

@@ -9,10 +9,10 @@ engines:
   3. the method's default (`MethodSpec.defaults`, each with its source)
   4. the engine default (`TRAINING_DEFAULTS`, `ENGINE_DEFAULTS`)
 
-The resolved experiment also holds the model and data paths, the run's folder (tgpo.layout) and a
+The resolved experiment also holds the model and data paths, the run's folder (tgpo.results.layout) and a
 hash of everything that determines the training (`run_hash`): the Snakefile re-runs a training job
 when it changes, run.json and every checkpoint record it, and a run never resumes a checkpoint whose
-hash differs (tgpo.run_guard). The local engine (`tgpo.engine.run_spec.RunSpec.from_resolved`), the
+hash differs (tgpo.results.run_guard). The local engine (`tgpo.engine.run_spec.RunSpec.from_resolved`), the
 verl translation (`tgpo.verl.translate`) and the workflows all read settings from here.
 """
 
@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from tgpo.config import ConfigError, model_location, traces_path, train_data_path
-from tgpo.layout import ResultsLayout, RunLayout
+from tgpo.config.errors import ConfigError
+from tgpo.config.paths import model_location, traces_path, train_data_path
 from tgpo.methods import HPARAM_NAMES, MethodSpec, get_method
+from tgpo.results.layout import ResultsLayout, RunLayout
+from tgpo.settings import TRAINING
 
 # Where a value came from, highest precedence first.
 EXPERIMENT_HPARAMS = "experiment hparams"
@@ -37,36 +39,15 @@ METHOD_DEFAULT = "method default"
 ENGINE_DEFAULT = "engine default"
 
 # Engine settings a config's `training:` (or an experiment's) may set, with the default used when none
-# does; None: no default (the engine that needs it says so). lr and sft_epochs are hyper-parameters
-# (their defaults are the method's) that `training:` may set as well.
-TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType({
-    "steps": None,
-    "prompts_per_step": None,
-    "group_size": None,
-    "max_new_tokens": None,
-    "micro_batch_size": None,  # local engine only (verl packs micro-batches by tokens)
-    "temperature": 1.0,  # rollout sampling temperature (verl's default)
-    "updates_per_step": 1,  # optimizer steps (mini-batches) per rollout batch
-    "warmup_steps": 0,  # linear lr warm-up (paper App. B.1: constant lr, no warm-up)
-    "weight_decay": 0.0,
-    "grad_clip": 1.0,  # verl's actor default
-    "save_every": 50,  # checkpoint every 50 steps
-    "threads": 1,  # local engine: torch CPU threads
-    "sft_epochs": 3,  # paper App. B.1: SFT for 3 epochs
-    "verifier": "math_verify",
-    "max_prompt_length": 1024,  # verl only
-    "teacher_gpus": 0,  # verl only: GPUs of the vLLM teacher pool
-    "n_gpus": None,  # verl only: GPUs of one training node (ENGINE_DEFAULTS)
-    "runtime_min": None,  # SLURM time limit of a training job (ENGINE_DEFAULTS)
-    # verl only (tgpo.verl.lifecycle): App. B.3's stop rule, mean response length >= this x max_new_tokens
-    "stop_length_fraction": None,
-    "checkpoint_choice": None,  # verl only: which save is evaluated, "last" (None) or "validation"
-    "loggers": None,  # extra trackers beside metrics.jsonl: wandb, tensorboard, mlflow, console
-})  # fmt: skip
-ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
-    "local": MappingProxyType({"runtime_min": 60}),
-    "verl": MappingProxyType({"runtime_min": 2880, "n_gpus": 8}),  # one 8-GPU node, 48 h
-})  # fmt: skip
+# does; None: no default (the engine that needs it says so). Their table, with types and meanings, is
+# tgpo.settings.TRAINING; lr is a hyper-parameter (its default is the method's) that `training:` may set too.
+TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType({setting.name: setting.default for setting in TRAINING})
+ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "local": MappingProxyType({"runtime_min": 60}),
+        "verl": MappingProxyType({"runtime_min": 2880, "n_gpus": 8}),  # one 8-GPU node, 48 h
+    }
+)
 TRAINING_NAMES = tuple(TRAINING_DEFAULTS)
 SETTING_NAMES = tuple(dict.fromkeys(HPARAM_NAMES + TRAINING_NAMES))
 # Settings that do not change what is trained (a scheduler's limits); left out of run_hash.
@@ -89,34 +70,46 @@ def layered_settings(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[st
     return settings
 
 
-def resolve_settings(method: MethodSpec, *, experiment_hparams: Mapping[str, Any] | None = None,
-                     experiment_training: Mapping[str, Any] | None = None,
-                     config_training: Mapping[str, Any] | None = None, engine: str = "local",
-                     where: str = "<config>") -> dict[str, Setting]:
+def resolve_settings(
+    method: MethodSpec,
+    *,
+    experiment_hparams: Mapping[str, Any] | None = None,
+    experiment_training: Mapping[str, Any] | None = None,
+    config_training: Mapping[str, Any] | None = None,
+    engine: str = "local",
+    where: str = "<config>",
+) -> dict[str, Setting]:
     """Every setting of one experiment with its source (the precedence of the module docstring)."""
     experiment_hparams = dict(experiment_hparams or {})
     experiment_training = dict(experiment_training or {})
     config_training = dict(config_training or {})
-    for section, values, allowed in (("hparams", experiment_hparams, HPARAM_NAMES),
-                                     ("training", experiment_training, SETTING_NAMES),
-                                     ("training", config_training, SETTING_NAMES)):  # fmt: skip
+    for section, values, allowed in (
+        ("hparams", experiment_hparams, HPARAM_NAMES),
+        ("training", experiment_training, SETTING_NAMES),
+        ("training", config_training, SETTING_NAMES),
+    ):
         unknown = sorted(set(values) - set(allowed))
         if unknown:
             raise ConfigError(f"{where}: {section}: unknown setting(s) {unknown}; known: {list(allowed)}")
-    both = {name for name in experiment_hparams.keys() & experiment_training.keys()
-            if experiment_hparams[name] != experiment_training[name]}
+    both = {
+        name
+        for name in experiment_hparams.keys() & experiment_training.keys()
+        if experiment_hparams[name] != experiment_training[name]
+    }
     if both:
         raise ConfigError(f"{where}: {sorted(both)} set to different values in both `hparams` and `training`")
     if engine not in ENGINE_DEFAULTS:
         raise ConfigError(f"{where}: engine {engine!r}: expected one of {sorted(ENGINE_DEFAULTS)}")
-    return layered_settings([
-        (EXPERIMENT_HPARAMS, experiment_hparams),
-        (EXPERIMENT_TRAINING, experiment_training),
-        (CONFIG_TRAINING, config_training),
-        (METHOD_DEFAULT, method.defaults),
-        (ENGINE_DEFAULT, ENGINE_DEFAULTS[engine]),
-        (ENGINE_DEFAULT, TRAINING_DEFAULTS),
-    ])  # fmt: skip
+    return layered_settings(
+        [
+            (EXPERIMENT_HPARAMS, experiment_hparams),
+            (EXPERIMENT_TRAINING, experiment_training),
+            (CONFIG_TRAINING, config_training),
+            (METHOD_DEFAULT, method.defaults),
+            (ENGINE_DEFAULT, ENGINE_DEFAULTS[engine]),
+            (ENGINE_DEFAULT, TRAINING_DEFAULTS),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -163,13 +156,16 @@ class ResolvedExperiment:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: what run.json records as the resolved experiment."""
         return {
-            "experiment": self.experiment, "seed": self.seed, "method": self.method, "engine": self.engine,
+            "experiment": self.experiment,
+            "seed": self.seed,
+            "method": self.method,
+            "engine": self.engine,
             "run_hash": self.run_hash,
             "settings": {name: {"value": s.value, "source": s.source} for name, s in sorted(self.settings.items())},
             "models": {"student": self.student, "teacher": self.teacher, "reference": self.reference},
             "data": {"train": self.train_data, "traces": self.traces_data},
             "run_dir": str(self.run.root),
-        }  # fmt: skip
+        }
 
 
 # Keys of a model entry that name or describe it without changing its weights: left out of run_hash.
@@ -197,8 +193,12 @@ def resolve_experiment(config: Mapping[str, Any], experiment: str, seed: int) ->
     method = get_method(entry["method"])
     engine = config.get("engine", "local")
     settings = resolve_settings(
-        method, experiment_hparams=entry.get("hparams"), experiment_training=entry.get("training"),
-        config_training=config.get("training"), engine=engine, where=f"experiments.{experiment}",
+        method,
+        experiment_hparams=entry.get("hparams"),
+        experiment_training=entry.get("training"),
+        config_training=config.get("training"),
+        engine=engine,
+        where=f"experiments.{experiment}",
     )
     teacher_key = entry.get("teacher")
     student = model_location(config, entry["student"])
@@ -206,22 +206,41 @@ def resolve_experiment(config: Mapping[str, Any], experiment: str, seed: int) ->
     train_data = train_data_path(config)
     traces_data = traces_path(config) if method.uses_teacher_traces else None
     determining = {
-        "method": method.name, "engine": engine, "seed": int(seed),
+        "method": method.name,
+        "engine": engine,
+        "seed": int(seed),
         "settings": {name: s.value for name, s in settings.items() if name not in NOT_TRAINING_DETERMINING},
         # the model entries (build kind and steps, path, hub id, preparation) and the data settings
         # determine the checkpoints and tables a run starts from
-        "models": {role: {"location": location, "entry": numbers_of(config["models"].get(key))}
-                   for role, key, location in (("student", entry["student"], student),
-                                               ("teacher", teacher_key, teacher)) if key},
-        "data": {"train": train_data, "traces": traces_data,
-                 "config": {k: v for k, v in config.get("data", {}).items()
-                            if k == "train" or (k == "traces" and method.uses_teacher_traces)}},
+        "models": {
+            role: {"location": location, "entry": numbers_of(config["models"].get(key))}
+            for role, key, location in (("student", entry["student"], student), ("teacher", teacher_key, teacher))
+            if key
+        },
+        "data": {
+            "train": train_data,
+            "traces": traces_data,
+            "config": {
+                k: v
+                for k, v in config.get("data", {}).items()
+                if k == "train" or (k == "traces" and method.uses_teacher_traces)
+            },
+        },
         "world": config.get("world"),
-    }  # fmt: skip
+    }
     return ResolvedExperiment(
-        experiment=experiment, seed=int(seed), method=method.name, engine=engine,
-        settings=MappingProxyType(settings), student=student, teacher=teacher,
+        experiment=experiment,
+        seed=int(seed),
+        method=method.name,
+        engine=engine,
+        settings=MappingProxyType(settings),
+        student=student,
+        teacher=teacher,
         reference=student if method.needs_reference_model or method.needs_reward_model else None,
-        student_key=entry["student"], teacher_key=teacher_key, train_data=train_data, traces_data=traces_data,
-        run=ResultsLayout.of(config).run(experiment, int(seed)), run_hash=settings_hash(determining),
-    )  # fmt: skip
+        student_key=entry["student"],
+        teacher_key=teacher_key,
+        train_data=train_data,
+        traces_data=traces_data,
+        run=ResultsLayout.of(config).run(experiment, int(seed)),
+        run_hash=settings_hash(determining),
+    )

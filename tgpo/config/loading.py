@@ -1,34 +1,33 @@
-"""Experiment configs: load, validate (JSON schema + cross-references), and answer questions about them.
+"""Config files: read, merged as Snakemake merges them (scale overlays, --config entries), validated (JSON
+schema + cross-references).
 
 A config (`config/*.yaml`) lists models, data, benchmarks, engine defaults and named experiments
 (method + student + teacher + overrides + seeds); see `docs/architecture.md`. Every error names the
 file and the key path, e.g. ``config/default.yaml: experiments.tgpo.hparms: unknown key``, and is
 raised before any job runs (the Snakefile validates on load). Settings of one run are merged by
-`tgpo.resolve`, paths under results/<name>/ are named by `tgpo.layout`.
+`tgpo.config.resolve`; where a config's inputs live is `tgpo.config.paths`, what it runs `tgpo.config.experiments`.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
-from tgpo.layout import ResultsLayout
+from tgpo.config.errors import ConfigError
+from tgpo.results.layout import ResultsLayout
 
 # Methods whose teacher signal is not "none" need a teacher; SFT and LUFFY need teacher traces.
 TEACHER_FREE_SIGNAL = "none"
 
 
-class ConfigError(ValueError):
-    """A config is invalid; the message names the file and the key."""
-
-
 def _schema() -> dict:
-    return json.loads(resources.files("tgpo").joinpath("config_schema.json").read_text())
+    return json.loads(resources.files("tgpo.config").joinpath("schema.json").read_text())
 
 
 def _key_path(parts) -> str:
@@ -66,8 +65,8 @@ def validate(config: Mapping[str, Any], source: str = "<config>") -> None:
 
 
 def _check_references(config: Mapping[str, Any], source: str) -> None:
+    from tgpo.config.resolve import resolve_settings
     from tgpo.methods import get_method, list_methods
-    from tgpo.resolve import resolve_settings
 
     models = config["models"]
     experiments = config["experiments"]
@@ -103,9 +102,14 @@ def _check_references(config: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"{where}.teacher: {teacher!r} is not a key of `models` ({sorted(models)})")
         if method.uses_teacher_traces and "traces" not in config["data"]:
             raise ConfigError(f"{where}.method: {method.name!r} trains on teacher traces but `data.traces` is missing")
-        resolve_settings(method, experiment_hparams=experiment.get("hparams"),  # conflicting settings
-                         experiment_training=experiment.get("training"), config_training=config.get("training"),
-                         engine=config.get("engine", "local"), where=where)
+        resolve_settings(
+            method,
+            experiment_hparams=experiment.get("hparams"),  # conflicting settings
+            experiment_training=experiment.get("training"),
+            config_training=config.get("training"),
+            engine=config.get("engine", "local"),
+            where=where,
+        )
     for name in config.get("only_experiments", []):
         if name not in experiments:
             raise ConfigError(f"{source}: only_experiments: {name!r} is not in `experiments` ({sorted(experiments)})")
@@ -140,7 +144,7 @@ def _check_evaluation(config: Mapping[str, Any], source: str) -> None:
 
 def _check_id_alignment(config: Mapping[str, Any], source: str) -> None:
     """`models.<t>.prepare.align_ids_to: <s>` makes a copy of teacher t whose token ids are student s's
-    (tgpo.model_prep, tgpo.vocab_alignment): it only scores s's token ids as s's teacher. Generating text
+    (tgpo.models.prepare, tgpo.models.vocab_alignment): it only scores s's token ids as s's teacher. Generating text
     (evaluation, teacher traces) and training use the teacher with its own tokenizer."""
     models, experiments = config["models"], config["experiments"]
     traces_teacher = (config["data"].get("traces") or {}).get("teacher")
@@ -153,16 +157,22 @@ def _check_id_alignment(config: Mapping[str, Any], source: str) -> None:
         if target not in models or target == key:
             raise ConfigError(f"{where}: {target!r} must be another key of `models` ({sorted(models)})")
         if traces_teacher == key:
-            raise ConfigError(f"{source}: data.traces.teacher: {key!r} is a teacher re-indexed to {target!r}'s "
-                              f"token ids ({where}), not a model to sample text from{own}")
+            raise ConfigError(
+                f"{source}: data.traces.teacher: {key!r} is a teacher re-indexed to {target!r}'s "
+                f"token ids ({where}), not a model to sample text from{own}"
+            )
         for name, experiment in experiments.items():
             if key in (experiment.get("student"), experiment.get("model")):
-                raise ConfigError(f"{source}: experiments.{name}: {key!r} is a teacher re-indexed to {target!r}'s "
-                                  f"token ids ({where}); it cannot be trained or evaluated itself{own}")
+                raise ConfigError(
+                    f"{source}: experiments.{name}: {key!r} is a teacher re-indexed to {target!r}'s "
+                    f"token ids ({where}); it cannot be trained or evaluated itself{own}"
+                )
             if experiment.get("teacher") == key and experiment.get("student") != target:
-                raise ConfigError(f"{source}: experiments.{name}.teacher: {key!r} speaks {target!r}'s token ids "
-                                  f"({where}) but the student is {experiment.get('student')!r}; add a copy of the "
-                                  f"teacher aligned to that student")
+                raise ConfigError(
+                    f"{source}: experiments.{name}.teacher: {key!r} speaks {target!r}'s token ids "
+                    f"({where}) but the student is {experiment.get('student')!r}; add a copy of the "
+                    f"teacher aligned to that student"
+                )
 
 
 def load_config(path: str | Path) -> dict:
@@ -265,8 +275,10 @@ def check_scale_overlay(overlay: Mapping[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: {SCALE_KEYS}: expected a list of dotted key patterns")
     for path in leaf_paths({k: v for k, v in overlay.items() if k != SCALE_KEYS}):
         if not _matches(path, patterns):
-            raise ConfigError(f"{source}: {path}: not a scale key of this overlay ({SCALE_KEYS}: {patterns}); an "
-                              "overlay changes only where models and data come from and the size of the work")
+            raise ConfigError(
+                f"{source}: {path}: not a scale key of this overlay ({SCALE_KEYS}: {patterns}); an "
+                "overlay changes only where models and data come from and the size of the work"
+            )
 
 
 def changed_paths(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -307,10 +319,12 @@ def expand_results_placeholder(config: dict) -> dict:
 def drop_overlay_only_experiments(config: dict, files: Mapping[str, Mapping[str, Any]]) -> None:
     """A scale overlay adjusts the experiments a config has (one overlay serves several configs): remove the
     entries that only overlays (files with `scale_keys`) define, in place."""
-    defined = {name for content in files.values() if SCALE_KEYS not in content
-               for name in (content.get("experiments") or {})}
-    overlay_only = {name for content in files.values() if SCALE_KEYS in content
-                    for name in (content.get("experiments") or {})} - defined
+    defined = {
+        name for content in files.values() if SCALE_KEYS not in content for name in (content.get("experiments") or {})
+    }
+    overlay_only = {
+        name for content in files.values() if SCALE_KEYS in content for name in (content.get("experiments") or {})
+    } - defined
     for name in overlay_only:
         config.get("experiments", {}).pop(name, None)
 
@@ -344,8 +358,10 @@ def merged_config_text(config: Mapping[str, Any], sources: list[str]) -> str:
     import os
 
     names = [os.path.relpath(source) if os.path.isabs(source) else source for source in sources]
-    header = ("# Written by the Snakefile: the merged, validated config every job of this results folder reads.\n"
-              f"# Sources, in order: {', '.join(names) or '(none)'} and --config entries. Do not edit; edit those.\n")
+    header = (
+        "# Written by the Snakefile: the merged, validated config every job of this results folder reads.\n"
+        f"# Sources, in order: {', '.join(names) or '(none)'} and --config entries. Do not edit; edit those.\n"
+    )
     return header + yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True)
 
 
@@ -355,145 +371,18 @@ def write_merged_config(config: Mapping[str, Any], sources: list[str], *, main_p
     A job process (Snakemake re-reads the Snakefile inside every job, with the config files and --config
     entries it forwards) does not write: it checks that what it merged is what the main process wrote, so a
     job never runs on settings other than the ones validated at submission."""
-    from tgpo import io
+    from tgpo.results import io
 
     path = ResultsLayout.of(config).merged_config
     text = merged_config_text(config, sources)
     if not main_process:
         if not path.exists() or path.read_text() != text:
-            raise ConfigError(f"{path}: this job merged another config than the one the pipeline wrote at "
-                              f"submission (sources {sources}); rerun the pipeline")
+            raise ConfigError(
+                f"{path}: this job merged another config than the one the pipeline wrote at "
+                f"submission (sources {sources}); rerun the pipeline"
+            )
         return path
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         io.write_text(path, text)
     return path
-
-
-def model_source(config: Mapping[str, Any], key: str) -> str:
-    """Where the unprepared weights of model `key` come from: its local `path`, else the folder the pipeline
-    builds (`build:`), else its hub id. `path` and `build` are local overrides of `hub` (a scale overlay such
-    as config/cpu-overlay.yaml sets them over a paper config's hub ids)."""
-    model = config["models"][key]
-    if "path" in model:
-        return model["path"]
-    if "build" in model:
-        layout = ResultsLayout.of(config)
-        return str(layout.built_model(key) if "prepare" in model else layout.model(key))
-    from tgpo.hub import pinned_snapshot
-
-    return pinned_snapshot(config, "model", model["hub"], model.get("revision"))
-
-
-# An evaluation job's resources on the cluster (vLLM backend), unless `evaluation:` or the experiment's own
-# `evaluation:` block says otherwise: GPUs = vLLM's tensor-parallel size, and the time limit of ONE job, which
-# generates ONE benchmark (workflows/eval.smk).
-EVALUATION_RESOURCE_DEFAULTS = {"n_gpus": 1, "runtime_min": 240}
-
-
-def evaluation_setting(config: Mapping[str, Any], experiment: str, key: str) -> Any:
-    """An evaluation setting for one experiment: its own `evaluation:` block, else the config's, else
-    EVALUATION_RESOURCE_DEFAULTS (None for a key without a default)."""
-    own = config["experiments"][experiment].get("evaluation") or {}
-    if key in own:
-        return own[key]
-    shared = config.get("evaluation") or {}
-    return shared.get(key, EVALUATION_RESOURCE_DEFAULTS.get(key))
-
-
-def model_location(config: Mapping[str, Any], key_or_id: str) -> str:
-    """Where the checkpoint of a model key lives: its prepared folder, else `model_source`; a string that
-    is not a model key is returned as it is (a hub id or a local path)."""
-    model = config["models"].get(key_or_id)
-    if model is None:  # a hub id given directly (an eval-only row), pinned by the experiment's `revision:`
-        from tgpo.hub import pinned_snapshot
-
-        revisions = {spec.get("revision") for spec in config["experiments"].values()
-                     if spec.get("eval_only") and spec.get("model") == key_or_id} - {None}  # fmt: skip
-        return pinned_snapshot(config, "model", key_or_id, min(revisions) if len(revisions) == 1 else None)
-    if "prepare" in model:
-        # prepared (RoPE/context/vocabulary, cluster) by the pipeline itself
-        return str(ResultsLayout.of(config).model(key_or_id))
-    return model_source(config, key_or_id)
-
-
-def pipeline_made_model(config: Mapping[str, Any], key: str) -> bool:
-    """True when the pipeline writes this model's checkpoint (so it is a Snakemake input)."""
-    model = config["models"].get(key, {})
-    return "build" in model or "prepare" in model
-
-
-def build_seed(config: Mapping[str, Any]) -> int:
-    """The seed of the built models (initialisation and pretraining: the base models' draw), `build_seed`,
-    else the config's `seed`. The RL seeds of the experiments do not change it."""
-    return int(config.get("build_seed", config.get("seed", 0)))
-
-
-def experiment_seeds(config: Mapping[str, Any], experiment: str) -> list[int]:
-    spec = config["experiments"][experiment]
-    if spec.get("eval_only"):
-        return [0]
-    return list(spec.get("seeds", [config.get("seed", 0)]))
-
-
-def selected_experiments(config: Mapping[str, Any]) -> list[str]:
-    """The experiments this invocation runs: `only_experiments` when set (a selection), else all of them."""
-    only = config.get("only_experiments")
-    return [name for name in config["experiments"] if only is None or name in only]
-
-
-def training_experiments(config: Mapping[str, Any]) -> list[str]:
-    """The selected experiments that train (not eval_only)."""
-    return [name for name in selected_experiments(config) if not config["experiments"][name].get("eval_only")]
-
-
-def train_data_path(config: Mapping[str, Any]) -> str:
-    """The prompt table training reads: the local engine reads `data.train.path` as it is; on the verl
-    engine that path (or hub id) is prepare-data's source and the table is prepare-data's output."""
-    train = config["data"]["train"]
-    if config.get("engine") == "verl":
-        return str(ResultsLayout.of(config).train_data)
-    return train.get("path") or str(ResultsLayout.of(config).train_data)
-
-
-def traces_path(config: Mapping[str, Any]) -> str:
-    traces = config["data"].get("traces", {})
-    return traces.get("path") or str(ResultsLayout.of(config).traces_data)
-
-
-# verl parquet files (written by tgpo.verl.data_prep and tgpo.verl.teacher_traces, read by
-# tgpo.verl.translate); their names live in tgpo.layout. App. B.1: every experiment uses one curated set,
-# the prompts with a correct teacher trace.
-def verl_data_dir(config: Mapping[str, Any]) -> Path:
-    return ResultsLayout.of(config).verl_data
-
-
-def verl_train_path(config: Mapping[str, Any]) -> Path:
-    return ResultsLayout.of(config).verl_train
-
-
-def verl_val_path(config: Mapping[str, Any]) -> Path:
-    return ResultsLayout.of(config).verl_val
-
-
-def curated_rl_path(config: Mapping[str, Any]) -> Path:
-    return ResultsLayout.of(config).curated_rl
-
-
-def curated_sft_path(config: Mapping[str, Any]) -> Path:
-    return ResultsLayout.of(config).curated_sft
-
-
-def rl_train_path(config: Mapping[str, Any]) -> Path:
-    """What every RL experiment trains on: the curated set when the config re-samples teacher traces
-    (`data.traces`, the paper's setting), else all prompts."""
-    return curated_rl_path(config) if config["data"].get("traces") else verl_train_path(config)
-
-
-def verl_train_files(config: Mapping[str, Any], experiment: str) -> Path:
-    """The parquet one experiment trains on under verl: SFT (no rollouts) the curated conversations,
-    every RL method `rl_train_path`."""
-    from tgpo.methods import get_method
-
-    method = get_method(config["experiments"][experiment]["method"])
-    return rl_train_path(config) if method.rollouts else curated_sft_path(config)

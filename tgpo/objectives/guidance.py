@@ -7,7 +7,7 @@ inside the clipped loss, so the teacher log-prob carries no gradient. The shapin
 log-prob ("log_prob", <= 0, unbounded below) or the probability pi_theta(y^T) in [0, 1] ("prob") that the
 authors' reward-shaping code adds (helldog-star/TGPO luffy/verl/verl/mix_src/mix_core_alg.py,
 compute_tipo_advantage adds teacher_coef times the exponential of the teacher-token log-prob), for which
-their lambda = 0.02 was chosen (tgpo.tgpo_methods).
+their lambda = 0.02 was chosen (tgpo.methods.tgpo_family).
 Positions whose teacher id is not in the student's vocabulary (teacher_valid_mask = 0) carry no teacher
 information: they add nothing to the guidance loss, and in TGPO_R they get their sequence's mean shaping
 over its valid positions, so they are neither favoured nor penalised relative to the rest of their

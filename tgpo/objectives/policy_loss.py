@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from tgpo.aggregation import masked_mean
+from tgpo.objectives.aggregation import masked_mean
 
 
 def clipped_policy_loss(

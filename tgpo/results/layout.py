@@ -70,7 +70,7 @@ class RunLayout:
 
     @property
     def settings_marker(self) -> Path:
-        """Written when a run starts: the resolved experiment's hash (tgpo.run_guard compares it)."""
+        """Written when a run starts: the resolved experiment's hash (tgpo.results.run_guard compares it)."""
         return self.root / "run_settings.json"
 
     def stale(self, old_hash: str, when: float | None = None) -> Path:
@@ -86,7 +86,7 @@ class ResultsLayout:
     root: Path
 
     @classmethod
-    def of(cls, config: Mapping[str, Any]) -> "ResultsLayout":
+    def of(cls, config: Mapping[str, Any]) -> ResultsLayout:
         """results/<name><name_suffix>/ (a scale overlay such as config/cpu-overlay.yaml sets the suffix, so a
         paper config's CPU stand-in run never shares a folder with the real one)."""
         return cls(RESULTS_ROOT / (config["name"] + config.get("name_suffix", "")))

@@ -12,8 +12,9 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 FILE_MODE = 0o666  # what open() asks for; the umask removes bits from it
 DIR_MODE = 0o777  # what mkdir asks for
@@ -70,7 +71,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def write_parquet(path: str | os.PathLike, frame: "Any") -> None:
+def write_parquet(path: str | os.PathLike, frame: Any) -> None:
     """Write a pandas DataFrame to parquet atomically."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)

@@ -32,9 +32,7 @@ def aggregate(
     if mode not in AGG_MODES:
         raise ValueError(f"aggregate: unknown loss_agg_mode {mode!r}; expected one of {AGG_MODES}")
     if loss_per_token.shape != mask.shape:
-        raise ValueError(
-            f"aggregate: loss_per_token {tuple(loss_per_token.shape)} and mask {tuple(mask.shape)} differ"
-        )
+        raise ValueError(f"aggregate: loss_per_token {tuple(loss_per_token.shape)} and mask {tuple(mask.shape)} differ")
     mask = mask.to(loss_per_token.dtype)
     masked = loss_per_token * mask
     if mode == "token-mean":

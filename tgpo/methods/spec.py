@@ -1,21 +1,21 @@
-"""The method registry: what makes each of the twelve training methods different.
+"""What makes each training method different: `MethodSpec`, built by `method_spec`.
 
 A `MethodSpec` names the pieces of the objective library a method composes (advantage estimator, reward,
 aggregation, policy loss, teacher signal, guidance, reverse-KL use) plus its default hyper-parameters
-(each with its source) and its verl overrides. `tgpo.objective` turns a spec into a loss.
+(each with its source) and its verl overrides. `tgpo.objectives.compose` turns a spec into a loss.
 
-TGPO and its variants are registered by `tgpo.tgpo_methods`; each baseline by one module of the
-`baselines` package, imported here with pkgutil on first use, so adding a module adds a method.
+A leaf: the registrants (tgpo.methods.tgpo_family, the modules of `baselines`) import it to declare their
+specs; tgpo.methods.registry collects them.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
+
+from tgpo.settings import HPARAMS
 
 ADVANTAGE_ESTIMATORS = ("grpo", "drgrpo", "rloo", "none")
 REWARD_SOURCES = ("verifier", "sequence_rkl", "verifier+implicit_prm", "none")
@@ -25,13 +25,8 @@ TEACHER_SIGNALS = ("none", "argmax", "sampled_log_prob")
 GUIDANCE_KINDS = ("none", "regulariser", "reward_shaping")
 RKL_KINDS = ("none", "token_advantage", "regulariser")
 
-# Every hyper-parameter a method may default or a config `hparams:` may override.
-HPARAM_NAMES = (
-    "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "entropy_coef", "kl_coef", "kl_estimator",
-    "w_init", "delta", "shaping_lambda", "shaping_signal", "rkl_coef", "rkl_estimator", "reward_mask_correct",
-    "luffy_gamma", "off_policy_per_group", "prime_beta", "prime_coef", "prime_outcome_coef", "prime_rm_lr",
-    "prime_accuracy_low", "prime_accuracy_high", "prime_oversample", "loss_scale_factor", "lr", "sft_epochs",
-)  # fmt: skip
+# Every hyper-parameter a method may default or a config `hparams:` may override (tgpo.settings).
+HPARAM_NAMES = tuple(setting.name for setting in HPARAMS)
 
 # verl's compute_policy_loss_vanilla always applies the dual clip and asserts clip_ratio_c > 1. A recipe
 # without one (clip_ratio_c None) is given this bound instead: verl clamps the log-ratio to [-20, 20], so
@@ -112,10 +107,14 @@ class MethodSpec:
             raise ValueError(f"MethodSpec {self.name!r}: guidance={self.guidance!r} needs teacher_signal='argmax'")
         if self.rkl != "none" and self.teacher_signal != "sampled_log_prob":
             raise ValueError(f"MethodSpec {self.name!r}: rkl={self.rkl!r} needs teacher_signal='sampled_log_prob'")
-        unclipped = [key for key in ("clip_ratio_low", "clip_ratio_high") if key in self.defaults and self.defaults[key] is None]
+        unclipped = [
+            key for key in ("clip_ratio_low", "clip_ratio_high") if key in self.defaults and self.defaults[key] is None
+        ]
         if unclipped and self.policy_loss != "off_policy_mix":
-            raise ValueError(f"MethodSpec {self.name!r}: {unclipped} None (no PPO clip) is only implemented by the "
-                             "off_policy_mix loss on verl (verl's own loss falls back to clip_ratio)")  # fmt: skip
+            raise ValueError(
+                f"MethodSpec {self.name!r}: {unclipped} None (no PPO clip) is only implemented by the "
+                "off_policy_mix loss on verl (verl's own loss falls back to clip_ratio)"
+            )
         for attribute in ("defaults", "defaults_source", "verl_overrides"):
             object.__setattr__(self, attribute, MappingProxyType(dict(getattr(self, attribute))))
 
@@ -124,7 +123,7 @@ def verl_overrides_from_fields(spec_fields: Mapping[str, Any]) -> dict[str, Any]
     """The Hydra overrides every method shares, derived from its estimator and aggregation mode.
 
     Hyper-parameter values (lr, clip ratios, KL, ...) are not here: tgpo.verl.translate maps the
-    resolved experiment's values (tgpo.resolve) onto verl keys, so a method default has one home.
+    resolved experiment's values (tgpo.config.resolve) onto verl keys, so a method default has one home.
     """
     overrides: dict[str, Any] = {"algorithm.use_kl_in_reward": False}
     estimator = spec_fields["advantage_estimator"]
@@ -188,53 +187,12 @@ def method_spec(
     )
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
-_LOADED = False
-
-
-def register_method(spec: MethodSpec) -> MethodSpec:
-    """Add `spec` to the registry (idempotent for an equal spec; a different spec under a taken name fails)."""
-    existing = _REGISTRY.get(spec.name)
-    if existing is not None and existing != spec:
-        raise ValueError(f"register_method: a different method is already registered as {spec.name!r}")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _load_registrations() -> None:
-    """Import tgpo.tgpo_methods and every module of the `baselines` package (once)."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    importlib.import_module("tgpo.tgpo_methods")
-    baselines = importlib.import_module("baselines")
-    for module in pkgutil.iter_modules(baselines.__path__, prefix="baselines."):
-        importlib.import_module(module.name)
-
-
-def list_methods() -> list[str]:
-    """Names of every registered method, TGPO's first, then the baselines in registration order."""
-    _load_registrations()
-    return list(_REGISTRY)
-
-
-def get_method(name: str) -> MethodSpec:
-    """The spec registered as `name`; KeyError listing the known names otherwise."""
-    _load_registrations()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown method {name!r}; known methods: {', '.join(list_methods())}")
-    return _REGISTRY[name]
-
-
 def resolve_hparams(method: MethodSpec, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The method's defaults updated by `overrides` (a config's `hparams:`); unknown keys raise KeyError."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(HPARAM_NAMES))
     if unknown:
-        raise KeyError(
-            f"hparams for method {method.name!r}: unknown keys {unknown}; known: {', '.join(HPARAM_NAMES)}"
-        )
+        raise KeyError(f"hparams for method {method.name!r}: unknown keys {unknown}; known: {', '.join(HPARAM_NAMES)}")
     return {**method.defaults, **overrides}
 
 

@@ -1,8 +1,8 @@
 """Resume integrity: a run folder only ever holds the training of one resolved experiment.
 
 When a run starts (either engine), `claim_run_dir` compares the hash recorded in the folder's settings
-marker (`runs/<experiment>/seed<k>/run_settings.json`, tgpo.layout) with the hash of the experiment
-about to train (tgpo.resolve, `run_hash`). A folder of other settings, or one with content but no
+marker (`runs/<experiment>/seed<k>/run_settings.json`, tgpo.results.layout) with the hash of the experiment
+about to train (tgpo.config.resolve, `run_hash`). A folder of other settings, or one with content but no
 marker, is moved aside to `seed<k>.stale-<old hash>-<time>/` (never deleted) and the reason is
 logged; the run then starts fresh, so it never resumes a checkpoint of other settings and its
 metrics.jsonl never mixes two settings. Then the marker is written. The local engine's checkpoints
@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tgpo.io import write_json
-from tgpo.layout import RunLayout
+from tgpo.results.io import write_json
+from tgpo.results.layout import RunLayout
 
 
 def recorded_hash(run: RunLayout) -> str | None:
@@ -34,8 +34,12 @@ def _log_to_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def claim_run_dir(run: RunLayout, run_hash: str, description: Mapping[str, Any] | None = None,
-                  log: Callable[[str], None] = _log_to_stderr) -> Path | None:
+def claim_run_dir(
+    run: RunLayout,
+    run_hash: str,
+    description: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = _log_to_stderr,
+) -> Path | None:
     """Make `run.root` a folder of `run_hash`'s training; return where an old run was moved, else None.
 
     description: written into the marker beside the hash (e.g. the resolved experiment).

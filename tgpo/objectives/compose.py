@@ -7,7 +7,7 @@ compute_loss: for one (micro-)batch, loss = policy term (clipped Eq. 4 / LUFFY m
   + rkl_coef * RKL regulariser (KDRL) + kl_coef * KL-to-reference (SimpleRL-Zero) - entropy_coef * entropy,
 every term aggregated with the method's loss_agg_mode and the mini-batch totals, so micro-batch losses
 sum to the mini-batch loss. The student's log-probs of the sampled and teacher tokens come from one
-pass over the logits (tgpo.token_log_probs).
+pass over the logits (tgpo.objectives.token_log_probs).
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from tgpo.advantages import broadcast_to_tokens, group_advantages
-from tgpo.aggregation import aggregate, masked_mean
-from tgpo.annealing import guidance_weight
-from tgpo.guidance import guidance_loss_per_token, shaped_advantages
-from tgpo.implicit_reward import prime_advantages
 from tgpo.methods import MethodSpec, resolve_hparams
-from tgpo.off_policy import mix_on_off_policy, off_policy_loss_per_token
-from tgpo.policy_loss import clipped_policy_loss
-from tgpo.reverse_kl import kl_estimate, rkl_regulariser_per_token, rkl_token_advantages, sequence_rkl_reward
-from tgpo.sft_loss import nll_per_token
-from tgpo.token_log_probs import entropy_from_logits, gather_token_log_probs
+from tgpo.objectives.advantages import broadcast_to_tokens, group_advantages
+from tgpo.objectives.aggregation import aggregate, masked_mean
+from tgpo.objectives.annealing import guidance_weight
+from tgpo.objectives.guidance import guidance_loss_per_token, shaped_advantages
+from tgpo.objectives.implicit_reward import prime_advantages
+from tgpo.objectives.off_policy import mix_on_off_policy, off_policy_loss_per_token
+from tgpo.objectives.policy_loss import clipped_policy_loss
+from tgpo.objectives.reverse_kl import kl_estimate, rkl_regulariser_per_token, rkl_token_advantages, sequence_rkl_reward
+from tgpo.objectives.sft_loss import nll_per_token
+from tgpo.objectives.token_log_probs import entropy_from_logits, gather_token_log_probs
 
 
 @dataclass
@@ -76,7 +76,7 @@ def compute_advantages(
 
     scores: [N] verifier rewards; group_index: [N] prompt of each response; response_mask: [N, T].
     old_log_probs / teacher_log_probs: [N, T] sampled-token log-probs (RKL family);
-    implicit_rewards: [N, T] PRIME's beta * (log pi_phi - log pi_ref) (tgpo.implicit_reward).
+    implicit_rewards: [N, T] PRIME's beta * (log pi_phi - log pi_ref) (tgpo.objectives.implicit_reward).
     """
     hp = resolve_hparams(method, hparams)
     mask = response_mask.to(torch.float32)
@@ -134,8 +134,14 @@ def _policy_term(
     advantages = inputs.advantages
     if method.guidance == "reward_shaping":
         shaping_lambda = guidance_weight(step, float(hp["shaping_lambda"]), float(hp.get("delta") or 0.0))
-        advantages = shaped_advantages(advantages, log_probs["teacher"], shaping_lambda, teacher_valid,
-                                       response_mask=mask, signal=hp.get("shaping_signal", "log_prob"))  # fmt: skip
+        advantages = shaped_advantages(
+            advantages,
+            log_probs["teacher"],
+            shaping_lambda,
+            teacher_valid,
+            response_mask=mask,
+            signal=hp.get("shaping_signal", "log_prob"),
+        )
         metrics["tgpo/shaping_lambda"] = shaping_lambda
     on_policy_mask = mask
     if method.policy_loss == "off_policy_mix":

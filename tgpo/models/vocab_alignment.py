@@ -21,7 +21,7 @@ row would tie with the original in the argmax). The teacher's log-probability of
 token is therefore not meaningful; such ids are listed in the vocabulary map beside the checkpoint.
 
 This module is pure: strings and ids in, a row map out (`string_alignment`), and the row gather
-(`permute_rows`). tgpo.model_prep applies it to a checkpoint's shards.
+(`permute_rows`). tgpo.models.prepare applies it to a checkpoint's shards.
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ class VocabAlignment:
     source_rows: list[int]
     aligned_id_of_teacher: list[int]
     unmapped_student_ids: list[int]  # student ids whose string the teacher lacks (zero rows)
-    renumbered_ids: dict[int, int] = field(default_factory=dict)  # teacher id -> student id, shared strings with different ids
+    renumbered_ids: dict[int, int] = field(
+        default_factory=dict
+    )  # teacher id -> student id, shared strings with different ids
     teacher_only_ids: list[int] = field(default_factory=list)  # teacher ids with a string the student lacks
     teacher_padding_ids: list[int] = field(default_factory=list)  # teacher rows with no string at all
 
@@ -68,10 +70,14 @@ class VocabAlignment:
                 "zero_rows": sum(1 for row in self.source_rows if row == ZERO_ROW),
             },
             "unmapped_student": [{"student_id": i, "token": student_strings[i]} for i in self.unmapped_student_ids],
-            "renumbered": [{"token": teacher_strings[t], "teacher_id": t, "student_id": s}
-                           for t, s in sorted(self.renumbered_ids.items())],
-            "teacher_only": [{"token": teacher_strings[t], "teacher_id": t, "aligned_id": self.aligned_id_of_teacher[t]}
-                             for t in self.teacher_only_ids],
+            "renumbered": [
+                {"token": teacher_strings[t], "teacher_id": t, "student_id": s}
+                for t, s in sorted(self.renumbered_ids.items())
+            ],
+            "teacher_only": [
+                {"token": teacher_strings[t], "teacher_id": t, "aligned_id": self.aligned_id_of_teacher[t]}
+                for t in self.teacher_only_ids
+            ],
             "zero_row_policy": "unmapped student ids and padding rows: zero embedding row and zero output-head row",
         }
 
@@ -87,8 +93,14 @@ def ids_by_string(vocab: Mapping[str, int], name: str) -> dict[int, str]:
     return strings
 
 
-def string_alignment(student_vocab: Mapping[str, int], teacher_vocab: Mapping[str, int], teacher_rows: int,
-                     *, min_rows: int = 0, row_multiple: int = 1) -> VocabAlignment:
+def string_alignment(
+    student_vocab: Mapping[str, int],
+    teacher_vocab: Mapping[str, int],
+    teacher_rows: int,
+    *,
+    min_rows: int = 0,
+    row_multiple: int = 1,
+) -> VocabAlignment:
     """The row map of the student-aligned teacher (module docstring) from both tokenizers' `get_vocab()`.
 
     student_vocab: {token string: student id}, ids exactly 0 .. V_S-1.
@@ -128,9 +140,16 @@ def string_alignment(student_vocab: Mapping[str, int], teacher_vocab: Mapping[st
     for aligned_id, teacher_id in enumerate(source_rows):
         if teacher_id != ZERO_ROW:
             aligned_id_of_teacher[teacher_id] = aligned_id
-    return VocabAlignment(student_vocab_size=student_size, teacher_rows=int(teacher_rows), source_rows=source_rows,
-                          aligned_id_of_teacher=aligned_id_of_teacher, unmapped_student_ids=unmapped,
-                          renumbered_ids=renumbered, teacher_only_ids=teacher_only, teacher_padding_ids=padding)
+    return VocabAlignment(
+        student_vocab_size=student_size,
+        teacher_rows=int(teacher_rows),
+        source_rows=source_rows,
+        aligned_id_of_teacher=aligned_id_of_teacher,
+        unmapped_student_ids=unmapped,
+        renumbered_ids=renumbered,
+        teacher_only_ids=teacher_only,
+        teacher_padding_ids=padding,
+    )
 
 
 def permute_rows(weight, source_rows: list[int]):

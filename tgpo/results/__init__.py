@@ -1,0 +1,1 @@
+"""What a run leaves on disk: the results layout, atomic writes, the run guard."""
