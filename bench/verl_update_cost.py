@@ -188,6 +188,7 @@ class VerlActorUpdate:
         from verl.workers.utils.losses import ppo_loss
 
         import tgpo.verl.register  # noqa: F401  (loaded by `import verl` already: loss modes, compute_topk_loss)
+        from tgpo.verl.cpu.settings import EAGER_ENTROPY, accelerator_present
 
         n_tokens = packed_tokens(args)
         engine_overrides = [
@@ -202,6 +203,8 @@ class VerlActorUpdate:
             "critic.enable=false",
             f"actor_rollout_ref.actor.ppo_max_token_len_per_gpu={n_tokens}",
         ]
+        if not accelerator_present():
+            engine_overrides += [f"{key}={str(value).lower()}" for key, value in EAGER_ENTROPY.items()]
         if args.param_dtype != "bf16":
             engine_overrides.append(
                 f"+actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype={args.param_dtype}"

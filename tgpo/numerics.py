@@ -109,8 +109,8 @@ KERNEL_PINS = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 
 
 def without_kernel_pins(environ: Mapping[str, str]) -> dict[str, str]:
-    """`environ` less the kernel pins this module sets (the environment for a process that runs verl's
-    engine: the FSDP engine crashed, "double free or corruption", in CI with them inherited)."""
+    """`environ` less the kernel pins this module sets: the environment of a process that runs verl's
+    engine, as `verl-train` gives its workers (release_kernel_pins)."""
     return {key: value for key, value in environ.items() if not (key in KERNEL_PINS and value == PINNED_ENV[key])}
 
 
