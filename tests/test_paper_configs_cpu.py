@@ -103,10 +103,11 @@ def kill_after_first_checkpoint(workdir: Path) -> None:
                 sys.executable,
                 "-m",
                 "snakemake",
+                # the target first: --resources (and --configfile, --config) take every word up to the next option
+                str(results / "runs" / experiment / "seed0" / "run.json"),
                 "-c2",
                 "--resources",
                 "mem_mb=20000",
-                str(results / "runs" / experiment / "seed0" / "run.json"),
                 "--configfile",
                 paper,
                 OVERLAY,
