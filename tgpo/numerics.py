@@ -108,16 +108,22 @@ def pin_process_environment() -> None:
 KERNEL_PINS = ("MKL_CBWR", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 
 
+def _our_kernel_pins(environ: Mapping[str, str]) -> list[str]:
+    """The kernel pins in `environ` that hold this module's values (a user's own setting is not ours)."""
+    return [key for key in KERNEL_PINS if environ.get(key) == PINNED_ENV[key]]
+
+
 def without_kernel_pins(environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` less the kernel pins this module sets: the environment of a process that runs verl's
     engine, as `verl-train` gives its workers (release_kernel_pins)."""
-    return {key: value for key, value in environ.items() if not (key in KERNEL_PINS and value == PINNED_ENV[key])}
+    ours = _our_kernel_pins(environ)
+    return {key: value for key, value in environ.items() if key not in ours}
 
 
 def release_kernel_pins() -> list[str]:
     """Remove the kernel pins this module set from os.environ (processes started afterwards choose their
     kernels as torch does by default); returns the names removed. The thread counts stay."""
-    released = [key for key in KERNEL_PINS if os.environ.get(key) == PINNED_ENV[key]]
+    released = _our_kernel_pins(os.environ)
     for key in released:
         del os.environ[key]
     return released
