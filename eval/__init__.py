@@ -21,5 +21,6 @@ authors' template, settings and grading rules) or "suite" (this project's first 
 | `eval.summary` | verb `summarize`: every per-sample parquet -> summary.parquet |
 | `eval.lm_eval_check` | verb `lm-eval-check`: lm-evaluation-harness on the same model and data |
 | `eval.experiment` | verb `eval-experiment`: one experiment x seed on every benchmark of its config |
+| `eval.checkpoint_choice` | verb `choose-checkpoint`: App. B.3's best save, chosen on the test benchmarks |
 | `eval.preflight` | verb `validate-config`: merge config files as Snakemake does, validate, resolve every experiment |
 """

@@ -69,6 +69,13 @@ def load_spec(output: str, *, config_path: str | Path | None = None, spec_json: 
         if isinstance(entry, dict) and entry.get("seeds") is not None
     }
     spec.setdefault("seeds", seeds)
+    training = config.get("training") or {}
+    choices = {
+        name: ((entry.get("training") or {}).get("checkpoint_choice") or training.get("checkpoint_choice") or "last")
+        for name, entry in experiments.items()
+        if isinstance(entry, dict) and not entry.get("eval_only")
+    }
+    spec.setdefault("checkpoint_choice", {name: choice for name, choice in choices.items() if choice != "last"})
     return spec
 
 
@@ -77,6 +84,31 @@ def not_run_note(spec: Mapping[str, Any]) -> str | None:
     rows or series out: the pipeline writes what ran and says what did not."""
     not_run = spec.get("not_run") or []
     return f"Not run in this selection (only_experiments): {', '.join(not_run)}." if not_run else None
+
+
+# How a row's reported save was chosen (`training.checkpoint_choice`; the last save needs no note)
+CHOICE_WORDS = {
+    "test": "the save with the best in-distribution Avg. on these test benchmarks (the paper's "
+    '"best-performing checkpoints", App. B.3; optimistic: the test set picks the model)',
+    "validation": "the save with the best score on verl's validation split (App. B.3, our alternative)",
+}
+
+
+def checkpoint_choice_note(spec: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
+    """The sentence naming the rows whose reported checkpoint is not the last save, and how it was chosen.
+    `spec["checkpoint_choice"]`: {experiment: choice}; `labels`: {experiment: row label}."""
+    chosen = {e: c for e, c in (spec.get("checkpoint_choice") or {}).items() if e in labels and c != "last"}
+    if not chosen:
+        return None
+    sentences = []
+    for choice, words in CHOICE_WORDS.items():
+        rows = [labels[e] for e, c in chosen.items() if c == choice]
+        if rows:
+            sentences.append(f"{', '.join(rows)}: {words}.")
+    unknown = sorted({c for c in chosen.values() if c not in CHOICE_WORDS})
+    if unknown:
+        raise ValueError(f"checkpoint_choice {unknown}: expected one of {['last', *CHOICE_WORDS]}")
+    return " ".join(sentences)
 
 
 def table_rows(output: str, spec: Mapping[str, Any]) -> list[RowSpec]:

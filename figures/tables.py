@@ -21,7 +21,7 @@ import pandas as pd
 
 from figures.paper_numbers import benchmark_names, paper_table
 from figures.results import average_estimate, benchmark_domains, estimate, load_summary, select_scores
-from figures.spec import RowSpec, not_run_note, seeds_for, table_rows
+from figures.spec import RowSpec, checkpoint_choice_note, not_run_note, seeds_for, table_rows
 from figures.stats import Estimate
 from tgpo.results.io import write_text
 
@@ -136,7 +136,15 @@ def table_from_results(name: str, spec: Mapping, summary: pd.DataFrame, source: 
         columns,
         [Row(row.label, row.group, row.teacher, row.experiment, row.paper_label or row.label) for row in row_specs],
         tuple(definition.get("marks", ())),
-        note=not_run_note(spec),
+        note=" ".join(
+            note
+            for note in (
+                checkpoint_choice_note(spec, {row.experiment: row.label for row in row_specs}),
+                not_run_note(spec),
+            )
+            if note
+        )
+        or None,
     )
     paper_by_label = {row.label: scores_ for row, scores_ in paper_rows(name)}
     paper_average_of = {column.key: column.average_of for column in paper_columns(name)}

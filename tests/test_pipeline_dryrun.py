@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tgpo.config import evaluation_setting, experiment_seeds, load_config, training_experiments
+from tgpo.config.resolve import checkpoint_choice
 from tgpo.results.layout import ResultsLayout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,11 @@ def test_miniature_plans_every_experiment_and_output():
 @pytest.mark.parametrize("config_name", ["paper-7b.yaml", "paper-1.5b.yaml"])
 def test_paper_config_through_slurm_profile_asks_for_gpus(config_name):
     config = load_config(ROOT / "config" / config_name)
+    if config_name == "paper-1.5b.yaml":  # Table 3's KDRL and RKL report their best save on the test sets
+        assert {name for name in config["experiments"] if checkpoint_choice(config, name) == "test"} == {
+            "kdrl",
+            "op_distill",
+        }
     output = dry_run("--profile", "slurm", "--configfile", f"config/{config_name}", "--forceall")
     counts = job_stats(output)
     train_jobs = jobs_of(output, "train")
@@ -86,27 +92,38 @@ def test_paper_config_through_slurm_profile_asks_for_gpus(config_name):
         assert f"gres=gpu:{n_gpus}" in block, block
         assert "tasks_per_gpu=0" in block
     assert planned == expected_runs
-    check_evaluation_jobs(config, jobs_of(output, "evaluate"))
+    check_evaluation_jobs(config, output)
     check_hub_download_first(config, output)
     assert counts["prepare_model"] >= 1 and counts["prepare_data"] == 1
 
 
-def check_evaluation_jobs(config, jobs):
+def check_evaluation_jobs(config, output):
     """Issue 18, item 6: one job per experiment x seed x benchmark (a retry redoes only missing files), each
-    with its experiment's own GPUs (vLLM tensor parallel) and time limit."""
-    expected = {
-        (e, s, b) for e in config["experiments"] for s in experiment_seeds(config, e) for b in config["benchmarks"]
-    }
-    planned = set()
-    for block in jobs:
-        found = re.search(r"wildcards: experiment=(\S+), seed=(\d+), benchmark=(\S+)", block)
-        experiment, seed, benchmark = found.group(1), int(found.group(2)), found.group(3)
-        planned.add((experiment, seed, benchmark))
-        assert f"gres=gpu:{evaluation_setting(config, experiment, 'n_gpus')}" in block, block
-        assert f"runtime={evaluation_setting(config, experiment, 'runtime_min')}" in block, block
-    assert planned == expected and len(jobs) == len(expected)
+    with its experiment's own GPUs (vLLM tensor parallel) and time limit. Item 5: a `checkpoint_choice:
+    test` run has every save evaluated (evaluate_saves, one job per benchmark), then one choose_checkpoint."""
+    test_choice = {name for name in config["experiments"] if checkpoint_choice(config, name) == "test"}
+
+    def planned_jobs(rule, names):
+        expected = {(e, s, b) for e in names for s in experiment_seeds(config, e) for b in config["benchmarks"]}
+        jobs = jobs_of(output, rule)
+        planned = set()
+        for block in jobs:
+            found = re.search(r"wildcards: experiment=(\S+), seed=(\d+), benchmark=(\S+)", block)
+            experiment, seed, benchmark = found.group(1), int(found.group(2)), found.group(3)
+            planned.add((experiment, seed, benchmark))
+            assert f"gres=gpu:{evaluation_setting(config, experiment, 'n_gpus')}" in block, block
+            assert f"runtime={evaluation_setting(config, experiment, 'runtime_min')}" in block, block
+        assert planned == expected and len(jobs) == len(expected), rule
+        return jobs
+
+    jobs = planned_jobs("evaluate", [name for name in config["experiments"] if name not in test_choice])
     teacher = [block for block in jobs if "experiment=teacher," in block]
     assert all("gres=gpu:4" in block and "runtime=720" in block for block in teacher)
+    planned_jobs("evaluate_saves", sorted(test_choice))
+    chosen = {
+        re.search(r"wildcards: experiment=(\S+), seed=", b).group(1) for b in jobs_of(output, "choose_checkpoint")
+    }
+    assert chosen == test_choice
 
 
 def check_hub_download_first(config, output):

@@ -171,6 +171,16 @@ def test_disk_per_run_for_the_7b_student():
     assert round(every["final"] / 1e9) == 259
 
 
+def test_disk_of_a_run_whose_saves_are_all_evaluated():
+    """paper-1.5b's KDRL (1.54e9 parameters, a save every 10 steps, checkpoint_choice: test): every save's
+    fp32 model is kept and each earlier save also exported in bf16 (3.1 GB each)."""
+    params = 1.54e9
+    for steps, kept, exported in ((60, 52, 68), (300, 200, 290)):
+        assert round(retention.run_disk_bytes(params, steps, 10, keep_every_model=True)["final"] / 1e9) == kept
+        both = retention.run_disk_bytes(params, steps, 10, keep_every_model=True, export_every_save=True)
+        assert round(both["final"] / 1e9) == exported
+
+
 # ------------------------------------------------------------------------------------------------
 # item 15: trackers
 # ------------------------------------------------------------------------------------------------

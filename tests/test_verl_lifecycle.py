@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tgpo.config import load_config
 from tgpo.config.resolve import resolve_experiment
@@ -254,27 +255,52 @@ def test_validation_choice_takes_the_best_kept_checkpoint():
         lifecycle.choose_checkpoint("validation", [{"step": 50}], [50])
 
 
-def test_kdrl_stops_at_the_length_explosion_and_exports_its_best_checkpoint(workdir, monkeypatch):
-    """paper-1.5b's KDRL (Table 3, a save every 10 steps): the length reaches the window at step 207; verl
-    is stopped after the save at step 210, the save with the best validation score (step 50) is exported,
-    and a re-run does not resume training."""
-    resolved = claimed_run(PAPER_1P5B, "kdrl")
+def collapsing_kdrl_run() -> dict[int, dict]:
+    """paper-1.5b's KDRL (Table 3): the length reaches the window at step 207 (>= 0.95 x 8192); the
+    validation score peaks at step 50."""
     run_steps = steps(300)
     for step in range(100, 301):
-        run_steps[step]["response_length/mean"] = 3000.0 + 45 * (step - 100)  # 7815 (>= 0.95 x 8192) at 207
+        run_steps[step]["response_length/mean"] = 3000.0 + 45 * (step - 100)  # 7815 at 207
     for step, score in ((50, 0.31), (100, 0.28), (150, 0.12), (200, 0.02)):
         run_steps[step]["val-core/openr1_math/reward/mean@1"] = score
-    fake = FakeVerl(run_steps, saves=range(10, 301, 10))
+    return run_steps
+
+
+def test_kdrl_stops_at_the_length_explosion_and_exports_every_save_for_the_test_choice(workdir, monkeypatch):
+    """paper-1.5b's KDRL reports its best save on the test benchmarks (checkpoint_choice: test, the paper's
+    "best-performing checkpoints"): verl is stopped after the save at step 210, the last save becomes the
+    checkpoint and every earlier save is exported beside it for evaluation; a re-run does not resume."""
+    resolved = claimed_run(PAPER_1P5B, "kdrl")
+    fake = FakeVerl(collapsing_kdrl_run(), saves=range(10, 301, 10))
     monkeypatch.setattr(verl_run, "run_watched", fake)
     assert verl_run.run(run_args(PAPER_1P5B, "kdrl")) == 0
     record = json.loads(resolved.run.run_json.read_text())
-    assert record["checkpoint_step"] == 50 and record["checkpoint_choice"] == "validation"
+    assert record["checkpoint_step"] == 210 and record["checkpoint_choice"] == "test"
     assert "App. B.3" in record["ended"] and record["steps_logged"] == 210
-    assert workdir == [resolved.run.checkpoints / "global_step_50" / "actor"]
+    assert {int(step) for step in record["earlier_saves"]} == set(range(10, 210, 10))
+    exported = [resolved.run.checkpoints / f"global_step_{step}" / "actor" for step in [210, *range(10, 210, 10)]]
+    assert workdir == exported  # the last save as the checkpoint, then the earlier ones
+    assert (resolved.run.saved_model(50) / "source.txt").read_text().endswith("global_step_50/actor")
     marker = lifecycle.finished_marker(resolved.run.checkpoints)
     assert marker["step"] == 210 and marker["stopped_at_step"] == 207
     resolved.run.run_json.unlink()
     assert verl_run.run(run_args(PAPER_1P5B, "kdrl")) == 0 and fake.calls == 1, "the stopped run was resumed"
+
+
+def test_validation_choice_exports_the_best_validated_save(workdir, monkeypatch, tmp_path):
+    """The same run with checkpoint_choice: validation exports only the save with the best validation
+    score (step 50) as the checkpoint."""
+    config = yaml.safe_load(PAPER_1P5B.read_text())
+    config["experiments"]["kdrl"]["training"]["checkpoint_choice"] = "validation"
+    variant = tmp_path / "paper-1.5b-validation.yaml"
+    variant.write_text(yaml.safe_dump(config, sort_keys=False))
+    resolved = claimed_run(variant, "kdrl")
+    monkeypatch.setattr(verl_run, "run_watched", FakeVerl(collapsing_kdrl_run(), saves=range(10, 301, 10)))
+    assert verl_run.run(run_args(variant, "kdrl")) == 0
+    record = json.loads(resolved.run.run_json.read_text())
+    assert record["checkpoint_step"] == 50 and record["checkpoint_choice"] == "validation"
+    assert "earlier_saves" not in record
+    assert workdir == [resolved.run.checkpoints / "global_step_50" / "actor"]
 
 
 def test_stop_rule_waits_for_a_save(tmp_path):
@@ -297,8 +323,8 @@ def test_stop_rule_is_set_for_table_3_kdrl_and_rkl_only():
         if (entry.get("training") or {}).get("stop_length_fraction") is not None
     }
     assert ruled == {"kdrl", "op_distill"}
-    for name in ruled:
-        assert resolve_experiment(config, name, 0).training["checkpoint_choice"] == "validation"
+    for name in ruled:  # App. B.3's "best-performing checkpoints", judged on the test benchmarks
+        assert resolve_experiment(config, name, 0).training["checkpoint_choice"] == "test"
 
 
 def test_local_engine_refuses_the_verl_only_stop_rule():

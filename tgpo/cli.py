@@ -40,6 +40,10 @@ VERBS: dict[str, tuple[str, str]] = {
     ),
     "download": ("tgpo.hub", "fetch every pinned hub model / data set of a config (login node; the download rule)"),
     "eval-experiment": ("eval.experiment", "evaluate one experiment x seed on every benchmark of a config"),
+    "choose-checkpoint": (
+        "eval.checkpoint_choice",
+        "checkpoint_choice test: report the save with the best Avg. on the test benchmarks (App. B.3)",
+    ),
     "timing": ("tgpo.timing", "list the slowest pipeline jobs from Snakemake's benchmark files"),
     "validate-config": ("eval.preflight", "merge config files as Snakemake does, validate, resolve every experiment"),
 }

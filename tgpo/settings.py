@@ -130,9 +130,10 @@ TRAINING: tuple[Setting, ...] = (
     ),
     Setting(
         "checkpoint_choice",
-        {"enum": ["last", "validation"]},
+        {"enum": ["last", "validation", "test"]},
         None,
-        "verl: the save exported for evaluation: the last, or the best on verl's validation set (App. B.3)",
+        "verl: the save reported: the last, the best on verl's validation set, or the best Avg. on the test "
+        "benchmarks (App. B.3's 'best-performing checkpoints', the paper's choice: every save is evaluated)",
     ),
     Setting(
         "loggers",

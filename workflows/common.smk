@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tgpo import config as tgpo_config
 from tgpo import hub as tgpo_hub
+from tgpo.config.resolve import checkpoint_choice
 from tgpo.results.layout import ResultsLayout
 
 LAYOUT = ResultsLayout.of(config)  # every path under results/<name>/ (tgpo/results/layout.py)
@@ -14,6 +15,8 @@ ENGINE = config["engine"]
 SELECTED = tgpo_config.selected_experiments(config)  # all experiments, or the config's only_experiments
 TRAINED = tgpo_config.training_experiments(config)
 EVAL_ONLY = [name for name in SELECTED if name not in TRAINED]
+# `checkpoint_choice: test` runs (App. B.3, verl only): every save is evaluated, then the best is reported
+TEST_CHOICE = [name for name in TRAINED if checkpoint_choice(config, name) == "test"]
 BENCHMARKS = list(config["benchmarks"])
 BUILT_MODELS = [key for key, model in config["models"].items() if "build" in model]
 # the folder under models/ where build-model writes each (tgpo.config.model_source: <key>, or <key>.built when
@@ -84,6 +87,11 @@ wildcard_constraints:
     experiment="[A-Za-z0-9_.-]+",
     seed=r"\d+",
     model="[A-Za-z0-9_.-]+",
+
+
+def one_of(names):
+    """A wildcard pattern that matches exactly `names` (none: a pattern that matches nothing)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
 def rule_resources(rule_name, defaults):

@@ -33,7 +33,7 @@ if "world" in config:
             # models/<key>/, or models/<key>.built/ when the pipeline prepares it afterwards (tgpo.config.model_source)
             directory(str(LAYOUT.model("{built}"))),
         wildcard_constraints:
-            built="|".join(re.escape(name) for name in BUILT_MODEL_OF_NAME) or "^$",
+            built=one_of(BUILT_MODEL_OF_NAME),
         params:
             kind=lambda wc: config["models"][BUILT_MODEL_OF_NAME[wc.built]]["build"],
             options=lambda wc: " ".join(
@@ -121,7 +121,7 @@ if ENGINE == "verl":
         output:
             directory(str(LAYOUT.model("{model}"))),
         wildcard_constraints:
-            model="|".join(PREPARED_MODELS) or "^$",
+            model=one_of(PREPARED_MODELS),
         log:
             log_file("prepare_model", "{model}"),
         benchmark:

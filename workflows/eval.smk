@@ -47,7 +47,7 @@ if ENGINE == "local":
             output:
                 [str(LAYOUT.eval_file("{experiment}", seed, benchmark)) for seed in _seeds for benchmark in BENCHMARKS],
             wildcard_constraints:
-                experiment="|".join(re.escape(experiment) for experiment in _experiments),
+                experiment=one_of(_experiments),
             log:
                 log_file("eval", "{experiment}"),
             benchmark:
@@ -70,7 +70,8 @@ elif config.get("evaluation", {}).get("job_per_benchmark", True):
         output:
             str(LAYOUT.eval_file("{experiment}", "{seed}", "{benchmark}")),
         wildcard_constraints:
-            benchmark="|".join(re.escape(benchmark) for benchmark in BENCHMARKS),
+            benchmark=one_of(BENCHMARKS),
+            experiment=one_of([name for name in SELECTED if name not in TEST_CHOICE]),
         log:
             log_file("eval", "{experiment}", "seed{seed}", "{benchmark}"),
         benchmark:
@@ -92,6 +93,8 @@ else:
             unpack(eval_inputs),
         output:
             [str(LAYOUT.eval_file("{experiment}", "{seed}", benchmark)) for benchmark in BENCHMARKS],
+        wildcard_constraints:
+            experiment=one_of([name for name in SELECTED if name not in TEST_CHOICE]),
         log:
             log_file("eval", "{experiment}", "seed{seed}"),
         benchmark:
@@ -101,6 +104,53 @@ else:
             **EVAL_RESOURCES,
         shell:
             "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
+            "--seed {wildcards.seed} > {log} 2>&1"
+
+
+if TEST_CHOICE:
+    # App. B.3's "best-performing checkpoints" (`checkpoint_choice: test`): every save of the run is evaluated
+    # (one saves file per benchmark, the same jobs as above), then choose-checkpoint reports the save with
+    # the best Avg. as the experiment's eval files (eval/checkpoint_choice.py).
+    _PER_BENCHMARK = config.get("evaluation", {}).get("job_per_benchmark", True)
+
+    rule evaluate_saves:
+        """Generate and grade every save of a checkpoint_choice: test run (one benchmark, or all of them)."""
+        input:
+            unpack(eval_inputs),
+        output:
+            [str(LAYOUT.saves_eval_file("{experiment}", "{seed}", "{benchmark}"))]
+            if _PER_BENCHMARK
+            else [str(LAYOUT.saves_eval_file("{experiment}", "{seed}", benchmark)) for benchmark in BENCHMARKS],
+        wildcard_constraints:
+            experiment=one_of(TEST_CHOICE),
+            **({"benchmark": one_of(BENCHMARKS)} if _PER_BENCHMARK else {}),
+        log:
+            log_file("eval", "{experiment}", "seed{seed}", "saves" + ("_{benchmark}" if _PER_BENCHMARK else "")),
+        benchmark:
+            timing_file("eval", "{experiment}", "seed{seed}", "saves" + ("_{benchmark}" if _PER_BENCHMARK else ""))
+        threads: 1
+        resources:
+            **EVAL_RESOURCES,
+        params:
+            benchmarks=lambda wildcards: f"--benchmarks {wildcards.benchmark}" if _PER_BENCHMARK else "",
+        shell:
+            "python -m tgpo eval-experiment --config {CFG} --experiment {wildcards.experiment} "
+            "--seed {wildcards.seed} {params.benchmarks} > {log} 2>&1"
+
+    rule choose_checkpoint:
+        """Report the save with the best Avg. on the test benchmarks (App. B.3, the paper's choice)."""
+        input:
+            [str(LAYOUT.saves_eval_file("{experiment}", "{seed}", benchmark)) for benchmark in BENCHMARKS],
+        output:
+            [str(LAYOUT.eval_file("{experiment}", "{seed}", benchmark)) for benchmark in BENCHMARKS],
+            choice=str(LAYOUT.checkpoint_choice("{experiment}", "{seed}")),
+        wildcard_constraints:
+            experiment=one_of(TEST_CHOICE),
+        log:
+            log_file("eval", "{experiment}", "seed{seed}", "choose_checkpoint"),
+        localrule: True
+        shell:
+            "python -m tgpo choose-checkpoint --config {CFG} --experiment {wildcards.experiment} "
             "--seed {wildcards.seed} > {log} 2>&1"
 
 

@@ -54,6 +54,9 @@ def figures_spec_json(output):
         spec["not_run"] = not_run
     spec["seeds"] = {experiment: [int(seed) for seed in seeds_of(experiment)]
                      for experiment in figures_experiments(output) if experiment in SELECTED}
+    chosen = {experiment: checkpoint_choice(config, experiment)
+              for experiment in figures_experiments(output) if experiment in SELECTED}
+    spec["checkpoint_choice"] = {experiment: choice for experiment, choice in chosen.items() if choice != "last"}
     return json.dumps(spec, sort_keys=True)
 
 

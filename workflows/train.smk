@@ -65,7 +65,7 @@ if ENGINE == "local":
                 [run_file("{experiment}", seed, "run_json") for seed in _seeds],
                 [str(LAYOUT.eval_file("{experiment}", seed, benchmark)) for seed in _seeds for benchmark in BENCHMARKS],
             wildcard_constraints:
-                experiment="|".join(re.escape(experiment) for experiment in _experiments),
+                experiment=one_of(_experiments),
             log:
                 log_file("train", "{experiment}"),
             benchmark:

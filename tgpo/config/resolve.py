@@ -244,3 +244,11 @@ def resolve_experiment(config: Mapping[str, Any], experiment: str, seed: int) ->
         run=ResultsLayout.of(config).run(experiment, int(seed)),
         run_hash=settings_hash(determining),
     )
+
+
+def checkpoint_choice(config: Mapping[str, Any], experiment: str) -> str:
+    """Which save an experiment reports (`training.checkpoint_choice`, resolved): "last" (the default and
+    for eval-only rows), "validation" or "test" (App. B.3; tgpo.verl.lifecycle, eval.checkpoint_choice)."""
+    if config["experiments"][experiment].get("eval_only"):
+        return "last"
+    return resolve_experiment(config, experiment, 0).training.get("checkpoint_choice") or "last"

@@ -7,9 +7,11 @@
       models/<model key>.built/                    a built model before its preparation
       data/train.parquet, data/traces.parquet      prompts and filtered teacher traces
       data/verl/                                   verl's RL / SFT parquet files
-      runs/<experiment>/seed<k>/                   one training run (RunLayout below)
+      runs/<experiment>/seed<k>/                   one training run (RunLayout below; saves/step_<n>/: the
+                                                   earlier saves of a checkpoint_choice: test run)
       runs/<experiment>/seed<k>.stale-<hash>-<time>/   a run of other settings, moved aside
       eval/<experiment>/seed<k>/<benchmark>.parquet
+      eval/<experiment>/seed<k>/saves/<benchmark>.parquet, checkpoint_choice.json   checkpoint_choice: test
       summary.parquet
       figures/                                     tables and figures
       logs/, benchmarks/                           Snakemake job logs and timings
@@ -59,6 +61,10 @@ class RunLayout:
     @property
     def checkpoints(self) -> Path:  # intermediate checkpoints for resume (local: step_<n>/, verl: global_step_<n>/)
         return self.root / "checkpoints"
+
+    def saved_model(self, step: int) -> Path:
+        """An earlier save exported for evaluation (`checkpoint_choice: test`; the last save is the checkpoint)."""
+        return self.root / "saves" / f"step_{step}"
 
     @property
     def metrics(self) -> Path:  # one JSON object per training step
@@ -154,6 +160,14 @@ class ResultsLayout:
 
     def eval_file(self, experiment: str, seed: int | str, benchmark: str) -> Path:
         return self.eval_dir(experiment, seed) / f"{benchmark}.parquet"
+
+    def saves_eval_file(self, experiment: str, seed: int | str, benchmark: str) -> Path:
+        """Every evaluated save of a `checkpoint_choice: test` run on one benchmark (column checkpoint_step)."""
+        return self.eval_dir(experiment, seed) / "saves" / f"{benchmark}.parquet"
+
+    def checkpoint_choice(self, experiment: str, seed: int | str) -> Path:
+        """Which save a `checkpoint_choice: test` run reports, and every save's scores (eval.checkpoint_choice)."""
+        return self.eval_dir(experiment, seed) / "checkpoint_choice.json"
 
     @property
     def evals(self) -> Path:

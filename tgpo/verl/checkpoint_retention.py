@@ -6,13 +6,14 @@ shards (4 bytes a parameter), Adam's two fp32 moments (8 bytes a parameter) and 
 For a 7.6B student that is ~91 GB a save, ~550 GB for the 6 saves of a 300-step run. What a run needs:
 
 - resume: the last save, whole (model, optimizer, extra state, dataloader state);
-- App. B.3's checkpoint choice (tgpo.verl.lifecycle.choose_checkpoint, `training.checkpoint_choice:
-  validation`): the model of every save, which tgpo.verl.export merges into the evaluated checkpoint.
+- App. B.3's checkpoint choice (`training.checkpoint_choice: validation`, tgpo.verl.lifecycle.choose_checkpoint,
+  or `test`, eval.checkpoint_choice): the model of every save, which tgpo.verl.export merges into the
+  evaluated checkpoint(s).
 
 Retention is ours, in verl's driver-side checkpoint callback (`trainer.checkpoint_callback_class`,
 tgpo.verl.retention_callback), called after each save once verl's tracker names it: `drop_earlier_saves`
 removes every earlier save (the default), `drop_old_optimizer_state` only their optimizer and extra state
-when the experiment chooses among its saves (`training.checkpoint_choice: validation`). verl's own
+when the experiment chooses among its saves (`training.checkpoint_choice: validation` or `test`). verl's own
 rotation (`max_actor_ckpt_to_keep: 1`) is not used: it forgets, across a resume, the saves of the attempt
 before, so a resumed run would keep its resume point's 91 GB to the end. The previous save stays until
 the new one is complete, so a save's peak is two. `run_disk_bytes` is the arithmetic (no verl import).
@@ -23,7 +24,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-CALLBACK_FQN = "tgpo.verl.retention_callback.KeepModelsDropOldOptimizer"  # checkpoint_choice: validation
+CALLBACK_FQN = "tgpo.verl.retention_callback.KeepModelsDropOldOptimizer"  # checkpoint_choice: validation, test
 KEEP_LAST_FQN = "tgpo.verl.retention_callback.KeepLastSave"  # checkpoint_choice: last (the default)
 OPTIMIZER_SHARDS = ("optim_world_size_*.pt", "extra_state_world_size_*.pt")
 MODEL_BYTES_PER_PARAM = 4  # fp32 shards (verl's actor keeps fp32 master weights)
@@ -69,10 +70,13 @@ def saves_of(steps: int, save_every: int) -> int:
     return math.ceil(steps / save_every) if save_every > 0 else 1
 
 
-def run_disk_bytes(params: float, steps: int, save_every: int, keep_every_model: bool) -> dict[str, float]:
+def run_disk_bytes(
+    params: float, steps: int, save_every: int, keep_every_model: bool, export_every_save: bool = False
+) -> dict[str, float]:
     """Bytes one run's checkpoints take (`params` student parameters): at the end and at the peak (during a
     save, before verl removes the previous one). A whole save is model + Adam; a kept model alone is
-    the fp32 shards; the export for evaluation is bf16."""
+    the fp32 shards; the export for evaluation is bf16, one per save with `export_every_save`
+    (checkpoint_choice: test)."""
     whole = params * (MODEL_BYTES_PER_PARAM + ADAM_BYTES_PER_PARAM)
     model = params * MODEL_BYTES_PER_PARAM
     export = params * EXPORT_BYTES_PER_PARAM
@@ -83,4 +87,6 @@ def run_disk_bytes(params: float, steps: int, save_every: int, keep_every_model:
     else:
         final = whole + export
         peak = 2 * whole if saves > 1 else whole
+    if export_every_save:
+        final += (saves - 1) * export
     return {"save": whole, "saves": saves, "final": final, "peak": max(peak, final)}

@@ -17,7 +17,10 @@ Pure functions and small classes, each tested without verl running:
   once the generation length reached the maximum context window ... we report the performance based on
   their best-performing checkpoints". `training.stop_length_fraction` f stops a run once a step's mean
   response length is at least f x max_new_tokens (after the next save, so there is a checkpoint);
-  `training.checkpoint_choice` picks the checkpoint that is exported for evaluation (`choose_checkpoint`).
+  `training.checkpoint_choice` picks the checkpoint that is evaluated: `last`, `validation` (the best save
+  on verl's validation set, `choose_checkpoint`) or `test` (the best save on the test benchmarks, the
+  paper's "best-performing checkpoints": every kept save is exported and evaluated, and
+  eval.checkpoint_choice picks the save with the best Avg.).
 - Time limits: `time_limit_stop` stops verl right after a save when the next save cannot be reached before
   the SLURM job's end (so no step is trained only to be lost); the job exits TIME_LIMIT_EXIT and the
   profile's `retries` resubmit it, resuming from that save.
@@ -46,7 +49,7 @@ TIME_LIMIT_EXIT = 75  # EX_TEMPFAIL: stopped before the job's time limit; re-run
 WATCHED = re.compile(r"^actor/(.*loss|grad_norm)$|^critic/advantages/|^train/(loss|grad_norm)$")
 # verl's validation score: val-core/<data source>/<acc or reward>/mean@<n> (trainer_base._val_metrics_update)
 VALIDATION_SCORE = re.compile(r"^val-core/.+/(acc|reward)/mean@\d+$")  # data sources may hold a /
-CHECKPOINT_CHOICES = ("last", "validation")
+CHECKPOINT_CHOICES = ("last", "validation", "test")
 RESPONSE_LENGTH = "response_length/mean"
 STEP_TIME = "timing_s/step"
 SAVE_TIME = "timing_s/save_checkpoint"
@@ -314,12 +317,15 @@ def choose_checkpoint(
 
     "last": the last checkpoint (`last_step`, else the last on disk). "validation": the kept checkpoint
     with the best verl validation score logged at its step (ties: the later step); ValueError when no kept
-    checkpoint has a score (set trainer.test_freq to the save frequency: tgpo.verl.translate does)."""
+    checkpoint has a score (set trainer.test_freq to the save frequency: tgpo.verl.translate does). "test"
+    is chosen after evaluation (eval.checkpoint_choice), not here: ValueError."""
     if not steps_on_disk:
         raise ValueError("no checkpoint with model shards to choose from")
     if choice == "last":
         step = last_step if last_step is not None else steps_on_disk[-1]
         return step, "the last checkpoint"
+    if choice == "test":
+        raise ValueError("checkpoint_choice test is made on the evaluated saves (eval.checkpoint_choice), not here")
     if choice != "validation":
         raise ValueError(f"training.checkpoint_choice {choice!r}: expected one of {list(CHECKPOINT_CHOICES)}")
     by_step = {int(line["step"]): validation_score(line) for line in metrics}

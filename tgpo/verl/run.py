@@ -309,19 +309,8 @@ def run(args: argparse.Namespace) -> int:
         reason = stop.reason if stop is not None else "verl finished"
         lifecycle.mark_finished(run.checkpoints, last, reason, **({"stopped_at_step": stop.step} if stop else {}))
     choice = training.get("checkpoint_choice") or "last"
-    from tgpo.verl import export
-
     try:
-        if choice == "last":
-            chosen, why = last, "the last checkpoint"
-            export.export_last_checkpoint(run.checkpoints, run.final_checkpoint, model_subdir)
-        else:
-            chosen, why = lifecycle.choose_checkpoint(
-                choice, metrics, lifecycle.saved_steps(run.checkpoints, model_subdir)
-            )
-            source = run.checkpoints / f"global_step_{chosen}" / model_subdir
-            print(f"exporting {source} -> {run.final_checkpoint} ({why})", flush=True)
-            export.export_hf_checkpoint(source, run.final_checkpoint)
+        chosen, why, earlier_saves = export_for_evaluation(run, choice, metrics, last, model_subdir)
     except (FileNotFoundError, RuntimeError, ValueError) as error:
         print(
             f"verl finished but its checkpoint ({choice}) could not be exported for evaluation: {error}",
@@ -349,5 +338,39 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_step=chosen,
         checkpoint_choice=choice,
         checkpoint_chosen_by=why,
+        **({"earlier_saves": {str(step): str(path) for step, path in earlier_saves.items()}} if earlier_saves else {}),
     )
     return 0
+
+
+def export_for_evaluation(
+    run, choice: str, metrics: list[dict], last: int, model_subdir: str
+) -> tuple[int, str, dict[int, Path]]:
+    """Merge the save(s) evaluation reads into Hugging Face checkpoints: (step of run.final_checkpoint, why,
+    {step: folder} of the earlier saves exported beside it).
+
+    last: the last save. validation: the save with the best validation score (tgpo.verl.lifecycle).
+    test (the paper's "best-performing checkpoints", App. B.3): the last save as the checkpoint and every
+    earlier kept save under saves/step_<n>/; the evaluation scores them all and eval.checkpoint_choice
+    reports the best."""
+    from tgpo.verl import export, lifecycle
+
+    if choice == "last":
+        export.export_last_checkpoint(run.checkpoints, run.final_checkpoint, model_subdir)
+        return last, "the last checkpoint", {}
+    if choice == "validation":
+        chosen, why = lifecycle.choose_checkpoint(choice, metrics, lifecycle.saved_steps(run.checkpoints, model_subdir))
+        source = run.checkpoints / f"global_step_{chosen}" / model_subdir
+        print(f"exporting {source} -> {run.final_checkpoint} ({why})", flush=True)
+        export.export_hf_checkpoint(source, run.final_checkpoint)
+        return chosen, why, {}
+    if choice != "test":
+        raise ValueError(f"training.checkpoint_choice {choice!r}: expected one of {list(lifecycle.CHECKPOINT_CHOICES)}")
+    export.export_last_checkpoint(run.checkpoints, run.final_checkpoint, model_subdir)
+    earlier = {}
+    for step in lifecycle.saved_steps(run.checkpoints, model_subdir):
+        if step < last:
+            source = run.checkpoints / f"global_step_{step}" / model_subdir
+            print(f"exporting {source} -> {run.saved_model(step)} (checkpoint_choice test)", flush=True)
+            earlier[step] = export.export_hf_checkpoint(source, run.saved_model(step))
+    return last, "every save is evaluated; the test benchmarks choose (eval/.../checkpoint_choice.json)", earlier

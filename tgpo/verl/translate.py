@@ -51,7 +51,7 @@ ATTN_IMPLEMENTATION = "sdpa"
 # materialise the logits on FSDP, where TGPO's teacher-token hook reads them.
 MODEL_SETTINGS = {ACTOR + "calculate_entropy": True, "actor_rollout_ref.model.use_fused_kernels": False}
 # What verl keeps of its saves (tgpo.verl.checkpoint_retention): the last save whole; with
-# checkpoint_choice: validation also every save's model shards.
+# checkpoint_choice: validation or test also every save's model shards.
 KEEP_LAST_CALLBACK = "tgpo.verl.retention_callback.KeepLastSave"
 CHECKPOINT_CALLBACK = "tgpo.verl.retention_callback.KeepModelsDropOldOptimizer"
 FILE_LOGGERS = ["console", "file"]  # file: verl's metrics, which tgpo.verl.run turns into metrics.jsonl
@@ -65,17 +65,22 @@ def trainer_loggers(training: Mapping) -> list[str]:
 def checkpoint_overrides(training: Mapping, experiment: str) -> dict[str, Any]:
     """Retention and validation for the checkpoint choice (App. B.3): `last` keeps the last save (earlier
     ones removed after each save); `validation` keeps every save's model, drops older optimizer state, and
-    validates at every save so each kept checkpoint has a score. verl's own rotation stays off (null)."""
+    validates at every save so each kept checkpoint has a score; `test` keeps every save's model (each is
+    exported and evaluated on the benchmarks). verl's own rotation stays off (null)."""
     choice = training.get("checkpoint_choice") or "last"
     if choice == "last":
         return {"trainer.max_actor_ckpt_to_keep": None, "trainer.checkpoint_callback_class": KEEP_LAST_CALLBACK}
+    if choice == "test":
+        return {"trainer.max_actor_ckpt_to_keep": None, "trainer.checkpoint_callback_class": CHECKPOINT_CALLBACK}
     if choice == "validation":
         return {
             "trainer.max_actor_ckpt_to_keep": None,
             "trainer.checkpoint_callback_class": CHECKPOINT_CALLBACK,
             "trainer.test_freq": int(training["save_every"]),
         }
-    raise ValueError(f"experiment {experiment!r}: training.checkpoint_choice {choice!r}: expected last or validation")
+    raise ValueError(
+        f"experiment {experiment!r}: training.checkpoint_choice {choice!r}: expected last, validation or test"
+    )
 
 
 def format_value(value: Any) -> str:
