@@ -229,6 +229,13 @@ def test_luffy_files_match_the_registry_copies():
                 assert [p.question for p, _ in loaded] == [
                     build_prompt(p, "authors", ChatTokenizer()).split("user\n")[1].split("<|im_end|>")[0] for p in ours
                 ]
+    # GPQA-Diamond (gated data, no copy in tests/data): 198 problems, one sample each, the authors' fixed
+    # shuffle baked into the file (gold letters of every kind) and their "ANSWER: $LETTER" instruction kept
+    gpqa = folder / "valid.gpqa.parquet"
+    loaded = luffy_problems(read_local_rows(gpqa), get_benchmark("gpqa_diamond", path=str(gpqa)), source=gpqa.name)
+    assert len(loaded) == 198 and {r for _, r in loaded} == {1}
+    assert {p.answer for p, _ in loaded} == set("ABCD")
+    assert all("'ANSWER: $LETTER'" in p.question for p, _ in loaded)
 
 
 class EchoBackend:
