@@ -254,3 +254,22 @@ def test_guidance_weight_follows_the_schedule_and_oov_is_counted(paper_runs):
             assert weights == pytest.approx(expected), name
         oov = [line["tgpo/teacher_oov_frac"] for line in lines]
         assert all(0.0 <= value < 1.0 for value in oov), (name, oov)
+
+
+def test_table_3_reports_kdrl_at_its_best_save_on_the_test_sets(paper_runs):
+    """paper-1.5b's KDRL (`checkpoint_choice: test`, App. B.3): every save was exported and evaluated, the
+    reported eval files are the save with the best in-distribution Avg., and Table 3's note says so."""
+    workdir, configs = paper_runs
+    config = configs["config/paper-1.5b.yaml"]
+    results = results_of(workdir, config)
+    record = json.loads((results / "runs" / "kdrl" / "seed0" / "run.json").read_text())
+    assert record["checkpoint_choice"] == "test" and record["earlier_saves"], record
+    choice = json.loads((results / "eval" / "kdrl" / "seed0" / "checkpoint_choice.json").read_text())
+    assert set(choice["scores"]) == {*record["earlier_saves"], str(record["checkpoint_step"])}
+    averages = {
+        step: sum(s[b] for b in choice["judged_on"]) / len(choice["judged_on"]) for step, s in choice["scores"].items()
+    }
+    assert math.isclose(averages[str(choice["chosen_step"])], max(averages.values()))
+    reported = pd.read_parquet(results / "eval" / "kdrl" / "seed0" / "aime24.parquet")
+    assert reported.attrs["checkpoint_step"] == choice["chosen_step"]
+    assert "KDRL: the save with the best in-distribution Avg." in (results / "figures" / "table3.md").read_text()
