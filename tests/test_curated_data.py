@@ -153,3 +153,11 @@ def test_luffy_sequence_holds_exactly_one_think(trace):
     assert prompt[-2:] == tokenizer.encode("<think>\n", add_special_tokens=False)
     assert (prompt + response).count(think_id) == 1
     assert response == tokenizer.encode("1+1=2</think>\n2.", add_special_tokens=False) + [tokenizer.eos_token_id]
+
+
+def test_trace_engine_context_is_the_longest_prompt_plus_the_budget():
+    """Left to vLLM, max_model_len is the teacher's whole context (262,144 tokens for the Thinking-2507
+    layout), whose KV cache for one sequence did not fit the CPU engine (the paper-1.5b overlay run)."""
+    assert teacher_traces.trace_context_length([120, 340, 95], 8192) == 340 + 8192
+    with pytest.raises(ValueError, match="no prompts"):
+        teacher_traces.trace_context_length([], 8192)

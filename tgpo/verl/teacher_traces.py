@@ -50,6 +50,15 @@ def teacher_prompts(tokenizer, questions: Sequence[str], system: str) -> list[st
     ]
 
 
+def trace_context_length(prompt_token_counts: Sequence[int], max_new_tokens: int) -> int:
+    """vLLM's max_model_len for the traces: the longest prompt plus the generation budget. Left to vLLM, it
+    is the teacher's whole context (262,144 tokens for Qwen3-30B-A3B-Thinking-2507), whose KV cache one
+    sequence must fit before the engine starts."""
+    if not prompt_token_counts:
+        raise ValueError("no prompts to generate traces for")
+    return max(prompt_token_counts) + int(max_new_tokens)
+
+
 def trace_text(response: str) -> str:
     """The response without a leading `<think>` (and its newline): the student prompt ends with `<think>\\n`."""
     from tgpo.models.chat_template import THINK_OPEN
@@ -227,7 +236,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--verl-dir", type=Path, help="verl parquet folder (default: tgpo.config.verl_data_dir)")
     parser.add_argument("--tensor-parallel", type=int, help="vLLM tensor parallel size (default: all visible GPUs)")
-    parser.add_argument("--max-model-len", type=int, help="vLLM max_model_len (default: the model's)")
+    parser.add_argument(
+        "--max-model-len",
+        type=int,
+        help="vLLM max_model_len (default: the longest prompt + data.traces.max_new_tokens)",
+    )
     parser.add_argument("--seed", type=int, help="sampling seed (default: the config's seed)")
     parser.add_argument("--grading-workers", type=int, help="grading processes (default: all CPUs)")
 
@@ -254,7 +267,11 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{train_path} not found; run `python -m tgpo prepare-data` first")
     train = pd.read_parquet(train_path)
     system = system_prompt()
-    prompts = teacher_prompts(AutoTokenizer.from_pretrained(teacher), train["prompt"].tolist(), system)
+    teacher_tokenizer = AutoTokenizer.from_pretrained(teacher)
+    prompts = teacher_prompts(teacher_tokenizer, train["prompt"].tolist(), system)
+    if args.max_model_len is None:
+        lengths = [len(ids) for ids in teacher_tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+        args.max_model_len = trace_context_length(lengths, int(traces["max_new_tokens"]))
     if args.tensor_parallel is None:
         import torch
 
@@ -277,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
     student_tokenizer = AutoTokenizer.from_pretrained(
         args.student_tokenizer or model_location(config, trace_student_key(config))
     )
-    unrepresentable = student_unrepresentable_tokens(AutoTokenizer.from_pretrained(teacher), student_tokenizer)
+    unrepresentable = student_unrepresentable_tokens(teacher_tokenizer, student_tokenizer)
     kept["response"], stats["removed_teacher_only_tokens"] = strip_tokens(kept["response"].tolist(), unrepresentable)
     stats["teacher_only_tokens"] = unrepresentable
     if kept.empty:
