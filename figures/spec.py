@@ -69,14 +69,21 @@ def load_spec(output: str, *, config_path: str | Path | None = None, spec_json: 
         if isinstance(entry, dict) and entry.get("seeds") is not None
     }
     spec.setdefault("seeds", seeds)
-    training = config.get("training") or {}
-    choices = {
-        name: ((entry.get("training") or {}).get("checkpoint_choice") or training.get("checkpoint_choice") or "last")
-        for name, entry in experiments.items()
-        if isinstance(entry, dict) and not entry.get("eval_only")
-    }
-    spec.setdefault("checkpoint_choice", {name: choice for name, choice in choices.items() if choice != "last"})
+    spec.setdefault("checkpoint_choice", reported_checkpoint_choices(config))
     return spec
+
+
+def reported_checkpoint_choices(config: Mapping[str, Any]) -> dict[str, str]:
+    """{experiment: `training.checkpoint_choice`} of the trained experiments that do not report their last
+    save (the experiment's own `training:` block, else the config's; methods set no default)."""
+    shared = (config.get("training") or {}).get("checkpoint_choice")
+    choices = {}
+    for name, entry in (config.get("experiments") or {}).items():
+        if isinstance(entry, dict) and not entry.get("eval_only"):
+            choice = (entry.get("training") or {}).get("checkpoint_choice") or shared or "last"
+            if choice != "last":
+                choices[name] = choice
+    return choices
 
 
 def not_run_note(spec: Mapping[str, Any]) -> str | None:

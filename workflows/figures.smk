@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from figures import FIGURES, TABLES
+from figures.spec import reported_checkpoint_choices
 
 FIGURES_CODE_DIR = Path(workflow.current_basedir).parent / "figures"
 FIGURES_CODE = sorted(str(path) for path in FIGURES_CODE_DIR.glob("*.py")) + [
@@ -54,9 +55,8 @@ def figures_spec_json(output):
         spec["not_run"] = not_run
     spec["seeds"] = {experiment: [int(seed) for seed in seeds_of(experiment)]
                      for experiment in figures_experiments(output) if experiment in SELECTED}
-    chosen = {experiment: checkpoint_choice(config, experiment)
-              for experiment in figures_experiments(output) if experiment in SELECTED}
-    spec["checkpoint_choice"] = {experiment: choice for experiment, choice in chosen.items() if choice != "last"}
+    shown = set(figures_experiments(output)) & set(SELECTED)
+    spec["checkpoint_choice"] = {e: c for e, c in reported_checkpoint_choices(config).items() if e in shown}
     return json.dumps(spec, sort_keys=True)
 
 
