@@ -111,8 +111,13 @@ def test_runs_keep_one_save_unless_they_choose_among_them():
     assert plain["trainer.checkpoint_callback_class"] == retention.KEEP_LAST_FQN
     assert plain["trainer.test_freq"] == -1
     assert overrides(config, "sft", sft=True)["trainer.max_ckpt_to_keep"] == 1
-    chooser = overrides(load_config(PAPER_1P5B), "kdrl")
+    chooser = overrides(load_config(PAPER_1P5B), "kdrl")  # checkpoint_choice: test (every save is evaluated)
     assert chooser["trainer.max_actor_ckpt_to_keep"] == "null"
+    assert chooser["trainer.checkpoint_callback_class"] == retention.CALLBACK_FQN
+    assert chooser["trainer.test_freq"] == -1 and chooser["trainer.save_freq"] == 10
+    validating = load_config(PAPER_1P5B)
+    validating["experiments"]["kdrl"]["training"]["checkpoint_choice"] = "validation"
+    chooser = overrides(validating, "kdrl")
     assert chooser["trainer.checkpoint_callback_class"] == retention.CALLBACK_FQN
     assert chooser["trainer.test_freq"] == chooser["trainer.save_freq"] == 10  # a validation score at every save
 
