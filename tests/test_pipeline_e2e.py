@@ -32,11 +32,19 @@ CI_RESULTS = Path("results") / "ci"
 REPORT_OUTPUTS = [f"table{i}.{ext}" for i in (1, 2, 3) for ext in ("md", "tex", "csv")] + [
     f"fig{i}.{ext}" for i in (2, 4, 5, 6) for ext in ("pdf", "png")
 ]
-IGNORE = shutil.ignore_patterns(".git", "results", ".snakemake", "__pycache__", "*.egg-info", ".pytest_cache", "logs")
+ANYWHERE = shutil.ignore_patterns(".git", ".snakemake", "__pycache__", "*.egg-info", ".pytest_cache")
+TOP_LEVEL = {"results", "logs"}  # the checkout's outputs; tgpo/results/ (a package) is code and is copied
+
+
+def ignore_outputs(folder: str, names: list[str]) -> set[str]:
+    ignored = set(ANYWHERE(folder, names))
+    return ignored | (TOP_LEVEL & set(names)) if Path(folder) == ROOT else ignored
 
 
 def copy_repo(destination: Path) -> Path:
-    shutil.copytree(ROOT, destination, ignore=IGNORE)
+    shutil.copytree(ROOT, destination, ignore=ignore_outputs)
+    if not (destination / "tgpo" / "results" / "__init__.py").is_file():
+        raise AssertionError(f"{destination}: the copy lost the tgpo.results package")
     return destination
 
 
@@ -91,7 +99,8 @@ def local_run(tmp_path_factory):
     deadline = time.time() + 900
     while len(finished_runs(workdir)) < 3:
         assert process.poll() is None, (
-            "the pipeline ended before it could be interrupted:\n" + process.stdout.read()[-4000:]
+            "the pipeline ended before it could be interrupted:\n"
+            + process.stdout.read().decode(errors="replace")[-4000:]
         )
         assert time.time() < deadline, "no training run finished within 15 minutes"
         time.sleep(0.5)
