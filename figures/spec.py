@@ -75,7 +75,9 @@ def load_spec(output: str, *, config_path: str | Path | None = None, spec_json: 
 
 def reported_checkpoint_choices(config: Mapping[str, Any]) -> dict[str, str]:
     """{experiment: `training.checkpoint_choice`} of the trained experiments that do not report their last
-    save (the experiment's own `training:` block, else the config's; methods set no default)."""
+    save (the experiment's own `training:` block, else the config's; methods set no default). Read as
+    written, since a report config need not resolve; the pipeline's resolved value is
+    tgpo.config.resolve.checkpoint_choice, and a test keeps the two equal on the shipped configs."""
     shared = (config.get("training") or {}).get("checkpoint_choice")
     choices = {}
     for name, entry in (config.get("experiments") or {}).items():

@@ -107,3 +107,18 @@ def test_table_3_names_the_rows_whose_save_the_test_sets_chose():
     assert note.startswith("KDRL, OP Distill: the save with the best in-distribution Avg.") and "App. B.3" in note
     assert checkpoint_choice_note({"checkpoint_choice": {"kdrl": "validation"}}, labels).startswith("KDRL: ")
     assert checkpoint_choice_note({"checkpoint_choice": {}}, labels) is None
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "paper-7b.yaml", "paper-1.5b.yaml"])
+def test_figures_read_the_choice_the_pipeline_resolves(name):
+    """figures.spec reads `checkpoint_choice` from the config as written (the figures run on report configs
+    that need not resolve); the pipeline resolves it (tgpo.config.resolve). They must agree."""
+    from pathlib import Path
+
+    from figures.spec import reported_checkpoint_choices
+    from tgpo.config import load_config, training_experiments
+    from tgpo.config.resolve import checkpoint_choice
+
+    config = load_config(Path(__file__).resolve().parents[1] / "config" / name)
+    resolved = {e: checkpoint_choice(config, e) for e in training_experiments(config)}
+    assert reported_checkpoint_choices(config) == {e: c for e, c in resolved.items() if c != "last"}
