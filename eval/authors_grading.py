@@ -373,7 +373,11 @@ def sympy_equal(given: str, gold: str) -> bool:
 
 def boxed_math_verify(given: str, gold: str) -> bool:
     """Rule R6c: equal normalised strings, else Math-Verify on the two strings (each wrapped in `$...$`
-    unless it has one; boxed first, first match, no fallback)."""
+    unless it has one; boxed first, no fallback, every match tried).
+
+    Oat's `is_latex_equal` passes `extraction_mode=["first_match"]`, a list; math-verify compares the mode
+    with `== "first_match"` (math_verify/parser.py, `extract_target_from_pred`), so the list behaves as the
+    default "any_match": a box such as `x = 8 \\%` still matches the gold `8 \\%`. We pass what it does."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     gold_text = sympy_normalise(gold)
@@ -387,7 +391,7 @@ def boxed_math_verify(given: str, gold: str) -> bool:
             text,
             extraction_config=configs,
             fallback_mode="no_fallback",
-            extraction_mode="first_match",
+            extraction_mode="any_match",
             parsing_timeout=None,
         )
 

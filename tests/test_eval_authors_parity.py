@@ -150,6 +150,14 @@ CASES = [
         True,
         "R4: parse('$' + gold + '$') reads a gold written as $\\frac{1}{2 n+2}$",
     ),
+    Case(
+        "variable_prefix_percent",
+        "olympiadbench-150",
+        styles.boxed_with_variable("8 \\%"),
+        True,
+        "R6c: Oat's extraction_mode=['first_match'] is a list, so math-verify runs its any_match mode and "
+        "reads 8% in `x = 8 \\%` (R6a keeps `x=8`, R6b keeps `x=8` against 8)",
+    ),
     # --- multiple choice: the same two steps on a letter gold (R7), ARC-c gold "C" ----------------------
     Case("letter_boxed", "arc_c-0", styles.boxed_after_think("C"), True, "R4/R6a: \\boxed{C}"),
     Case(

@@ -1,4 +1,4 @@
-"""Pinned CPU numerics: the same bits from the same config on any x86-64 CPU with AVX2 and FMA.
+"""Pinned CPU numerics: the same bits from the same config on x86-64 CPUs with AVX2 and FMA (one vendor).
 
 The one home of every setting that decides which floating-point kernels run. Two parts:
 
@@ -33,7 +33,9 @@ base models, max |dw| = 0.15, and every table moves):
 `MKL_ENABLE_INSTRUCTIONS` is left as the user set it: with `MKL_CBWR=COMPATIBLE` it must not matter, and the
 test that emulates an AVX2 machine (tests/test_numerics.py) sets it to check exactly that.
 
-Not covered: CPUs without AVX2 or FMA (a warning says so), other architectures (nothing is pinned on them: the variables are
+Not reproduced across vendors: an Intel Xeon pretrained other base models than an AMD EPYC under these
+pins, with MKL on its COMPATIBLE branch on both (docs/miniature.md, "Numerics"; bench/numerics_fingerprint.py
+prints per-layer fingerprints to find the layer). Not covered: CPUs without AVX2 or FMA (a warning says so), other architectures (nothing is pinned on them: the variables are
 x86 ones), other torch / MKL versions, and the verl engine's GPU kernels. `mkl_code_path()` asks MKL which
 branch it runs (tests/test_numerics.py checks it is COMPATIBLE under the pins).
 """
