@@ -4,8 +4,8 @@ Each case renders a real gold answer (tests/data/benchmarks: LUFFY's evaluation 
 style a model writes and states the label the authors' rules give, citing the rule (R1-R7, stated in
 eval/authors_grading.py; their code: helldog-star/TGPO eval_scripts/generate_vllm.py with the flags of
 eval_scripts/my_eval_sh.sh, and Oat's boxed_reward_fn in eval_scripts/oat_math_grader.py). The expected
-labels were also checked against the authors' public scoring code run outside this repository: it gave the
-same label for every case here, and for all 26,000 rendered responses of the sweep in docs/evaluation.md.
+labels were also checked against the authors' public scoring code, run from a checkout of theirs by
+bench/authors_code_parity.py: it gave the same label on 45,136 rendered responses (docs/evaluation.md).
 
 `test_a_changed_rule_is_detected` shows the test can fail: changing one rule (reading the whole
 response instead of the segment; dropping the boxed half of the OR; running Math-Verify without a
