@@ -39,10 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from grader_cross_check import MATH_SETS, real_golds, responses_for  # noqa: E402
-
-from eval import response_styles as styles  # noqa: E402
-from eval.grading_pool import grade_responses  # noqa: E402
+from grader_cross_check import MATH_SETS, finish, rendered_and_ours  # noqa: E402
 
 PROMPT = "<|im_start|>user\nSolve the problem.<|im_end|>\n<|im_start|>assistant\n<think>\n"
 AUTHORS_FLAGS = {"remove_system": False, "force_generate": False, "any_true": True, "add_oat_evaluate": True}
@@ -81,15 +78,7 @@ def main() -> int:
     report, disagreements, total = {}, 0, 0
     with tempfile.TemporaryDirectory() as workdir:
         for name in (*MATH_SETS, "arc_c"):
-            renderers = styles.LETTER_STYLES if name == "arc_c" else styles.STYLES
-            items = responses_for(real_golds(args.data_dir, name, args.step), renderers)
-            ours = grade_responses(
-                [i[2] for i in items],
-                [i[3] for i in items],
-                protocol="authors",
-                think_opened=True,
-                workers=args.workers,
-            )
+            items, ours = rendered_and_ours(args.data_dir, name, args.step, args.workers)
             theirs = authors_labels(args.authors_scripts, items, Path(workdir))
             differ = Counter(f"{style}/{kind}" for (style, kind, _, _), a, b in zip(items, ours, theirs) if a != b)
             count = sum(differ.values())
@@ -106,10 +95,7 @@ def main() -> int:
                 f"authors={report[name]['authors_accuracy']:5.1f}% {dict(differ.most_common(6))}",
                 flush=True,
             )
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
-    print(f"disagreements {disagreements} of {total} responses")
-    return 0
+    return finish(report, args.out, f"disagreements {disagreements} of {total} responses")
 
 
 if __name__ == "__main__":

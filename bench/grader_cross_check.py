@@ -66,6 +66,24 @@ def responses_for(golds: list[str], renderers: dict) -> list[tuple[str, str, str
     return items
 
 
+def rendered_and_ours(data_dir: Path, name: str, step: int, workers: int) -> tuple[list, list[bool]]:
+    """One benchmark's rendered responses (`responses_for`) and our "authors" labels for them."""
+    renderers = styles.LETTER_STYLES if name == "arc_c" else styles.STYLES
+    items = responses_for(real_golds(data_dir, name, step), renderers)
+    ours = grade_responses(
+        [i[2] for i in items], [i[3] for i in items], protocol="authors", think_opened=True, workers=workers
+    )
+    return items, ours
+
+
+def finish(report: dict, out: Path | None, last_line: str) -> int:
+    """Write the report as JSON when asked, print the last line, exit status 0."""
+    if out:
+        out.write_text(json.dumps(report, indent=1))
+    print(last_line)
+    return 0
+
+
 def lm_eval_label(response: str, gold: str) -> bool:
     from lm_eval.tasks.aime.utils import process_results
 
@@ -82,11 +100,7 @@ def main() -> int:
     report = {}
     total_agree = total = 0
     for name in (*MATH_SETS, "arc_c"):
-        renderers = styles.LETTER_STYLES if name == "arc_c" else styles.STYLES
-        items = responses_for(real_golds(args.data_dir, name, args.step), renderers)
-        ours = grade_responses(
-            [i[2] for i in items], [i[3] for i in items], protocol="authors", think_opened=True, workers=args.workers
-        )
+        items, ours = rendered_and_ours(args.data_dir, name, args.step, args.workers)
         theirs = [lm_eval_label(response, gold) for _, _, response, gold in items]
         disagree = Counter()
         by_direction = defaultdict(int)
@@ -114,10 +128,7 @@ def main() -> int:
             f"{dict(by_direction)} {dict(disagree.most_common(6))}",
             flush=True,
         )
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
-    print(f"overall agreement {100 * total_agree / total:.1f}% on {total} responses")
-    return 0
+    return finish(report, args.out, f"overall agreement {100 * total_agree / total:.1f}% on {total} responses")
 
 
 if __name__ == "__main__":
