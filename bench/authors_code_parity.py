@@ -90,11 +90,9 @@ def main() -> int:
                 "authors_accuracy": 100 * sum(theirs) / len(items),
                 "by_style": dict(differ.most_common()),
             }
-            print(
-                f"{name:14s} n={len(items):5d} disagree={count:4d} ours={report[name]['ours_accuracy']:5.1f}% "
-                f"authors={report[name]['authors_accuracy']:5.1f}% {dict(differ.most_common(6))}",
-                flush=True,
-            )
+            row = report[name]
+            accuracies = f"ours={row['ours_accuracy']:5.1f}% authors={row['authors_accuracy']:5.1f}%"
+            print(f"{name:14s} n={len(items):5d} disagree={count:4d} {accuracies} {row['by_style']}", flush=True)
     return finish(report, args.out, f"disagreements {disagreements} of {total} responses")
 
 
