@@ -45,11 +45,17 @@ PROMPT = "<|im_start|>user\nSolve the problem.<|im_end|>\n<|im_start|>assistant\
 AUTHORS_FLAGS = {"remove_system": False, "force_generate": False, "any_true": True, "add_oat_evaluate": True}
 
 
-def authors_labels(scripts: Path, items: list[tuple[str, str, str, str]], workdir: Path) -> list[bool]:
-    """Labels from the authors' `generate_vllm.main`, re-reading `items` as an already decoded file."""
+def authors_module(scripts: Path):
+    """The authors' `generate_vllm` module, imported from the user's checkout (it imports its
+    `oat_math_grader` beside it)."""
     sys.path.insert(0, str(scripts))
-    import generate_vllm  # their module, from the user's checkout
+    import generate_vllm
 
+    return generate_vllm
+
+
+def authors_labels(generate_vllm, items: list[tuple[str, str, str, str]], workdir: Path) -> list[bool]:
+    """Labels from the authors' `generate_vllm.main`, re-reading `items` as an already decoded file."""
     input_file, output_file = workdir / "responses.parquet", workdir / "labels.jsonl"
     pd.DataFrame({"data_source": [f"{style}/{kind}" for style, kind, _, _ in items]}).to_parquet(input_file)
     decoded = workdir / "labels.decoded.jsonl"
@@ -75,11 +81,12 @@ def main() -> int:
     for needed in ("generate_vllm.py", "oat_math_grader.py"):
         if not (args.authors_scripts / needed).is_file():
             parser.error(f"--authors-scripts {args.authors_scripts}: no {needed} (expected TGPO's eval_scripts/)")
+    generate_vllm = authors_module(args.authors_scripts)
     report, disagreements, total = {}, 0, 0
     with tempfile.TemporaryDirectory() as workdir:
         for name in (*MATH_SETS, "arc_c"):
             items, ours = rendered_and_ours(args.data_dir, name, args.step, args.workers)
-            theirs = authors_labels(args.authors_scripts, items, Path(workdir))
+            theirs = authors_labels(generate_vllm, items, Path(workdir))
             differ = Counter(f"{style}/{kind}" for (style, kind, _, _), a, b in zip(items, ours, theirs) if a != b)
             count = sum(differ.values())
             disagreements, total = disagreements + count, total + len(items)

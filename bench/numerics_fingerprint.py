@@ -33,11 +33,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 
-def digest(value) -> str:
+def digest(value: torch.Tensor | np.ndarray | bytes) -> str:
     if isinstance(value, torch.Tensor):
         value = value.detach().contiguous().numpy()
-    data = value.tobytes() if hasattr(value, "tobytes") else repr(value).encode()
-    return hashlib.sha256(data).hexdigest()[:16]
+    return hashlib.sha256(value if isinstance(value, bytes) else value.tobytes()).hexdigest()[:16]
 
 
 def cpu_name() -> str:
@@ -88,9 +87,8 @@ def build_fingerprints() -> dict[str, str]:
         combined = hashlib.sha256()
         for name in sorted(weights):
             combined.update(weights[name].numpy().tobytes())
-        train = sorted(world.glob("train.*"))
         return {
-            "world_train_file": digest(train[0].read_bytes()) if train else "missing",
+            "world_train_file": digest((world / "train.parquet").read_bytes()),
             "build_student_large_ci": combined.hexdigest()[:16],
         }
 

@@ -183,23 +183,27 @@ def test_every_trained_experiment_ran_finite_verl_steps_and_was_exported(paper_r
             assert model.num_parameters() > 0
 
 
+def check_paper_evaluation(results: Path, paper_config: dict, name: str) -> None:
+    """Every benchmark's evaluation of `name` under `results` sampled the paper config's k per problem, was
+    asked for the paper config's budget (its own, else the protocol's: eval.protocols.resolve_evaluation on
+    the paper config, not the merged one) and stayed within it."""
+    from eval.protocols import resolve_evaluation
+
+    for benchmark, entry in paper_config["benchmarks"].items():
+        budget = resolve_evaluation(paper_config, name, benchmark).max_new_tokens
+        frame = pd.read_parquet(results / "eval" / name / "seed0" / f"{benchmark}.parquet")
+        assert set(frame.groupby("prompt_id")["sample_index"].nunique()) == {entry.get("k", 1)}, (name, benchmark)
+        assert frame.attrs["max_new_tokens"] == budget and frame["n_tokens"].max() <= budget, (name, benchmark)
+
+
 def test_evaluation_settings_are_the_paper_configs(paper_runs):
     """The paper's evaluation settings reached the jobs: k, temperature, top_p, budgets and templates (the
     teacher row's 32k budget, the released checkpoints' own templates)."""
     workdir, configs = paper_runs
     for paper, config in configs.items():
         paper_config = load_config(workdir / paper)
-        results = results_of(workdir, config)
         for name in ran(config):
-            spec = config["experiments"][name]
-            for benchmark, entry in paper_config["benchmarks"].items():
-                attrs = pd.read_parquet(results / "eval" / name / "seed0" / f"{benchmark}.parquet").attrs
-                frame = pd.read_parquet(results / "eval" / name / "seed0" / f"{benchmark}.parquet")
-                per_problem = frame.groupby("prompt_id")["sample_index"].nunique()
-                assert set(per_problem) == {entry.get("k", 1)}, (name, benchmark)
-                budget = spec.get("evaluation", {}).get("max_new_tokens", paper_config["evaluation"]["max_new_tokens"])
-                assert frame["n_tokens"].max() <= budget, (name, benchmark)
-                del attrs
+            check_paper_evaluation(results_of(workdir, config), paper_config, name)
 
 
 def test_tables_and_figures_are_written_from_what_ran(paper_runs):
